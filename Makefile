@@ -1,0 +1,48 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Each creates .venv when missing.
+# CPU torch goes in first: a bare `torch` (or sentence-transformers alone) pulls a multi-GB CUDA build.
+SHELL := /bin/bash
+PYTHON ?= python3
+TORCH_SPEC ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PIP := $(PY) -m pip
+
+.PHONY: demo test lint typecheck bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip>=25.1"
+
+# Stamp files record what was installed; they are remade when pyproject.toml changes.
+$(VENV)/.torch: | $(BIN)/activate
+	$(PIP) install --quiet "$(TORCH_SPEC)"
+	@touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch
+	$(PIP) install --quiet -e ".[all]"
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(PIP) install --quiet --group dev -e ".[all]"
+	@touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m agentmem_plugin demo
+
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check agentmem_plugin tests benchmarks
+	$(BIN)/ruff format --check agentmem_plugin
+	$(BIN)/mypy
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+bench: $(VENV)/.installed-dev
+	$(PY) benchmarks/bench_tiers.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,66 @@
+"""agentmem_plugin: multi-tier memory for LLM agents.
+
+Importing this package is cheap: it never imports torch, chromadb or any agent framework; backends that need
+them import them when first used.
+
+Example:
+    >>> from agentmem_plugin import Memory
+    >>> memory = Memory(capacity=100)
+    >>> memory.store("user_preferences", {"language": "english"}, tags=["user"])
+    >>> memory.retrieve("user_preferences")
+    {'language': 'english'}
+"""
+
+from agentmem_plugin.entry import MAX_KEY_LENGTH, MemoryEntry
+from agentmem_plugin.errors import (
+    AccessDeniedError,
+    AgentMemError,
+    IntegrityError,
+    InvalidArgumentError,
+    InvalidKeyError,
+    KeyNotFoundError,
+    MissingDependencyError,
+    ReadOnlyStoreError,
+    SchemaVersionError,
+    SerializationError,
+    StorageError,
+    StoreCorruptError,
+)
+from agentmem_plugin.memory import Memory
+from agentmem_plugin.policies import (
+    ConsolidationPolicy,
+    ImportanceConsolidationPolicy,
+    LRUEvictionPolicy,
+    TTLEvictionPolicy,
+)
+from agentmem_plugin.search import SearchIndex
+from agentmem_plugin.tiers.base import Tier
+from agentmem_plugin.tiers.buffer import BufferTier
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "AccessDeniedError",
+    "AgentMemError",
+    "BufferTier",
+    "ConsolidationPolicy",
+    "ImportanceConsolidationPolicy",
+    "IntegrityError",
+    "InvalidArgumentError",
+    "InvalidKeyError",
+    "KeyNotFoundError",
+    "LRUEvictionPolicy",
+    "Memory",
+    "MemoryEntry",
+    "MissingDependencyError",
+    "ReadOnlyStoreError",
+    "SchemaVersionError",
+    "SearchIndex",
+    "SerializationError",
+    "StorageError",
+    "StoreCorruptError",
+    "TTLEvictionPolicy",
+    "Tier",
+    "__version__",
+]

@@ -1,0 +1,425 @@
+"""`Memory`: the spec's single-store facade over one tier.
+
+Public methods validate their input, then call the tier; nothing reaches storage until every argument of the
+call (every item of a batch) has passed its checks, so bad input raises a typed error and changes nothing.
+Every method has an ``a``-prefixed async twin that runs it in a worker thread, so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any, Literal, ParamSpec, TypeVar
+
+from agentmem_plugin.entry import (
+    MAX_KEY_LENGTH,
+    Clock,
+    MemoryEntry,
+    validate_capacity,
+    validate_key,
+    validate_ttl,
+)
+from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError
+from agentmem_plugin.tiers.base import EvictionCallback, Tier
+from agentmem_plugin.tiers.buffer import BufferTier
+
+__all__ = ["MEMORY_TYPES", "Memory", "MemoryType"]
+
+logger = logging.getLogger(__name__)
+
+MemoryType = Literal["short_term", "long_term"]
+MEMORY_TYPES: tuple[str, ...] = ("short_term", "long_term")
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+Items = Mapping[str, Any] | Iterable[tuple[str, Any] | MemoryEntry]
+
+
+async def _in_thread(fn: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    import asyncio  # deferred: importing asyncio costs ~30 ms, most users never call the async twins
+
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+
+def _check_limit(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        raise InvalidArgumentError(f"limit must be a positive int, got {limit!r}")
+    return limit
+
+
+class Memory:
+    """A bounded key-value memory with TTL, priorities, tags, keyword search and optional persistence.
+
+    Args:
+        capacity: Maximum number of entries (None: unbounded). When full, expired entries go first, then the
+            least recently used entry of the lowest priority (handed to ``on_evict`` if given).
+        memory_type: ``"short_term"`` or ``"long_term"``; a label for stats and for policies above.
+        persistence: Keep entries in a SQLite store at ``storage_path`` (see the persistent tier).
+        storage_path: Where a persistent memory lives (required when ``persistence=True``).
+        default_ttl: TTL in seconds for entries stored without one (None: never expire).
+        on_evict: Called with the entries evicted for capacity, before they leave.
+        clock: Source of the current time (default :func:`time.time`); tests pass a fake clock.
+        tier: Use this tier instead of building one (advanced; the other storage arguments are ignored).
+
+    Raises:
+        InvalidArgumentError: a bad capacity, memory_type or default_ttl.
+
+    Example:
+        >>> m = Memory(capacity=100)
+        >>> m.store("current_task", "data_processing", ttl=3600, tags=["task"])
+        >>> m.retrieve("current_task")
+        'data_processing'
+        >>> [hit["key"] for hit in m.search("processing")]
+        ['current_task']
+    """
+
+    def __init__(
+        self,
+        capacity: int | None = 1000,
+        memory_type: str = "short_term",
+        persistence: bool = False,
+        storage_path: str | PathLike[str] | None = None,
+        *,
+        default_ttl: float | None = None,
+        on_evict: EvictionCallback | None = None,
+        clock: Clock | None = None,
+        tier: Tier | None = None,
+    ) -> None:
+        self.capacity = validate_capacity(capacity)
+        if memory_type not in MEMORY_TYPES:
+            raise InvalidArgumentError(
+                f"memory_type must be one of {', '.join(MEMORY_TYPES)}; got {memory_type!r}"
+            )
+        self.memory_type = memory_type
+        self.default_ttl = validate_ttl(default_ttl)
+        self.persistence = bool(persistence)
+        self.storage_path = None if storage_path is None else Path(storage_path)
+        if tier is None:
+            tier = self._open_tier(on_evict=on_evict, clock=clock)
+        self._tier = tier
+        self._clock: Clock = tier.clock
+
+    def _open_tier(self, *, on_evict: EvictionCallback | None, clock: Clock | None) -> Tier:
+        if self.persistence:
+            raise NotImplementedError(
+                "persistence=True needs the SQLite tier, which is not part of this release yet"
+            )
+        return BufferTier(self.capacity, clock=clock, on_evict=on_evict)
+
+    @property
+    def tier(self) -> Tier:
+        """The storage tier behind this memory."""
+        return self._tier
+
+    @property
+    def size(self) -> int:
+        """Number of live entries (same as ``len(memory)``)."""
+        return self._tier.count()
+
+    # -- building entries ----------------------------------------------------------------------------------------
+
+    def _entry(
+        self,
+        key: str,
+        value: Any,
+        ttl: float | None,
+        priority: int,
+        metadata: Mapping[str, Any] | None,
+        tags: Iterable[str] | None,
+    ) -> MemoryEntry:
+        return MemoryEntry(
+            key,
+            value,
+            ttl=self.default_ttl if ttl is None else ttl,
+            priority=priority,
+            metadata=metadata,
+            tags=tags,
+            clock=self._clock,
+        )
+
+    @staticmethod
+    def _key(key: object) -> str:
+        if type(key) is str and 0 < len(key) <= MAX_KEY_LENGTH and "\x00" not in key:
+            return key
+        return validate_key(key)
+
+    # -- core API -------------------------------------------------------------------------------------------------
+
+    def store(
+        self,
+        key: str,
+        value: Any,
+        ttl: float | None = None,
+        priority: int = 0,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> None:
+        """Store *value* under *key*, replacing any previous entry.
+
+        Args:
+            key: Non-empty str of at most ``MAX_KEY_LENGTH`` characters.
+            value: A JSON-serializable value.
+            ttl: Seconds to live (default: the memory's ``default_ttl``; None never expires).
+            priority: Higher priorities are evicted later.
+            metadata: JSON-serializable extra fields.
+            tags: Labels (searchable).
+
+        Raises:
+            InvalidKeyError: bad key. InvalidArgumentError: bad ttl, priority, metadata or tags.
+            SerializationError: the value or metadata cannot be stored as JSON; the previous value stays.
+        """
+        self._tier.put(self._entry(key, value, ttl, priority, metadata, tags))
+
+    def retrieve(self, key: str) -> Any:
+        """Return the value stored under *key*, or None when it is missing or expired. Counts as an access."""
+        entry = self._tier.get(self._key(key))
+        return None if entry is None else entry.value
+
+    def get_entry(self, key: str) -> MemoryEntry:
+        """Return a copy of the live entry under *key* (counts as an access).
+
+        Raises:
+            KeyNotFoundError: *key* is missing or expired.
+        """
+        entry = self._tier.get(self._key(key))
+        if entry is None:
+            raise KeyNotFoundError(f"no live memory under key {key!r}")
+        return entry.copy()
+
+    def delete(self, key: str) -> bool:
+        """Delete *key*; return True when a live entry was removed."""
+        return self._tier.delete(self._key(key))
+
+    def exists(self, key: str) -> bool:
+        """Return True when *key* holds a live entry (not counted as an access)."""
+        return self._tier.contains(self._key(key))
+
+    def keys(self) -> list[str]:
+        """Return the keys of every live entry."""
+        return self._tier.keys()
+
+    def cleanup(self) -> int:
+        """Remove expired entries now; return how many were removed."""
+        removed = self._tier.cleanup()
+        if removed:
+            logger.debug("cleanup removed %d expired entries", len(removed))
+        return len(removed)
+
+    def search(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
+        """Keyword search (BM25) over keys, values and tags.
+
+        Args:
+            query: Free text; an empty or all-stop-word query returns ``[]``.
+            limit: Maximum number of hits.
+
+        Returns:
+            Hits, best first: dicts with ``key``, ``value``, ``score``, ``tags`` and ``metadata``.
+        """
+        if not isinstance(query, str):
+            raise InvalidArgumentError(f"query must be a str, got {type(query).__name__}")
+        limit = _check_limit(limit)
+        if not query.strip():
+            return []
+        return [
+            {
+                "key": entry.key,
+                "value": entry.value,
+                "score": score,
+                "tags": list(entry.tags),
+                "metadata": dict(entry.metadata),
+            }
+            for entry, score in self._tier.keyword_search(query, limit)
+        ]
+
+    def update(self, key: str, func: Callable[[Any], Any], default: Any = None) -> Any:
+        """Atomically replace the value under *key* by ``func(current value, or default when absent)``.
+
+        The entry keeps its TTL expiry, priority, tags and metadata; a new entry gets the memory's defaults.
+        Safe against concurrent updates (the read-modify-write holds the tier's lock or transaction).
+
+        Returns:
+            The new value.
+
+        Example:
+            >>> m = Memory()
+            >>> m.update("visits", lambda n: n + 1, default=0)
+            1
+        """
+        key = self._key(key)
+
+        def apply(current: MemoryEntry | None) -> MemoryEntry:
+            if current is None:
+                return self._entry(key, func(default), None, 0, None, None)
+            current.value = func(current.value)
+            return current
+
+        entry = self._tier.compute(key, apply)
+        assert entry is not None  # noqa: S101  (apply never deletes)
+        return entry.value
+
+    def store_many(
+        self,
+        items: Items,
+        *,
+        ttl: float | None = None,
+        priority: int = 0,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> int:
+        """Store many entries in one batch (one transaction on persistent tiers).
+
+        Args:
+            items: A mapping of key to value, or an iterable of ``(key, value)`` pairs or ``MemoryEntry``.
+            ttl: TTL for the pairs (entries keep their own).
+            priority: Priority for the pairs.
+            metadata: Metadata for the pairs.
+            tags: Tags for the pairs.
+
+        Returns:
+            The number of items stored.
+
+        Raises:
+            InvalidKeyError, InvalidArgumentError, SerializationError: an item is bad; nothing was stored.
+        """
+        pairs: Iterable[Any] = items.items() if isinstance(items, Mapping) else items
+        if isinstance(pairs, (str, bytes)):
+            raise InvalidArgumentError("items must be a mapping or an iterable of (key, value) pairs")
+        tag_list = None if tags is None else list(tags)
+        entries: list[MemoryEntry] = []
+        for item in pairs:
+            if isinstance(item, MemoryEntry):
+                entries.append(item.copy())
+                continue
+            if not isinstance(item, tuple) or len(item) != 2:
+                raise InvalidArgumentError(
+                    f"each item must be a (key, value) pair or a MemoryEntry, got {item!r:.80}"
+                )
+            entries.append(self._entry(item[0], item[1], ttl, priority, metadata, tag_list))
+        if entries:
+            self._tier.put_many(entries)
+        return len(entries)
+
+    def retrieve_many(self, keys: Sequence[str]) -> list[Any]:
+        """Return the value for each key (None where missing or expired), in the order given."""
+        if isinstance(keys, str):
+            raise InvalidArgumentError("keys must be a sequence of str, not a single str")
+        checked = [self._key(k) for k in keys]
+        return [None if e is None else e.value for e in self._tier.get_many(checked)]
+
+    def get_stats(self) -> dict[str, Any]:
+        """Return sizes and counters: size, capacity, hits, misses, hit_rate, writes, evictions, ..."""
+        stats = self._tier.stats()
+        lookups = stats.get("hits", 0) + stats.get("misses", 0)
+        stats["hit_rate"] = stats.get("hits", 0) / lookups if lookups else 0.0
+        stats.update(
+            memory_type=self.memory_type,
+            persistence=self.persistence,
+            storage_path=None if self.storage_path is None else str(self.storage_path),
+            default_ttl=self.default_ttl,
+        )
+        return stats
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        self._tier.clear()
+
+    def close(self) -> None:
+        """Release the tier's resources (files, connections). The memory is unusable afterwards."""
+        self._tier.close()
+
+    # -- dunder helpers --------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._tier.count()
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.exists(key)
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(capacity={self.capacity!r}, memory_type={self.memory_type!r}, "
+            f"persistence={self.persistence!r}, tier={self._tier.name!r})"
+        )
+
+    # -- async twins ---------------------------------------------------------------------------------------
+
+    async def astore(
+        self,
+        key: str,
+        value: Any,
+        ttl: float | None = None,
+        priority: int = 0,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> None:
+        """Async :meth:`store` (runs in a worker thread)."""
+        await _in_thread(self.store, key, value, ttl, priority, metadata, tags)
+
+    async def aretrieve(self, key: str) -> Any:
+        """Async :meth:`retrieve`."""
+        return await _in_thread(self.retrieve, key)
+
+    async def aget_entry(self, key: str) -> MemoryEntry:
+        """Async :meth:`get_entry`."""
+        return await _in_thread(self.get_entry, key)
+
+    async def adelete(self, key: str) -> bool:
+        """Async :meth:`delete`."""
+        return await _in_thread(self.delete, key)
+
+    async def aexists(self, key: str) -> bool:
+        """Async :meth:`exists`."""
+        return await _in_thread(self.exists, key)
+
+    async def akeys(self) -> list[str]:
+        """Async :meth:`keys`."""
+        return await _in_thread(self.keys)
+
+    async def acleanup(self) -> int:
+        """Async :meth:`cleanup`."""
+        return await _in_thread(self.cleanup)
+
+    async def asearch(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
+        """Async :meth:`search`."""
+        return await _in_thread(self.search, query, limit)
+
+    async def aupdate(self, key: str, func: Callable[[Any], Any], default: Any = None) -> Any:
+        """Async :meth:`update`."""
+        return await _in_thread(self.update, key, func, default)
+
+    async def astore_many(
+        self,
+        items: Items,
+        *,
+        ttl: float | None = None,
+        priority: int = 0,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> int:
+        """Async :meth:`store_many`."""
+        return await _in_thread(
+            self.store_many, items, ttl=ttl, priority=priority, metadata=metadata, tags=tags
+        )
+
+    async def aretrieve_many(self, keys: Sequence[str]) -> list[Any]:
+        """Async :meth:`retrieve_many`."""
+        return await _in_thread(self.retrieve_many, keys)
+
+    async def aget_stats(self) -> dict[str, Any]:
+        """Async :meth:`get_stats`."""
+        return await _in_thread(self.get_stats)
+
+    async def aclear(self) -> None:
+        """Async :meth:`clear`."""
+        await _in_thread(self.clear)

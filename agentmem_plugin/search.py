@@ -1,0 +1,184 @@
+"""Keyword search: a tokenizer, an incremental BM25 inverted index, and the text an entry is indexed by.
+
+The tokenizer lower-cases, splits on Unicode word characters, drops English stop words and stems with the
+Porter algorithm, the same algorithm as SQLite FTS5's ``porter`` tokenizer, so the in-memory buffer and the
+SQLite tier agree on what a query matches.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+import snowballstemmer
+
+__all__ = [
+    "STOP_WORDS",
+    "SearchIndex",
+    "document_text",
+    "tokenize",
+]
+
+STOP_WORDS: frozenset[str] = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had has have having
+    he her here hers herself him himself his how i if in into is it its itself just me more most my myself no
+    nor not of off on once only or other our ours ourselves out over own same she should so some such than
+    that the their theirs them themselves then there these they this those through to too under until up very
+    was we were what when where which while who whom why will with would you your yours yourself yourselves
+    """.split()
+)
+"""English stop words dropped by :func:`tokenize` (question words included: they carry no topic)."""
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_stemmer = snowballstemmer.stemmer("porter")
+
+
+@lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    return str(_stemmer.stemWord(word))
+
+
+def tokenize(text: str) -> list[str]:
+    """Split *text* into lower-cased, stemmed terms without stop words.
+
+    Example:
+        >>> tokenize("Optimizing the data-processing strategies")
+        ['optim', 'data', 'process', 'strategi']
+    """
+    return [_stem(w) for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
+
+
+def _flatten(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            out.append(str(k))
+            _flatten(v, out)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _flatten(v, out)
+    elif value is not None and not isinstance(value, bool):
+        out.append(str(value))
+
+
+def document_text(key: str, value: Any, tags: Iterable[str] = ()) -> str:
+    """Return the searchable text of an entry: its key, every string/number in its value (dict keys
+    included) and its tags, separated by spaces.
+
+    Example:
+        >>> document_text("prefs", {"language": "english"}, ["user"])
+        'prefs language english user'
+    """
+    parts = [key]
+    _flatten(value, parts)
+    parts.extend(tags)
+    return " ".join(parts)
+
+
+class SearchIndex:
+    """An incremental inverted index ranked with Okapi BM25.
+
+    Adding a key that is already indexed replaces its document. Not thread-safe: the owning tier locks.
+
+    Args:
+        k1: BM25 term-frequency saturation.
+        b: BM25 length normalization.
+
+    Example:
+        >>> idx = SearchIndex()
+        >>> idx.add_entry("a", "parallel data processing")
+        >>> idx.add_entry("b", "user prefers formal language")
+        >>> [key for key, _ in idx.search("processing data")]
+        ['a']
+    """
+
+    def __init__(self, *, k1: float = 1.2, b: float = 0.75) -> None:
+        self.k1 = k1
+        self.b = b
+        self._postings: dict[str, dict[str, int]] = {}
+        self._doc_terms: dict[str, Counter[str]] = {}
+        self._doc_len: dict[str, int] = {}
+        self._total_len = 0
+
+    def __len__(self) -> int:
+        return len(self._doc_len)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._doc_len
+
+    def add_entry(self, key: str, content: str) -> None:
+        """Index *content* under *key*, replacing what *key* had."""
+        self.remove_entry(key)
+        terms = Counter(tokenize(content))
+        self._doc_terms[key] = terms
+        length = sum(terms.values())
+        self._doc_len[key] = length
+        self._total_len += length
+        for term, tf in terms.items():
+            self._postings.setdefault(term, {})[key] = tf
+
+    def remove_entry(self, key: str) -> None:
+        """Remove *key* from the index (no error when absent)."""
+        terms = self._doc_terms.pop(key, None)
+        if terms is None:
+            return
+        self._total_len -= self._doc_len.pop(key)
+        for term in terms:
+            posting = self._postings[term]
+            del posting[key]
+            if not posting:
+                del self._postings[term]
+
+    def search(self, query: str, top_k: int = 10) -> list[tuple[str, float]]:
+        """Return up to *top_k* ``(key, score)`` pairs, best first; ``[]`` for a query with no terms.
+
+        Ties are broken by key so results are deterministic.
+        """
+        n = len(self._doc_len)
+        if n == 0 or top_k <= 0:
+            return []
+        avg_len = self._total_len / n or 1.0
+        scores: dict[str, float] = {}
+        k1, b = self.k1, self.b
+        for term in set(tokenize(query)):
+            posting = self._postings.get(term)
+            if not posting:
+                continue
+            df = len(posting)
+            idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+            for key, tf in posting.items():
+                norm = k1 * (1.0 - b + b * self._doc_len[key] / avg_len)
+                scores[key] = scores.get(key, 0.0) + idf * tf * (k1 + 1.0) / (tf + norm)
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        return ranked[:top_k]
+
+    def rebuild(self, documents: Iterable[tuple[str, str]] | None = None) -> None:
+        """Rebuild the index: from *documents* (``(key, content)`` pairs) when given, replacing everything,
+        else by recomputing statistics from the indexed terms (drops any drift)."""
+        if documents is not None:
+            self.clear()
+            for key, content in documents:
+                self.add_entry(key, content)
+            return
+        doc_terms = self._doc_terms
+        self.clear()
+        for key, terms in doc_terms.items():
+            self._doc_terms[key] = terms
+            length = sum(terms.values())
+            self._doc_len[key] = length
+            self._total_len += length
+            for term, tf in terms.items():
+                self._postings.setdefault(term, {})[key] = tf
+
+    def clear(self) -> None:
+        """Remove every document."""
+        self._postings = {}
+        self._doc_terms = {}
+        self._doc_len = {}
+        self._total_len = 0

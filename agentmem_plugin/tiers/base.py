@@ -1,0 +1,155 @@
+"""The small abstract surface every storage backend implements, and the conveniences built on it.
+
+A tier stores :class:`~agentmem_plugin.entry.MemoryEntry` records under string keys. Backends implement a
+handful of *batch* primitives (a single-item call is a batch of one); everything else is concrete here:
+
+========================  ==============================================================================
+primitive                  contract
+========================  ==============================================================================
+``put_many(entries)``      insert or replace, atomically as a batch; enforce capacity (evicting through
+                           ``on_evict``) and never keep an expired entry visible
+``get_many(keys)``         live entries in key order, None for missing or expired; ``touch=True`` counts a
+                           read (access_count, last_accessed, recency order)
+``delete_many(keys)``      remove; return how many live entries were removed
+``scan()``                 a snapshot list of the live entries
+``keyword_search(q, n)``   ``(entry, score)`` pairs, best first, score > 0
+``compute(key, fn)``       atomic read-modify-write: ``fn(current or None) -> new entry or None (delete)``
+``cleanup()``              remove expired entries; return their keys
+``count()``                number of live entries
+``clear()``                remove everything
+========================  ==============================================================================
+
+Eviction for capacity calls ``on_evict(entries)`` *before* the entries leave the tier; if the callback raises,
+the write that caused the eviction is rolled back and the error propagates, so nothing is ever lost silently.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from agentmem_plugin.entry import Clock, MemoryEntry
+
+__all__ = ["EvictionCallback", "Tier", "TierStats"]
+
+EvictionCallback = Callable[[list[MemoryEntry]], None]
+"""Called with the entries a tier is about to evict for capacity (never with expired ones)."""
+
+
+@dataclass
+class TierStats:
+    """Counters every tier keeps (reset only when the process ends)."""
+
+    hits: int = 0
+    misses: int = 0
+    writes: int = 0
+    deletes: int = 0
+    evictions: int = 0
+    expirations: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Return the counters as a dict."""
+        return asdict(self)
+
+
+class Tier(ABC):
+    """Base class of every storage backend; see the module docstring for the contract.
+
+    Subclasses set ``name`` and implement the abstract batch primitives. Implementations must be thread-safe.
+    """
+
+    name: str = "tier"
+    capacity: int | None = None
+    persistent: bool = False
+
+    def __init__(self, *, clock: Clock | None = None) -> None:
+        #: Source of the current time for TTL and access bookkeeping.
+        self.clock: Clock = clock or time.time
+        self.stats_counters = TierStats()
+        #: Guards the tier's state and its counters; reentrant so ``compute`` callbacks may read the tier.
+        self._lock = threading.RLock()
+
+    # -- primitives -------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def put_many(self, entries: Sequence[MemoryEntry]) -> None:
+        """Insert or replace *entries* as one batch (later duplicates of a key win)."""
+
+    @abstractmethod
+    def get_many(self, keys: Sequence[str], *, touch: bool = True) -> list[MemoryEntry | None]:
+        """Return the live entry for each key (None when missing or expired), in the order of *keys*."""
+
+    @abstractmethod
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Delete *keys*; return the number of live entries removed."""
+
+    @abstractmethod
+    def scan(self) -> list[MemoryEntry]:
+        """Return a snapshot of every live entry."""
+
+    @abstractmethod
+    def keyword_search(self, query: str, limit: int = 10) -> list[tuple[MemoryEntry, float]]:
+        """Return up to *limit* ``(entry, score)`` pairs matching *query*, best first."""
+
+    @abstractmethod
+    def compute(
+        self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
+    ) -> MemoryEntry | None:
+        """Atomically replace *key*'s live entry by ``fn(entry or None)`` (None deletes); return the result."""
+
+    @abstractmethod
+    def cleanup(self) -> list[str]:
+        """Remove every expired entry; return the removed keys."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """Return the number of live entries."""
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Remove every entry."""
+
+    # -- concrete conveniences --------------------------------------------------------------------------------
+
+    def put(self, entry: MemoryEntry) -> None:
+        """Insert or replace one entry."""
+        self.put_many([entry])
+
+    def get(self, key: str, *, touch: bool = True) -> MemoryEntry | None:
+        """Return the live entry for *key*, or None."""
+        return self.get_many([key], touch=touch)[0]
+
+    def delete(self, key: str) -> bool:
+        """Delete *key*; return True when a live entry was removed."""
+        return self.delete_many([key]) > 0
+
+    def contains(self, key: str) -> bool:
+        """Return True when *key* has a live entry (does not count as a read)."""
+        return self.get_many([key], touch=False)[0] is not None
+
+    def keys(self) -> list[str]:
+        """Return the keys of the live entries."""
+        return [e.key for e in self.scan()]
+
+    def stats(self) -> dict[str, Any]:
+        """Return counters and sizes; backends extend this with their own fields."""
+        with self._lock:
+            counters = self.stats_counters.as_dict()
+            size = self.count()
+        return {"tier": self.name, "size": size, "capacity": self.capacity, **counters}
+
+    def close(self) -> None:  # noqa: B027  (optional hook, not abstract)
+        """Release resources (files, connections). The default does nothing."""
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __enter__(self) -> Tier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

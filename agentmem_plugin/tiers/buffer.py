@@ -1,0 +1,261 @@
+"""The in-memory short-term tier: a dict of entries with priority-aware LRU, TTL and lazy keyword indexing.
+
+* Capacity is enforced on every write: expired entries go first (silently: they are dead), then the least
+  recently used entry of the lowest priority present, handed to ``on_evict`` before it leaves.
+* Reads of an expired entry remove it and miss; ``count()``, ``scan()`` and searches never show one.
+* Keyword search uses a :class:`~agentmem_plugin.search.SearchIndex` brought up to date lazily: writes only
+  mark a key dirty (a set insertion), so storing stays O(1) and tokenizing is paid once per search burst.
+* Values are normalized through JSON on the way in (:func:`agentmem_plugin.codec.normalize`), so they read
+  back exactly as they would from a persistent tier and later changes to the caller's object do not leak in.
+  Reads return the stored object itself (no copy, for speed): treat retrieved values as read-only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from agentmem_plugin.codec import normalize
+from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity
+from agentmem_plugin.policies import LRUEvictionPolicy, TTLEvictionPolicy
+from agentmem_plugin.search import SearchIndex, document_text
+from agentmem_plugin.tiers.base import EvictionCallback, Tier
+
+__all__ = ["BufferTier"]
+
+logger = logging.getLogger(__name__)
+
+_UNBOUNDED = 2**62
+
+
+class BufferTier(Tier):
+    """Thread-safe in-memory tier with capacity, priority-aware LRU eviction and TTL.
+
+    Args:
+        capacity: Maximum number of entries; None is unbounded.
+        clock: Source of the current time (default :func:`time.time`).
+        on_evict: Called with entries evicted for capacity, before they leave; if it raises, the write that
+            caused the eviction is undone and the error propagates.
+        priority_aware: When False, eviction is plain LRU.
+
+    Example:
+        >>> from agentmem_plugin.entry import MemoryEntry
+        >>> t = BufferTier(capacity=2)
+        >>> t.put_many([MemoryEntry("a", 1, priority=1), MemoryEntry("b", 2), MemoryEntry("c", 3)])
+        >>> sorted(t.keys())  # "b" was the least recently used of the lowest priority
+        ['a', 'c']
+    """
+
+    name = "buffer"
+
+    def __init__(
+        self,
+        capacity: int | None = 1000,
+        *,
+        clock: Clock | None = None,
+        on_evict: EvictionCallback | None = None,
+        priority_aware: bool = True,
+    ) -> None:
+        super().__init__(clock=clock)
+        self.capacity = validate_capacity(capacity)
+        self.on_evict = on_evict
+        self._entries: dict[str, MemoryEntry] = {}
+        self._lru = LRUEvictionPolicy(self.capacity or _UNBOUNDED, priority_aware=priority_aware)
+        self._ttl = TTLEvictionPolicy()
+        self._index = SearchIndex()
+        self._dirty: set[str] = set()
+
+    # -- internal state changes (caller holds the lock) --------------------------------------------------------
+
+    def _insert(self, entry: MemoryEntry) -> None:
+        key = entry.key
+        self._entries[key] = entry
+        self._lru.add(key, entry.priority)
+        self._ttl.track(key, entry.expires_at)
+        self._dirty.add(key)
+
+    def _remove(self, key: str) -> MemoryEntry | None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._lru.remove(key)
+            self._ttl.forget(key)
+            self._dirty.add(key)
+        return entry
+
+    def _purge_expired(self, now: float) -> list[str]:
+        expired = self._ttl.pop_expired(now)
+        for key in expired:
+            self._remove(key)
+        if expired:
+            self.stats_counters.expirations += len(expired)
+            logger.debug("buffer: %d entries expired", len(expired))
+        return expired
+
+    def _write(self, batch: dict[str, MemoryEntry]) -> None:
+        """Insert *batch*, then enforce capacity; on a failing eviction callback restore the previous state."""
+        previous = {key: self._entries.get(key) for key in batch}
+        for entry in batch.values():
+            self._insert(entry)
+        self.stats_counters.writes += len(batch)
+        if self.capacity is None or len(self._entries) <= self.capacity:
+            return
+        now = self.clock()
+        self._purge_expired(now)
+        victims: list[MemoryEntry] = []
+        while len(self._entries) > self.capacity:
+            victim_key = self._lru.select_victim()
+            assert victim_key is not None  # noqa: S101  (len > capacity >= 1)
+            removed = self._remove(victim_key)
+            assert removed is not None  # noqa: S101
+            victims.append(removed)
+        if self.on_evict is not None:
+            try:
+                self.on_evict(victims)
+            except BaseException:
+                for victim in victims:
+                    self._insert(victim)
+                for key, old in previous.items():
+                    self._remove(key)
+                    if old is not None:
+                        self._insert(old)
+                self.stats_counters.writes -= len(batch)
+                logger.warning("buffer: eviction callback failed; the write of %d entries was undone", len(batch))
+                raise
+        self.stats_counters.evictions += len(victims)
+        logger.debug("buffer: evicted %d entries for capacity %d", len(victims), self.capacity)
+
+    def _live(self, key: str, now: float) -> MemoryEntry | None:
+        entry = self._entries.get(key)
+        if entry is not None and entry.expires_at is not None and entry.expires_at <= now:
+            self._remove(key)
+            self.stats_counters.expirations += 1
+            return None
+        return entry
+
+    # -- primitives ---------------------------------------------------------------------------------------------
+
+    def put_many(self, entries: Sequence[MemoryEntry]) -> None:
+        """Insert or replace *entries* (the tier takes ownership of them; values are normalized first).
+
+        Raises:
+            SerializationError: a value or metadata is not JSON-serializable; nothing was stored.
+        """
+        batch: dict[str, MemoryEntry] = {}
+        for entry in entries:
+            entry.value = normalize(entry.value, what=f"value of key {entry.key!r}")
+            if entry.metadata:
+                entry.metadata = normalize(entry.metadata, what=f"metadata of key {entry.key!r}")
+            batch.pop(entry.key, None)  # a later duplicate wins and takes the later position
+            batch[entry.key] = entry
+        with self._lock:
+            self._write(batch)
+
+    def put(self, entry: MemoryEntry) -> None:
+        """Insert or replace one entry (fast path of :meth:`put_many`)."""
+        entry.value = normalize(entry.value, what=f"value of key {entry.key!r}")
+        if entry.metadata:
+            entry.metadata = normalize(entry.metadata, what=f"metadata of key {entry.key!r}")
+        with self._lock:
+            self._write({entry.key: entry})
+
+    def get(self, key: str, *, touch: bool = True) -> MemoryEntry | None:
+        """Return the live entry for *key* or None (fast path of :meth:`get_many`)."""
+        with self._lock:
+            now = self.clock()
+            entry = self._entries.get(key)
+            if entry is None:
+                if touch:
+                    self.stats_counters.misses += 1
+                return None
+            if entry.expires_at is not None and entry.expires_at <= now:
+                self._remove(key)
+                self.stats_counters.expirations += 1
+                if touch:
+                    self.stats_counters.misses += 1
+                return None
+            if touch:
+                entry.access_count += 1
+                entry.last_accessed = now
+                self._lru.update_access(key)
+                self.stats_counters.hits += 1
+            return entry
+
+    def get_many(self, keys: Sequence[str], *, touch: bool = True) -> list[MemoryEntry | None]:
+        """Return the live entry for each key, or None; ``touch`` counts the reads."""
+        return [self.get(key, touch=touch) for key in keys]
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Delete *keys*; return how many live entries were removed."""
+        removed = 0
+        with self._lock:
+            now = self.clock()
+            for key in keys:
+                if self._live(key, now) is not None:
+                    self._remove(key)
+                    removed += 1
+            self.stats_counters.deletes += removed
+        return removed
+
+    def scan(self) -> list[MemoryEntry]:
+        """Return a snapshot of the live entries, least recently written first."""
+        with self._lock:
+            self._purge_expired(self.clock())
+            return list(self._entries.values())
+
+    def keyword_search(self, query: str, limit: int = 10) -> list[tuple[MemoryEntry, float]]:
+        """BM25 over key, value text and tags; reads are not counted as accesses."""
+        with self._lock:
+            self._purge_expired(self.clock())
+            if self._dirty:
+                for key in self._dirty:
+                    entry = self._entries.get(key)
+                    if entry is None:
+                        self._index.remove_entry(key)
+                    else:
+                        self._index.add_entry(key, document_text(key, entry.value, entry.tags))
+                self._dirty.clear()
+            return [(self._entries[k], score) for k, score in self._index.search(query, limit)]
+
+    def compute(
+        self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
+    ) -> MemoryEntry | None:
+        """Atomically replace *key*'s entry by ``fn(copy of current or None)``; None deletes."""
+        with self._lock:
+            current = self._live(key, self.clock())
+            new = fn(None if current is None else current.copy())
+            if new is None:
+                if current is not None:
+                    self._remove(key)
+                    self.stats_counters.deletes += 1
+                return None
+            new.value = normalize(new.value, what=f"value of key {key!r}")
+            if new.metadata:
+                new.metadata = normalize(new.metadata, what=f"metadata of key {key!r}")
+            self._write({new.key: new})
+            return new
+
+    def cleanup(self) -> list[str]:
+        """Remove every expired entry; return their keys."""
+        with self._lock:
+            return self._purge_expired(self.clock())
+
+    def count(self) -> int:
+        """Return the number of live entries."""
+        with self._lock:
+            self._purge_expired(self.clock())
+            return len(self._entries)
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        with self._lock:
+            self._entries.clear()
+            self._lru.clear()
+            self._ttl.clear()
+            self._index.clear()
+            self._dirty.clear()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters plus the eviction policy in use."""
+        return {**super().stats(), "policy": "priority-lru" if self._lru.priority_aware else "lru"}
+
