@@ -36,6 +36,16 @@ from agentmem_plugin.policies import (
 from agentmem_plugin.search import SearchIndex
 from agentmem_plugin.tiers.base import Tier
 from agentmem_plugin.tiers.buffer import BufferTier
+from agentmem_plugin.tiers.jsonfile import JsonFileTier
+from agentmem_plugin.tiers.sqlite import SqliteTier
+from agentmem_plugin.variants import (
+    CompressedMemory,
+    DatabaseMemory,
+    DebuggableMemory,
+    OptimizedMemory,
+    PersistentMemory,
+    ResilientMemory,
+)
 
 __version__ = "0.1.0"
 
@@ -44,20 +54,28 @@ __all__ = [
     "AccessDeniedError",
     "AgentMemError",
     "BufferTier",
+    "CompressedMemory",
     "ConsolidationPolicy",
+    "DatabaseMemory",
+    "DebuggableMemory",
     "ImportanceConsolidationPolicy",
     "IntegrityError",
     "InvalidArgumentError",
     "InvalidKeyError",
+    "JsonFileTier",
     "KeyNotFoundError",
     "LRUEvictionPolicy",
     "Memory",
     "MemoryEntry",
     "MissingDependencyError",
+    "OptimizedMemory",
+    "PersistentMemory",
     "ReadOnlyStoreError",
+    "ResilientMemory",
     "SchemaVersionError",
     "SearchIndex",
     "SerializationError",
+    "SqliteTier",
     "StorageError",
     "StoreCorruptError",
     "TTLEvictionPolicy",

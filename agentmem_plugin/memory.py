@@ -26,12 +26,15 @@ from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError
 from agentmem_plugin.tiers.base import EvictionCallback, Tier
 from agentmem_plugin.tiers.buffer import BufferTier
 
-__all__ = ["MEMORY_TYPES", "Memory", "MemoryType"]
+__all__ = ["DATABASE_FILENAME", "MEMORY_TYPES", "Memory", "MemoryType"]
 
 logger = logging.getLogger(__name__)
 
 MemoryType = Literal["short_term", "long_term"]
 MEMORY_TYPES: tuple[str, ...] = ("short_term", "long_term")
+
+DATABASE_FILENAME = "memory.sqlite3"
+"""Name of the SQLite file a persistent Memory keeps inside its ``storage_path`` directory."""
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -59,8 +62,10 @@ class Memory:
         capacity: Maximum number of entries (None: unbounded). When full, expired entries go first, then the
             least recently used entry of the lowest priority (handed to ``on_evict`` if given).
         memory_type: ``"short_term"`` or ``"long_term"``; a label for stats and for policies above.
-        persistence: Keep entries in a SQLite store at ``storage_path`` (see the persistent tier).
-        storage_path: Where a persistent memory lives (required when ``persistence=True``).
+        persistence: Keep entries in a durable SQLite store (:class:`~agentmem_plugin.tiers.sqlite.SqliteTier`).
+        storage_path: The *directory* of a persistent memory (required with ``persistence=True``; created
+            when missing). The database is the file ``memory.sqlite3`` inside it; reopening the same
+            directory gives back every entry with its tags, TTL and access count.
         default_ttl: TTL in seconds for entries stored without one (None: never expire).
         on_evict: Called with the entries evicted for capacity, before they leave.
         clock: Source of the current time (default :func:`time.time`); tests pass a fake clock.
@@ -105,11 +110,20 @@ class Memory:
         self._clock: Clock = tier.clock
 
     def _open_tier(self, *, on_evict: EvictionCallback | None, clock: Clock | None) -> Tier:
-        if self.persistence:
-            raise NotImplementedError(
-                "persistence=True needs the SQLite tier, which is not part of this release yet"
+        if not self.persistence:
+            return BufferTier(self.capacity, clock=clock, on_evict=on_evict)
+        if self.storage_path is None:
+            raise InvalidArgumentError("persistence=True needs a storage_path (a directory)")
+        if self.storage_path.exists() and not self.storage_path.is_dir():
+            raise InvalidArgumentError(
+                f"storage_path must be a directory, got the file {str(self.storage_path)!r}; "
+                "for a single database file use DatabaseMemory(db_path=...)"
             )
-        return BufferTier(self.capacity, clock=clock, on_evict=on_evict)
+        from agentmem_plugin.tiers.sqlite import SqliteTier
+
+        return SqliteTier(
+            self.storage_path / DATABASE_FILENAME, capacity=self.capacity, clock=clock, on_evict=on_evict
+        )
 
     @property
     def tier(self) -> Tier:
