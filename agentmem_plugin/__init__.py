@@ -9,6 +9,7 @@ Example:
     >>> memory.store("user_preferences", {"language": "english"}, tags=["user"])
     >>> memory.retrieve("user_preferences")
     {'language': 'english'}
+
 """
 
 from agentmem_plugin.entry import MAX_KEY_LENGTH, MemoryEntry

@@ -30,11 +30,11 @@ class _DemoClock:
         return self.now
 
 
-def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+def _table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = "-+-".join("-" * w for w in widths)
-    out = [line, " | ".join(h.ljust(w) for h, w in zip(header, widths)), line]
-    out += [" | ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+    out = [line, " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), line]
+    out += [" | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     out.append(line)
     return "\n".join(out)
 
@@ -43,33 +43,62 @@ def run_demo(storage_path: Path) -> dict[str, Any]:
     """Run the demo against *storage_path*; print what happens and return what came back after reopening."""
     clock = _DemoClock()
     print(f"storage: {storage_path}")
-    with Memory(capacity=1000, memory_type="long_term", persistence=True, storage_path=storage_path,
-                clock=clock) as memory:
+    with Memory(
+        capacity=1000,
+        memory_type="long_term",
+        persistence=True,
+        storage_path=storage_path,
+        clock=clock,
+    ) as memory:
         memory.clear()
-        memory.store("user_preferences", {"language": "english", "timezone": "UTC-8", "style": "formal"},
-                     tags=["user", "preferences"], priority=5)
-        memory.store("successful_strategies",
-                     {"data_processing": ["parallel_approach", "batch_size_100"],
-                      "user_interaction": ["clarify_ambiguity", "provide_examples"]},
-                     tags=["learning", "strategies"])
+        memory.store(
+            "user_preferences",
+            {"language": "english", "timezone": "UTC-8", "style": "formal"},
+            tags=["user", "preferences"],
+            priority=5,
+        )
+        memory.store(
+            "successful_strategies",
+            {
+                "data_processing": ["parallel_approach", "batch_size_100"],
+                "user_interaction": ["clarify_ambiguity", "provide_examples"],
+            },
+            tags=["learning", "strategies"],
+        )
         memory.store("current_task", "data_processing", ttl=60, tags=["task"])
         memory.store("session_token", "abc123", ttl=5)
-        memory.store_many({f"note_{i}": f"meeting note {i}: discussed the quarterly roadmap" for i in range(3)})
+        memory.store_many(
+            {f"note_{i}": f"meeting note {i}: discussed the quarterly roadmap" for i in range(3)}
+        )
         print(f"stored {len(memory)} memories")
         print(f"retrieve('user_preferences') -> {memory.retrieve('user_preferences')}")
         hits = memory.search("data processing strategies", limit=3)
         print("search('data processing strategies'):")
         print(_table([(h["key"], f"{h['score']:.3f}") for h in hits], ("key", "score")))
         clock.now += 10
-        print(f"10 s later: session_token -> {memory.retrieve('session_token')} (ttl 5 s, expired); "
-              f"cleanup removed {memory.cleanup()}")
-    with Memory(capacity=1000, memory_type="long_term", persistence=True, storage_path=storage_path,
-                clock=clock) as reopened:
+        print(
+            f"10 s later: session_token -> {memory.retrieve('session_token')} (ttl 5 s, expired); "
+            f"cleanup removed {memory.cleanup()}"
+        )
+    with Memory(
+        capacity=1000,
+        memory_type="long_term",
+        persistence=True,
+        storage_path=storage_path,
+        clock=clock,
+    ) as reopened:
         rows = []
         for entry in sorted(reopened.tier.scan(), key=lambda e: e.key):
             ttl_left = "-" if entry.expires_at is None else f"{entry.expires_at - clock.now:.0f}s"
-            rows.append((entry.key, f"{entry.value!s:.48}", ",".join(entry.tags), ttl_left,
-                         str(entry.access_count)))
+            rows.append(
+                (
+                    entry.key,
+                    f"{entry.value!s:.48}",
+                    ",".join(entry.tags),
+                    ttl_left,
+                    str(entry.access_count),
+                )
+            )
         print("after reopening the store:")
         print(_table(rows, ("key", "value", "tags", "ttl left", "reads")))
         return {e.key: e.value for e in reopened.tier.scan()}
@@ -77,15 +106,23 @@ def run_demo(storage_path: Path) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``agentmem`` command; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="agentmem", description="Multi-tier memory for LLM agents.")
+    parser = argparse.ArgumentParser(
+        prog="agentmem", description="Multi-tier memory for LLM agents."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="store, search, expire, persist and reopen a small memory")
-    demo.add_argument("--path", type=Path, default=None,
-                      help="directory for the store (default: a temporary directory)")
+    demo.add_argument(
+        "--path",
+        type=Path,
+        default=None,
+        help="directory for the store (default: a temporary directory)",
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if args.command == "demo":
         if args.path is not None:
             run_demo(args.path)

@@ -53,6 +53,7 @@ def encode_json(value: Any, *, what: str = "value") -> bytes:
 
     Raises:
         SerializationError: *value* is not JSON-serializable (the message names *what* and the reason).
+
     """
     try:
         return orjson.dumps(value, option=_OPTIONS)
@@ -76,6 +77,7 @@ def normalize(value: Any, *, what: str = "value") -> Any:
 
     Raises:
         SerializationError: *value* is not JSON-serializable.
+
     """
     if value is None or value is True or value is False:
         return value
@@ -91,7 +93,10 @@ def normalize(value: Any, *, what: str = "value") -> Any:
 
 
 def encode_value(
-    value: Any, *, compression_threshold: int | None = DEFAULT_COMPRESSION_THRESHOLD, what: str = "value"
+    value: Any,
+    *,
+    compression_threshold: int | None = DEFAULT_COMPRESSION_THRESHOLD,
+    what: str = "value",
 ) -> bytes:
     """Encode *value* as JSON bytes, zstd-compressed when longer than *compression_threshold*.
 
@@ -106,6 +111,7 @@ def encode_value(
     Example:
         >>> decode_value(encode_value({"a": [1, 2]}))
         {'a': [1, 2]}
+
     """
     raw = encode_json(value, what=what)
     if compression_threshold is not None and len(raw) > compression_threshold:
@@ -123,11 +129,14 @@ def decode_value(blob: bytes | memoryview, *, what: str = "value") -> Any:
 
     Raises:
         IntegrityError: The bytes are neither valid JSON nor a valid zstandard frame of JSON.
+
     """
     data = bytes(blob)
     if data[:4] == _ZSTD_MAGIC:
         try:
-            data = zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_DECOMPRESSED_SIZE)
+            data = zstandard.ZstdDecompressor().decompress(
+                data, max_output_size=MAX_DECOMPRESSED_SIZE
+            )
         except zstandard.ZstdError as exc:
             raise IntegrityError(f"stored {what} is a corrupt zstandard frame: {exc}") from exc
     return decode_json(data, what=what)

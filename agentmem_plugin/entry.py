@@ -40,6 +40,7 @@ def validate_key(key: object) -> str:
     Example:
         >>> validate_key("user:42")
         'user:42'
+
     """
     if type(key) is not str:
         if isinstance(key, str):  # a str subclass: accept its plain value
@@ -54,7 +55,7 @@ def validate_key(key: object) -> str:
         )
     if "\x00" in key:
         raise InvalidKeyError(f"key must not contain NUL characters: {key!r:.80}")
-    return key  # type: ignore[return-value]
+    return key
 
 
 def validate_capacity(capacity: object) -> int | None:
@@ -62,6 +63,7 @@ def validate_capacity(capacity: object) -> int | None:
 
     Raises:
         InvalidArgumentError: *capacity* is zero, negative, or not an int.
+
     """
     if capacity is None:
         return None
@@ -75,6 +77,7 @@ def validate_ttl(ttl: object) -> float | None:
 
     Raises:
         InvalidArgumentError: *ttl* is not a positive finite number.
+
     """
     if ttl is None:
         return None
@@ -143,6 +146,7 @@ class MemoryEntry:
         >>> e = MemoryEntry("task", "summarize", ttl=60, clock=lambda: now[0])
         >>> e.is_expired(now=1059.0), e.is_expired(now=1060.0)
         (False, True)
+
     """
 
     __slots__ = (
@@ -188,6 +192,30 @@ class MemoryEntry:
         self.access_count: int = access_count
         self.last_accessed: float | None = last_accessed
 
+    @classmethod
+    def _trusted(
+        cls,
+        key: str,
+        value: Any,
+        ttl: float | None,
+        priority: int,
+        created_at: float,
+        expires_at: float | None,
+    ) -> MemoryEntry:
+        """Build an entry from already-validated fields, skipping the checks (the hot path of ``store``)."""
+        entry = object.__new__(cls)
+        entry.key = key
+        entry.value = value
+        entry.ttl = ttl
+        entry.priority = priority
+        entry.metadata = {}
+        entry.tags = ()
+        entry.created_at = created_at
+        entry.expires_at = expires_at
+        entry.access_count = 0
+        entry.last_accessed = None
+        return entry
+
     def is_expired(self, now: float | None = None) -> bool:
         """Return True when the entry has a TTL and *now* (default: ``time.time()``) is at or past expiry."""
         if self.expires_at is None:
@@ -220,6 +248,7 @@ class MemoryEntry:
 
         Raises:
             InvalidArgumentError: *data* lacks ``key``/``value`` or has an unknown field.
+
         """
         known = {
             "key", "value", "ttl", "priority", "metadata", "tags",

@@ -20,6 +20,7 @@ from agentmem_plugin.entry import (
     MemoryEntry,
     validate_capacity,
     validate_key,
+    validate_tags,
     validate_ttl,
 )
 from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError
@@ -81,6 +82,7 @@ class Memory:
         'data_processing'
         >>> [hit["key"] for hit in m.search("processing")]
         ['current_task']
+
     """
 
     def __init__(
@@ -122,7 +124,10 @@ class Memory:
         from agentmem_plugin.tiers.sqlite import SqliteTier
 
         return SqliteTier(
-            self.storage_path / DATABASE_FILENAME, capacity=self.capacity, clock=clock, on_evict=on_evict
+            self.storage_path / DATABASE_FILENAME,
+            capacity=self.capacity,
+            clock=clock,
+            on_evict=on_evict,
         )
 
     @property
@@ -186,8 +191,19 @@ class Memory:
         Raises:
             InvalidKeyError: bad key. InvalidArgumentError: bad ttl, priority, metadata or tags.
             SerializationError: the value or metadata cannot be stored as JSON; the previous value stays.
+
         """
-        self._tier.put(self._entry(key, value, ttl, priority, metadata, tags))
+        if ttl is None and metadata is None and tags is None and type(priority) is int:
+            # Hot path: only the key needs checking (default_ttl was validated at construction).
+            now = self._clock()
+            default_ttl = self.default_ttl
+            entry = MemoryEntry._trusted(
+                self._key(key), value, default_ttl, priority, now,
+                None if default_ttl is None else now + default_ttl,
+            )  # fmt: skip
+        else:
+            entry = self._entry(key, value, ttl, priority, metadata, tags)
+        self._tier.put(entry)
 
     def retrieve(self, key: str) -> Any:
         """Return the value stored under *key*, or None when it is missing or expired. Counts as an access."""
@@ -199,6 +215,7 @@ class Memory:
 
         Raises:
             KeyNotFoundError: *key* is missing or expired.
+
         """
         entry = self._tier.get(self._key(key))
         if entry is None:
@@ -233,6 +250,7 @@ class Memory:
 
         Returns:
             Hits, best first: dicts with ``key``, ``value``, ``score``, ``tags`` and ``metadata``.
+
         """
         if not isinstance(query, str):
             raise InvalidArgumentError(f"query must be a str, got {type(query).__name__}")
@@ -263,6 +281,7 @@ class Memory:
             >>> m = Memory()
             >>> m.update("visits", lambda n: n + 1, default=0)
             1
+
         """
         key = self._key(key)
 
@@ -273,7 +292,7 @@ class Memory:
             return current
 
         entry = self._tier.compute(key, apply)
-        assert entry is not None  # noqa: S101  (apply never deletes)
+        assert entry is not None
         return entry.value
 
     def store_many(
@@ -299,11 +318,14 @@ class Memory:
 
         Raises:
             InvalidKeyError, InvalidArgumentError, SerializationError: an item is bad; nothing was stored.
+
         """
         pairs: Iterable[Any] = items.items() if isinstance(items, Mapping) else items
         if isinstance(pairs, (str, bytes)):
-            raise InvalidArgumentError("items must be a mapping or an iterable of (key, value) pairs")
-        tag_list = None if tags is None else list(tags)
+            raise InvalidArgumentError(
+                "items must be a mapping or an iterable of (key, value) pairs"
+            )
+        tag_list = validate_tags(tags)
         entries: list[MemoryEntry] = []
         for item in pairs:
             if isinstance(item, MemoryEntry):

@@ -43,6 +43,7 @@ class LRUEvictionPolicy:
         >>> p.update_access("b")
         >>> p.select_victim()  # lowest priority (0), least recently used among b and c
         'c'
+
     """
 
     __slots__ = ("_buckets", "_order", "_priority_of", "max_size", "priority_aware")
@@ -95,6 +96,35 @@ class LRUEvictionPolicy:
         if priority is not None:
             self._discard_from_bucket(key, priority)
 
+    def preview_victims(self, n: int, incoming: Sequence[tuple[str, int]] = ()) -> list[str]:
+        """Return the *n* keys that would be evicted after adding *incoming*, without changing anything.
+
+        *incoming* are ``(key, priority)`` pairs about to be added (unique keys, in order); like :meth:`add`,
+        each becomes the most recently used key of its priority. This lets an owner hand victims to a callback
+        before it changes any state, so a failing callback leaves the order exactly as it was.
+        """
+        if n <= 0:
+            return []
+        moved: dict[str, int] = {}
+        for key, priority in incoming:
+            moved.pop(key, None)
+            moved[key] = priority if self.priority_aware else 0
+        arriving: dict[int, list[str]] = {}
+        for key, priority in moved.items():
+            arriving.setdefault(priority, []).append(key)
+        out: list[str] = []
+        for priority in sorted(set(self._order).union(arriving)):
+            for key in self._buckets.get(priority, ()):
+                if key not in moved:
+                    out.append(key)
+                    if len(out) == n:
+                        return out
+            for key in arriving.get(priority, ()):
+                out.append(key)
+                if len(out) == n:
+                    return out
+        return out
+
     def select_victim(self) -> str | None:
         """Return the key to evict next (without removing it), or None when nothing is tracked."""
         if not self._order:
@@ -129,6 +159,7 @@ class TTLEvictionPolicy:
         >>> p.track("a", 10.0); p.track("b", None); p.track("c", 20.0)
         >>> p.pop_expired(now=15.0)
         ['a']
+
     """
 
     __slots__ = ("_expiry", "_heap", "default_ttl")
@@ -140,7 +171,9 @@ class TTLEvictionPolicy:
             or not math.isfinite(default_ttl)
             or default_ttl <= 0
         ):
-            raise InvalidArgumentError(f"default_ttl must be a positive number or None, got {default_ttl!r}")
+            raise InvalidArgumentError(
+                f"default_ttl must be a positive number or None, got {default_ttl!r}"
+            )
         self.default_ttl = default_ttl
         self._heap: list[tuple[float, str]] = []
         self._expiry: dict[str, float] = {}
@@ -160,6 +193,10 @@ class TTLEvictionPolicy:
     def forget(self, key: str) -> None:
         """Stop tracking *key*."""
         self._expiry.pop(key, None)
+
+    def has_expiring(self) -> bool:
+        """Return True when some tracked key has an expiry time (cheap; no heap work)."""
+        return bool(self._expiry)
 
     def should_evict(self, now: float) -> bool:
         """Return True when at least one tracked key has expired at *now*."""
@@ -223,6 +260,7 @@ class ImportanceConsolidationPolicy:
         w_importance: Weight of ``metadata["importance"]`` (a number in [0, 1]; missing counts as 0.5).
         w_recency: Weight of recency.
         recency_half_life: Seconds after which the recency term has decayed to ``1/e``.
+
     """
 
     def __init__(
@@ -266,5 +304,7 @@ class ImportanceConsolidationPolicy:
         self, entries: Sequence[MemoryEntry], now: float
     ) -> list[MemoryEntry]:
         """Return the live entries scoring at least ``min_score``, highest score first."""
-        scored = [(self.score(e, now), i, e) for i, e in enumerate(entries) if not e.is_expired(now)]
+        scored = [
+            (self.score(e, now), i, e) for i, e in enumerate(entries) if not e.is_expired(now)
+        ]
         return [e for s, _, e in sorted(scored, key=lambda t: (-t[0], t[1])) if s >= self.min_score]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -20,27 +21,159 @@ __all__ = [
     "STOP_WORDS",
     "SearchIndex",
     "document_text",
+    "WORD",
     "tokenize",
+    "words",
 ]
 
 STOP_WORDS: frozenset[str] = frozenset(
-    """a about above after again against all am an and any are as at be because been before being below
-    between both but by can could did do does doing down during each few for from further had has have having
-    he her here hers herself him himself his how i if in into is it its itself just me more most my myself no
-    nor not of off on once only or other our ours ourselves out over own same she should so some such than
-    that the their theirs them themselves then there these they this those through to too under until up very
-    was we were what when where which while who whom why will with would you your yours yourself yourselves
-    """.split()
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+    ]
 )
 """English stop words dropped by :func:`tokenize` (question words included: they carry no topic)."""
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+WORD = re.compile(r"[^\W_]+")
+"""What a word is: a run of Unicode letters and digits. Like FTS5's ``unicode61`` tokenizer, ``_`` and
+punctuation separate words (``invoice_2024`` is ``invoice`` and ``2024``)."""
+
 _stemmer = snowballstemmer.stemmer("porter")
 
 
 @lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
+    if not word.isascii():  # fold diacritics as unicode61 does: "café" matches "cafe"
+        word = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
     return str(_stemmer.stemWord(word))
+
+
+def words(text: str) -> list[str]:
+    """Return the lower-cased words of *text* that are not stop words (unstemmed)."""
+    return [w for w in WORD.findall(text.lower()) if w not in STOP_WORDS]
 
 
 def tokenize(text: str) -> list[str]:
@@ -49,8 +182,9 @@ def tokenize(text: str) -> list[str]:
     Example:
         >>> tokenize("Optimizing the data-processing strategies")
         ['optim', 'data', 'process', 'strategi']
+
     """
-    return [_stem(w) for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
+    return [_stem(w) for w in WORD.findall(text.lower()) if w not in STOP_WORDS]
 
 
 def _flatten(value: Any, out: list[str]) -> None:
@@ -68,12 +202,14 @@ def _flatten(value: Any, out: list[str]) -> None:
 
 
 def document_text(key: str, value: Any, tags: Iterable[str] = ()) -> str:
-    """Return the searchable text of an entry: its key, every string/number in its value (dict keys
-    included) and its tags, separated by spaces.
+    """Return the searchable text of an entry.
+
+    That is its key, every string and number in its value (dict keys included) and its tags, joined by spaces.
 
     Example:
         >>> document_text("prefs", {"language": "english"}, ["user"])
         'prefs language english user'
+
     """
     parts = [key]
     _flatten(value, parts)
@@ -96,6 +232,7 @@ class SearchIndex:
         >>> idx.add_entry("b", "user prefers formal language")
         >>> [key for key, _ in idx.search("processing data")]
         ['a']
+
     """
 
     def __init__(self, *, k1: float = 1.2, b: float = 0.75) -> None:
@@ -159,8 +296,11 @@ class SearchIndex:
         return ranked[:top_k]
 
     def rebuild(self, documents: Iterable[tuple[str, str]] | None = None) -> None:
-        """Rebuild the index: from *documents* (``(key, content)`` pairs) when given, replacing everything,
-        else by recomputing statistics from the indexed terms (drops any drift)."""
+        """Rebuild the index.
+
+        From *documents* (``(key, content)`` pairs) when given, replacing everything; else by recomputing
+        the statistics from the indexed terms (dropping any drift).
+        """
         if documents is not None:
             self.clear()
             for key, content in documents:

@@ -59,9 +59,12 @@ class CompressedMemory(Memory):
         >>> m.store("small", {"status": "active"})
         >>> m.get_compression_stats()["compressed_items"]
         1
+
     """
 
-    def __init__(self, compression_threshold: int = DEFAULT_COMPRESSION_THRESHOLD, **kwargs: Any) -> None:
+    def __init__(
+        self, compression_threshold: int = DEFAULT_COMPRESSION_THRESHOLD, **kwargs: Any
+    ) -> None:
         self.compression_threshold = compression_threshold
         super().__init__(**_memory_kwargs(kwargs, forbidden=["tier"]))
 
@@ -82,7 +85,7 @@ class CompressedMemory(Memory):
     def get_compression_stats(self) -> dict[str, Any]:
         """Return total and compressed item counts, their ratio, stored bytes and the threshold."""
         tier = self.tier
-        assert isinstance(tier, SqliteTier)  # noqa: S101
+        assert isinstance(tier, SqliteTier)
         stats = tier.compression_stats()
         stats["compression_ratio"] = stats["compressed_items"] / max(1, stats["total_items"])
         stats["compression_threshold"] = self.compression_threshold
@@ -106,9 +109,12 @@ class PersistentMemory(Memory):
         >>> PersistentMemory(path).store("configuration", {"version": "1.0"})
         >>> PersistentMemory(path).retrieve("configuration")
         {'version': '1.0'}
+
     """
 
-    def __init__(self, storage_path: str | PathLike[str], auto_save: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, storage_path: str | PathLike[str], auto_save: bool = True, **kwargs: Any
+    ) -> None:
         self.auto_save = auto_save
         self._json_path = Path(storage_path)
         kwargs = _memory_kwargs(kwargs, forbidden=["tier", "persistence"])
@@ -116,20 +122,24 @@ class PersistentMemory(Memory):
 
     def _open_tier(self, *, on_evict: Any, clock: Any) -> JsonFileTier:
         return JsonFileTier(
-            self._json_path, auto_save=self.auto_save, capacity=self.capacity, clock=clock, on_evict=on_evict
+            self._json_path,
+            auto_save=self.auto_save,
+            capacity=self.capacity,
+            clock=clock,
+            on_evict=on_evict,
         )
 
     def save_to_disk(self) -> int:
         """Write every live entry to the file now; return how many were written."""
         tier = self.tier
-        assert isinstance(tier, JsonFileTier)  # noqa: S101
+        assert isinstance(tier, JsonFileTier)
         return tier.save()
 
     def load_from_disk(self) -> int:
         """Re-read the file, replacing what is in memory; return how many live entries were loaded."""
         entries = read_snapshot(self._json_path) if self._json_path.exists() else []
         tier = self.tier
-        assert isinstance(tier, JsonFileTier)  # noqa: S101
+        assert isinstance(tier, JsonFileTier)
         with tier._lock:
             saved, tier.auto_save = tier.auto_save, False
             try:
@@ -158,9 +168,12 @@ class DatabaseMemory(Memory):
         >>> db.store("user_session", {"user_id": "12345"}, ttl=3600, tags=["session"])
         >>> db.get_memory_analytics()["total_items"]
         1
+
     """
 
-    def __init__(self, db_path: str | PathLike[str], table_name: str = "memory", **kwargs: Any) -> None:
+    def __init__(
+        self, db_path: str | PathLike[str], table_name: str = "memory", **kwargs: Any
+    ) -> None:
         self.db_path = Path(db_path)
         self.table_name = table_name
         kwargs = _memory_kwargs(kwargs, forbidden=["tier", "persistence", "storage_path"])
@@ -169,14 +182,22 @@ class DatabaseMemory(Memory):
 
     def _open_tier(self, *, on_evict: Any, clock: Any) -> SqliteTier:
         return SqliteTier(
-            self.db_path, table=self.table_name, capacity=self.capacity, clock=clock, on_evict=on_evict
+            self.db_path,
+            table=self.table_name,
+            capacity=self.capacity,
+            clock=clock,
+            on_evict=on_evict,
         )
 
     def get_memory_analytics(self) -> dict[str, Any]:
         """Return total items, average and maximum access count, tagged items and the database path."""
         tier = self.tier
-        assert isinstance(tier, SqliteTier)  # noqa: S101
-        return {**tier.analytics(), "database_path": str(self.db_path), "table_name": self.table_name}
+        assert isinstance(tier, SqliteTier)
+        return {
+            **tier.analytics(),
+            "database_path": str(self.db_path),
+            "table_name": self.table_name,
+        }
 
 
 class OptimizedMemory(Memory):
@@ -187,6 +208,7 @@ class OptimizedMemory(Memory):
         >>> m.store("a", 1); _ = m.retrieve("a"); _ = m.retrieve("a")
         >>> m.get_access_statistics()["most_accessed_key"]
         'a'
+
     """
 
     def get_access_statistics(self, top: int = 10) -> dict[str, Any]:
@@ -210,11 +232,20 @@ class DebuggableMemory(Memory):
         debug_mode: Record operations.
         max_log_entries: Log size; older operations are dropped.
         **kwargs: Passed to :class:`Memory`.
+
     """
 
-    def __init__(self, debug_mode: bool = False, max_log_entries: int = 1000, **kwargs: Any) -> None:
-        if isinstance(max_log_entries, bool) or not isinstance(max_log_entries, int) or max_log_entries <= 0:
-            raise InvalidArgumentError(f"max_log_entries must be a positive int, got {max_log_entries!r}")
+    def __init__(
+        self, debug_mode: bool = False, max_log_entries: int = 1000, **kwargs: Any
+    ) -> None:
+        if (
+            isinstance(max_log_entries, bool)
+            or not isinstance(max_log_entries, int)
+            or max_log_entries <= 0
+        ):
+            raise InvalidArgumentError(
+                f"max_log_entries must be a positive int, got {max_log_entries!r}"
+            )
         self.debug_mode = debug_mode
         self.operation_log: deque[dict[str, Any]] = deque(maxlen=max_log_entries)
         super().__init__(**kwargs)
@@ -264,7 +295,11 @@ class DebuggableMemory(Memory):
     def get_debug_info(self) -> dict[str, Any]:
         """Return the number of logged operations, the last ten, and the memory's stats."""
         log = list(self.operation_log)
-        return {"total_operations": len(log), "recent_operations": log[-10:], "memory_stats": self.get_stats()}
+        return {
+            "total_operations": len(log),
+            "recent_operations": log[-10:],
+            "memory_stats": self.get_stats(),
+        }
 
 
 class ResilientMemory(Memory):
@@ -281,6 +316,7 @@ class ResilientMemory(Memory):
         max_errors: Storage errors that trigger an emergency backup (the count then resets).
         max_backups: Backups kept in the directory (oldest removed first).
         **kwargs: Passed to :class:`Memory`.
+
     """
 
     def __init__(
@@ -379,6 +415,7 @@ class ResilientMemory(Memory):
         Raises:
             StoreCorruptError: the backup is damaged (nothing was changed).
             InvalidArgumentError: there is no backup.
+
         """
         if path is None:
             backups = self.list_backups()

@@ -32,5 +32,5 @@ def clock() -> FakeClock:
 
 @pytest.fixture(scope="session")
 def clock_factory() -> type[FakeClock]:
-    """The FakeClock class, for tests that need a fresh clock per example (hypothesis, state machines)."""
+    """The FakeClock class, for tests needing a fresh clock per example (hypothesis machines)."""
     return FakeClock

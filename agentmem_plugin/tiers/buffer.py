@@ -45,6 +45,7 @@ class BufferTier(Tier):
         >>> t.put_many([MemoryEntry("a", 1, priority=1), MemoryEntry("b", 2), MemoryEntry("c", 3)])
         >>> sorted(t.keys())  # "b" was the least recently used of the lowest priority
         ['a', 'c']
+
     """
 
     name = "buffer"
@@ -64,6 +65,7 @@ class BufferTier(Tier):
         self._lru = LRUEvictionPolicy(self.capacity or _UNBOUNDED, priority_aware=priority_aware)
         self._ttl = TTLEvictionPolicy()
         self._index = SearchIndex()
+        self._indexed = False  # no search yet: writes need not track the index at all
         self._dirty: set[str] = set()
 
     # -- internal state changes (caller holds the lock) --------------------------------------------------------
@@ -72,15 +74,21 @@ class BufferTier(Tier):
         key = entry.key
         self._entries[key] = entry
         self._lru.add(key, entry.priority)
-        self._ttl.track(key, entry.expires_at)
-        self._dirty.add(key)
+        if entry.expires_at is not None:
+            self._ttl.track(key, entry.expires_at)
+        else:
+            self._ttl.forget(key)
+        if self._indexed:
+            self._dirty.add(key)
 
     def _remove(self, key: str) -> MemoryEntry | None:
         entry = self._entries.pop(key, None)
         if entry is not None:
             self._lru.remove(key)
-            self._ttl.forget(key)
-            self._dirty.add(key)
+            if entry.expires_at is not None:
+                self._ttl.forget(key)
+            if self._indexed:
+                self._dirty.add(key)
         return entry
 
     def _purge_expired(self, now: float) -> list[str]:
@@ -92,38 +100,38 @@ class BufferTier(Tier):
             logger.debug("buffer: %d entries expired", len(expired))
         return expired
 
-    def _write(self, batch: dict[str, MemoryEntry]) -> None:
-        """Insert *batch*, then enforce capacity; on a failing eviction callback restore the previous state."""
-        previous = {key: self._entries.get(key) for key in batch}
-        for entry in batch.values():
+    def _write(self, batch: Sequence[MemoryEntry]) -> None:
+        """Insert *batch* (unique keys) and evict for capacity.
+
+        Victims are chosen *before* anything changes and handed to ``on_evict``; if it raises, the tier is
+        exactly as it was (only entries that had already expired may be gone).
+        """
+        entries = self._entries
+        capacity = self.capacity
+        victim_keys: list[str] = []
+        if capacity is not None:
+            overflow = len(entries) + sum(1 for e in batch if e.key not in entries) - capacity
+            if overflow > 0 and self._ttl.has_expiring():
+                self._purge_expired(self.clock())
+                overflow = len(entries) + sum(1 for e in batch if e.key not in entries) - capacity
+            if overflow > 0:
+                victim_keys = self._lru.preview_victims(overflow, [(e.key, e.priority) for e in batch])
+                if self.on_evict is not None:
+                    incoming = {e.key: e for e in batch}
+                    try:
+                        self.on_evict([incoming[k] if k in incoming else entries[k] for k in victim_keys])
+                    except BaseException:
+                        logger.warning(
+                            "buffer: eviction callback failed; the write of %d entries was not made", len(batch)
+                        )
+                        raise
+        for entry in batch:
             self._insert(entry)
-        self.stats_counters.writes += len(batch)
-        if self.capacity is None or len(self._entries) <= self.capacity:
-            return
-        now = self.clock()
-        self._purge_expired(now)
-        victims: list[MemoryEntry] = []
-        while len(self._entries) > self.capacity:
-            victim_key = self._lru.select_victim()
-            assert victim_key is not None  # noqa: S101  (len > capacity >= 1)
-            removed = self._remove(victim_key)
-            assert removed is not None  # noqa: S101
-            victims.append(removed)
-        if self.on_evict is not None:
-            try:
-                self.on_evict(victims)
-            except BaseException:
-                for victim in victims:
-                    self._insert(victim)
-                for key, old in previous.items():
-                    self._remove(key)
-                    if old is not None:
-                        self._insert(old)
-                self.stats_counters.writes -= len(batch)
-                logger.warning("buffer: eviction callback failed; the write of %d entries was undone", len(batch))
-                raise
-        self.stats_counters.evictions += len(victims)
-        logger.debug("buffer: evicted %d entries for capacity %d", len(victims), self.capacity)
+        for key in victim_keys:
+            self._remove(key)
+        counters = self.stats_counters
+        counters.writes += len(batch)
+        counters.evictions += len(victim_keys)
 
     def _live(self, key: str, now: float) -> MemoryEntry | None:
         entry = self._entries.get(key)
@@ -140,6 +148,7 @@ class BufferTier(Tier):
 
         Raises:
             SerializationError: a value or metadata is not JSON-serializable; nothing was stored.
+
         """
         batch: dict[str, MemoryEntry] = {}
         for entry in entries:
@@ -149,7 +158,7 @@ class BufferTier(Tier):
             batch.pop(entry.key, None)  # a later duplicate wins and takes the later position
             batch[entry.key] = entry
         with self._lock:
-            self._write(batch)
+            self._write(list(batch.values()))
 
     def put(self, entry: MemoryEntry) -> None:
         """Insert or replace one entry (fast path of :meth:`put_many`)."""
@@ -157,7 +166,7 @@ class BufferTier(Tier):
         if entry.metadata:
             entry.metadata = normalize(entry.metadata, what=f"metadata of key {entry.key!r}")
         with self._lock:
-            self._write({entry.key: entry})
+            self._write((entry,))
 
     def get(self, key: str, *, touch: bool = True) -> MemoryEntry | None:
         """Return the live entry for *key* or None (fast path of :meth:`get_many`)."""
@@ -207,7 +216,13 @@ class BufferTier(Tier):
         """BM25 over key, value text and tags; reads are not counted as accesses."""
         with self._lock:
             self._purge_expired(self.clock())
-            if self._dirty:
+            if not self._indexed:
+                self._index.rebuild(
+                    (k, document_text(k, e.value, e.tags)) for k, e in self._entries.items()
+                )
+                self._indexed = True
+                self._dirty.clear()
+            elif self._dirty:
                 for key in self._dirty:
                     entry = self._entries.get(key)
                     if entry is None:
@@ -232,7 +247,7 @@ class BufferTier(Tier):
             new.value = normalize(new.value, what=f"value of key {key!r}")
             if new.metadata:
                 new.metadata = normalize(new.metadata, what=f"metadata of key {key!r}")
-            self._write({new.key: new})
+            self._write((new,))
             return new
 
     def cleanup(self) -> list[str]:
@@ -253,9 +268,9 @@ class BufferTier(Tier):
             self._lru.clear()
             self._ttl.clear()
             self._index.clear()
+            self._indexed = False
             self._dirty.clear()
 
     def stats(self) -> dict[str, Any]:
         """Counters plus the eviction policy in use."""
         return {**super().stats(), "policy": "priority-lru" if self._lru.priority_aware else "lru"}
-

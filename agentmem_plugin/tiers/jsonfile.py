@@ -41,10 +41,13 @@ def write_snapshot(path: str | PathLike[str], entries: Iterable[MemoryEntry]) ->
 
     Raises:
         StorageError: the file could not be written (the previous file, if any, is intact).
+
     """
     target = Path(path)
     items = [e.to_dict() for e in entries]
-    data = encode_json({"format": SNAPSHOT_FORMAT, "version": _VERSION, "entries": items}, what="snapshot")
+    data = encode_json(
+        {"format": SNAPSHOT_FORMAT, "version": _VERSION, "entries": items}, what="snapshot"
+    )
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +72,7 @@ def read_snapshot(path: str | PathLike[str]) -> list[MemoryEntry]:
 
     Raises:
         StoreCorruptError: the file is truncated, not JSON, or not a snapshot (the message names the path).
+
     """
     source = Path(path)
     try:
@@ -82,7 +86,9 @@ def read_snapshot(path: str | PathLike[str]) -> list[MemoryEntry]:
             f"{str(source)!r} is not valid JSON (truncated or damaged?): {exc}; it was left untouched"
         ) from exc
     if not isinstance(data, dict):
-        raise StoreCorruptError(f"{str(source)!r} does not hold a JSON object; it was left untouched")
+        raise StoreCorruptError(
+            f"{str(source)!r} does not hold a JSON object; it was left untouched"
+        )
     try:
         if data.get("format") == SNAPSHOT_FORMAT:
             if data.get("version") != _VERSION:
@@ -94,7 +100,9 @@ def read_snapshot(path: str | PathLike[str]) -> list[MemoryEntry]:
     except (AgentMemError, KeyError, TypeError) as exc:
         if isinstance(exc, StoreCorruptError):
             raise
-        raise StoreCorruptError(f"{str(source)!r} holds an invalid entry: {exc}; it was left untouched") from exc
+        raise StoreCorruptError(
+            f"{str(source)!r} holds an invalid entry: {exc}; it was left untouched"
+        ) from exc
 
 
 class JsonFileTier(BufferTier):
@@ -110,6 +118,7 @@ class JsonFileTier(BufferTier):
 
     Raises:
         StoreCorruptError: *path* exists but cannot be read as a snapshot (it is left untouched).
+
     """
 
     name = "jsonfile"

@@ -24,6 +24,7 @@ Design:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -50,7 +51,7 @@ from agentmem_plugin.errors import (
     StorageError,
     StoreCorruptError,
 )
-from agentmem_plugin.search import STOP_WORDS, document_text
+from agentmem_plugin.search import document_text, words
 from agentmem_plugin.tiers.base import EvictionCallback, Tier
 
 __all__ = ["SqliteTier", "validate_identifier"]
@@ -58,9 +59,10 @@ __all__ = ["SqliteTier", "validate_identifier"]
 logger = logging.getLogger(__name__)
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_WORD = re.compile(r"\w+", re.UNICODE)
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_COLUMNS = "key, value, created_at, expires_at, ttl, priority, tags, metadata, access_count, last_accessed"
+_COLUMNS = (
+    "key, value, created_at, expires_at, ttl, priority, tags, metadata, access_count, last_accessed"
+)
 _TOUCH_FLUSH_COUNT = 1024
 
 
@@ -69,6 +71,7 @@ def validate_identifier(name: object, *, what: str = "table_name") -> str:
 
     Raises:
         InvalidArgumentError: *name* is not such an identifier (it is never put into SQL).
+
     """
     if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name) or name.startswith("sqlite_"):
         raise InvalidArgumentError(
@@ -78,7 +81,7 @@ def validate_identifier(name: object, *, what: str = "table_name") -> str:
 
 
 def _migrations(table: str) -> Any:
-    """The ordered schema migrations for *table* (a validated identifier)."""
+    """Return the ordered schema migrations for *table* (a validated identifier)."""
     from sqlite_utils.migrations import Migrations
 
     migrations = Migrations(f"agentmem:{table}")
@@ -147,14 +150,25 @@ def _migrations(table: str) -> Any:
 
 def _fts_query(query: str) -> str | None:
     """Turn free text into an FTS5 query: the non-stop-words, each quoted, OR-ed. None when nothing is left."""
-    words = [w for w in _WORD.findall(query.lower()) if w not in STOP_WORDS]
-    if not words:
+    terms = words(query)
+    if not terms:
         return None
-    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
+    return " OR ".join(f'"{w}"' for w in dict.fromkeys(terms))
 
 
 def _row_to_entry(row: Sequence[Any]) -> MemoryEntry:
-    key, value, created_at, expires_at, ttl, priority, tags, metadata, access_count, last_accessed = row
+    (
+        key,
+        value,
+        created_at,
+        expires_at,
+        ttl,
+        priority,
+        tags,
+        metadata,
+        access_count,
+        last_accessed,
+    ) = row
     entry = object.__new__(MemoryEntry)
     entry.key = key
     entry.value = decode_value(value, what=f"value of key {key!r}")
@@ -163,17 +177,17 @@ def _row_to_entry(row: Sequence[Any]) -> MemoryEntry:
     entry.ttl = ttl
     entry.priority = priority
     entry.tags = tuple(decode_json(tags, what=f"tags of key {key!r}"))
-    entry.metadata = decode_json(metadata, what=f"metadata of key {key!r}") if metadata != "{}" else {}
+    entry.metadata = (
+        decode_json(metadata, what=f"metadata of key {key!r}") if metadata != "{}" else {}
+    )
     entry.access_count = access_count
     entry.last_accessed = last_accessed
     return entry
 
 
 def _close_connection(conn: sqlite3.Connection) -> None:
-    try:
+    with contextlib.suppress(sqlite3.Error):  # best effort at interpreter exit
         conn.close()
-    except sqlite3.Error:  # pragma: no cover - best effort at interpreter exit
-        pass
 
 
 class SqliteTier(Tier):
@@ -203,6 +217,7 @@ class SqliteTier(Tier):
         >>> tier.put(MemoryEntry("prefs", {"language": "english"}, tags=["user"]))
         >>> [e.key for e, _ in tier.keyword_search("english")]
         ['prefs']
+
     """
 
     name = "sqlite"
@@ -239,7 +254,9 @@ class SqliteTier(Tier):
             )
         self.compression_threshold = compression_threshold
         if synchronous not in ("NORMAL", "FULL"):
-            raise InvalidArgumentError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
+            raise InvalidArgumentError(
+                f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}"
+            )
         self.touch_flush_interval = touch_flush_interval
         self.in_memory = path is None or str(path) == ":memory:"
         self.path: Path | None = None if self.in_memory else Path(path)  # type: ignore[arg-type]
@@ -270,7 +287,9 @@ class SqliteTier(Tier):
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ReadOnlyStoreError(f"cannot create the directory {str(parent)!r}: {exc}") from exc
-        if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        if not os.access(parent, os.W_OK | os.X_OK) or (
+            path.exists() and not os.access(path, os.W_OK)
+        ):
             raise ReadOnlyStoreError(f"the store at {str(path)!r} is not writable")
         if path.exists() and path.stat().st_size > 0:
             with open(path, "rb") as fh:
@@ -355,6 +374,9 @@ class SqliteTier(Tier):
                 f"UPDATE {t} SET access_count = access_count + ?, last_accessed = ?, seq = ? "
                 "WHERE namespace = ? AND key = ?"
             ),
+            "touch_stats": (
+                f"UPDATE {t} SET access_count = access_count + ?, last_accessed = ? WHERE namespace = ? AND key = ?"
+            ),
             "count_all": f'SELECT n FROM "{self.table}_counts" WHERE namespace = ?',
             "count_expired": f"SELECT count(*) FROM {t} WHERE namespace = ? AND expires_at <= ?",
             "expired_keys": f"SELECT key FROM {t} WHERE namespace = ? AND expires_at <= ?",
@@ -395,7 +417,7 @@ class SqliteTier(Tier):
 
     @contextmanager
     def _write(self, what: str) -> Iterator[sqlite3.Connection]:
-        """A write transaction that flushes recorded reads first and turns SQLite errors into StorageError."""
+        """Open a write transaction that flushes recorded reads first; SQLite errors become StorageError."""
         self._check_open()
         try:
             with self._immediate() as conn:
@@ -412,12 +434,18 @@ class SqliteTier(Tier):
     def _flush_touches(self, conn: sqlite3.Connection) -> None:
         if not self._pending:
             return
-        seq = conn.execute(self._q["max_seq"]).fetchone()[0]
-        rows = []
-        for key, (reads, last) in self._pending.items():
-            seq += 1
-            rows.append((reads, last, seq, self.namespace, key))
-        conn.executemany(self._q["touch"], rows)
+        ns = self.namespace
+        if self.capacity is None:
+            # Recency order only matters for eviction: without a capacity, leave the indexed seq alone.
+            rows = [(reads, last, ns, key) for key, (reads, last) in self._pending.items()]
+            conn.executemany(self._q["touch_stats"], rows)
+        else:
+            seq = conn.execute(self._q["max_seq"]).fetchone()[0]
+            ranked = [
+                (reads, last, seq + i, ns, key)
+                for i, (key, (reads, last)) in enumerate(self._pending.items(), 1)
+            ]
+            conn.executemany(self._q["touch"], ranked)
         self._pending.clear()
 
     def flush(self) -> None:
@@ -443,7 +471,9 @@ class SqliteTier(Tier):
         excess = total - self.capacity
         if excess <= 0:
             return
-        victims = [_row_to_entry(r) for r in conn.execute(self._q["victims"], (self.namespace, excess))]
+        victims = [
+            _row_to_entry(r) for r in conn.execute(self._q["victims"], (self.namespace, excess))
+        ]
         if self.on_evict is not None:
             self.on_evict(victims)
         conn.executemany(self._q["delete"], [(self.namespace, v.key) for v in victims])
@@ -457,14 +487,20 @@ class SqliteTier(Tier):
         return (
             self.namespace,
             key,
-            encode_value(entry.value, compression_threshold=self.compression_threshold, what=f"value of key {key!r}"),
+            encode_value(
+                entry.value,
+                compression_threshold=self.compression_threshold,
+                what=f"value of key {key!r}",
+            ),
             document_text(key, entry.value, entry.tags),
             entry.created_at,
             entry.expires_at,
             entry.ttl,
             entry.priority,
             encode_json(list(entry.tags)).decode(),
-            encode_json(entry.metadata, what=f"metadata of key {key!r}").decode() if entry.metadata else "{}",
+            encode_json(entry.metadata, what=f"metadata of key {key!r}").decode()
+            if entry.metadata
+            else "{}",
             entry.access_count,
             entry.last_accessed,
             seq,
@@ -476,12 +512,15 @@ class SqliteTier(Tier):
         Raises:
             SerializationError: a value or metadata is not JSON; nothing was written.
             StorageError: the database failed (locked, full, ...); the whole batch was rolled back.
+
         """
         batch: dict[str, MemoryEntry] = {}
         for entry in entries:
             batch.pop(entry.key, None)
             batch[entry.key] = entry
-        rows = [self._encode(e, i) for i, e in enumerate(batch.values(), start=1)]  # seq offset fixed below
+        rows = [
+            self._encode(e, i) for i, e in enumerate(batch.values(), start=1)
+        ]  # seq offset fixed below
         with self._lock, self._write(f"storing a batch of {len(rows)} entries") as conn:
             base = conn.execute(self._q["max_seq"]).fetchone()[0]
             conn.executemany(self._q["upsert"], [(*r[:-1], base + r[-1]) for r in rows])
@@ -516,7 +555,10 @@ class SqliteTier(Tier):
                 entry.access_count += 1
                 entry.last_accessed = now
                 self.stats_counters.hits += 1
-                if len(self._pending) >= _TOUCH_FLUSH_COUNT or now - self._pending_since >= self.touch_flush_interval:
+                if (
+                    len(self._pending) >= _TOUCH_FLUSH_COUNT
+                    or now - self._pending_since >= self.touch_flush_interval
+                ):
                     self._try_flush()
             return entry
 
@@ -556,7 +598,8 @@ class SqliteTier(Tier):
         with self._lock:
             self._check_open()
             entries = [
-                _row_to_entry(r) for r in self._conn.execute(self._q["scan"], (self.namespace, self.clock()))
+                _row_to_entry(r)
+                for r in self._conn.execute(self._q["scan"], (self.namespace, self.clock()))
             ]
             for e in entries:
                 pending = self._pending.get(e.key)
@@ -572,7 +615,9 @@ class SqliteTier(Tier):
             return []
         with self._lock:
             self._check_open()
-            rows = self._conn.execute(self._q["search"], (match, self.namespace, self.clock(), limit)).fetchall()
+            rows = self._conn.execute(
+                self._q["search"], (match, self.namespace, self.clock(), limit)
+            ).fetchall()
         return [(_row_to_entry(r[:10]), -float(r[10])) for r in rows]
 
     def compute(
@@ -582,7 +627,11 @@ class SqliteTier(Tier):
         with self._lock, self._write(f"updating key {key!r}") as conn:
             now = self.clock()
             row = conn.execute(self._q["get"], (self.namespace, key)).fetchone()
-            current = None if row is None or (row[3] is not None and row[3] <= now) else _row_to_entry(row)
+            current = (
+                None
+                if row is None or (row[3] is not None and row[3] <= now)
+                else _row_to_entry(row)
+            )
             new = fn(current)
             if new is None:
                 if row is not None:
@@ -607,12 +656,14 @@ class SqliteTier(Tier):
             return keys
 
     def count(self) -> int:
-        """Number of live entries in this namespace."""
+        """Return the number of live entries in this namespace."""
         with self._lock:
             self._check_open()
             row = self._conn.execute(self._q["count_all"], (self.namespace,)).fetchone()
             total = row[0] if row else 0
-            expired = self._conn.execute(self._q["count_expired"], (self.namespace, self.clock())).fetchone()[0]
+            expired = self._conn.execute(
+                self._q["count_expired"], (self.namespace, self.clock())
+            ).fetchone()[0]
             return int(total - expired)
 
     def clear(self) -> None:
@@ -628,8 +679,8 @@ class SqliteTier(Tier):
         with self._lock:
             self._check_open()
             total, compressed, stored_bytes, compressed_bytes = self._conn.execute(
-                f'SELECT count(*), coalesce(sum(substr(value, 1, 4) = ?), 0), coalesce(sum(length(value)), 0), '
-                f'coalesce(sum(CASE WHEN substr(value, 1, 4) = ? THEN length(value) ELSE 0 END), 0) '
+                f"SELECT count(*), coalesce(sum(substr(value, 1, 4) = ?), 0), coalesce(sum(length(value)), 0), "
+                f"coalesce(sum(CASE WHEN substr(value, 1, 4) = ? THEN length(value) ELSE 0 END), 0) "
                 f'FROM "{self.table}" WHERE namespace = ? AND (expires_at IS NULL OR expires_at > ?)',
                 (_ZSTD_MAGIC, _ZSTD_MAGIC, self.namespace, self.clock()),
             ).fetchone()
@@ -646,7 +697,7 @@ class SqliteTier(Tier):
         with self._lock:
             self._check_open()
             total, avg, mx, tagged = self._conn.execute(
-                f'SELECT count(*), avg(access_count), max(access_count), sum(tags != \'[]\') FROM "{self.table}" '
+                f"SELECT count(*), avg(access_count), max(access_count), sum(tags != '[]') FROM \"{self.table}\" "
                 "WHERE namespace = ? AND (expires_at IS NULL OR expires_at > ?)",
                 (self.namespace, self.clock()),
             ).fetchone()
@@ -666,8 +717,12 @@ class SqliteTier(Tier):
                 p = Path(str(self.path) + suffix)
                 if p.exists():
                     size += p.stat().st_size
-        stats.update(path=str(self.path) if self.path else None, table=self.table, namespace=self.namespace,
-                     bytes_on_disk=size)
+        stats.update(
+            path=str(self.path) if self.path else None,
+            table=self.table,
+            namespace=self.namespace,
+            bytes_on_disk=size,
+        )
         return stats
 
     def close(self) -> None:
@@ -683,4 +738,3 @@ class SqliteTier(Tier):
                     logger.warning("read statistics not saved on close: %s", exc)
             self._closed = True
             self._finalizer()
-

@@ -49,8 +49,15 @@ def entry(key: str, value: object = None, clock=None, **kw: object) -> MemoryEnt
 
 def test_put_get_roundtrip_keeps_every_field(make_tier, clock):
     tier = make_tier()
-    e = entry("k", {"a": [1, 2.5, "x", None, True]}, clock, ttl=30, priority=3,
-              metadata={"importance": 0.9, "source": "chat"}, tags=["t1", "t2"])
+    e = entry(
+        "k",
+        {"a": [1, 2.5, "x", None, True]},
+        clock,
+        ttl=30,
+        priority=3,
+        metadata={"importance": 0.9, "source": "chat"},
+        tags=["t1", "t2"],
+    )
     tier.put(e)
     got = tier.get("k", touch=False)
     assert got is not None
@@ -115,7 +122,13 @@ def test_delete_many_counts_live_removals(make_tier, clock):
 
 def test_expired_entries_are_invisible(make_tier, clock):
     tier = make_tier()
-    tier.put_many([entry("short", "x", clock, ttl=10), entry("long", "y", clock, ttl=100), entry("never", "z", clock)])
+    tier.put_many(
+        [
+            entry("short", "x", clock, ttl=10),
+            entry("long", "y", clock, ttl=100),
+            entry("never", "z", clock),
+        ]
+    )
     clock.advance(9.999)
     assert tier.get("short") is not None
     clock.advance(0.001)  # exactly created_at + ttl: expired
@@ -128,7 +141,9 @@ def test_expired_entries_are_invisible(make_tier, clock):
 
 def test_cleanup_returns_expired_keys(make_tier, clock):
     tier = make_tier()
-    tier.put_many([entry(f"t{i}", i, clock, ttl=i + 1) for i in range(5)] + [entry("keep", 1, clock)])
+    tier.put_many(
+        [entry(f"t{i}", i, clock, ttl=i + 1) for i in range(5)] + [entry("keep", 1, clock)]
+    )
     clock.advance(3)
     assert sorted(tier.cleanup()) == ["t0", "t1", "t2"]
     assert tier.cleanup() == []
@@ -146,12 +161,19 @@ def test_scan_returns_live_snapshot(make_tier, clock):
 
 def test_keyword_search_ranks_and_limits(make_tier, clock):
     tier = make_tier()
-    tier.put_many([
-        entry("py", "Use descriptive variable names, follow PEP 8, write unit tests", clock),
-        entry("js", "Minimize DOM manipulation, use event delegation, optimize loops", clock),
-        entry("tests", "unit tests and integration tests catch regressions in tests", clock, tags=["qa"]),
-        entry("cooking", "simmer the sauce slowly", clock),
-    ])
+    tier.put_many(
+        [
+            entry("py", "Use descriptive variable names, follow PEP 8, write unit tests", clock),
+            entry("js", "Minimize DOM manipulation, use event delegation, optimize loops", clock),
+            entry(
+                "tests",
+                "unit tests and integration tests catch regressions in tests",
+                clock,
+                tags=["qa"],
+            ),
+            entry("cooking", "simmer the sauce slowly", clock),
+        ]
+    )
     hits = tier.keyword_search("unit tests", 10)
     keys = [e.key for e, _ in hits]
     assert keys[0] == "tests" and "py" in keys and "cooking" not in keys
@@ -254,7 +276,9 @@ def test_clear_and_stats(make_tier, clock):
     tier.get("a")
     tier.get("zz")
     stats = tier.stats()
-    assert stats["size"] == 3 and stats["hits"] == 1 and stats["misses"] == 1 and stats["writes"] == 3
+    assert (
+        stats["size"] == 3 and stats["hits"] == 1 and stats["misses"] == 1 and stats["writes"] == 3
+    )
     tier.clear()
     assert tier.count() == 0 and tier.keys() == []
 
@@ -267,8 +291,14 @@ def test_concurrent_puts_and_computes_lose_nothing(make_tier, clock):
         try:
             for i in range(50):
                 tier.put(entry(f"w{n}-{i}", i, clock))
-                tier.compute("counter", lambda cur: entry("counter", 1, clock) if cur is None
-                             else MemoryEntry("counter", cur.value + 1, clock=clock))
+                tier.compute(
+                    "counter",
+                    lambda cur: (
+                        entry("counter", 1, clock)
+                        if cur is None
+                        else MemoryEntry("counter", cur.value + 1, clock=clock)
+                    ),
+                )
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

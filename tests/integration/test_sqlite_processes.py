@@ -81,4 +81,7 @@ def test_two_processes_write_one_store_at_once(tmp_path):
         assert len(out.split()) == 300
     with Memory(capacity=None, persistence=True, storage_path=tmp_path) as memory:
         assert len(memory) == 2 * (300 + 30 * 5)
-        assert {h["key"].split("-")[0] for h in memory.search("alpha beta", limit=1000)} == {"alpha", "beta"}
+        assert {h["key"].split("-")[0] for h in memory.search("alpha beta", limit=1000)} == {
+            "alpha",
+            "beta",
+        }

@@ -27,8 +27,13 @@ def open_memory(path, clock, **kw) -> Memory:
 
 def test_reopen_gives_back_entries_tags_ttls_and_access_counts(tmp_path, clock):
     with open_memory(tmp_path, clock) as m:
-        m.store("prefs", {"language": "english"}, tags=["user", "prefs"], priority=2,
-                metadata={"importance": 0.9})
+        m.store(
+            "prefs",
+            {"language": "english"},
+            tags=["user", "prefs"],
+            priority=2,
+            metadata={"importance": 0.9},
+        )
         m.store("task", "summarize", ttl=120)
         m.store("gone", "soon", ttl=1)
         for _ in range(3):
@@ -103,11 +108,13 @@ def test_store_from_a_newer_version_is_refused(tmp_path, clock):
         SqliteTier(path, clock=clock)
 
 
-@pytest.mark.parametrize("content", [b"this is not a database at all" * 10, b"SQLite format 3\x00" + b"\xff" * 300])
+@pytest.mark.parametrize(
+    "content", [b"this is not a database at all" * 10, b"SQLite format 3\x00" + b"\xff" * 300]
+)
 def test_corrupt_file_is_refused_and_left_untouched(tmp_path, content):
     path = tmp_path / "broken.sqlite3"
     path.write_bytes(content)
-    with pytest.raises(StoreCorruptError, match="broken.sqlite3"):
+    with pytest.raises(StoreCorruptError, match=r"broken\.sqlite3"):
         SqliteTier(path)
     assert path.read_bytes() == content
     assert not (tmp_path / "broken.sqlite3-wal").exists()
@@ -129,7 +136,9 @@ def test_read_only_location_fails_at_open():
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
-def test_read_only_directory_fails_at_open(tmp_path):  # pragma: no cover - runs as a normal user only
+def test_read_only_directory_fails_at_open(
+    tmp_path,
+):  # pragma: no cover - runs as a normal user only
     with Memory(persistence=True, storage_path=tmp_path) as m:
         m.store("k", 1)
     os.chmod(tmp_path / DATABASE_FILENAME, 0o444)
@@ -141,7 +150,9 @@ def test_read_only_directory_fails_at_open(tmp_path):  # pragma: no cover - runs
         os.chmod(tmp_path, 0o755)
 
 
-@pytest.mark.parametrize("name", ["memory; DROP TABLE x", "1abc", "", "a-b", "sqlite_master", "x" * 64, None, 5])
+@pytest.mark.parametrize(
+    "name", ["memory; DROP TABLE x", "1abc", "", "a-b", "sqlite_master", "x" * 64, None, 5]
+)
 def test_table_name_must_be_an_identifier(tmp_path, name):
     with pytest.raises(InvalidArgumentError, match="table_name"):
         SqliteTier(tmp_path / "db.sqlite3", table=name)  # type: ignore[arg-type]
@@ -174,9 +185,11 @@ def test_full_disk_rolls_back_the_whole_batch(tmp_path, clock):
     tier = SqliteTier(tmp_path / "full.sqlite3", clock=clock, compression_threshold=None)
     tier.put(MemoryEntry("existing", 1, clock=clock))
     pages = tier._conn.execute("PRAGMA page_count").fetchone()[0]
-    tier._conn.execute(f"PRAGMA max_page_count={pages + 5}")  # the file may hardly grow: a full disk
+    tier._conn.execute(
+        f"PRAGMA max_page_count={pages + 5}"
+    )  # the file may hardly grow: a full disk
     batch = [MemoryEntry(f"big{i}", "x" * 4000, clock=clock) for i in range(50)]
-    with pytest.raises(StorageError, match="rolled back.*full"):
+    with pytest.raises(StorageError, match=r"rolled back.*full"):
         tier.put_many(batch)
     assert tier.keys() == ["existing"]
     assert tier.count() == 1

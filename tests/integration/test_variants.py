@@ -35,9 +35,13 @@ def test_compressed_memory_compresses_only_large_values(clock):
 
 
 def test_compressed_memory_can_persist(tmp_path, clock):
-    with CompressedMemory(compression_threshold=100, persistence=True, storage_path=tmp_path, clock=clock) as m:
+    with CompressedMemory(
+        compression_threshold=100, persistence=True, storage_path=tmp_path, clock=clock
+    ) as m:
         m.store("big", "word " * 500)
-    with CompressedMemory(compression_threshold=100, persistence=True, storage_path=tmp_path, clock=clock) as m:
+    with CompressedMemory(
+        compression_threshold=100, persistence=True, storage_path=tmp_path, clock=clock
+    ) as m:
         assert m.retrieve("big") == "word " * 500
         assert m.get_compression_stats()["compressed_items"] == 1
 
@@ -81,7 +85,7 @@ def test_truncated_json_is_refused_and_the_file_kept(tmp_path, clock):
     good = path.read_bytes()
     path.write_bytes(good[: len(good) // 2])
     truncated = path.read_bytes()
-    with pytest.raises(StoreCorruptError, match="m.json"):
+    with pytest.raises(StoreCorruptError, match=r"m\.json"):
         PersistentMemory(storage_path=path, clock=clock)
     assert path.read_bytes() == truncated
 
@@ -97,7 +101,9 @@ def test_unserializable_value_keeps_the_file(tmp_path, clock):
 
 
 def test_database_memory_analytics(tmp_path, clock):
-    db = DatabaseMemory(db_path=tmp_path / "agent_memory.db", table_name="agent_memory", clock=clock)
+    db = DatabaseMemory(
+        db_path=tmp_path / "agent_memory.db", table_name="agent_memory", clock=clock
+    )
     db.store("user_session", {"user_id": "12345"}, ttl=3600, tags=["session", "user"])
     db.store("plain", 1)
     for _ in range(3):
@@ -107,7 +113,9 @@ def test_database_memory_analytics(tmp_path, clock):
     assert analytics["max_access_count"] == 3 and analytics["average_access_count"] == 1.5
     assert analytics["database_path"].endswith("agent_memory.db")
     db.close()
-    other_table = DatabaseMemory(db_path=tmp_path / "agent_memory.db", table_name="other", clock=clock)
+    other_table = DatabaseMemory(
+        db_path=tmp_path / "agent_memory.db", table_name="other", clock=clock
+    )
     assert other_table.keys() == []
 
 
@@ -161,8 +169,13 @@ def test_resilient_memory_periodic_backup_and_restore(tmp_path, clock):
 
 
 def test_resilient_memory_counts_storage_errors_and_makes_emergency_backup(tmp_path, clock, caplog):
-    m = ResilientMemory(backup_dir=tmp_path / "b", max_errors=3, persistence=True, storage_path=tmp_path / "s",
-                        clock=clock)
+    m = ResilientMemory(
+        backup_dir=tmp_path / "b",
+        max_errors=3,
+        persistence=True,
+        storage_path=tmp_path / "s",
+        clock=clock,
+    )
     m.store("keep", "me")
     snapshot = m.tier.scan()
     m.tier.close()  # every further operation fails with StorageError

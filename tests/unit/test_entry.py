@@ -33,7 +33,9 @@ def test_construction_defaults(clock) -> None:
 
 
 def test_construction_with_fields(clock) -> None:
-    e = MemoryEntry("k", "v", ttl=30, priority=3, metadata={"m": 1}, tags=["x", "y", "x"], clock=clock)
+    e = MemoryEntry(
+        "k", "v", ttl=30, priority=3, metadata={"m": 1}, tags=["x", "y", "x"], clock=clock
+    )
     assert e.ttl == 30.0
     assert isinstance(e.ttl, float)
     assert e.priority == 3
@@ -176,7 +178,7 @@ def test_equality_and_unhashable() -> None:
         hash(a)
 
 
-# -- validators -----------------------------------------------------------------------------------------------
+# -- validators ------------------------------------------------------------------------------------
 
 
 def test_validate_key_ok() -> None:
@@ -218,9 +220,7 @@ def test_validate_ttl_ok(good: object) -> None:
         assert isinstance(out, float)
 
 
-@pytest.mark.parametrize(
-    "bad", [0, -1, math.nan, math.inf, -math.inf, True, "5"], ids=repr
-)
+@pytest.mark.parametrize("bad", [0, -1, math.nan, math.inf, -math.inf, True, "5"], ids=repr)
 def test_validate_ttl_rejects(bad: object) -> None:
     with pytest.raises(InvalidArgumentError) as info:
         validate_ttl(bad)

@@ -43,7 +43,9 @@ def test_root_is_an_exception() -> None:
 
 
 @pytest.mark.parametrize(("cls", "builtin"), list(BUILTIN_OF.items()), ids=lambda x: x.__name__)
-def test_error_derives_from_root_and_builtin(cls: type[Exception], builtin: type[Exception]) -> None:
+def test_error_derives_from_root_and_builtin(
+    cls: type[Exception], builtin: type[Exception]
+) -> None:
     assert issubclass(cls, AgentMemError)
     assert issubclass(cls, builtin)
     err = cls("boom")

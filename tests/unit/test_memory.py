@@ -7,7 +7,7 @@ import pytest
 
 from agentmem_plugin import BufferTier, KeyNotFoundError, Memory, MemoryEntry
 
-# -- basics -----------------------------------------------------------------------------------------------------
+# -- basics ----------------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -61,7 +61,8 @@ def test_ttl_expiry_invisible_everywhere(mem: Memory, clock) -> None:
     clock.advance(0.001)  # exactly created_at + ttl
     assert mem.retrieve("short") is None
     assert not mem.exists("short")
-    assert "short" not in mem.keys()
+    live_keys = mem.keys()
+    assert "short" not in live_keys
     assert len(mem) == 2
     assert {h["key"] for h in mem.search("apple")} == {"long", "forever"}
     assert mem.retrieve_many(["short", "long"]) == [None, "apple tart"]
@@ -130,7 +131,7 @@ def test_store_replace_updates_priority_tags_metadata(mem: Memory) -> None:
     assert (e.value, e.priority, e.tags, e.metadata) == (2, 0, ("b",), {})
 
 
-# -- search -----------------------------------------------------------------------------------------------------
+# -- search ----------------------------------------------------------------------------------------
 
 
 def test_search_returns_hits_best_first(mem: Memory) -> None:
@@ -186,7 +187,7 @@ def test_search_does_not_count_as_access(mem: Memory) -> None:
     assert mem.get_entry("k").access_count == 1
 
 
-# -- values -----------------------------------------------------------------------------------------------------
+# -- values ----------------------------------------------------------------------------------------
 
 
 def test_retrieve_returns_normalized_values(mem: Memory) -> None:
@@ -231,7 +232,7 @@ def test_get_entry_missing_raises(mem: Memory) -> None:
         mem.get_entry("nope")
 
 
-# -- update -----------------------------------------------------------------------------------------------------
+# -- update ----------------------------------------------------------------------------------------
 
 
 def test_update_counter(mem: Memory) -> None:
@@ -247,7 +248,13 @@ def test_update_keeps_ttl_priority_tags_metadata(mem: Memory, clock) -> None:
     clock.advance(5)
     assert mem.update("k", lambda v: v + 1) == 2
     e = mem.get_entry("k")
-    assert (e.value, e.priority, e.tags, e.metadata, e.expires_at) == (2, 4, ("t",), {"m": 1}, expires)
+    assert (e.value, e.priority, e.tags, e.metadata, e.expires_at) == (
+        2,
+        4,
+        ("t",),
+        {"m": 1},
+        expires,
+    )
     clock.advance(5)
     assert mem.retrieve("k") is None
 
@@ -278,11 +285,13 @@ def test_update_new_entry_gets_default_ttl(clock) -> None:
     assert mem.retrieve("n") is None
 
 
-# -- batches ----------------------------------------------------------------------------------------------------
+# -- batches ---------------------------------------------------------------------------------------
 
 
 def test_store_many_with_dict(mem: Memory, clock) -> None:
-    assert mem.store_many({"a": 1, "b": [2]}, ttl=10, priority=2, tags=["x"], metadata={"m": 1}) == 2
+    assert (
+        mem.store_many({"a": 1, "b": [2]}, ttl=10, priority=2, tags=["x"], metadata={"m": 1}) == 2
+    )
     assert mem.retrieve_many(["a", "b"]) == [1, [2]]
     e = mem.get_entry("b")
     assert (e.priority, e.tags, e.metadata, e.expires_at) == (2, ("x",), {"m": 1}, clock() + 10)
@@ -314,7 +323,7 @@ def test_retrieve_many_order_and_missing(mem: Memory) -> None:
     assert mem.retrieve_many([]) == []
 
 
-# -- stats ------------------------------------------------------------------------------------------------------
+# -- stats -----------------------------------------------------------------------------------------
 
 
 def test_get_stats(clock) -> None:
@@ -343,7 +352,7 @@ def test_get_stats(clock) -> None:
     assert s["capacity"] == 2
 
 
-# -- capacity ---------------------------------------------------------------------------------------------------
+# -- capacity --------------------------------------------------------------------------------------
 
 
 def test_capacity_evicts_lowest_priority_lru_first(clock) -> None:
@@ -449,7 +458,7 @@ def test_on_evict_failure_keeps_eviction_order(clock) -> None:
     assert sorted(mem.keys()) == ["b", "c", "d"]
 
 
-# -- async twins ------------------------------------------------------------------------------------------------
+# -- async twins -----------------------------------------------------------------------------------
 
 
 async def test_async_twins_match_sync(clock) -> None:
