@@ -19,9 +19,9 @@ import snowballstemmer
 
 __all__ = [
     "STOP_WORDS",
+    "WORD",
     "SearchIndex",
     "document_text",
-    "WORD",
     "tokenize",
     "words",
 ]
@@ -167,7 +167,9 @@ _stemmer = snowballstemmer.stemmer("porter")
 @lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
     if not word.isascii():  # fold diacritics as unicode61 does: "café" matches "cafe"
-        word = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+        word = "".join(
+            c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c)
+        )
     return str(_stemmer.stemWord(word))
 
 

@@ -115,14 +115,19 @@ class BufferTier(Tier):
                 self._purge_expired(self.clock())
                 overflow = len(entries) + sum(1 for e in batch if e.key not in entries) - capacity
             if overflow > 0:
-                victim_keys = self._lru.preview_victims(overflow, [(e.key, e.priority) for e in batch])
+                victim_keys = self._lru.preview_victims(
+                    overflow, [(e.key, e.priority) for e in batch]
+                )
                 if self.on_evict is not None:
                     incoming = {e.key: e for e in batch}
                     try:
-                        self.on_evict([incoming[k] if k in incoming else entries[k] for k in victim_keys])
+                        self.on_evict(
+                            [incoming[k] if k in incoming else entries[k] for k in victim_keys]
+                        )
                     except BaseException:
                         logger.warning(
-                            "buffer: eviction callback failed; the write of %d entries was not made", len(batch)
+                            "buffer: eviction callback failed; the write of %d entries was not made",
+                            len(batch),
                         )
                         raise
         for entry in batch:

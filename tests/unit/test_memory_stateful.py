@@ -46,7 +46,9 @@ def test_persistent_memory_matches_model_with_reopen(clock_factory) -> None:
         def make_memory(self, clock: Clock) -> Memory:
             if not hasattr(self, "directory"):
                 self.directory = tempfile.mkdtemp(prefix="agentmem-stateful-")
-            return Memory(capacity=self.CAPACITY, persistence=True, storage_path=self.directory, clock=clock)
+            return Memory(
+                capacity=self.CAPACITY, persistence=True, storage_path=self.directory, clock=clock
+            )
 
         def reopen(self) -> None:
             self.memory.close()
