@@ -105,6 +105,13 @@ class LRUEvictionPolicy:
         """
         if n <= 0:
             return []
+        if n == 1 and len(incoming) == 1 and self._order and incoming[0][0] not in self._priority_of:
+            # The hot path of a single store into a full memory: one new key, one victim.
+            key, priority = incoming[0]
+            lowest = self._order[0]
+            if (priority if self.priority_aware else 0) < lowest:
+                return [key]
+            return [next(iter(self._buckets[lowest]))]
         moved: dict[str, int] = {}
         for key, priority in incoming:
             moved.pop(key, None)

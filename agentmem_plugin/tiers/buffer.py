@@ -110,7 +110,7 @@ class BufferTier(Tier):
         capacity = self.capacity
         victim_keys: list[str] = []
         if capacity is not None:
-            overflow = len(entries) + sum(1 for e in batch if e.key not in entries) - capacity
+            overflow = len(entries) - capacity + sum(e.key not in entries for e in batch)
             if overflow > 0 and self._ttl.has_expiring():
                 self._purge_expired(self.clock())
                 overflow = len(entries) + sum(1 for e in batch if e.key not in entries) - capacity
