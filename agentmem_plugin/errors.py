@@ -10,6 +10,8 @@ work::
     ├── KeyNotFoundError           (KeyError)     a key that must exist does not (or has expired)
     ├── SerializationError         (TypeError)    a value that cannot be stored as JSON
     ├── IntegrityError             (ValueError)   stored bytes that fail their checksum or cannot be decoded
+    ├── EmbeddingError             (ValueError)   an embedder returned bad vectors, or a store was indexed
+    │                                             with another model
     ├── MissingDependencyError     (ImportError)  an optional extra is not installed
     ├── AccessDeniedError          (PermissionError)
     └── StorageError               (OSError)      a backend failed; nothing was changed
@@ -25,6 +27,7 @@ from __future__ import annotations
 __all__ = [
     "AccessDeniedError",
     "AgentMemError",
+    "EmbeddingError",
     "IntegrityError",
     "InvalidArgumentError",
     "InvalidKeyError",
@@ -64,6 +67,10 @@ class SerializationError(AgentMemError, TypeError):
 
 class IntegrityError(AgentMemError, ValueError):
     """Stored bytes that fail their integrity check or cannot be decoded."""
+
+
+class EmbeddingError(AgentMemError, ValueError):
+    """Vectors of the wrong shape or with NaN/inf, or a store indexed with a different embedding model."""
 
 
 class MissingDependencyError(AgentMemError, ImportError):

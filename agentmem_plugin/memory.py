@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from agentmem_plugin.entry import (
     MAX_KEY_LENGTH,
@@ -24,8 +25,13 @@ from agentmem_plugin.entry import (
     validate_ttl,
 )
 from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError
+from agentmem_plugin.search import fuse, spread_to_neighbors
 from agentmem_plugin.tiers.base import EvictionCallback, Tier
 from agentmem_plugin.tiers.buffer import BufferTier
+
+if TYPE_CHECKING:
+    from agentmem_plugin.embeddings import Embedder
+    from agentmem_plugin.tiers.chroma import SemanticIndex
 
 __all__ = ["DATABASE_FILENAME", "MEMORY_TYPES", "Memory", "MemoryType"]
 
@@ -33,6 +39,23 @@ logger = logging.getLogger(__name__)
 
 MemoryType = Literal["short_term", "long_term"]
 MEMORY_TYPES: tuple[str, ...] = ("short_term", "long_term")
+SEARCH_MODES: tuple[str, ...] = ("hybrid", "keyword", "semantic")
+
+DEFAULT_KEYWORD_WEIGHT = 0.6
+"""Weight of the keyword side in hybrid search (see :func:`agentmem_plugin.search.fuse`); tuned on LoCoMo."""
+
+HYBRID_CANDIDATES = 100
+"""Candidates taken from each side before fusing (at least; ``5 * limit`` when larger)."""
+
+DEFAULT_CONTEXT_WEIGHT = 0.5
+"""Share of its best neighbour's score a memory receives in hybrid search (temporal contiguity; 0 disables).
+See :func:`agentmem_plugin.search.spread_to_neighbors`; tuned on LoCoMo."""
+
+DEFAULT_CONTEXT_RADIUS = 2
+"""How many memories before and after (in storage order) count as neighbours."""
+
+CONTEXT_CANDIDATES = 50
+"""Fused candidates whose neighbours are looked up."""
 
 DATABASE_FILENAME = "memory.sqlite3"
 """Name of the SQLite file a persistent Memory keeps inside its ``storage_path`` directory."""
@@ -41,6 +64,18 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 Items = Mapping[str, Any] | Iterable[tuple[str, Any] | MemoryEntry]
+
+
+def _hit(entry: MemoryEntry, score: float, **extra: Any) -> dict[str, Any]:
+    hit = {
+        "key": entry.key,
+        "value": entry.value,
+        "score": score,
+        "tags": list(entry.tags),
+        "metadata": dict(entry.metadata),
+    }
+    hit.update(extra)
+    return hit
 
 
 async def _in_thread(fn: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
@@ -96,6 +131,11 @@ class Memory:
         on_evict: EvictionCallback | None = None,
         clock: Clock | None = None,
         tier: Tier | None = None,
+        embedder: Any = None,
+        reindex: bool = False,
+        keyword_weight: float = DEFAULT_KEYWORD_WEIGHT,
+        context_weight: float = DEFAULT_CONTEXT_WEIGHT,
+        context_radius: int = DEFAULT_CONTEXT_RADIUS,
     ) -> None:
         self.capacity = validate_capacity(capacity)
         if memory_type not in MEMORY_TYPES:
@@ -110,6 +150,76 @@ class Memory:
             tier = self._open_tier(on_evict=on_evict, clock=clock)
         self._tier = tier
         self._clock: Clock = tier.clock
+        if not 0.0 <= keyword_weight <= 1.0:
+            raise InvalidArgumentError(f"keyword_weight must be in [0, 1], got {keyword_weight!r}")
+        self.keyword_weight = keyword_weight
+        if (
+            context_weight < 0
+            or isinstance(context_radius, bool)
+            or not isinstance(context_radius, int)
+            or context_radius < 0
+        ):
+            raise InvalidArgumentError(
+                f"context_weight must be >= 0 and context_radius an int >= 0, got {context_weight!r}, {context_radius!r}"
+            )
+        self.context_weight = context_weight
+        self.context_radius = context_radius
+        self._semantic: SemanticIndex | None = None
+        if embedder is not None:
+            try:
+                self._semantic = self._open_semantic(embedder, reindex=reindex)
+            except BaseException:
+                tier.close()
+                raise
+
+    def _open_semantic(self, embedder: Any, *, reindex: bool) -> SemanticIndex:
+        from agentmem_plugin.embeddings import CachedEmbedder, EmbeddingCache, as_embedder
+        from agentmem_plugin.tiers.chroma import SemanticIndex, collection_name, make_client
+
+        inner = as_embedder(embedder)
+        where = self._semantic_dir()
+        namespace = str(getattr(self._tier, "namespace", ""))
+        if where is None:
+            cache, client = EmbeddingCache(), make_client()
+            name = collection_name(f"agentmem-{uuid.uuid4().hex[:12]}", namespace)
+        else:
+            cache = EmbeddingCache(where / "embeddings.sqlite3")
+            client = make_client(path=where / "chroma")
+            table = str(getattr(self._tier, "table", "memories"))
+            name = collection_name(f"agentmem-{table}", namespace)
+        return SemanticIndex(
+            self._tier, CachedEmbedder(inner, cache), client, name, reindex=reindex
+        )
+
+    def _semantic_dir(self) -> Path | None:
+        """Where the vector index and embedding cache live: beside the store, or None for in memory."""
+        if not self._tier.persistent or self.storage_path is None:
+            return None
+        if self.storage_path.is_dir() or not self.storage_path.suffix:
+            return self.storage_path
+        return self.storage_path.with_name(self.storage_path.name + ".semantic")
+
+    @property
+    def embedder(self) -> Embedder | None:
+        """The embedder behind semantic search (None when this memory has none)."""
+        return None if self._semantic is None else self._semantic.embedder
+
+    def _sync(self) -> None:
+        if self._semantic is not None:
+            self._semantic.sync()
+
+    def reindex(self) -> int:
+        """Rebuild the semantic index from every live entry; return how many were indexed.
+
+        Raises:
+            InvalidArgumentError: this memory has no embedder.
+
+        """
+        if self._semantic is None:
+            raise InvalidArgumentError(
+                "this memory has no embedder: pass embedder=... to enable semantic search"
+            )
+        return self._semantic.reindex()
 
     def _open_tier(self, *, on_evict: EvictionCallback | None, clock: Clock | None) -> Tier:
         if not self.persistence:
@@ -204,6 +314,8 @@ class Memory:
         else:
             entry = self._entry(key, value, ttl, priority, metadata, tags)
         self._tier.put(entry)
+        if self._semantic is not None:
+            self._semantic.sync()
 
     def retrieve(self, key: str) -> Any:
         """Return the value stored under *key*, or None when it is missing or expired. Counts as an access."""
@@ -224,7 +336,9 @@ class Memory:
 
     def delete(self, key: str) -> bool:
         """Delete *key*; return True when a live entry was removed."""
-        return self._tier.delete(self._key(key))
+        removed = self._tier.delete(self._key(key))
+        self._sync()
+        return removed
 
     def exists(self, key: str) -> bool:
         """Return True when *key* holds a live entry (not counted as an access)."""
@@ -237,35 +351,82 @@ class Memory:
     def cleanup(self) -> int:
         """Remove expired entries now; return how many were removed."""
         removed = self._tier.cleanup()
+        self._sync()
         if removed:
             logger.debug("cleanup removed %d expired entries", len(removed))
         return len(removed)
 
-    def search(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
-        """Keyword search (BM25) over keys, values and tags.
+    def search(
+        self, query: str, limit: int = 10, *, mode: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Search by keyword (BM25), by meaning (embeddings), or both fused.
 
         Args:
-            query: Free text; an empty or all-stop-word query returns ``[]``.
+            query: Free text; an empty or whitespace query returns ``[]`` (as does an all-stop-word query in
+                keyword mode).
             limit: Maximum number of hits.
+            mode: ``"hybrid"`` (the default when the memory has an embedder), ``"keyword"`` (the default
+                without one) or ``"semantic"``.
 
         Returns:
-            Hits, best first: dicts with ``key``, ``value``, ``score``, ``tags`` and ``metadata``.
+            Hits, best first: dicts with ``key``, ``value``, ``score``, ``tags`` and ``metadata``; semantic and
+            hybrid hits also carry ``similarity`` (cosine, or None when only the keyword side found it) and
+            hybrid hits ``keyword_score`` (BM25, or None).
+
+        Raises:
+            InvalidArgumentError: a bad limit or mode, or a semantic mode on a memory without an embedder.
 
         """
         if not isinstance(query, str):
             raise InvalidArgumentError(f"query must be a str, got {type(query).__name__}")
         limit = _check_limit(limit)
+        if mode is None:
+            mode = "keyword" if self._semantic is None else "hybrid"
+        if mode not in SEARCH_MODES:
+            raise InvalidArgumentError(
+                f"mode must be one of {', '.join(SEARCH_MODES)}; got {mode!r}"
+            )
+        if mode != "keyword" and self._semantic is None:
+            raise InvalidArgumentError(
+                f"mode={mode!r} needs an embedder: create the memory with embedder='default' (or your own)"
+            )
         if not query.strip():
             return []
+        if mode == "keyword":
+            return [_hit(entry, score) for entry, score in self._tier.keyword_search(query, limit)]
+        assert self._semantic is not None
+        if mode == "semantic":
+            return [
+                _hit(entry, sim, similarity=sim)
+                for entry, sim in self._semantic.search(query, limit)
+            ]
+        depth = max(limit * 5, HYBRID_CANDIDATES)
+        keyword = self._tier.keyword_search(query, depth)
+        dense = self._semantic.search(query, depth)
+        entries = {e.key: e for e, _ in keyword}
+        entries.update((e.key, e) for e, _ in dense)
+        bm25 = {e.key: s for e, s in keyword}
+        cosine = {e.key: s for e, s in dense}
+        fused = fuse(
+            [(e.key, s) for e, s in keyword],
+            [(e.key, s) for e, s in dense],
+            keyword_weight=self.keyword_weight,
+        )
+        if self.context_weight > 0 and self.context_radius > 0 and fused:
+            top = dict(fused[: max(limit * 5, CONTEXT_CANDIDATES)])
+            near = self._tier.neighbors(list(top), self.context_radius)
+            spread = spread_to_neighbors(top, near, weight=self.context_weight)
+            fused = sorted(spread.items(), key=lambda kv: (-kv[1], kv[0]))
+        ranked = fused[:limit]
+        missing = [key for key, _ in ranked if key not in entries]
+        if missing:
+            for entry in self._tier.get_many(missing, touch=False):
+                if entry is not None:
+                    entries[entry.key] = entry
         return [
-            {
-                "key": entry.key,
-                "value": entry.value,
-                "score": score,
-                "tags": list(entry.tags),
-                "metadata": dict(entry.metadata),
-            }
-            for entry, score in self._tier.keyword_search(query, limit)
+            _hit(entries[key], score, similarity=cosine.get(key), keyword_score=bm25.get(key))
+            for key, score in ranked
+            if key in entries
         ]
 
     def update(self, key: str, func: Callable[[Any], Any], default: Any = None) -> Any:
@@ -292,6 +453,7 @@ class Memory:
             return current
 
         entry = self._tier.compute(key, apply)
+        self._sync()
         assert entry is not None
         return entry.value
 
@@ -338,6 +500,7 @@ class Memory:
             entries.append(self._entry(item[0], item[1], ttl, priority, metadata, tag_list))
         if entries:
             self._tier.put_many(entries)
+            self._sync()
         return len(entries)
 
     def retrieve_many(self, keys: Sequence[str]) -> list[Any]:
@@ -363,9 +526,12 @@ class Memory:
     def clear(self) -> None:
         """Remove every entry."""
         self._tier.clear()
+        self._sync()
 
     def close(self) -> None:
         """Release the tier's resources (files, connections). The memory is unusable afterwards."""
+        if self._semantic is not None:
+            self._semantic.close()
         self._tier.close()
 
     # -- dunder helpers --------------------------------------------------------------------------------------
@@ -426,9 +592,15 @@ class Memory:
         """Async :meth:`cleanup`."""
         return await _in_thread(self.cleanup)
 
-    async def asearch(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
+    async def asearch(
+        self, query: str, limit: int = 10, *, mode: str | None = None
+    ) -> list[dict[str, Any]]:
         """Async :meth:`search`."""
-        return await _in_thread(self.search, query, limit)
+        return await _in_thread(self.search, query, limit, mode=mode)
+
+    async def areindex(self) -> int:
+        """Async :meth:`reindex`."""
+        return await _in_thread(self.reindex)
 
     async def aupdate(self, key: str, func: Callable[[Any], Any], default: Any = None) -> Any:
         """Async :meth:`update`."""

@@ -105,7 +105,12 @@ class LRUEvictionPolicy:
         """
         if n <= 0:
             return []
-        if n == 1 and len(incoming) == 1 and self._order and incoming[0][0] not in self._priority_of:
+        if (
+            n == 1
+            and len(incoming) == 1
+            and self._order
+            and incoming[0][0] not in self._priority_of
+        ):
             # The hot path of a single store into a full memory: one new key, one victim.
             key, priority = incoming[0]
             lowest = self._order[0]

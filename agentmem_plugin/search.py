@@ -11,7 +11,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -324,3 +324,66 @@ class SearchIndex:
         self._doc_terms = {}
         self._doc_len = {}
         self._total_len = 0
+
+
+def fuse(
+    keyword: Sequence[tuple[str, float]],
+    dense: Sequence[tuple[str, float]],
+    *,
+    keyword_weight: float = 0.5,
+) -> list[tuple[str, float]]:
+    """Fuse keyword (BM25) and dense (cosine) candidate lists into one ranking, best first.
+
+    Scores are made comparable before they are mixed: BM25 scores are divided by the best one (so the top
+    keyword hit scores 1), cosine similarities are min-max scaled over the dense candidates. A candidate missing
+    from one list scores 0 there. ``score = keyword_weight * bm25_norm + (1 - keyword_weight) * cos_norm``.
+
+    Example:
+        >>> fuse([("a", 8.0), ("b", 4.0)], [("b", 0.9), ("c", 0.5)], keyword_weight=0.5)
+        [('b', 0.75), ('a', 0.5), ('c', 0.0)]
+
+    """
+    if not 0.0 <= keyword_weight <= 1.0:
+        raise ValueError(f"keyword_weight must be in [0, 1], got {keyword_weight!r}")
+    scores: dict[str, float] = {}
+    if keyword:
+        top = max(s for _, s in keyword) or 1.0
+        for key, s in keyword:
+            scores[key] = keyword_weight * (s / top)
+    if dense:
+        hi = max(s for _, s in dense)
+        lo = min(s for _, s in dense)
+        span = hi - lo
+        for key, s in dense:
+            norm = (s - lo) / span if span > 0 else 1.0
+            scores[key] = scores.get(key, 0.0) + (1.0 - keyword_weight) * norm
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def spread_to_neighbors(
+    scores: Mapping[str, float], neighbors: Mapping[str, Sequence[str]], *, weight: float
+) -> dict[str, float]:
+    """Give each memory a share of its best-scoring neighbour's score (temporal contiguity).
+
+    Memories stored next to each other (turns of one conversation, steps of one task) tend to be relevant
+    together: the answer to a question often sits one or two turns from the turn that matches its words.
+    ``new[k] = scores.get(k, 0) + weight * max(scores.get(n, 0) for n in neighbours of k)``, over the scored keys
+    and their neighbours.
+
+    Example:
+        >>> spread_to_neighbors({"b": 1.0}, {"b": ["a", "c"]}, weight=0.5)
+        {'b': 1.0, 'a': 0.5, 'c': 0.5}
+
+    """
+    if weight <= 0:
+        return dict(scores)
+    around: dict[str, list[str]] = {}
+    for key, near in neighbors.items():
+        for other in near:
+            around.setdefault(other, []).append(key)
+    out = dict(scores)
+    for key in list(scores) + [k for k in around if k not in scores]:
+        best = max((scores.get(n, 0.0) for n in around.get(key, ())), default=0.0)
+        if best > 0:
+            out[key] = scores.get(key, 0.0) + weight * best
+    return out

@@ -286,10 +286,12 @@ class DebuggableMemory(Memory):
         self.log_operation("delete", key=key, removed=removed)
         return removed
 
-    def search(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
+    def search(
+        self, query: str, limit: int = 10, *, mode: str | None = None
+    ) -> list[dict[str, Any]]:
         """Search, and log the number of hits."""
-        hits = super().search(query, limit)
-        self.log_operation("search", query=query, hits=len(hits))
+        hits = super().search(query, limit, mode=mode)
+        self.log_operation("search", query=query, mode=mode, hits=len(hits))
         return hits
 
     def get_debug_info(self) -> dict[str, Any]:

@@ -142,6 +142,39 @@ class Tier(ABC):
             size = self.count()
         return {"tier": self.name, "size": size, "capacity": self.capacity, **counters}
 
+    def neighbors(self, keys: Sequence[str], radius: int) -> dict[str, list[str]]:
+        """Return, for each live key, the keys stored up to *radius* places before and after it.
+
+        "Stored" order is the order in which keys were first written (a replaced key keeps its place). The
+        default derives it from :meth:`scan`; backends with an insertion id override this.
+        """
+        order = [e.key for e in self.scan()]
+        position = {k: i for i, k in enumerate(order)}
+        out: dict[str, list[str]] = {}
+        for key in keys:
+            i = position.get(key)
+            if i is not None:
+                out[key] = order[max(0, i - radius) : i] + order[i + 1 : i + 1 + radius]
+        return out
+
+    # -- change feed (for derived indexes: the semantic index) ---------------------------------------------------
+
+    def index_meta(self) -> tuple[str, int] | None:
+        """Return the (embedding model, dimension) this tier's semantic index was built with, or None."""
+        raise NotImplementedError(f"the {self.name} tier cannot feed a semantic index")
+
+    def set_index_meta(self, model: str, dim: int) -> None:
+        """Record the semantic index's model and dimension and start recording changes for it."""
+        raise NotImplementedError(f"the {self.name} tier cannot feed a semantic index")
+
+    def changes(self, limit: int) -> list[tuple[int, str]]:
+        """Return up to *limit* unacknowledged ``(change id, key)`` pairs, oldest first."""
+        raise NotImplementedError(f"the {self.name} tier cannot feed a semantic index")
+
+    def ack_changes(self, changes: Sequence[tuple[int, str]]) -> None:
+        """Forget *changes* (returned by :meth:`changes`) once a consumer has applied them."""
+        raise NotImplementedError(f"the {self.name} tier cannot feed a semantic index")
+
     def close(self) -> None:  # noqa: B027  (optional hook, not abstract)
         """Release resources (files, connections). The default does nothing."""
 

@@ -67,6 +67,11 @@ class BufferTier(Tier):
         self._index = SearchIndex()
         self._indexed = False  # no search yet: writes need not track the index at all
         self._dirty: set[str] = set()
+        self._changes: dict[str, int] | None = (
+            None  # key -> change id, once a semantic index asked for it
+        )
+        self._change_seq = 0
+        self._index_meta: tuple[str, int] | None = None
 
     # -- internal state changes (caller holds the lock) --------------------------------------------------------
 
@@ -80,6 +85,9 @@ class BufferTier(Tier):
             self._ttl.forget(key)
         if self._indexed:
             self._dirty.add(key)
+        if self._changes is not None:
+            self._change_seq += 1
+            self._changes[key] = self._change_seq
 
     def _remove(self, key: str) -> MemoryEntry | None:
         entry = self._entries.pop(key, None)
@@ -89,6 +97,9 @@ class BufferTier(Tier):
                 self._ttl.forget(key)
             if self._indexed:
                 self._dirty.add(key)
+            if self._changes is not None:
+                self._change_seq += 1
+                self._changes[key] = self._change_seq
         return entry
 
     def _purge_expired(self, now: float) -> list[str]:
@@ -269,12 +280,48 @@ class BufferTier(Tier):
     def clear(self) -> None:
         """Remove every entry."""
         with self._lock:
-            self._entries.clear()
             self._lru.clear()
             self._ttl.clear()
+            if self._changes is not None:
+                for key in self._entries:
+                    self._change_seq += 1
+                    self._changes[key] = self._change_seq
+            self._entries.clear()
             self._index.clear()
             self._indexed = False
             self._dirty.clear()
+
+    def index_meta(self) -> tuple[str, int] | None:
+        """Return the (model, dimension) recorded by :meth:`set_index_meta`, or None."""
+        return self._index_meta
+
+    def set_index_meta(self, model: str, dim: int) -> None:
+        """Record the semantic index's model and start recording changed keys."""
+        with self._lock:
+            self._index_meta = (model, dim)
+            if self._changes is None:
+                self._changes = {}
+
+    def changes(self, limit: int) -> list[tuple[int, str]]:
+        """Return up to *limit* changed keys not yet acknowledged, oldest first."""
+        with self._lock:
+            if not self._changes:
+                return []
+            out = []
+            for key, seq in self._changes.items():
+                out.append((seq, key))
+                if len(out) >= limit:
+                    break
+            return out
+
+    def ack_changes(self, changes: Sequence[tuple[int, str]]) -> None:
+        """Forget acknowledged changes (a key changed again since keeps its newer change)."""
+        with self._lock:
+            if self._changes is None:
+                return
+            for seq, key in changes:
+                if self._changes.get(key) == seq:
+                    del self._changes[key]
 
     def stats(self) -> dict[str, Any]:
         """Counters plus the eviction policy in use."""

@@ -145,6 +145,32 @@ def _migrations(table: str) -> Any:
             """
         )
 
+    @migrations(name="0003_semantic_outbox")
+    def create_outbox(db: Any) -> None:
+        # Changes a semantic index must apply, written by triggers in the same transaction as the entry, and
+        # only for namespaces that have an index (a row in index_meta).
+        out = f'"{table}_outbox"'
+        meta = f'"{table}_index_meta"'
+        when_new = f"WHEN EXISTS (SELECT 1 FROM {meta} WHERE namespace = new.namespace)"
+        db.executescript(
+            f"""
+            CREATE INDEX "{table}_ns_id" ON {t} (namespace, id);
+            CREATE TABLE {out} (id INTEGER PRIMARY KEY, namespace TEXT NOT NULL, key TEXT NOT NULL);
+            CREATE INDEX "{table}_outbox_ns" ON {out} (namespace, id);
+            CREATE TABLE {meta} (namespace TEXT PRIMARY KEY, model TEXT NOT NULL, dim INTEGER NOT NULL);
+            CREATE TRIGGER "{table}_outbox_ai" AFTER INSERT ON {t} {when_new} BEGIN
+                INSERT INTO {out} (namespace, key) VALUES (new.namespace, new.key);
+            END;
+            CREATE TRIGGER "{table}_outbox_au" AFTER UPDATE OF search_text ON {t} {when_new} BEGIN
+                INSERT INTO {out} (namespace, key) VALUES (new.namespace, new.key);
+            END;
+            CREATE TRIGGER "{table}_outbox_ad" AFTER DELETE ON {t}
+            WHEN EXISTS (SELECT 1 FROM {meta} WHERE namespace = old.namespace) BEGIN
+                INSERT INTO {out} (namespace, key) VALUES (old.namespace, old.key);
+            END;
+            """
+        )
+
     return migrations
 
 
@@ -707,6 +733,69 @@ class SqliteTier(Tier):
             "max_access_count": int(mx or 0),
             "tagged_items": int(tagged or 0),
         }
+
+    def neighbors(self, keys: Sequence[str], radius: int) -> dict[str, list[str]]:
+        """For each live key, the keys inserted up to *radius* rows before and after it (insertion order)."""
+        t = f'"{self.table}"'
+        out: dict[str, list[str]] = {}
+        with self._lock:
+            self._check_open()
+            now = self.clock()
+            conn = self._conn
+            for key in keys:
+                row = conn.execute(
+                    f"SELECT id FROM {t} WHERE namespace = ? AND key = ?", (self.namespace, key)
+                ).fetchone()
+                if row is None:
+                    continue
+                live = "AND (expires_at IS NULL OR expires_at > ?)"
+                before = conn.execute(
+                    f"SELECT key FROM {t} WHERE namespace = ? AND id < ? {live} ORDER BY id DESC LIMIT ?",
+                    (self.namespace, row[0], now, radius),
+                ).fetchall()
+                after = conn.execute(
+                    f"SELECT key FROM {t} WHERE namespace = ? AND id > ? {live} ORDER BY id LIMIT ?",
+                    (self.namespace, row[0], now, radius),
+                ).fetchall()
+                out[key] = [r[0] for r in reversed(before)] + [r[0] for r in after]
+        return out
+
+    def index_meta(self) -> tuple[str, int] | None:
+        """Return the (model, dimension) of this namespace's semantic index, or None."""
+        with self._lock:
+            self._check_open()
+            row = self._conn.execute(
+                f'SELECT model, dim FROM "{self.table}_index_meta" WHERE namespace = ?',
+                (self.namespace,),
+            ).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]))
+
+    def set_index_meta(self, model: str, dim: int) -> None:
+        """Record the semantic index's model; from now on every change of this namespace enters the outbox."""
+        with self._lock, self._write("recording the semantic index model") as conn:
+            conn.execute(
+                f'INSERT OR REPLACE INTO "{self.table}_index_meta" (namespace, model, dim) VALUES (?, ?, ?)',
+                (self.namespace, model, dim),
+            )
+
+    def changes(self, limit: int) -> list[tuple[int, str]]:
+        """Return up to *limit* outbox rows of this namespace, oldest first."""
+        with self._lock:
+            self._check_open()
+            rows = self._conn.execute(
+                f'SELECT id, key FROM "{self.table}_outbox" WHERE namespace = ? ORDER BY id LIMIT ?',
+                (self.namespace, min(limit, 2**62)),
+            ).fetchall()
+        return [(int(i), str(k)) for i, k in rows]
+
+    def ack_changes(self, changes: Sequence[tuple[int, str]]) -> None:
+        """Delete applied outbox rows."""
+        if not changes:
+            return
+        with self._lock, self._write(f"acknowledging {len(changes)} index changes") as conn:
+            conn.executemany(
+                f'DELETE FROM "{self.table}_outbox" WHERE id = ?', [(i,) for i, _ in changes]
+            )
 
     def stats(self) -> dict[str, Any]:
         """Counters, sizes, the path and the bytes the database file takes on disk."""

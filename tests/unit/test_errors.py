@@ -6,6 +6,7 @@ from agentmem_plugin import errors
 from agentmem_plugin.errors import (
     AccessDeniedError,
     AgentMemError,
+    EmbeddingError,
     IntegrityError,
     InvalidArgumentError,
     InvalidKeyError,
@@ -24,6 +25,7 @@ BUILTIN_OF = {
     KeyNotFoundError: KeyError,
     SerializationError: TypeError,
     IntegrityError: ValueError,
+    EmbeddingError: ValueError,
     MissingDependencyError: ImportError,
     AccessDeniedError: PermissionError,
     StorageError: OSError,

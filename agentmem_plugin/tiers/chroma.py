@@ -1,0 +1,514 @@
+"""Chroma: the vector index behind semantic search, and a full tier for a Chroma server.
+
+* :class:`ChromaIndex` is one Chroma collection used as an index: ids are entry keys, vectors come from *our*
+  embedder (Chroma's default embedding function downloads a model at first use and fails offline, so it is never
+  used). Writes are split into batches of ``client.get_max_batch_size()``. Cosine space.
+* Namespaces get **a collection each**: a ``where`` filter is 15-20x slower than an unfiltered query at 100k
+  rows, so isolation by collection keeps every query unfiltered.
+* :class:`SemanticIndex` keeps a :class:`ChromaIndex` in step with a tier that is the source of truth: it drains
+  the tier's change feed (for SQLite an outbox written in the same transaction as the entry), embeds what
+  changed, writes it to Chroma, and only then acknowledges the changes. A crash in between leaves the changes
+  in the outbox; they are finished on the next open.
+* :class:`ChromaTier` stores whole entries in Chroma (for a shared Chroma server reached with ``HttpClient``);
+  it implements the full tier contract.
+
+Clients: ``PersistentClient`` under a path, ``EphemeralClient`` in memory (ephemeral clients share one
+in-process store, so every in-memory index gets a unique collection name), ``HttpClient(host, port)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from os import PathLike
+from typing import Any
+
+from agentmem_plugin.codec import decode_json, encode_json, normalize
+from agentmem_plugin.embeddings import Embedder, check_vectors
+from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity
+from agentmem_plugin.errors import (
+    EmbeddingError,
+    InvalidArgumentError,
+    MissingDependencyError,
+    StorageError,
+)
+from agentmem_plugin.policies import LRUEvictionPolicy
+from agentmem_plugin.search import SearchIndex, document_text
+from agentmem_plugin.tiers.base import EvictionCallback, Tier
+
+__all__ = [
+    "ChromaIndex",
+    "ChromaTier",
+    "SemanticIndex",
+    "collection_name",
+    "embedding_text",
+    "make_client",
+]
+
+logger = logging.getLogger(__name__)
+
+_SAFE = re.compile(r"[^a-zA-Z0-9._-]+")
+
+
+def make_client(
+    *, path: str | PathLike[str] | None = None, host: str | None = None, port: int = 8000
+) -> Any:
+    """Return a chromadb client with telemetry off.
+
+    ``HttpClient`` when *host* is given, ``PersistentClient`` for *path*, else ``EphemeralClient``.
+
+    Raises:
+        MissingDependencyError: chromadb is not installed.
+
+    """
+    try:
+        import chromadb
+        from chromadb.config import Settings
+    except ImportError as exc:
+        raise MissingDependencyError(
+            'chromadb is needed for semantic memory; install it with: pip install "agentmem-plugin[semantic]"'
+        ) from exc
+    settings = Settings(anonymized_telemetry=False)
+    if host is not None:
+        return chromadb.HttpClient(host=host, port=port, settings=settings)
+    if path is not None:
+        return chromadb.PersistentClient(path=str(path), settings=settings)
+    return chromadb.EphemeralClient(settings=settings)
+
+
+def collection_name(prefix: str, namespace: str) -> str:
+    """Return a valid Chroma collection name for *namespace* (readable part plus a hash: never collides)."""
+    readable = _SAFE.sub("-", namespace).strip("-._")[:40]
+    digest = hashlib.sha256(namespace.encode()).hexdigest()[:10]
+    return f"{prefix}-{readable}-{digest}" if readable else f"{prefix}-{digest}"
+
+
+def embedding_text(key: str, value: Any, tags: Iterable[str] = ()) -> str:
+    """Return the text an entry is embedded by: its value's text and tags (the key only when that is empty).
+
+    Keys are identifiers (``D1:3``, ``user:42``) that add noise to a sentence embedding; values carry meaning.
+    """
+    text = document_text("", value, tags).strip()
+    return text or key
+
+
+class ChromaIndex:
+    """One Chroma collection used as a vector index keyed by entry key.
+
+    Args:
+        client: A chromadb client (see :func:`make_client`).
+        name: The collection name.
+        dim: Expected vector dimension (checked on every write and query).
+
+    """
+
+    def __init__(self, client: Any, name: str, *, dim: int | None = None) -> None:
+        self.client = client
+        self.name = name
+        self.dim = dim
+        self.collection = client.get_or_create_collection(
+            name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+        )
+        self._batch = max(1, int(client.get_max_batch_size()))
+
+    def upsert(self, keys: Sequence[str], vectors: Sequence[Sequence[float]],
+               metadatas: Sequence[dict[str, Any]] | None = None, documents: Sequence[str] | None = None) -> None:  # fmt: skip
+        """Insert or replace vectors (and optional metadata/documents), in batches of the client's maximum."""
+        if not keys:
+            return
+        rows = check_vectors(vectors, len(keys), self.dim, source=self.name)
+        for start in range(0, len(keys), self._batch):
+            end = start + self._batch
+            kwargs: dict[str, Any] = {"ids": list(keys[start:end]), "embeddings": rows[start:end]}
+            if metadatas is not None:
+                kwargs["metadatas"] = [m or None for m in metadatas[start:end]]
+            if documents is not None:
+                kwargs["documents"] = list(documents[start:end])
+            self.collection.upsert(**kwargs)
+
+    def delete(self, keys: Sequence[str]) -> None:
+        """Remove *keys* (missing ones are ignored)."""
+        for start in range(0, len(keys), self._batch):
+            self.collection.delete(ids=list(keys[start : start + self._batch]))
+
+    def query(
+        self, vector: Sequence[float], k: int, where: dict[str, Any] | None = None
+    ) -> list[tuple[str, float]]:
+        """Return up to *k* ``(key, cosine similarity)`` pairs, most similar first."""
+        count = self.collection.count()
+        if count == 0 or k <= 0:
+            return []
+        row = check_vectors([vector], 1, self.dim, source=self.name)
+        result = self.collection.query(
+            query_embeddings=row, n_results=min(k, count), where=where, include=["distances"]
+        )
+        return [
+            (key, 1.0 - float(d))
+            for key, d in zip(result["ids"][0], result["distances"][0], strict=True)
+        ]
+
+    def get(self, keys: Sequence[str] | None = None, *, include: Sequence[str] = ("metadatas",),
+            where: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+        """Return Chroma's ``get`` result for *keys* (all when None)."""
+        return dict(
+            self.collection.get(
+                ids=None if keys is None else list(keys), where=where, include=list(include)
+            )
+        )
+
+    def count(self) -> int:
+        """Return the number of vectors."""
+        return int(self.collection.count())
+
+    def clear(self) -> None:
+        """Drop every vector (the collection is recreated)."""
+        self.client.delete_collection(self.name)
+        self.collection = self.client.get_or_create_collection(
+            self.name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+        )
+
+
+def _progress(total: int, desc: str) -> Any:
+    """Return a tqdm progress bar when stderr is a terminal, else None."""
+    if total <= 0 or not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm comes with the semantic extra
+        return None
+    return tqdm(total=total, desc=desc, unit="entry")
+
+
+class SemanticIndex:
+    """Keeps a :class:`ChromaIndex` in step with a source-of-truth tier through the tier's change feed.
+
+    Args:
+        tier: The tier holding the entries (it must track changes: see ``Tier.changes``).
+        embedder: The embedder (wrap it in a ``CachedEmbedder`` to embed each text once).
+        client: A chromadb client.
+        collection: The collection name.
+        batch_size: Changes applied per embedding call.
+        reindex: Rebuild when the store was indexed with another model (instead of refusing).
+
+    Raises:
+        EmbeddingError: the store was indexed with another model or dimension and *reindex* is False.
+
+    """
+
+    def __init__(self, tier: Tier, embedder: Embedder, client: Any, collection: str, *,
+                 batch_size: int = 256, reindex: bool = False) -> None:  # fmt: skip
+        self.tier = tier
+        self.embedder = embedder
+        self.batch_size = batch_size
+        self._lock = threading.RLock()
+        model, dim = embedder.name, embedder.dim
+        recorded = tier.index_meta()
+        self.index = ChromaIndex(client, collection, dim=dim)
+        if recorded is not None and recorded != (model, dim) and not reindex:
+            raise EmbeddingError(
+                f"this store was indexed with {recorded[0]!r} (dimension {recorded[1]}), not {model!r} "
+                f"(dimension {dim}); open it with reindex=True to rebuild the semantic index with the new model"
+            )
+        if recorded != (model, dim) or (self.index.count() == 0 and tier.count() > 0):
+            tier.set_index_meta(model, dim)
+            self.reindex()
+        else:
+            self.sync()  # finish what a crash left in the outbox
+
+    def sync(self) -> int:
+        """Apply pending changes to the vector index; return how many keys were processed."""
+        done = 0
+        with self._lock:
+            while True:
+                changes = self.tier.changes(self.batch_size)
+                if not changes:
+                    return done
+                keys = list(dict.fromkeys(key for _, key in changes))
+                entries = self.tier.get_many(keys, touch=False)
+                live = [(k, e) for k, e in zip(keys, entries, strict=True) if e is not None]
+                gone = [k for k, e in zip(keys, entries, strict=True) if e is None]
+                if live:
+                    vectors = self.embedder.embed_documents(
+                        [embedding_text(k, e.value, e.tags) for k, e in live]
+                    )
+                    self.index.upsert([k for k, _ in live], vectors)
+                if gone:
+                    self.index.delete(gone)
+                self.tier.ack_changes(changes)
+                done += len(keys)
+
+    def reindex(self) -> int:
+        """Rebuild the vector index from every live entry of the tier; return how many were indexed."""
+        with self._lock:
+            backlog = self.tier.changes(sys.maxsize)
+            self.index.clear()
+            entries = self.tier.scan()
+            bar = _progress(len(entries), "reindexing")
+            for start in range(0, len(entries), self.batch_size):
+                chunk = entries[start : start + self.batch_size]
+                vectors = self.embedder.embed_documents(
+                    [embedding_text(e.key, e.value, e.tags) for e in chunk]
+                )
+                self.index.upsert([e.key for e in chunk], vectors)
+                if bar is not None:
+                    bar.update(len(chunk))
+            if bar is not None:
+                bar.close()
+            self.tier.ack_changes(backlog)
+            logger.info("semantic index %s rebuilt: %d entries", self.index.name, len(entries))
+            return len(entries)
+
+    def search(self, query: str, k: int) -> list[tuple[MemoryEntry, float]]:
+        """Return up to *k* live ``(entry, cosine similarity)`` pairs for *query*, most similar first."""
+        self.sync()
+        vector = self.embedder.embed_query(query)
+        with self._lock:
+            hits = self.index.query(vector, k)
+        if not hits:
+            return []
+        entries = self.tier.get_many([key for key, _ in hits], touch=False)
+        return [(e, sim) for (_, sim), e in zip(hits, entries, strict=True) if e is not None]
+
+    def close(self) -> None:
+        """Close the embedding cache (the Chroma client needs no closing)."""
+        cache = getattr(self.embedder, "cache", None)
+        if cache is not None:
+            cache.close()
+
+    def remember(self, entry: MemoryEntry, vector: Sequence[float]) -> None:
+        """Use *vector* as the embedding of *entry*'s text (a caller-supplied embedding)."""
+        row = check_vectors([vector], 1, self.embedder.dim, source="supplied embedding")[0]
+        remember = getattr(self.embedder, "remember", None)
+        if remember is None:
+            raise InvalidArgumentError("supplied embeddings need a CachedEmbedder")
+        remember(embedding_text(entry.key, entry.value, entry.tags), row)
+
+
+class ChromaTier(Tier):
+    """A tier that keeps whole entries in a Chroma collection (for a Chroma server shared by processes).
+
+    Each entry is one record: id = key, the vector of its text (from our embedder), the entry as JSON in the
+    metadata, plus ``priority`` and ``expires_at`` as filterable fields. Keyword search ranks the collection's
+    texts with BM25 in this process (rebuilt when another writer changed the collection: fine for the sizes a
+    shared server tier holds; the SQLite tier is the one built for keyword search at scale).
+    Single-key operations are atomic within a process; across processes the last writer wins.
+
+    Args:
+        embedder: Embeds entry texts (required: Chroma's own default is never used).
+        client: A chromadb client; default: ``make_client(path=path, host=host, port=port)``.
+        namespace: One collection per namespace.
+        capacity: Maximum live entries (None: unbounded).
+        clock: Source of the current time.
+        on_evict: Called with entries evicted for capacity before they are deleted.
+
+    """
+
+    name = "chroma"
+
+    def __init__(self, embedder: Embedder, *, client: Any = None, path: str | PathLike[str] | None = None,
+                 host: str | None = None, port: int = 8000, namespace: str = "", capacity: int | None = None,
+                 clock: Clock | None = None, on_evict: EvictionCallback | None = None,
+                 collection_prefix: str = "agentmem") -> None:  # fmt: skip
+        super().__init__(clock=clock)
+        self.embedder = embedder
+        self.capacity = validate_capacity(capacity)
+        self.on_evict = on_evict
+        self.persistent = path is not None or host is not None
+        self.client = client if client is not None else make_client(path=path, host=host, port=port)
+        prefix = (
+            collection_prefix if self.persistent else f"{collection_prefix}-{uuid.uuid4().hex[:12]}"
+        )
+        self.index = ChromaIndex(self.client, collection_name(prefix, namespace), dim=embedder.dim)
+        self.namespace = namespace
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _meta(entry: MemoryEntry) -> dict[str, Any]:
+        meta: dict[str, Any] = {"entry": encode_json(entry.to_dict(), what=f"entry {entry.key!r}").decode(),
+                                "priority": entry.priority}  # fmt: skip
+        if entry.expires_at is not None:
+            meta["expires_at"] = entry.expires_at
+        return meta
+
+    @staticmethod
+    def _entry(meta: dict[str, Any]) -> MemoryEntry:
+        return MemoryEntry.from_dict(decode_json(meta["entry"], what="chroma entry"))
+
+    def _load(self, keys: Sequence[str] | None = None) -> dict[str, MemoryEntry]:
+        result = self.index.get(keys)
+        return {k: self._entry(m) for k, m in zip(result["ids"], result["metadatas"], strict=True)}
+
+    def _write_entries(self, entries: Sequence[MemoryEntry]) -> None:
+        vectors = self.embedder.embed_documents(
+            [embedding_text(e.key, e.value, e.tags) for e in entries]
+        )
+        self.index.upsert([e.key for e in entries], vectors, [self._meta(e) for e in entries],
+                          documents=[document_text(e.key, e.value, e.tags) for e in entries])  # fmt: skip
+
+    def _guard(self, what: str) -> Any:
+        return _ChromaErrors(what)
+
+    # -- primitives --------------------------------------------------------------------------------------------
+
+    def put_many(self, entries: Sequence[MemoryEntry]) -> None:
+        """Insert or replace *entries*; evict for capacity first (through ``on_evict``)."""
+        batch: dict[str, MemoryEntry] = {}
+        for entry in entries:
+            entry.value = normalize(entry.value, what=f"value of key {entry.key!r}")
+            if entry.metadata:
+                entry.metadata = normalize(entry.metadata, what=f"metadata of key {entry.key!r}")
+            self._meta(entry)  # fails before any write when the entry cannot be encoded
+            batch.pop(entry.key, None)
+            batch[entry.key] = entry
+        with self._lock, self._guard(f"storing {len(batch)} entries"):
+            victims: list[MemoryEntry] = []
+            if self.capacity is not None:
+                current = self._load()
+                now = self.clock()
+                expired = [k for k, e in current.items() if e.is_expired(now)]
+                live = {k: e for k, e in current.items() if not e.is_expired(now)}
+                overflow = len(live) + sum(k not in live for k in batch) - self.capacity
+                if overflow > 0:
+                    policy = LRUEvictionPolicy(max(1, len(live)))
+                    order = sorted(
+                        live.values(), key=lambda e: (e.last_accessed or e.created_at, e.created_at)
+                    )
+                    for e in order:
+                        policy.add(e.key, e.priority)
+                    keys = policy.preview_victims(
+                        overflow, [(e.key, e.priority) for e in batch.values()]
+                    )
+                    victims = [batch[k] if k in batch else live[k] for k in keys]
+                    if self.on_evict is not None and victims:
+                        self.on_evict(victims)
+                if expired:
+                    self.index.delete(expired)
+                    self.stats_counters.expirations += len(expired)
+            victim_keys = {v.key for v in victims}
+            kept = [e for k, e in batch.items() if k not in victim_keys]
+            if kept:
+                self._write_entries(kept)
+            stale = [k for k in victim_keys if k not in batch]
+            if stale:
+                self.index.delete(stale)
+            self.stats_counters.writes += len(batch)
+            self.stats_counters.evictions += len(victims)
+
+    def get_many(self, keys: Sequence[str], *, touch: bool = True) -> list[MemoryEntry | None]:
+        """Return the live entry for each key; a touch rewrites the entry's access fields."""
+        with self._lock, self._guard("reading"):
+            found = self._load(keys) if keys else {}
+            now = self.clock()
+            out: list[MemoryEntry | None] = []
+            touched: list[MemoryEntry] = []
+            for key in keys:
+                e = found.get(key)
+                if e is None or e.is_expired(now):
+                    out.append(None)
+                    if touch:
+                        self.stats_counters.misses += 1
+                    continue
+                if touch:
+                    e.update_access(now)
+                    touched.append(e)
+                    self.stats_counters.hits += 1
+                out.append(e)
+            if touched:
+                metas = [self._meta(e) for e in touched]
+                self.index.collection.update(ids=[e.key for e in touched], metadatas=metas)
+            return out
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Delete *keys*; return how many live entries were removed."""
+        with self._lock, self._guard("deleting"):
+            found = self._load(keys) if keys else {}
+            now = self.clock()
+            live = [k for k, e in found.items() if not e.is_expired(now)]
+            if found:
+                self.index.delete(list(found))
+            self.stats_counters.deletes += len(live)
+            return len(live)
+
+    def scan(self) -> list[MemoryEntry]:
+        """Return every live entry."""
+        with self._lock, self._guard("scanning"):
+            now = self.clock()
+            return [e for e in self._load().values() if not e.is_expired(now)]
+
+    def keyword_search(self, query: str, limit: int = 10) -> list[tuple[MemoryEntry, float]]:
+        """BM25 over the collection's texts (ranked in this process)."""
+        entries = {e.key: e for e in self.scan()}
+        index = SearchIndex()
+        for key, e in entries.items():
+            index.add_entry(key, document_text(key, e.value, e.tags))
+        return [(entries[k], s) for k, s in index.search(query, limit)]
+
+    def semantic_search(self, query: str, k: int = 10) -> list[tuple[MemoryEntry, float]]:
+        """Return up to *k* live ``(entry, cosine similarity)`` pairs, most similar first."""
+        vector = self.embedder.embed_query(query)
+        with self._lock, self._guard("querying"):
+            hits = self.index.query(vector, k)
+        entries = self.get_many([key for key, _ in hits], touch=False)
+        return [(e, sim) for (_, sim), e in zip(hits, entries, strict=True) if e is not None]
+
+    def compute(
+        self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
+    ) -> MemoryEntry | None:
+        """Read-modify-write of *key* (atomic within this process)."""
+        with self._lock:
+            current = self.get_many([key], touch=False)[0]
+            new = fn(None if current is None else current.copy())
+            if new is None:
+                if current is not None:
+                    self.delete_many([key])
+                return None
+            self.put_many([new])
+            return new
+
+    def cleanup(self) -> list[str]:
+        """Delete expired entries; return their keys."""
+        with self._lock, self._guard("cleaning up"):
+            now = self.clock()
+            expired = [k for k, e in self._load().items() if e.is_expired(now)]
+            if expired:
+                self.index.delete(expired)
+            self.stats_counters.expirations += len(expired)
+            return expired
+
+    def count(self) -> int:
+        """Return the number of live entries."""
+        return len(self.scan())
+
+    def clear(self) -> None:
+        """Delete every entry of this namespace."""
+        with self._lock, self._guard("clearing"):
+            self.index.clear()
+
+
+class _ChromaErrors:
+    """Turns chromadb failures (connection refused, server errors) into StorageError."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if (
+            exc is None
+            or exc_type is None
+            or isinstance(exc, (InvalidArgumentError, EmbeddingError))
+        ):
+            return
+        module = getattr(exc_type, "__module__", "") or ""
+        if module.startswith(("chromadb", "httpx", "httpcore")) or isinstance(exc, ConnectionError):
+            raise StorageError(f"chroma failed while {self.what}: {exc}") from exc
