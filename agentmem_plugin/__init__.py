@@ -16,6 +16,7 @@ from agentmem_plugin.entry import MAX_KEY_LENGTH, MemoryEntry
 from agentmem_plugin.errors import (
     AccessDeniedError,
     AgentMemError,
+    EmbeddingError,
     IntegrityError,
     InvalidArgumentError,
     InvalidKeyError,
@@ -46,6 +47,7 @@ from agentmem_plugin.variants import (
     OptimizedMemory,
     PersistentMemory,
     ResilientMemory,
+    SemanticMemory,
 )
 
 __version__ = "0.1.0"
@@ -57,6 +59,7 @@ __all__ = [
     "BufferTier",
     "CompressedMemory",
     "ConsolidationPolicy",
+    "EmbeddingError",
     "DatabaseMemory",
     "DebuggableMemory",
     "ImportanceConsolidationPolicy",
@@ -73,6 +76,7 @@ __all__ = [
     "PersistentMemory",
     "ReadOnlyStoreError",
     "ResilientMemory",
+    "SemanticMemory",
     "SchemaVersionError",
     "SearchIndex",
     "SerializationError",
