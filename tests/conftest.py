@@ -34,3 +34,97 @@ def clock() -> FakeClock:
 def clock_factory() -> type[FakeClock]:
     """The FakeClock class, for tests needing a fresh clock per example (hypothesis machines)."""
     return FakeClock
+
+
+# -- embedders for the semantic layer ------------------------------------------------------------------------
+
+
+class FakeHashEmbedder:
+    """A FAKE embedder: deterministic unit vectors derived from a SHA-256 of the text (no meaning at all).
+
+    Equal texts get equal vectors, different texts nearly unrelated ones. Counts its calls and the texts it
+    embedded, so tests can check what was (re-)embedded.
+    """
+
+    def __init__(self, *, name: str = "fake-hash-embedder", dim: int = 16) -> None:
+        self._name = name
+        self._dim = dim
+        self.calls = 0
+        self.embedded: list[str] = []
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def vector(self, text: str) -> list[float]:
+        import hashlib
+        import math
+
+        raw: list[float] = []
+        counter = 0
+        while len(raw) < self._dim:
+            digest = hashlib.sha256(f"{counter}:{text}".encode("utf-8", "surrogatepass")).digest()
+            raw.extend((b - 127.5) / 127.5 for b in digest)
+            counter += 1
+        raw = raw[: self._dim]
+        norm = math.sqrt(sum(x * x for x in raw))
+        return [x / norm for x in raw]
+
+    def embed_documents(self, texts):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        self.embedded.extend(texts)
+        return [self.vector(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        self.calls += 1
+        return self.vector(text)
+
+    def __repr__(self) -> str:
+        return f"FakeHashEmbedder(name={self._name!r}, dim={self._dim})"
+
+
+class CountingEmbedder:
+    """Wraps an embedder and records every text it is asked to embed (documents and queries apart)."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+        self.documents: list[str] = []
+        self.queries: list[str] = []
+        self.document_calls = 0
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def embed_documents(self, texts):  # type: ignore[no-untyped-def]
+        self.document_calls += 1
+        self.documents.extend(texts)
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        self.queries.append(text)
+        return self.inner.embed_query(text)
+
+
+@pytest.fixture
+def fake_embedder() -> FakeHashEmbedder:
+    """A fresh FAKE hash embedder (name "fake-hash-embedder", dim 16): for tests where meaning does not matter."""
+    return FakeHashEmbedder()
+
+
+@pytest.fixture(scope="session")
+def real_embedder():  # type: ignore[no-untyped-def]
+    """The real offline all-MiniLM-L6-v2 (loaded once per session): for tests where meaning matters."""
+    from agentmem_plugin.embeddings import default_embedder
+
+    embedder = default_embedder()
+    assert embedder.dim == 384  # loads the model now, once
+    return embedder
