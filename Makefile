@@ -43,6 +43,8 @@ typecheck: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/bench_tiers.py
+	$(PY) benchmarks/bench_locomo.py
+	$(PY) benchmarks/bench_semantic.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
