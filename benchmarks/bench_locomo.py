@@ -75,17 +75,21 @@ class Scores:
         return f"  {label:<22} n={n:<4} R@1 {r[1]:.3f}  R@5 {r[5]:.3f}  R@10 {r[10]:.3f}  MRR {mrr:.3f}"
 
 
-def run(mode: str, weights: list[float], limit: int = 10) -> dict[float, dict[str, Scores]]:
+Config = tuple[str, str, float, float]  # label, mode, keyword_weight, context_weight
+
+
+def run(configs: list[Config], limit: int = 10) -> dict[str, dict[str, Scores]]:
     data = orjson.loads(DATA.read_bytes())
-    results: dict[float, dict[str, Scores]] = {w: defaultdict(Scores) for w in weights}
+    results: dict[str, dict[str, Scores]] = {c[0]: defaultdict(Scores) for c in configs}
+    needs_embedder = any(mode != "keyword" for _, mode, _, _ in configs)
     ingest_s = 0.0
     n_turns = 0
-    latencies: list[float] = []
+    latencies: dict[str, list[float]] = defaultdict(list)
     with tempfile.TemporaryDirectory(prefix="agentmem-locomo-") as tmp:
         for i, sample in enumerate(data):
             turns = turns_of(sample["conversation"])
             memory = Memory(capacity=None, persistence=True, storage_path=Path(tmp) / f"conv{i}",
-                            embedder=None if mode == "keyword" else "default")  # fmt: skip
+                            embedder="default" if needs_embedder else None)  # fmt: skip
             t0 = time.perf_counter()
             memory.store_many(turns)
             ingest_s += time.perf_counter() - t0
@@ -95,46 +99,70 @@ def run(mode: str, weights: list[float], limit: int = 10) -> dict[float, dict[st
                 if not evidence:
                     continue
                 cat = int(qa["category"])
-                for w in weights:
-                    memory.keyword_weight = w
+                for label, mode, keyword_weight, context_weight in configs:
+                    memory.keyword_weight = keyword_weight
+                    memory.context_weight = context_weight
                     t0 = time.perf_counter()
                     hits = memory.search(qa["question"], limit=limit, mode=mode)
-                    latencies.append(time.perf_counter() - t0)
+                    latencies[label].append(time.perf_counter() - t0)
                     ranked = [h["key"] for h in hits]
-                    results[w][f"cat {cat}"].add(ranked, evidence)
+                    results[label][f"cat {cat}"].add(ranked, evidence)
                     if cat in (1, 2, 3, 4):
-                        results[w]["cats 1-4"].add(ranked, evidence)
+                        results[label]["cats 1-4"].add(ranked, evidence)
             memory.close()
-    q = statistics.quantiles(latencies, n=100)
     print(
         f"ingest: {n_turns} turns in {ingest_s:.1f} s = {n_turns / ingest_s:.0f} turns/s (embedding included)"
     )
-    print(
-        f"query latency: p50 {q[49] * 1000:.1f} ms  p95 {q[94] * 1000:.1f} ms over {len(latencies)} searches"
-    )
+    for label, values in latencies.items():
+        q = statistics.quantiles(values, n=100)
+        print(
+            f"query latency [{label}]: p50 {q[49] * 1000:.1f} ms  p95 {q[94] * 1000:.1f} ms over {len(values)}"
+        )
     return results
 
 
 def main() -> None:
+    from agentmem_plugin.memory import DEFAULT_CONTEXT_WEIGHT, DEFAULT_KEYWORD_WEIGHT
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", default="hybrid", choices=["hybrid", "keyword", "semantic"])
+    parser.add_argument(
+        "--ablation", action="store_true", help="keyword, semantic, fusion, fusion + context"
+    )
     parser.add_argument("--sweep", action="store_true", help="try several keyword weights (hybrid)")
-    parser.add_argument("--weight", type=float, default=None, help="keyword weight for hybrid")
+    parser.add_argument(
+        "--weight", type=float, default=DEFAULT_KEYWORD_WEIGHT, help="keyword weight (hybrid)"
+    )
+    parser.add_argument(
+        "--context", type=float, default=DEFAULT_CONTEXT_WEIGHT, help="context weight (hybrid)"
+    )
     args = parser.parse_args()
     if not DATA.exists():
         sys.exit(f"LoCoMo data not found at {DATA}")
-    from agentmem_plugin.memory import DEFAULT_KEYWORD_WEIGHT
-
-    if args.sweep:
-        weights = [0.3, 0.4, 0.5, 0.6, 0.7]
+    if args.ablation:
+        configs: list[Config] = [
+            ("BM25 (FTS5)", "keyword", args.weight, 0.0),
+            ("dense MiniLM", "semantic", args.weight, 0.0),
+            ("fusion", "hybrid", args.weight, 0.0),
+            ("fusion + context", "hybrid", args.weight, args.context),
+        ]
+    elif args.sweep:
+        configs = [(f"hybrid w={w}", "hybrid", w, args.context) for w in (0.4, 0.5, 0.6, 0.7, 0.8)]
     else:
-        weights = [DEFAULT_KEYWORD_WEIGHT if args.weight is None else args.weight]
-    results = run(args.mode, weights)
-    for w, by_cat in results.items():
-        print(f"\nmode={args.mode}" + (f" keyword_weight={w}" if args.mode == "hybrid" else ""))
-        for label in ["cats 1-4", "cat 1", "cat 2", "cat 3", "cat 4", "cat 5"]:
-            if label in by_cat:
-                print(by_cat[label].row(label))
+        configs = [(args.mode, args.mode, args.weight, args.context)]
+    results = run(configs)
+    for label, by_cat in results.items():
+        print(
+            f"\n{label}"
+            + (
+                f" (keyword_weight={args.weight}, context_weight={args.context})"
+                if label == "hybrid"
+                else ""
+            )
+        )
+        for cat in ["cats 1-4", "cat 1", "cat 2", "cat 3", "cat 4", "cat 5"]:
+            if cat in by_cat:
+                print(by_cat[cat].row(cat))
     print(
         "\nreferences on this half (cats 1-4): BM25 R@10 0.633; dense MiniLM ~0.50; plain RRF ~0.62. Target 0.72."
     )

@@ -23,10 +23,10 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_locomo import DATA, turns_of  # noqa: E402
+from bench_locomo import DATA, turns_of
 
-from agentmem_plugin import Memory  # noqa: E402
-from agentmem_plugin.embeddings import EmbeddingCache, default_embedder  # noqa: E402
+from agentmem_plugin import Memory
+from agentmem_plugin.embeddings import EmbeddingCache, default_embedder
 
 
 def pct(values: list[float]) -> tuple[float, float]:
@@ -46,7 +46,10 @@ def bench_throughput(texts: list[str]) -> None:
     model = embedder.model
     model.encode(["warm up"], batch_size=32)
     half = len(texts) // 2
-    raw_texts, our_texts = texts[:half], texts[half : 2 * half]  # distinct texts: no cache can help us
+    raw_texts, our_texts = (
+        texts[:half],
+        texts[half : 2 * half],
+    )  # distinct texts: no cache can help us
     t0 = time.perf_counter()
     model.encode(raw_texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
     raw = len(raw_texts) / (time.perf_counter() - t0)
@@ -58,16 +61,23 @@ def bench_throughput(texts: list[str]) -> None:
         memory.close()
     print(f"embedding throughput ({half} LoCoMo turns each side, batch 32)")
     print(f"  raw SentenceTransformer.encode       {raw:8.1f} texts/s")
-    print(f"  Memory.store_many (embed+SQLite+Chroma) {ours:5.1f} texts/s   = {ours / raw:.2f}x of raw")
+    print(
+        f"  Memory.store_many (embed+SQLite+Chroma) {ours:5.1f} texts/s   = {ours / raw:.2f}x of raw"
+    )
 
 
-def fill(memory: Memory, cache_path: Path, texts: list[str], start: int, count: int, dim: int) -> None:
+def fill(
+    memory: Memory, cache_path: Path, texts: list[str], start: int, count: int, dim: int
+) -> None:
     """Store *count* memories whose vectors are random unit vectors placed in the embedding cache first."""
     rng = random.Random(start)
     cache = EmbeddingCache(cache_path)
     batch = 5000
     for offset in range(start, start + count, batch):
-        chunk = [f"{texts[i % len(texts)]} (#{i})" for i in range(offset, min(offset + batch, start + count))]
+        chunk = [
+            f"{texts[i % len(texts)]} (#{i})"
+            for i in range(offset, min(offset + batch, start + count))
+        ]
         vectors = []
         for _ in chunk:
             v = [rng.gauss(0, 1) for _ in range(dim)]
@@ -109,10 +119,16 @@ def bench_queries(texts: list[str], questions: list[str], sizes: list[int], n_qu
             r50, r95 = pct(raw_lat)
             s50, s95 = pct(sem_lat)
             h50, h95 = pct(hyb_lat)
-            print(f"\nquery latency at {size:,} memories (filled in {build:.0f} s; {n_queries} distinct questions each)")
+            print(
+                f"\nquery latency at {size:,} memories (filled in {build:.0f} s; {n_queries} distinct questions each)"
+            )
             print(f"  raw encode + chroma query       p50 {r50:6.1f} ms  p95 {r95:6.1f} ms")
-            print(f"  Memory.search(mode='semantic')  p50 {s50:6.1f} ms  p95 {s95:6.1f} ms   = {s50 / r50:.2f}x raw p50")
-            print(f"  Memory.search(mode='hybrid')    p50 {h50:6.1f} ms  p95 {h95:6.1f} ms   (BM25 + dense + context)")
+            print(
+                f"  Memory.search(mode='semantic')  p50 {s50:6.1f} ms  p95 {s95:6.1f} ms   = {s50 / r50:.2f}x raw p50"
+            )
+            print(
+                f"  Memory.search(mode='hybrid')    p50 {h50:6.1f} ms  p95 {h95:6.1f} ms   (BM25 + dense + context)"
+            )
         memory.close()
 
 
@@ -122,7 +138,9 @@ def main() -> None:
     args = parser.parse_args()
     texts, questions = corpus()
     bench_throughput(texts[:600] if args.quick else texts[:3000])
-    bench_queries(texts, questions, [2_000] if args.quick else [10_000, 100_000], 30 if args.quick else 100)
+    bench_queries(
+        texts, questions, [2_000] if args.quick else [10_000, 100_000], 30 if args.quick else 100
+    )
 
 
 if __name__ == "__main__":

@@ -449,11 +449,16 @@ class ChromaTier(Tier):
             index.add_entry(key, document_text(key, e.value, e.tags))
         return [(entries[k], s) for k, s in index.search(query, limit)]
 
-    def semantic_search(self, query: str, k: int = 10) -> list[tuple[MemoryEntry, float]]:
-        """Return up to *k* live ``(entry, cosine similarity)`` pairs, most similar first."""
+    def semantic_search(
+        self, query: str, k: int = 10, *, where: dict[str, Any] | None = None
+    ) -> list[tuple[MemoryEntry, float]]:
+        """Return up to *k* live ``(entry, cosine similarity)`` pairs, most similar first.
+
+        *where* is a Chroma metadata filter over ``priority`` and ``expires_at`` (e.g. ``{"priority": {"$gte": 5}}``).
+        """
         vector = self.embedder.embed_query(query)
         with self._lock, self._guard("querying"):
-            hits = self.index.query(vector, k)
+            hits = self.index.query(vector, k, where=where)
         entries = self.get_many([key for key, _ in hits], touch=False)
         return [(e, sim) for (_, sim), e in zip(hits, entries, strict=True) if e is not None]
 

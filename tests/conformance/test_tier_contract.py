@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,10 +15,47 @@ from agentmem_plugin.tiers.base import Tier
 from agentmem_plugin.tiers.buffer import BufferTier
 from agentmem_plugin.tiers.jsonfile import JsonFileTier
 from agentmem_plugin.tiers.sqlite import SqliteTier
+from conftest import FakeHashEmbedder
 
 TierFactory = Callable[..., Tier]
 
-BACKENDS = ["buffer", "sqlite-memory", "sqlite-file", "jsonfile"]
+BACKENDS = [
+    "buffer",
+    "sqlite-memory",
+    "sqlite-file",
+    "jsonfile",
+    "chroma-ephemeral",
+    "chroma-persistent",
+]
+
+
+def build_tier(kind: str, tmp_path: Path, n: int, *, chroma_port: int | None = None, **kwargs: object) -> Tier:
+    """Return a fresh tier of backend *kind* (the n-th one of a test, so files never collide).
+
+    Chroma tiers embed with the FAKE hash embedder: the contract is about storage, not meaning.
+    ``"chroma-http"`` talks to a ``chroma run`` server on 127.0.0.1:*chroma_port* (see test_chroma_server.py).
+    """
+    if kind == "buffer":
+        kwargs.setdefault("capacity", None)
+        return BufferTier(**kwargs)  # type: ignore[arg-type]
+    if kind == "sqlite-memory":
+        return SqliteTier(None, **kwargs)  # type: ignore[arg-type]
+    if kind == "sqlite-file":
+        return SqliteTier(tmp_path / f"store{n}.sqlite3", **kwargs)  # type: ignore[arg-type]
+    if kind == "jsonfile":
+        return JsonFileTier(tmp_path / f"store{n}.json", **kwargs)  # type: ignore[arg-type]
+    from agentmem_plugin.tiers.chroma import ChromaTier
+
+    if kind == "chroma-ephemeral":
+        return ChromaTier(FakeHashEmbedder(), **kwargs)  # type: ignore[arg-type]
+    if kind == "chroma-persistent":
+        return ChromaTier(FakeHashEmbedder(), path=tmp_path / f"chroma{n}", **kwargs)  # type: ignore[arg-type]
+    if kind == "chroma-http":
+        assert chroma_port is not None, "chroma-http needs a running server"
+        # one server serves every test: a unique namespace gives each tier its own collection
+        kwargs.setdefault("namespace", f"contract-{uuid.uuid4().hex}")
+        return ChromaTier(FakeHashEmbedder(), host="127.0.0.1", port=chroma_port, **kwargs)  # type: ignore[arg-type]
+    raise ValueError(f"unknown backend {kind!r}")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -25,16 +64,7 @@ def make_tier(request: pytest.FixtureRequest, tmp_path, clock) -> Iterator[TierF
 
     def factory(**kwargs: object) -> Tier:
         kwargs.setdefault("clock", clock)
-        kind = request.param
-        if kind == "buffer":
-            kwargs.setdefault("capacity", None)
-            tier: Tier = BufferTier(**kwargs)  # type: ignore[arg-type]
-        elif kind == "sqlite-memory":
-            tier = SqliteTier(None, **kwargs)  # type: ignore[arg-type]
-        elif kind == "sqlite-file":
-            tier = SqliteTier(tmp_path / f"store{len(made)}.sqlite3", **kwargs)  # type: ignore[arg-type]
-        else:
-            tier = JsonFileTier(tmp_path / f"store{len(made)}.json", **kwargs)  # type: ignore[arg-type]
+        tier = build_tier(request.param, tmp_path, len(made), **kwargs)
         made.append(tier)
         return tier
 
