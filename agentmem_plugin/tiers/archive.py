@@ -1,0 +1,445 @@
+"""The external tier: an archive of entries, compressed, checksummed, and encrypted when given a key.
+
+Each entry is one file in a directory, named by the SHA-256 of its key (keys never appear in file names)::
+
+    blob = MAGIC (4) | version (1) | flags (1) | body
+    plain:      body = sha256(payload) (32) | payload
+    encrypted:  body = nonce (12) | AESGCM(key, nonce, payload, associated_data=header + entry key)
+    payload = zstd(JSON of MemoryEntry.to_dict())
+
+* **Integrity.** A plain blob carries a SHA-256 of its payload; an encrypted one the AEAD tag, which also binds
+  the blob to its entry key (a blob copied under another key's name fails). A tampered or truncated blob raises
+  :class:`~agentmem_plugin.errors.IntegrityError`; garbage is never returned.
+* **Encryption.** AES-256-GCM (``cryptography``) whenever a key is supplied, as an argument or in the
+  environment variable ``AGENTMEM_ARCHIVE_KEY`` (32 bytes, given as 64 hex digits or urlsafe base64).
+  ``encrypt=True`` without a key is an error, never silent plaintext. The archive records whether it is
+  encrypted (``archive.json``) plus a key check: an encrypted archive opened without its key or with a wrong key
+  is refused, and so is a plain archive opened with a key (no mixing).
+* Writes are atomic (temporary file, fsync, rename). Reads that count an access rewrite the blob: archives are
+  cold storage, read rarely.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import os
+import secrets
+import tempfile
+from collections.abc import Callable, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import orjson
+import zstandard
+
+from agentmem_plugin.codec import encode_json, normalize
+from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity
+from agentmem_plugin.errors import (
+    IntegrityError,
+    InvalidArgumentError,
+    StorageError,
+    StoreCorruptError,
+)
+from agentmem_plugin.policies import LRUEvictionPolicy
+from agentmem_plugin.search import SearchIndex, document_text
+from agentmem_plugin.tiers.base import EvictionCallback, Tier
+
+__all__ = ["ARCHIVE_KEY_ENV", "ArchiveTier", "generate_key", "parse_key"]
+
+logger = logging.getLogger(__name__)
+
+ARCHIVE_KEY_ENV = "AGENTMEM_ARCHIVE_KEY"
+_MAGIC = b"AMAR"
+_VERSION = 1
+_FLAG_ENCRYPTED = 1
+_HEADER = 6
+_MANIFEST = "archive.json"
+_INDEX = "keys.index"
+_KEYCHECK = b"agentmem archive key check"
+
+
+def generate_key() -> str:
+    """Return a new random archive key as 64 hex digits (keep it safe: without it the archive is unreadable)."""
+    return secrets.token_hex(32)
+
+
+def parse_key(key: str | bytes) -> bytes:
+    """Return the 32 raw bytes of *key* (raw bytes, 64 hex digits, or urlsafe base64 of 32 bytes).
+
+    Raises:
+        InvalidArgumentError: *key* is not a 256-bit key in one of those forms.
+
+    """
+    if isinstance(key, bytes) and len(key) == 32:
+        return key
+    text = key.decode() if isinstance(key, bytes) else key
+    text = text.strip()
+    if len(text) == 64:
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            pass
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) == 32:
+        return raw
+    raise InvalidArgumentError(
+        "an archive key must be 32 bytes: 64 hex digits or urlsafe base64 (make one with generate_key())"
+    )
+
+
+class ArchiveTier(Tier):
+    """Cold storage for entries: one compressed, checksummed (and, with a key, encrypted) file per entry.
+
+    Args:
+        path: The archive directory (created when missing); None makes a temporary directory that is removed
+            when the tier is closed.
+        key: A 256-bit key (see :func:`parse_key`); default: ``$AGENTMEM_ARCHIVE_KEY`` if set.
+        encrypt: True requires a key (an error otherwise); False refuses one; None (default) encrypts exactly
+            when a key is available.
+        capacity: Maximum live entries (None: unbounded).
+        clock: Source of the current time.
+        on_evict: Called with entries evicted for capacity before they are deleted.
+
+    Raises:
+        InvalidArgumentError: ``encrypt=True`` without a key, or a malformed key.
+        StoreCorruptError: the directory holds an archive encrypted with another key, an encrypted archive and
+            no key, or a plain archive and a key.
+
+    """
+
+    name = "archive"
+    persistent = True
+
+    def __init__(self, path: str | PathLike[str] | None = None, *, key: str | bytes | None = None,
+                 encrypt: bool | None = None, capacity: int | None = None, clock: Clock | None = None,
+                 on_evict: EvictionCallback | None = None) -> None:  # fmt: skip
+        super().__init__(clock=clock)
+        self.capacity = validate_capacity(capacity)
+        self.on_evict = on_evict
+        if key is None:
+            key = os.environ.get(ARCHIVE_KEY_ENV) or None
+        if encrypt is True and key is None:
+            raise InvalidArgumentError(
+                f"encrypt=True needs a key: pass key=... or set {ARCHIVE_KEY_ENV} (make one with generate_key())"
+            )
+        if encrypt is False:
+            key = None
+        self._aead: Any = None
+        if key is not None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            self._aead = AESGCM(parse_key(key))
+        self.encrypted = self._aead is not None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if path is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="agentmem-archive-")
+            path = self._tmp.name
+        self.path = Path(path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the archive directory {str(self.path)!r}: {exc}"
+            ) from exc
+        self._check_manifest()
+
+    # -- format ------------------------------------------------------------------------------------------------
+
+    def _check_manifest(self) -> None:
+        manifest = self.path / _MANIFEST
+        if not manifest.exists():
+            data: dict[str, Any] = {
+                "format": "agentmem-archive",
+                "version": _VERSION,
+                "encrypted": self.encrypted,
+            }
+            if self.encrypted:
+                nonce = secrets.token_bytes(12)
+                data["key_check"] = (
+                    nonce + self._aead.encrypt(nonce, _KEYCHECK, b"key-check")
+                ).hex()
+            self._atomic_write(manifest, encode_json(data))
+            return
+        try:
+            data = orjson.loads(manifest.read_bytes())
+            recorded = bool(data["encrypted"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, OSError) as exc:
+            raise StoreCorruptError(f"{str(manifest)!r} is not an archive manifest: {exc}") from exc
+        if recorded and not self.encrypted:
+            raise StoreCorruptError(
+                f"the archive at {str(self.path)!r} is encrypted: pass its key (or set {ARCHIVE_KEY_ENV})"
+            )
+        if not recorded and self.encrypted:
+            raise StoreCorruptError(
+                f"the archive at {str(self.path)!r} is not encrypted; open it without a key (encrypt=False)"
+            )
+        if recorded:
+            from cryptography.exceptions import InvalidTag
+
+            blob = bytes.fromhex(str(data.get("key_check", "")))
+            try:
+                ok = self._aead.decrypt(blob[:12], blob[12:], b"key-check") == _KEYCHECK
+            except (InvalidTag, ValueError):
+                ok = False
+            if not ok:
+                raise StoreCorruptError(
+                    f"wrong key for the encrypted archive at {str(self.path)!r}"
+                )
+
+    def _file(self, key: str) -> Path:
+        return self.path / (
+            hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest() + ".amar"
+        )
+
+    def _seal(self, data: bytes, aad: bytes) -> bytes:
+        payload = zstandard.ZstdCompressor(level=3).compress(data)
+        if self._aead is None:
+            return _MAGIC + bytes([_VERSION, 0]) + hashlib.sha256(payload).digest() + payload
+        header = _MAGIC + bytes([_VERSION, _FLAG_ENCRYPTED])
+        nonce = secrets.token_bytes(12)
+        sealed: bytes = self._aead.encrypt(nonce, payload, header + aad)
+        return header + nonce + sealed
+
+    def _unseal(self, blob: bytes, aad: bytes, what: str) -> bytes:
+        if len(blob) < _HEADER or blob[:4] != _MAGIC or blob[4] != _VERSION:
+            raise IntegrityError(f"{what} is not an archive blob (truncated or foreign)")
+        header, body = blob[:_HEADER], blob[_HEADER:]
+        if bool(blob[5] & _FLAG_ENCRYPTED) != self.encrypted:
+            raise IntegrityError(f"{what} does not match the archive's encryption setting")
+        if self.encrypted:
+            from cryptography.exceptions import InvalidTag
+
+            try:
+                payload = self._aead.decrypt(body[:12], body[12:], header + aad)
+            except (InvalidTag, ValueError) as exc:
+                raise IntegrityError(
+                    f"{what} failed authentication (tampered or truncated)"
+                ) from exc
+        else:
+            digest, payload = body[:32], body[32:]
+            if len(digest) != 32 or hashlib.sha256(payload).digest() != digest:
+                raise IntegrityError(f"{what} fails its checksum (tampered or truncated)")
+        try:
+            return bytes(
+                zstandard.ZstdDecompressor().decompress(payload, max_output_size=256 * 1024 * 1024)
+            )
+        except zstandard.ZstdError as exc:
+            raise IntegrityError(f"{what} does not decompress: {exc}") from exc
+
+    def _atomic_write(self, target: Path, data: bytes) -> None:
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"could not write {str(target)!r}: {exc}") from exc
+
+    # -- entries and the key index ---------------------------------------------------------------------------
+
+    def _read(self, key: str) -> MemoryEntry | None:
+        where = self._file(key)
+        try:
+            blob = where.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"could not read {str(where)!r}: {exc}") from exc
+        data = self._unseal(
+            blob, b"entry:" + key.encode("utf-8", "surrogatepass"), f"the archived entry {key!r}"
+        )
+        try:
+            entry = MemoryEntry.from_dict(orjson.loads(data))
+        except (orjson.JSONDecodeError, InvalidArgumentError, TypeError, ValueError) as exc:
+            raise IntegrityError(f"the archived entry {key!r} does not decode: {exc}") from exc
+        if entry.key != key:
+            raise IntegrityError(f"{str(where)!r} holds key {entry.key!r}, not {key!r}")
+        return entry
+
+    def _write_entry(self, entry: MemoryEntry) -> None:
+        data = encode_json(entry.to_dict(), what=f"entry {entry.key!r}")
+        self._atomic_write(
+            self._file(entry.key),
+            self._seal(data, b"entry:" + entry.key.encode("utf-8", "surrogatepass")),
+        )
+
+    def _index(self) -> list[str]:
+        where = self.path / _INDEX
+        if not where.exists():
+            return []
+        keys = orjson.loads(self._unseal(where.read_bytes(), b"index", "the archive's key index"))
+        if not isinstance(keys, list):
+            raise IntegrityError("the archive's key index is not a list")
+        return [str(k) for k in keys]
+
+    def _save_index(self, keys: list[str]) -> None:
+        self._atomic_write(self.path / _INDEX, self._seal(encode_json(keys), b"index"))
+
+    def _live(self, now: float) -> dict[str, MemoryEntry]:
+        out: dict[str, MemoryEntry] = {}
+        for key in self._index():
+            entry = self._read(key)
+            if entry is not None and not entry.is_expired(now):
+                out[key] = entry
+        return out
+
+    # -- primitives --------------------------------------------------------------------------------------------
+
+    def put_many(self, entries: Sequence[MemoryEntry]) -> None:
+        """Archive *entries* (atomically per entry; the key index is written last)."""
+        batch: dict[str, MemoryEntry] = {}
+        for entry in entries:
+            entry.value = normalize(entry.value, what=f"value of key {entry.key!r}")
+            if entry.metadata:
+                entry.metadata = normalize(entry.metadata, what=f"metadata of key {entry.key!r}")
+            encode_json(entry.to_dict(), what=f"entry {entry.key!r}")
+            batch.pop(entry.key, None)
+            batch[entry.key] = entry
+        with self._lock:
+            now = self.clock()
+            keys = self._index()
+            victims: list[MemoryEntry] = []
+            if self.capacity is not None:
+                live = self._live(now)
+                expired = [k for k in keys if k not in live]
+                overflow = len(live) + sum(k not in live for k in batch) - self.capacity
+                if overflow > 0:
+                    policy = LRUEvictionPolicy(max(1, len(live)))
+                    for e in sorted(
+                        live.values(), key=lambda e: (e.last_accessed or e.created_at, e.created_at)
+                    ):
+                        policy.add(e.key, e.priority)
+                    chosen = policy.preview_victims(
+                        overflow, [(e.key, e.priority) for e in batch.values()]
+                    )
+                    victims = [batch[k] if k in batch else live[k] for k in chosen]
+                    if self.on_evict is not None and victims:
+                        self.on_evict(victims)
+                for key in expired:
+                    self._file(key).unlink(missing_ok=True)
+                self.stats_counters.expirations += len(expired)
+                keys = [k for k in keys if k not in set(expired)]
+            gone = {v.key for v in victims}
+            for entry in batch.values():
+                if entry.key not in gone:
+                    self._write_entry(entry)
+            for key in gone:
+                self._file(key).unlink(missing_ok=True)
+            known = set(keys)
+            keys += [k for k in batch if k not in known and k not in gone]
+            self._save_index([k for k in keys if k not in gone])
+            self.stats_counters.writes += len(batch)
+            self.stats_counters.evictions += len(victims)
+
+    def get_many(self, keys: Sequence[str], *, touch: bool = True) -> list[MemoryEntry | None]:
+        """Return the live entry for each key; a counted read rewrites the blob with the new access fields."""
+        out: list[MemoryEntry | None] = []
+        with self._lock:
+            now = self.clock()
+            for key in keys:
+                entry = self._read(key)
+                if entry is None or entry.is_expired(now):
+                    if touch:
+                        self.stats_counters.misses += 1
+                    out.append(None)
+                    continue
+                if touch:
+                    entry.update_access(now)
+                    self._write_entry(entry)
+                    self.stats_counters.hits += 1
+                out.append(entry)
+        return out
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Delete *keys*; return how many live entries were removed."""
+        with self._lock:
+            now = self.clock()
+            removed = 0
+            gone = set()
+            for key in keys:
+                entry = self._read(key)
+                if entry is None:
+                    continue
+                self._file(key).unlink(missing_ok=True)
+                gone.add(key)
+                removed += not entry.is_expired(now)
+            if gone:
+                self._save_index([k for k in self._index() if k not in gone])
+            self.stats_counters.deletes += removed
+            return removed
+
+    def scan(self) -> list[MemoryEntry]:
+        """Return every live entry (each blob is verified)."""
+        with self._lock:
+            return list(self._live(self.clock()).values())
+
+    def keyword_search(self, query: str, limit: int = 10) -> list[tuple[MemoryEntry, float]]:
+        """BM25 over the archived entries (a scan: archives are searched rarely)."""
+        entries = {e.key: e for e in self.scan()}
+        index = SearchIndex()
+        for key, e in entries.items():
+            index.add_entry(key, document_text(key, e.value, e.tags))
+        return [(entries[k], score) for k, score in index.search(query, limit)]
+
+    def compute(
+        self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
+    ) -> MemoryEntry | None:
+        """Atomic (within this process) read-modify-write of *key*."""
+        with self._lock:
+            current = self.get_many([key], touch=False)[0]
+            new = fn(None if current is None else current.copy())
+            if new is None:
+                if current is not None:
+                    self.delete_many([key])
+                return None
+            self.put_many([new])
+            return new
+
+    def cleanup(self) -> list[str]:
+        """Delete expired entries; return their keys."""
+        with self._lock:
+            now = self.clock()
+            keys = self._index()
+            expired = []
+            for key in keys:
+                entry = self._read(key)
+                if entry is None or entry.is_expired(now):
+                    self._file(key).unlink(missing_ok=True)
+                    if entry is not None:
+                        expired.append(key)
+            if expired:
+                self._save_index([k for k in keys if k not in set(expired)])
+            self.stats_counters.expirations += len(expired)
+            return expired
+
+    def count(self) -> int:
+        """Return the number of live entries."""
+        return len(self.scan())
+
+    def clear(self) -> None:
+        """Delete every archived entry."""
+        with self._lock:
+            for key in self._index():
+                self._file(key).unlink(missing_ok=True)
+            self._save_index([])
+
+    def stats(self) -> dict[str, Any]:
+        """Counters plus where the archive is and whether it is encrypted."""
+        return {**super().stats(), "path": str(self.path), "encrypted": self.encrypted,
+                "encryption": "AES-256-GCM" if self.encrypted else "none (compressed and checksummed only)"}  # fmt: skip
+
+    def close(self) -> None:
+        """Remove the directory when it was a temporary one."""
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
