@@ -262,6 +262,7 @@ class SqliteTier(Tier):
         busy_timeout: float = 30.0,
         synchronous: str = "NORMAL",
         touch_flush_interval: float = 1.0,
+        share_connection_with: SqliteTier | None = None,
     ) -> None:
         super().__init__(clock=clock)
         self.table = validate_identifier(table)
@@ -284,14 +285,25 @@ class SqliteTier(Tier):
                 f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}"
             )
         self.touch_flush_interval = touch_flush_interval
-        self.in_memory = path is None or str(path) == ":memory:"
-        self.path: Path | None = None if self.in_memory else Path(path)  # type: ignore[arg-type]
         self._pending: dict[str, list[Any]] = {}  # key -> [reads, last_accessed]
         self._pending_since = 0.0
         self._closed = False
         self._busy_timeout_ms = int(busy_timeout * 1000)
-        self._conn = self._connect(busy_timeout, synchronous)
-        self._finalizer = weakref.finalize(self, _close_connection, self._conn)
+        self.path: Path | None
+        self.in_memory: bool
+        self._conn: sqlite3.Connection
+        if share_connection_with is not None:
+            # Another table in the same database, on the same connection and lock: a transaction of either
+            # tier can include writes to both (the manager's atomic moves between tiers).
+            other = share_connection_with
+            self.in_memory, self.path = other.in_memory, other.path
+            self._conn, self._lock, self._owns_connection = other._conn, other._lock, False
+        else:
+            self.in_memory = path is None or str(path) == ":memory:"
+            self.path = None if self.in_memory else Path(path)  # type: ignore[arg-type]
+            self._conn = self._connect(busy_timeout, synchronous)
+            self._owns_connection = True
+        self._finalizer = weakref.finalize(self, _close_connection, self._conn) if self._owns_connection else None
         from sqlite_utils import Database
 
         self.db = Database(self._conn, execute_plugins=False)
@@ -424,8 +436,23 @@ class SqliteTier(Tier):
 
     @contextmanager
     def _immediate(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE: take the write lock up front, waiting up to busy_timeout)."""
+        """One write transaction (BEGIN IMMEDIATE: take the write lock up front, waiting up to busy_timeout).
+
+        Inside a transaction already open on this connection it becomes a savepoint of that transaction.
+        """
         conn = self._conn
+        if conn.in_transaction:
+            conn.execute("SAVEPOINT agentmem_nested")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK TO agentmem_nested")
+                    conn.execute("RELEASE agentmem_nested")
+                raise
+            else:
+                conn.execute("RELEASE agentmem_nested")
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
@@ -473,6 +500,12 @@ class SqliteTier(Tier):
             ]
             conn.executemany(self._q["touch"], ranked)
         self._pending.clear()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes of this tier (and of tiers sharing its connection) into one atomic transaction."""
+        with self._lock, self._write("a grouped write"):
+            yield
 
     def flush(self) -> None:
         """Write recorded reads (access counts, recency) to the database now."""
@@ -826,4 +859,5 @@ class SqliteTier(Tier):
                 except StorageError as exc:
                     logger.warning("read statistics not saved on close: %s", exc)
             self._closed = True
-            self._finalizer()
+            if self._finalizer is not None:
+                self._finalizer()
