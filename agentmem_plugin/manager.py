@@ -1,0 +1,602 @@
+"""`MemoryManager`: short-term, long-term and external tiers behind one API.
+
+=============  ===========================================  ==============================================
+tier           in memory (``storage_path=None``)             persistent (``storage_path=DIR``)
+=============  ===========================================  ==============================================
+short-term     :class:`BufferTier` (LRU + TTL + priority)     table ``short_term`` of ``DIR/memory.sqlite3``
+long-term      in-memory SQLite (FTS5) + semantic index       table ``long_term`` of the same file + Chroma
+external       :class:`ArchiveTier` in a temporary dir        ``DIR/archive`` (zstd, checksummed, AES-GCM
+                                                             when a key is given)
+=============  ===========================================  ==============================================
+
+Behaviour (the spec's three diagrams):
+
+* **A key lives in exactly one tier.** Storing it into another tier moves it.
+* **Reads go through**: LRU cache → short-term → long-term (promoted to short-term) → external (restored to
+  long-term). Persistent short- and long-term share one SQLite connection, so a move is one transaction.
+* **Nothing is lost to capacity.** Short-term overflow is consolidated into long-term (inside the same
+  transaction as the write that caused it); only TTL expiry deletes. Long-term above ``long_term_limit`` moves
+  its least important entries (by the consolidation policy's score) to the archive.
+* **consolidate()** follows the spec's flow: triggers (manual, capacity threshold, time interval), the policy
+  selects and scores entries, batches go to long-term (values compressed by the SQLite codec) with verify and
+  retry, and leave short-term in the same transaction as their long-term write commits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from agentmem_plugin.codec import normalize
+from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity, validate_key
+from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError, StorageError
+from agentmem_plugin.memory import Memory
+from agentmem_plugin.policies import ConsolidationPolicy, ImportanceConsolidationPolicy
+from agentmem_plugin.tiers.archive import ArchiveTier
+from agentmem_plugin.tiers.base import Tier
+from agentmem_plugin.tiers.buffer import BufferTier
+from agentmem_plugin.tiers.sqlite import SqliteTier
+
+__all__ = ["MEMORY_TIERS", "MemoryManager"]
+
+logger = logging.getLogger(__name__)
+
+MEMORY_TIERS: tuple[str, ...] = ("short_term", "long_term", "external")
+
+
+def _namespace(namespace: str | Sequence[str] | None) -> str:
+    if namespace is None:
+        return ""
+    if isinstance(namespace, str):
+        return namespace
+    parts = list(namespace)
+    for part in parts:
+        if not isinstance(part, str) or not part or "/" in part:
+            raise InvalidArgumentError(
+                f"namespace parts must be non-empty str without '/', got {part!r}"
+            )
+    return "/".join(parts)
+
+
+class MemoryManager:
+    """Multi-tier memory with read-through promotion, consolidation and search across tiers.
+
+    Args:
+        short_term_limit: Capacity of short-term memory; overflow moves to long-term (never dropped).
+        long_term_limit: Capacity of long-term memory; overflow moves the least important to the archive.
+        enable_logging: Log tier moves at INFO level (DEBUG otherwise).
+        storage_path: Directory making every tier persistent and reopenable; None keeps everything in memory
+            for the life of the process (the archive then lives in a temporary directory).
+        embedder: Enables semantic and hybrid search of long-term memory (``"default"`` = offline MiniLM).
+        archive: An archive tier to use instead of the default one.
+        archive_key: Encrypts the archive (AES-256-GCM); default ``$AGENTMEM_ARCHIVE_KEY``. Without a key the
+            archive is compressed and checksummed, **not encrypted** (``get_stats()`` says so).
+        encrypt: True requires a key; False refuses one.
+        namespace: A str or a tuple such as ``("user", "u1")``; a manager sees only its namespace.
+        cache_size: Entries kept in the LRU cache in front of the tiers (0 disables it).
+        consolidation_policy: Selects and orders entries to consolidate (default: by importance).
+        consolidation_threshold: Consolidate automatically when short-term is this full (0-1; None: never).
+        consolidation_interval: Consolidate automatically when this many seconds passed since the last time.
+        batch_size: Entries per consolidation batch.
+        clock: Source of the current time.
+
+    Example:
+        >>> mm = MemoryManager(short_term_limit=2)
+        >>> mm.store("a", 1); mm.store("b", 2); mm.store("c", 3)   # "a" overflows into long-term
+        >>> mm.retrieve("a"), mm.tier_of("a")                       # found there, promoted back
+        (1, 'short_term')
+
+    """
+
+    def __init__(
+        self,
+        short_term_limit: int = 100,
+        long_term_limit: int = 1000,
+        enable_logging: bool = True,
+        *,
+        storage_path: str | PathLike[str] | None = None,
+        embedder: Any = None,
+        archive: Tier | None = None,
+        archive_key: str | bytes | None = None,
+        encrypt: bool | None = None,
+        namespace: str | Sequence[str] | None = None,
+        cache_size: int = 256,
+        consolidation_policy: ConsolidationPolicy | None = None,
+        consolidation_threshold: float | None = None,
+        consolidation_interval: float | None = None,
+        batch_size: int = 500,
+        clock: Clock | None = None,
+    ) -> None:
+        self.short_term_limit = validate_capacity(short_term_limit)
+        self.long_term_limit = validate_capacity(long_term_limit)
+        if self.short_term_limit is None or self.long_term_limit is None:
+            raise InvalidArgumentError("short_term_limit and long_term_limit must be positive ints")
+        if consolidation_threshold is not None and not 0 < consolidation_threshold <= 1:
+            raise InvalidArgumentError(
+                f"consolidation_threshold must be in (0, 1], got {consolidation_threshold!r}"
+            )
+        if cache_size < 0 or batch_size <= 0:
+            raise InvalidArgumentError(
+                f"cache_size must be >= 0 and batch_size > 0, got {cache_size}, {batch_size}"
+            )
+        self.enable_logging = enable_logging
+        self.namespace = _namespace(namespace)
+        self.storage_path = None if storage_path is None else Path(storage_path)
+        self.policy: ConsolidationPolicy = consolidation_policy or ImportanceConsolidationPolicy()
+        self.consolidation_threshold = consolidation_threshold
+        self.consolidation_interval = consolidation_interval
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+        self.clock: Clock = clock or time.time
+        self._cache: OrderedDict[str, MemoryEntry] = OrderedDict()
+        self._counters = dict.fromkeys(
+            ("cache_hits", "promotions", "restores", "consolidations", "consolidated", "overflowed",
+             "archived", "retries"), 0)  # fmt: skip
+        self._last_consolidation = self.clock()
+        self._memories: dict[str, Memory] = {}
+
+        ns = self.namespace
+        if self.storage_path is not None:
+            if self.storage_path.exists() and not self.storage_path.is_dir():
+                raise InvalidArgumentError(
+                    f"storage_path must be a directory, got {str(self.storage_path)!r}"
+                )
+            db = self.storage_path / "memory.sqlite3"
+            self.long_tier: SqliteTier = SqliteTier(
+                db, table="long_term", namespace=ns, clock=self.clock
+            )
+            self.short_tier: Tier = SqliteTier(
+                db, table="short_term", namespace=ns, capacity=self.short_term_limit, clock=self.clock,
+                on_evict=self._overflow, share_connection_with=self.long_tier,
+            )  # fmt: skip
+        else:
+            self.long_tier = SqliteTier(None, table="long_term", namespace=ns, clock=self.clock)
+            self.short_tier = BufferTier(
+                self.short_term_limit, clock=self.clock, on_evict=self._overflow
+            )
+        if archive is None:
+            where = None
+            if self.storage_path is not None:
+                where = self.storage_path / "archive" / (ns.replace("/", "__") or "_default")
+            archive = ArchiveTier(where, key=archive_key, encrypt=encrypt, clock=self.clock)
+        self.external_tier: Tier = archive
+        self.long_term = Memory(
+            capacity=None, memory_type="long_term", persistence=self.storage_path is not None,
+            storage_path=self.storage_path, tier=self.long_tier, embedder=embedder,
+        )  # fmt: skip
+        self._reconcile()
+
+    # -- plumbing ------------------------------------------------------------------------------------------------
+
+    def _log(self, message: str, *args: Any) -> None:
+        logger.log(logging.INFO if self.enable_logging else logging.DEBUG, message, *args)
+
+    def _tier(self, memory_type: str) -> Tier:
+        if memory_type == "short_term":
+            return self.short_tier
+        if memory_type == "long_term":
+            return self.long_tier
+        if memory_type == "external":
+            return self.external_tier
+        raise InvalidArgumentError(
+            f"memory_type must be one of {', '.join(MEMORY_TIERS)}; got {memory_type!r}"
+        )
+
+    @contextlib.contextmanager
+    def _txn(self) -> Iterator[None]:
+        """One SQLite transaction around short- and long-term writes (they share a connection)."""
+        with self.long_tier.transaction():
+            yield
+
+    def _overflow(self, victims: list[MemoryEntry]) -> None:
+        """Short-term capacity eviction: consolidate the victims into long-term instead of dropping them."""
+        self.long_tier.put_many([v.copy() for v in victims])
+        self._counters["overflowed"] += len(victims)
+        self._log("short-term full: %d entries consolidated into long-term", len(victims))
+
+    def _after_long_write(self) -> None:
+        self.long_term._sync()
+        excess = self.long_tier.count() - self.long_term_limit  # type: ignore[operator]
+        if excess > 0:
+            self._archive_least_important(excess)
+
+    def _archive_least_important(self, n: int) -> None:
+        now = self.clock()
+        entries = self.long_tier.scan()
+        score = getattr(self.policy, "score", None)
+        ranked = sorted(
+            entries, key=lambda e: (score(e, now) if score else e.priority, e.created_at)
+        )
+        victims = ranked[:n]
+        self.external_tier.put_many(
+            [v.copy() for v in victims]
+        )  # durable first, then leave long-term
+        self.long_tier.delete_many([v.key for v in victims])
+        self.long_term._sync()
+        self._counters["archived"] += len(victims)
+        self._log("long-term above %d: %d entries archived", self.long_term_limit, len(victims))
+
+    def _reconcile(self) -> None:
+        """After a crash between an archive write and the long-term delete, drop the archive's duplicates."""
+        archived = set(self.external_tier.keys())
+        if not archived:
+            return
+        present = [k for k in archived if self.long_tier.contains(k) or self.short_tier.contains(k)]
+        if present:
+            self.external_tier.delete_many(present)
+            logger.warning(
+                "removed %d archive copies of entries still in short/long-term", len(present)
+            )
+
+    def _cache_put(self, entry: MemoryEntry) -> None:
+        if self.cache_size:
+            self._cache[entry.key] = entry
+            self._cache.move_to_end(entry.key)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+    def _forget(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._cache.pop(key, None)
+
+    def _maybe_consolidate(self) -> None:
+        now = self.clock()
+        due = (
+            self.consolidation_interval is not None
+            and now - self._last_consolidation >= self.consolidation_interval
+        )
+        if not due and self.consolidation_threshold is not None:
+            due = self.short_tier.count() >= self.consolidation_threshold * self.short_term_limit  # type: ignore[operator]
+        if due:
+            self.consolidate()
+
+    # -- writing ---------------------------------------------------------------------------------------------------
+
+    def store(self, key: str, value: Any, memory_type: str = "short_term", ttl: float | None = None,
+              priority: int = 0, metadata: Mapping[str, Any] | None = None,
+              tags: Iterable[str] | None = None) -> None:  # fmt: skip
+        """Store *value* under *key* in *memory_type*, moving the key there if another tier holds it.
+
+        Raises:
+            InvalidKeyError, InvalidArgumentError, SerializationError: bad input; nothing changed.
+
+        """
+        entry = MemoryEntry(
+            key, value, ttl=ttl, priority=priority, metadata=metadata, tags=tags, clock=self.clock
+        )
+        self._place([entry], memory_type)
+
+    def store_many(self, items: Mapping[str, Any] | Iterable[tuple[str, Any] | MemoryEntry],
+                   memory_type: str = "short_term", *, ttl: float | None = None, priority: int = 0,
+                   metadata: Mapping[str, Any] | None = None, tags: Iterable[str] | None = None) -> int:  # fmt: skip
+        """Store many entries in one batch (one transaction for short- and long-term); return how many."""
+        pairs: Iterable[Any] = items.items() if isinstance(items, Mapping) else items
+        tag_list = None if tags is None else list(tags)
+        entries = []
+        for item in pairs:
+            if isinstance(item, MemoryEntry):
+                entries.append(item.copy())
+            elif isinstance(item, tuple) and len(item) == 2:
+                entries.append(MemoryEntry(item[0], item[1], ttl=ttl, priority=priority, metadata=metadata,
+                                           tags=tag_list, clock=self.clock))  # fmt: skip
+            else:
+                raise InvalidArgumentError(
+                    f"each item must be a (key, value) pair or a MemoryEntry, got {item!r:.80}"
+                )
+        if entries:
+            self._place(entries, memory_type)
+        return len(entries)
+
+    def _place(self, entries: list[MemoryEntry], memory_type: str) -> None:
+        target = self._tier(memory_type)
+        for entry in entries:  # fail on an unstorable value before any tier changes
+            entry.value = normalize(entry.value, what=f"value of key {entry.key!r}")
+            if entry.metadata:
+                entry.metadata = normalize(entry.metadata, what=f"metadata of key {entry.key!r}")
+        keys = [e.key for e in entries]
+        self._forget(keys)
+        if target is self.external_tier:
+            target.put_many(entries)  # durable in the archive first, then leave the other tiers
+            with self._txn():
+                self.short_tier.delete_many(keys)
+                self.long_tier.delete_many(keys)
+        else:
+            other = self.long_tier if target is self.short_tier else self.short_tier
+            with (
+                self._txn()
+            ):  # leave the other tier first: overflow of this write may move entries into it
+                other.delete_many(keys)
+                target.put_many(entries)
+            self.external_tier.delete_many(keys)
+        self._after_long_write()
+        self._maybe_consolidate()
+
+    def delete(self, key: str) -> bool:
+        """Delete *key* from every tier; return True when a live entry was removed."""
+        key = validate_key(key)
+        self._forget([key])
+        with self._txn():
+            removed = self.short_tier.delete(key) | self.long_tier.delete(key)
+        removed |= self.external_tier.delete(key)
+        self.long_term._sync()
+        return removed
+
+    # -- reading ---------------------------------------------------------------------------------------------------
+
+    def get_entry(self, key: str) -> MemoryEntry:
+        """Return a copy of *key*'s entry, reading through the tiers (with promotion and restore).
+
+        Raises:
+            KeyNotFoundError: no tier holds a live entry under *key*.
+
+        """
+        key = validate_key(key)
+        cached = self._cache.get(key)
+        if cached is not None and not cached.is_expired(self.clock()):
+            self._cache.move_to_end(key)
+            self._counters["cache_hits"] += 1
+            return cached.copy()
+        entry = self.short_tier.get(key)
+        if entry is None:
+            entry = self.long_tier.get(key)
+            if entry is not None:
+                with self._txn():  # promote: one transaction moves it
+                    self.short_tier.put(entry.copy())
+                    self.long_tier.delete(key)
+                self.long_term._sync()
+                self._counters["promotions"] += 1
+            else:
+                entry = self.external_tier.get(key)
+                if entry is None:
+                    raise KeyNotFoundError(f"no live memory under key {key!r} in any tier")
+                self.long_tier.put(
+                    entry.copy()
+                )  # restore: durable in long-term first, then leave the archive
+                self.external_tier.delete(key)
+                self._counters["restores"] += 1
+                self._after_long_write()
+        self._cache_put(entry.copy())
+        return entry.copy()
+
+    def retrieve(self, key: str) -> Any:
+        """Return *key*'s value (cache → short → long → external, promoting as it goes), or None."""
+        try:
+            return self.get_entry(key).value
+        except KeyNotFoundError:
+            return None
+
+    def tier_of(self, key: str) -> str | None:
+        """Return the tier holding *key* (``"short_term"``, ``"long_term"``, ``"external"``), or None."""
+        for name in MEMORY_TIERS:
+            if self._tier(name).contains(key):
+                return name
+        return None
+
+    def exists(self, key: str) -> bool:
+        """Return True when some tier holds a live entry under *key* (not counted as a read)."""
+        return self.tier_of(validate_key(key)) is not None
+
+    def keys(self, memory_type: str | None = None) -> list[str]:
+        """Return the live keys of one tier, or of all."""
+        names = MEMORY_TIERS if memory_type is None else (memory_type,)
+        return [k for name in names for k in self._tier(name).keys()]  # noqa: SIM118  (Tier.keys(), not a dict)
+
+    def search(self, query: str, limit: int = 10, *, mode: str | None = None,
+               memory_types: Sequence[str] | None = None,
+               filter: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        """Search across tiers: one ranked, de-duplicated list of ``{key, value, score, tier, metadata, tags}``.
+
+        Short-term and the archive are searched by keyword; long-term by *mode* (hybrid by default when there
+        is an embedder). Scores are divided by each tier's best score before merging, so tiers compete on rank.
+
+        Args:
+            query: Free text (empty: ``[]``).
+            limit: Maximum hits.
+            mode: For long-term: ``"hybrid"``, ``"keyword"`` or ``"semantic"``.
+            memory_types: Tiers to search (default: all three).
+            filter: ``{"tags": [...]}`` (all required) and/or metadata fields that must be equal.
+
+        """
+        if not isinstance(query, str) or not query.strip():
+            return []
+        names = list(memory_types) if memory_types is not None else list(MEMORY_TIERS)
+        for name in names:
+            self._tier(name)
+        depth = limit * 3 if filter else limit
+        hits: list[dict[str, Any]] = []
+        for name in names:
+            if name == "long_term":
+                found = self.long_term.search(query, depth, mode=mode)
+            else:
+                found = [
+                    {
+                        "key": e.key,
+                        "value": e.value,
+                        "score": s,
+                        "tags": list(e.tags),
+                        "metadata": dict(e.metadata),
+                    }
+                    for e, s in self._tier(name).keyword_search(query, depth)
+                ]
+            top = max((h["score"] for h in found), default=0.0) or 1.0
+            for h in found:
+                h["tier"] = name
+                h["score"] = h["score"] / top
+            hits.extend(found)
+        if filter:
+            hits = [h for h in hits if _matches(h, filter)]
+        best: dict[str, dict[str, Any]] = {}
+        for h in sorted(hits, key=lambda h: -h["score"]):
+            best.setdefault(h["key"], h)
+        return list(best.values())[:limit]
+
+    # -- consolidation ---------------------------------------------------------------------------------------------
+
+    def consolidate(self, *, retries: int = 3) -> dict[str, int]:
+        """Move what the policy selects from short-term to long-term, in verified batches.
+
+        Each batch is written to long-term, read back and compared, and removed from short-term in the same
+        transaction; a failing batch is retried (*retries* times), then left in short-term and logged.
+
+        Returns:
+            ``{"selected", "moved", "batches", "failed"}``.
+
+        """
+        now = self.clock()
+        selected = self.policy.select_entries_to_consolidate(self.short_tier.scan(), now)
+        report = {"selected": len(selected), "moved": 0, "batches": 0, "failed": 0}
+        for start in range(0, len(selected), self.batch_size):
+            batch = selected[start : start + self.batch_size]
+            for attempt in range(retries + 1):
+                try:
+                    self._transfer(batch)
+                except StorageError as exc:
+                    if attempt == retries:
+                        report["failed"] += len(batch)
+                        logger.error("consolidation of %d entries failed after %d tries: %s", len(batch),
+                                     retries + 1, exc)  # fmt: skip
+                    else:
+                        self._counters["retries"] += 1
+                        time.sleep(0.05 * (attempt + 1))
+                    continue
+                report["moved"] += len(batch)
+                report["batches"] += 1
+                break
+        self.long_term._sync()
+        self._after_long_write()
+        self._last_consolidation = now
+        self._counters["consolidations"] += 1
+        self._counters["consolidated"] += report["moved"]
+        self._log(
+            "consolidated %d of %d selected entries into long-term",
+            report["moved"],
+            report["selected"],
+        )
+        return report
+
+    def _transfer(self, batch: list[MemoryEntry]) -> None:
+        keys = [e.key for e in batch]
+        with self._txn():
+            self.long_tier.put_many([e.copy() for e in batch])
+            written = self.long_tier.get_many(keys, touch=False)
+            for entry, copy in zip(batch, written, strict=True):
+                if copy is None or copy.value != entry.value:
+                    raise StorageError(f"verification of consolidated key {entry.key!r} failed")
+            self.short_tier.delete_many(keys)
+
+    # -- named memories, stats, clearing ---------------------------------------------------------------------------
+
+    def create_memory(self, name: str, config: Mapping[str, Any]) -> Memory:
+        """Create a named :class:`Memory` from *config* (its constructor arguments)."""
+        if name in self._memories:
+            raise InvalidArgumentError(f"a memory named {name!r} already exists")
+        memory = Memory(**dict(config))
+        self._memories[name] = memory
+        return memory
+
+    def get_memory(self, name: str) -> Memory | None:
+        """Return the named memory, or None."""
+        return self._memories.get(name)
+
+    def list_memories(self) -> list[str]:
+        """Return the names of the named memories."""
+        return sorted(self._memories)
+
+    def transfer_memory(self, source: str, target: str, keys: Sequence[str]) -> int:
+        """Move *keys* from named memory *source* to *target*; return how many moved."""
+        src, dst = self._named(source), self._named(target)
+        entries = [e for e in (src.tier.get_many(list(keys), touch=False)) if e is not None]
+        dst.tier.put_many([e.copy() for e in entries])
+        src.tier.delete_many([e.key for e in entries])
+        return len(entries)
+
+    def _named(self, name: str) -> Memory:
+        memory = self._memories.get(name)
+        if memory is None:
+            raise KeyNotFoundError(f"no memory named {name!r}")
+        return memory
+
+    def get_stats(self) -> dict[str, Any]:
+        """Per-tier counts and capacity use, hits, promotions, consolidations, archive encryption, bytes on disk."""
+        short, long_, ext = (
+            self.short_tier.stats(),
+            self.long_tier.stats(),
+            self.external_tier.stats(),
+        )
+        size = 0
+        if self.storage_path is not None:
+            size = sum(p.stat().st_size for p in self.storage_path.rglob("*") if p.is_file())
+        return {
+            "namespace": self.namespace,
+            "short_term": {
+                **short,
+                "limit": self.short_term_limit,
+                "use": short["size"] / self.short_term_limit,
+            },
+            "long_term": {
+                **long_,
+                "limit": self.long_term_limit,
+                "use": long_["size"] / self.long_term_limit,
+            },
+            "external": ext,
+            "archive_encrypted": bool(ext.get("encrypted", False)),
+            "cache": {
+                "size": len(self._cache),
+                "capacity": self.cache_size,
+                "hits": self._counters["cache_hits"],
+            },
+            **{k: v for k, v in self._counters.items() if k != "cache_hits"},
+            "bytes_on_disk": size,
+            "persistent": self.storage_path is not None,
+        }
+
+    def clear_short_term(self) -> None:
+        """Remove every short-term entry."""
+        self._cache.clear()
+        self.short_tier.clear()
+
+    def clear_long_term(self) -> None:
+        """Remove every long-term entry (and its vectors)."""
+        self._cache.clear()
+        self.long_term.clear()
+
+    def clear_external(self) -> None:
+        """Remove every archived entry."""
+        self._cache.clear()
+        self.external_tier.clear()
+
+    def clear_all(self) -> None:
+        """Remove everything from every tier."""
+        self.clear_short_term()
+        self.clear_long_term()
+        self.clear_external()
+
+    def close(self) -> None:
+        """Close every tier (flushes read statistics)."""
+        for memory in self._memories.values():
+            memory.close()
+        self.short_tier.close()
+        self.long_term.close()
+        self.external_tier.close()
+
+    def __enter__(self) -> MemoryManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _matches(hit: Mapping[str, Any], filter: Mapping[str, Any]) -> bool:
+    for field, wanted in filter.items():
+        if field == "tags":
+            if not set(wanted) <= set(hit["tags"]):
+                return False
+        elif hit["metadata"].get(field) != wanted:
+            return False
+    return True
