@@ -28,6 +28,7 @@ from agentmem_plugin.errors import (
     StorageError,
     StoreCorruptError,
 )
+from agentmem_plugin.manager import MemoryManager
 from agentmem_plugin.memory import Memory
 from agentmem_plugin.policies import (
     ConsolidationPolicy,
@@ -36,6 +37,7 @@ from agentmem_plugin.policies import (
     TTLEvictionPolicy,
 )
 from agentmem_plugin.search import SearchIndex
+from agentmem_plugin.tiers.archive import ArchiveTier
 from agentmem_plugin.tiers.base import Tier
 from agentmem_plugin.tiers.buffer import BufferTier
 from agentmem_plugin.tiers.jsonfile import JsonFileTier
@@ -56,12 +58,13 @@ __all__ = [
     "MAX_KEY_LENGTH",
     "AccessDeniedError",
     "AgentMemError",
+    "ArchiveTier",
     "BufferTier",
     "CompressedMemory",
     "ConsolidationPolicy",
-    "EmbeddingError",
     "DatabaseMemory",
     "DebuggableMemory",
+    "EmbeddingError",
     "ImportanceConsolidationPolicy",
     "IntegrityError",
     "InvalidArgumentError",
@@ -71,14 +74,15 @@ __all__ = [
     "LRUEvictionPolicy",
     "Memory",
     "MemoryEntry",
+    "MemoryManager",
     "MissingDependencyError",
     "OptimizedMemory",
     "PersistentMemory",
     "ReadOnlyStoreError",
     "ResilientMemory",
-    "SemanticMemory",
     "SchemaVersionError",
     "SearchIndex",
+    "SemanticMemory",
     "SerializationError",
     "SqliteTier",
     "StorageError",

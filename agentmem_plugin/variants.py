@@ -468,13 +468,19 @@ class SemanticMemory(Memory):
         >>> memory.store_with_embedding("python_best_practices", "Use descriptive names, follow PEP 8")  # doctest: +SKIP
         >>> memory.semantic_search("coding guidelines", limit=5)[0]["key"]  # doctest: +SKIP
         'python_best_practices'
+
     """
 
     def __init__(
-        self, embedder: Any = "default", similarity_threshold: float = DEFAULT_SIMILARITY_THRESHOLD, **kwargs: Any
+        self,
+        embedder: Any = "default",
+        similarity_threshold: float = DEFAULT_SIMILARITY_THRESHOLD,
+        **kwargs: Any,
     ) -> None:
         if not -1.0 <= similarity_threshold <= 1.0:
-            raise InvalidArgumentError(f"similarity_threshold must be in [-1, 1], got {similarity_threshold!r}")
+            raise InvalidArgumentError(
+                f"similarity_threshold must be in [-1, 1], got {similarity_threshold!r}"
+            )
         self.similarity_threshold = similarity_threshold
         super().__init__(embedder=embedder, **kwargs)
 
@@ -492,10 +498,11 @@ class SemanticMemory(Memory):
 
         Raises:
             EmbeddingError: *embedding* has the wrong dimension or NaN; nothing was stored.
+
         """
         if embedding is not None:
             semantic = self._semantic
-            assert semantic is not None  # noqa: S101
+            assert semantic is not None
             probe = self._entry(key, value, kwargs.get("ttl"), kwargs.get("priority", 0),
                                 kwargs.get("metadata"), kwargs.get("tags"))  # fmt: skip
             semantic.remember(probe, embedding)

@@ -303,7 +303,9 @@ class SqliteTier(Tier):
             self.path = None if self.in_memory else Path(path)  # type: ignore[arg-type]
             self._conn = self._connect(busy_timeout, synchronous)
             self._owns_connection = True
-        self._finalizer = weakref.finalize(self, _close_connection, self._conn) if self._owns_connection else None
+        self._finalizer = (
+            weakref.finalize(self, _close_connection, self._conn) if self._owns_connection else None
+        )
         from sqlite_utils import Database
 
         self.db = Database(self._conn, execute_plugins=False)
