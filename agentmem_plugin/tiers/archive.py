@@ -27,7 +27,9 @@ import hashlib
 import logging
 import os
 import secrets
+import shutil
 import tempfile
+import weakref
 from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
@@ -137,10 +139,11 @@ class ArchiveTier(Tier):
 
             self._aead = AESGCM(parse_key(key))
         self.encrypted = self._aead is not None
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._cleanup: weakref.finalize[Any, Any] | None = None
         if path is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="agentmem-archive-")
-            path = self._tmp.name
+            path = tempfile.mkdtemp(prefix="agentmem-archive-")
+            # Removed on close(), or when the tier is garbage-collected, or at interpreter exit.
+            self._cleanup = weakref.finalize(self, shutil.rmtree, path, ignore_errors=True)
         self.path = Path(path)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -440,6 +443,5 @@ class ArchiveTier(Tier):
 
     def close(self) -> None:
         """Remove the directory when it was a temporary one."""
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        if self._cleanup is not None:
+            self._cleanup()

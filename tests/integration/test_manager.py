@@ -1,0 +1,278 @@
+"""MemoryManager: tiers, moves, read-through, overflow, archiving, consolidation, search, persistence."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from agentmem_plugin import (
+    InvalidArgumentError,
+    KeyNotFoundError,
+    MemoryManager,
+    SerializationError,
+    StorageError,
+    StoreCorruptError,
+)
+from agentmem_plugin.policies import ImportanceConsolidationPolicy
+from agentmem_plugin.tiers.archive import generate_key
+
+
+@pytest.fixture(params=["memory", "disk"])
+def make(request, tmp_path, clock):
+    made: list[MemoryManager] = []
+
+    def factory(**kw) -> MemoryManager:
+        kw.setdefault("clock", clock)
+        if request.param == "disk":
+            kw.setdefault("storage_path", tmp_path / "mm")
+        mm = MemoryManager(**kw)
+        made.append(mm)
+        return mm
+
+    yield factory
+    for mm in made:
+        mm.close()
+
+
+def test_short_term_overflow_is_consolidated_not_lost(make):
+    mm = make(short_term_limit=5, long_term_limit=1000)
+    mm.store_many({f"k{i}": i for i in range(20)})
+    assert len(mm.keys("short_term")) == 5
+    assert len(mm.keys("long_term")) == 15
+    assert [mm.retrieve(f"k{i}") for i in range(20)] == list(range(20))
+    assert mm.get_stats()["overflowed"] >= 15
+
+
+def test_a_key_lives_in_exactly_one_tier(make):
+    mm = make()
+    mm.store("k", "v1")
+    assert mm.tier_of("k") == "short_term"
+    mm.store("k", "v2", memory_type="long_term")
+    assert mm.tier_of("k") == "long_term" and mm.keys("short_term") == []
+    mm.store("k", "v3", memory_type="external")
+    assert mm.keys() == ["k"] and mm.tier_of("k") == "external"
+    mm.store("k", "v4")
+    assert mm.keys() == ["k"] and mm.retrieve("k") == "v4"
+
+
+def test_retrieve_promotes_from_long_term_and_restores_from_the_archive(make):
+    mm = make(cache_size=0)
+    mm.store("warm", "in long-term", memory_type="long_term")
+    mm.store("cold", "in the archive", memory_type="external")
+    assert mm.retrieve("warm") == "in long-term" and mm.tier_of("warm") == "short_term"
+    assert mm.retrieve("cold") == "in the archive" and mm.tier_of("cold") == "long_term"
+    stats = mm.get_stats()
+    assert stats["promotions"] == 1 and stats["restores"] == 1
+    assert mm.retrieve("nothing") is None
+    with pytest.raises(KeyNotFoundError):
+        mm.get_entry("nothing")
+
+
+def test_long_term_limit_archives_the_least_important(make):
+    mm = make(short_term_limit=2, long_term_limit=3)
+    mm.store("vip", "keep me", memory_type="long_term", priority=10, metadata={"importance": 1.0})
+    mm.store_many({f"low{i}": i for i in range(6)}, memory_type="long_term")
+    assert len(mm.keys("long_term")) == 3 and "vip" in mm.keys("long_term")
+    assert len(mm.keys("external")) == 4
+    assert sorted(mm.keys()) == sorted(["vip", *[f"low{i}" for i in range(6)]])
+
+
+def test_only_expiry_deletes(make, clock):
+    mm = make(short_term_limit=2)
+    mm.store("brief", 1, ttl=5)
+    mm.store_many({"a": 1, "b": 2, "c": 3})
+    clock.advance(6)
+    assert mm.retrieve("brief") is None
+    assert sorted(mm.keys()) == ["a", "b", "c"]
+
+
+def test_consolidate_moves_selected_entries_in_verified_batches(make):
+    mm = make(short_term_limit=100, batch_size=3)
+    mm.store_many({f"k{i}": {"n": i} for i in range(10)})
+    report = mm.consolidate()
+    assert report == {"selected": 10, "moved": 10, "batches": 4, "failed": 0}
+    assert mm.keys("short_term") == [] and len(mm.keys("long_term")) == 10
+    assert mm.retrieve("k3") == {"n": 3}
+
+
+def test_consolidation_policy_chooses_what_moves(make):
+    policy = ImportanceConsolidationPolicy(min_score=3.0)
+    mm = make(consolidation_policy=policy)
+    mm.store("important", 1, priority=5)
+    mm.store("trivial", 2)
+    assert mm.consolidate()["moved"] == 1
+    assert mm.tier_of("important") == "long_term" and mm.tier_of("trivial") == "short_term"
+
+
+def test_consolidation_retries_then_leaves_entries_in_short_term(make, monkeypatch):
+    mm = make()
+    mm.store_many({"a": 1, "b": 2})
+    real = mm.long_tier.put_many
+    failures = [1]
+
+    def flaky(entries):
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise StorageError("disk hiccup")
+        return real(entries)
+
+    monkeypatch.setattr(mm.long_tier, "put_many", flaky)
+    assert mm.consolidate(retries=2)["moved"] == 2
+    assert mm.get_stats()["retries"] == 1
+    mm.store_many({"c": 3})
+    failures[0] = 100
+    report = mm.consolidate(retries=1)
+    assert report["failed"] == 1 and mm.tier_of("c") == "short_term"
+
+
+def test_automatic_consolidation_triggers(make, clock):
+    mm = make(short_term_limit=10, consolidation_threshold=0.5)
+    mm.store_many({f"k{i}": i for i in range(4)})
+    assert len(mm.keys("short_term")) == 4
+    mm.store("k4", 4)  # 5 of 10: the threshold
+    assert mm.keys("short_term") == [] and len(mm.keys("long_term")) == 5
+    timed = make(short_term_limit=10, consolidation_interval=60, storage_path=None)
+    timed.store("a", 1)
+    clock.advance(61)
+    timed.store("b", 2)
+    assert timed.keys("short_term") == []
+
+
+def test_search_across_tiers(make):
+    mm = make()
+    mm.store("s", "the red bicycle in the garage", tags=["home"])
+    mm.store(
+        "l",
+        "a red sports car on the highway",
+        memory_type="long_term",
+        metadata={"kind": "vehicle"},
+    )
+    mm.store("e", "old red wagon archived", memory_type="external")
+    hits = mm.search("red", limit=10)
+    assert {(h["key"], h["tier"]) for h in hits} == {
+        ("s", "short_term"),
+        ("l", "long_term"),
+        ("e", "external"),
+    }
+    assert all(0 < h["score"] <= 1 for h in hits)
+    assert [h["key"] for h in mm.search("red", memory_types=["long_term"])] == ["l"]
+    assert [h["key"] for h in mm.search("red", filter={"tags": ["home"]})] == ["s"]
+    assert [h["key"] for h in mm.search("red", filter={"kind": "vehicle"})] == ["l"]
+    assert mm.search("   ") == []
+    with pytest.raises(InvalidArgumentError):
+        mm.search("red", memory_types=["attic"])
+
+
+def test_bad_input_changes_nothing(make):
+    mm = make()
+    mm.store("k", "old", memory_type="long_term")
+    with pytest.raises(SerializationError, match="'k'"):
+        mm.store("k", {1, 2})
+    assert mm.tier_of("k") == "long_term" and mm.retrieve("k") == "old"
+    with pytest.raises(InvalidArgumentError, match="attic"):
+        mm.store("j", 1, memory_type="attic")
+    assert mm.keys() == ["k"]
+    with pytest.raises(InvalidArgumentError):
+        MemoryManager(short_term_limit=0)
+
+
+def test_persistent_manager_reopens_with_every_tier(tmp_path, clock):
+    path = tmp_path / "mm"
+    with MemoryManager(short_term_limit=2, long_term_limit=3, storage_path=path, clock=clock) as mm:
+        mm.store_many({f"k{i}": i for i in range(8)})
+        placement = {k: mm.tier_of(k) for k in mm.keys()}
+    with MemoryManager(short_term_limit=2, long_term_limit=3, storage_path=path, clock=clock) as mm:
+        assert {k: mm.tier_of(k) for k in mm.keys()} == placement
+        assert [mm.retrieve(f"k{i}") for i in range(8)] == list(range(8))
+
+
+def test_namespaces_never_cross(tmp_path, clock):
+    path = tmp_path / "shared"
+    alice = MemoryManager(
+        short_term_limit=2,
+        long_term_limit=2,
+        storage_path=path,
+        namespace=("user", "alice"),
+        clock=clock,
+    )
+    bob = MemoryManager(
+        short_term_limit=2,
+        long_term_limit=2,
+        storage_path=path,
+        namespace=("user", "bob"),
+        clock=clock,
+    )
+    alice.store_many({f"a{i}": f"alice secret {i}" for i in range(6)})
+    bob.store("b", "bob note")
+    assert bob.keys() == ["b"] and bob.retrieve("a0") is None
+    assert bob.search("secret") == []
+    assert sorted(alice.keys()) == [f"a{i}" for i in range(6)]
+    assert {len(alice.keys(t)) for t in ("short_term", "long_term", "external")} == {2}
+    alice.close()
+    bob.close()
+
+
+def test_encrypted_archive(tmp_path, clock):
+    key = generate_key()
+    path = tmp_path / "enc"
+    with MemoryManager(storage_path=path, archive_key=key, clock=clock) as mm:
+        mm.store("secret", "the launch code", memory_type="external")
+        assert mm.get_stats()["archive_encrypted"] is True
+    blobs = b"".join(p.read_bytes() for p in (path / "archive").rglob("*.amar"))
+    assert b"launch" not in blobs
+    with pytest.raises(StoreCorruptError, match="encrypted"):
+        MemoryManager(storage_path=path, clock=clock)
+    with MemoryManager(storage_path=path, archive_key=key, clock=clock) as mm:
+        assert mm.retrieve("secret") == "the launch code"
+    with pytest.raises(InvalidArgumentError, match="key"):
+        MemoryManager(encrypt=True)
+    with MemoryManager() as plain:
+        assert plain.get_stats()["archive_encrypted"] is False
+
+
+def test_named_memories(make):
+    mm = make()
+    notes = mm.create_memory("notes", {"capacity": 10})
+    mm.create_memory("archive", {"capacity": 10})
+    notes.store_many({"a": 1, "b": 2})
+    assert mm.list_memories() == ["archive", "notes"] and mm.get_memory("nope") is None
+    assert mm.transfer_memory("notes", "archive", ["a", "zz"]) == 1
+    assert mm.get_memory("archive").retrieve("a") == 1 and notes.retrieve("a") is None  # type: ignore[union-attr]
+    with pytest.raises(InvalidArgumentError):
+        mm.create_memory("notes", {})
+
+
+CRASHER = textwrap.dedent(
+    """
+    import os, sys
+    from agentmem_plugin import MemoryManager
+    mm = MemoryManager(short_term_limit=1000, long_term_limit=100000, storage_path=sys.argv[1], batch_size=50)
+    mm.store_many({f"k{i}": {"i": i} for i in range(500)})
+    real = mm._transfer
+    done = [0]
+    def dying(batch):
+        if done[0] == 3:
+            os._exit(9)  # die mid-consolidation, between batches' transactions
+        real(batch)
+        done[0] += 1
+    mm._transfer = dying
+    mm.consolidate()
+    """
+)
+
+
+def test_crash_mid_consolidation_loses_nothing_and_duplicates_nothing(tmp_path):
+    path = tmp_path / "crash"
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASHER, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 9, proc.stderr
+    with MemoryManager(short_term_limit=1000, long_term_limit=100000, storage_path=path) as mm:
+        short, long_ = mm.keys("short_term"), mm.keys("long_term")
+        assert len(long_) == 150 and len(short) == 350
+        assert set(short).isdisjoint(long_)
+        assert sorted(short + long_, key=lambda k: int(k[1:])) == [f"k{i}" for i in range(500)]
+        assert mm.retrieve("k499") == {"i": 499}
