@@ -385,7 +385,7 @@ class MemoryManager:
     def keys(self, memory_type: str | None = None) -> list[str]:
         """Return the live keys of one tier, or of all."""
         names = MEMORY_TIERS if memory_type is None else (memory_type,)
-        return [k for name in names for k in self._tier(name).keys()]  # noqa: SIM118  (Tier.keys(), not a dict)
+        return [k for name in names for k in self._tier(name).keys()]
 
     def search(self, query: str, limit: int = 10, *, mode: str | None = None,
                memory_types: Sequence[str] | None = None,

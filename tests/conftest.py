@@ -42,8 +42,9 @@ def clock_factory() -> type[FakeClock]:
 class FakeHashEmbedder:
     """A FAKE embedder: deterministic unit vectors derived from a SHA-256 of the text (no meaning at all).
 
-    Equal texts get equal vectors, different texts nearly unrelated ones. Counts its calls and the texts it
-    embedded, so tests can check what was (re-)embedded.
+    Equal texts get equal vectors, different texts nearly unrelated ones. Counts its calls and records the
+    texts it embedded (``embedded`` for documents, ``queries`` for queries), so tests can check what was
+    (re-)embedded.
     """
 
     def __init__(self, *, name: str = "fake-hash-embedder", dim: int = 16) -> None:
@@ -51,6 +52,7 @@ class FakeHashEmbedder:
         self._dim = dim
         self.calls = 0
         self.embedded: list[str] = []
+        self.queries: list[str] = []
 
     @property
     def name(self) -> str:
@@ -81,6 +83,7 @@ class FakeHashEmbedder:
 
     def embed_query(self, text: str) -> list[float]:
         self.calls += 1
+        self.queries.append(text)
         return self.vector(text)
 
     def __repr__(self) -> str:
