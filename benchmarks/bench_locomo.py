@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from agentmem_plugin import Memory
+from agentmem_plugin import Memory, MemoryManager
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo" / "locomo_dev.json"
 KS = (1, 5, 10)
@@ -78,7 +78,16 @@ class Scores:
 Config = tuple[str, str, float, float]  # label, mode, keyword_weight, context_weight
 
 
-def run(configs: list[Config], limit: int = 10) -> dict[str, dict[str, Scores]]:
+def open_store(path: Path, embedder: str | None, manager: bool) -> Any:
+    """A fresh persistent Memory, or a MemoryManager holding the turns in long-term memory."""
+    if manager:
+        return MemoryManager(long_term_limit=1_000_000, storage_path=path, embedder=embedder)
+    return Memory(capacity=None, persistence=True, storage_path=path, embedder=embedder)
+
+
+def run(
+    configs: list[Config], limit: int = 10, *, manager: bool = False
+) -> dict[str, dict[str, Scores]]:
     data = orjson.loads(DATA.read_bytes())
     results: dict[str, dict[str, Scores]] = {c[0]: defaultdict(Scores) for c in configs}
     needs_embedder = any(mode != "keyword" for _, mode, _, _ in configs)
@@ -88,10 +97,15 @@ def run(configs: list[Config], limit: int = 10) -> dict[str, dict[str, Scores]]:
     with tempfile.TemporaryDirectory(prefix="agentmem-locomo-") as tmp:
         for i, sample in enumerate(data):
             turns = turns_of(sample["conversation"])
-            memory = Memory(capacity=None, persistence=True, storage_path=Path(tmp) / f"conv{i}",
-                            embedder="default" if needs_embedder else None)  # fmt: skip
+            memory = open_store(
+                Path(tmp) / f"conv{i}", "default" if needs_embedder else None, manager
+            )
+            tuned = memory.long_term if manager else memory  # where keyword/context weights live
             t0 = time.perf_counter()
-            memory.store_many(turns)
+            if manager:
+                memory.store_many(turns, memory_type="long_term")
+            else:
+                memory.store_many(turns)
             ingest_s += time.perf_counter() - t0
             n_turns += len(turns)
             for qa in sample["qa"]:
@@ -100,8 +114,8 @@ def run(configs: list[Config], limit: int = 10) -> dict[str, dict[str, Scores]]:
                     continue
                 cat = int(qa["category"])
                 for label, mode, keyword_weight, context_weight in configs:
-                    memory.keyword_weight = keyword_weight
-                    memory.context_weight = context_weight
+                    tuned.keyword_weight = keyword_weight
+                    tuned.context_weight = context_weight
                     t0 = time.perf_counter()
                     hits = memory.search(qa["question"], limit=limit, mode=mode)
                     latencies[label].append(time.perf_counter() - t0)
@@ -131,6 +145,9 @@ def main() -> None:
     )
     parser.add_argument("--sweep", action="store_true", help="try several keyword weights (hybrid)")
     parser.add_argument(
+        "--manager", action="store_true", help="search through MemoryManager (long-term)"
+    )
+    parser.add_argument(
         "--weight", type=float, default=DEFAULT_KEYWORD_WEIGHT, help="keyword weight (hybrid)"
     )
     parser.add_argument(
@@ -150,7 +167,11 @@ def main() -> None:
         configs = [(f"hybrid w={w}", "hybrid", w, args.context) for w in (0.4, 0.5, 0.6, 0.7, 0.8)]
     else:
         configs = [(args.mode, args.mode, args.weight, args.context)]
-    results = run(configs)
+    results = run(configs, manager=args.manager)
+    if args.manager:
+        print(
+            "through MemoryManager(storage_path=..., long_term_limit=1_000_000), memory_type='long_term'"
+        )
     for label, by_cat in results.items():
         print(
             f"\n{label}"
