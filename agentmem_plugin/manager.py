@@ -33,6 +33,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from agentmem_plugin.backup import read_backup, write_backup
 from agentmem_plugin.codec import normalize
 from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity, validate_key
 from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError, StorageError
@@ -515,6 +516,32 @@ class MemoryManager:
         dst.tier.put_many([e.copy() for e in entries])
         src.tier.delete_many([e.key for e in entries])
         return len(entries)
+
+    def backup_memory(self, name: str, backup_path: str | PathLike[str]) -> dict[str, Any]:
+        """Write every live entry of named memory *name* to a backup directory; return its manifest.
+
+        The format (manifest + checksummed, compressed JSON lines) is described in :mod:`agentmem_plugin.backup`.
+        """
+        return write_backup(backup_path, self._named(name).tier.scan(), name=name)
+
+    def restore_memory(self, name: str, backup_path: str | PathLike[str]) -> int:
+        """Replace the contents of named memory *name* with a backup; return how many entries it restored.
+
+        The backup is verified completely first (a damaged one raises IntegrityError and changes nothing);
+        the replacement is one transaction on a SQLite-backed memory.
+        """
+        memory = self._named(name)
+        _, entries = read_backup(backup_path)
+        now = self.clock()
+        live = [e for e in entries if not e.is_expired(now)]
+        tier = memory.tier
+        grouped = tier.transaction() if isinstance(tier, SqliteTier) else contextlib.nullcontext()
+        with grouped:
+            tier.clear()
+            if live:
+                tier.put_many(live)
+        memory._sync()
+        return len(live)
 
     def _named(self, name: str) -> Memory:
         memory = self._memories.get(name)

@@ -276,3 +276,46 @@ def test_crash_mid_consolidation_loses_nothing_and_duplicates_nothing(tmp_path):
         assert set(short).isdisjoint(long_)
         assert sorted(short + long_, key=lambda k: int(k[1:])) == [f"k{i}" for i in range(500)]
         assert mm.retrieve("k499") == {"i": 499}
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_backup_and_restore_a_named_memory(make, tmp_path, persistent):
+    mm = make()
+    config = {"capacity": 100}
+    if persistent:
+        config.update(persistence=True, storage_path=tmp_path / "named")
+    notes = mm.create_memory("notes", config)
+    notes.store("a", {"x": 1}, tags=["t"], ttl=1000, priority=2)
+    notes.store("b", "two")
+    manifest = mm.backup_memory("notes", tmp_path / "bk")
+    assert manifest["count"] == 2 and manifest["format"] == "agentmem-backup"
+    notes.store("c", "added later")
+    notes.delete("a")
+    assert mm.restore_memory("notes", tmp_path / "bk") == 2
+    assert sorted(notes.keys()) == ["a", "b"]
+    restored = notes.get_entry("a")
+    assert restored.value == {"x": 1} and restored.tags == ("t",) and restored.priority == 2
+    manifest_again = mm.backup_memory("notes", tmp_path / "bk")  # replaces the old backup
+    assert manifest_again["count"] == 2
+
+
+def test_damaged_backup_is_refused_and_changes_nothing(make, tmp_path):
+    from agentmem_plugin import IntegrityError
+
+    mm = make()
+    notes = mm.create_memory("notes", {"capacity": 10})
+    notes.store_many({"a": 1, "b": 2})
+    mm.backup_memory("notes", tmp_path / "bk")
+    notes.store("c", 3)
+    entries_file = tmp_path / "bk" / "entries.jsonl.zst"
+    blob = bytearray(entries_file.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    entries_file.write_bytes(bytes(blob))
+    with pytest.raises(IntegrityError, match="checksum"):
+        mm.restore_memory("notes", tmp_path / "bk")
+    assert sorted(notes.keys()) == ["a", "b", "c"]
+    (tmp_path / "bk" / "manifest.json").write_text("{not json")
+    with pytest.raises(IntegrityError, match="manifest"):
+        mm.restore_memory("notes", tmp_path / "bk")
+    with pytest.raises(KeyNotFoundError):
+        mm.backup_memory("missing", tmp_path / "x")
