@@ -45,6 +45,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/bench_tiers.py
 	$(PY) benchmarks/bench_locomo.py
 	$(PY) benchmarks/bench_semantic.py
+	$(PY) benchmarks/bench_manager.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
