@@ -173,6 +173,27 @@ class MemoryManager:
         )  # fmt: skip
         self._reconcile()
 
+    @classmethod
+    def from_config(
+        cls, source: Mapping[str, Any] | str | PathLike[str] | None = None, **overrides: Any
+    ) -> MemoryManager:
+        """Build a manager from a dict, a YAML/TOML file or ``AGENTMEM_*`` environment variables.
+
+        Validated by pydantic-settings (see :mod:`agentmem_plugin.config`); errors name the bad field.
+
+        Example:
+            >>> MemoryManager.from_config({"short_term_limit": 50}).short_term_limit  # doctest: +SKIP
+            50
+
+        """
+        from agentmem_plugin.config import load_manager_config
+
+        kwargs = load_manager_config(source, **overrides).manager_kwargs()
+        namespace = kwargs.pop("namespace")
+        if namespace:
+            kwargs["namespace"] = tuple(namespace.split("/"))
+        return cls(**kwargs)
+
     # -- plumbing ------------------------------------------------------------------------------------------------
 
     def _log(self, message: str, *args: Any) -> None:

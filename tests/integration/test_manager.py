@@ -319,3 +319,50 @@ def test_damaged_backup_is_refused_and_changes_nothing(make, tmp_path):
         mm.restore_memory("notes", tmp_path / "bk")
     with pytest.raises(KeyNotFoundError):
         mm.backup_memory("missing", tmp_path / "x")
+
+
+def test_from_config_dict_file_and_environment(tmp_path, monkeypatch):
+    with MemoryManager.from_config({"short_term_limit": 7, "namespace": ["user", "u1"]}) as mm:
+        assert mm.short_term_limit == 7 and mm.namespace == "user/u1"
+    monkeypatch.setenv("AGENTMEM_LONG_TERM_LIMIT", "77")
+    monkeypatch.setenv("AGENTMEM_CACHE_SIZE", "5")
+    with MemoryManager.from_config() as mm:
+        assert mm.long_term_limit == 77 and mm.cache_size == 5
+    toml = tmp_path / "agentmem.toml"
+    toml.write_text(
+        '[agentmem.manager]\nshort_term_limit = 9\nstorage_path = "%s"\n' % (tmp_path / "store")
+    )
+    with MemoryManager.from_config(toml, cache_size=1) as mm:  # the file wins over the environment,
+        assert (
+            mm.short_term_limit == 9 and mm.long_term_limit == 77 and mm.cache_size == 1
+        )  # overrides win
+        assert mm.storage_path == tmp_path / "store"
+    yaml_file = tmp_path / "agentmem.yaml"
+    yaml_file.write_text("short_term_limit: 11\nbatch_size: 3\n")
+    with MemoryManager.from_config(yaml_file) as mm:
+        assert mm.short_term_limit == 11 and mm.batch_size == 3
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"short_term_limit": 0}, "short_term_limit"),
+        ({"shortterm_limit": 5}, "shortterm_limit"),
+        ({"consolidation_threshold": 2}, "consolidation_threshold"),
+        ({"embedder": "openai"}, "embedder"),
+    ],
+)
+def test_from_config_errors_name_the_field(config, field):
+    with pytest.raises(InvalidArgumentError, match=field):
+        MemoryManager.from_config(config)
+
+
+def test_from_config_bad_files(tmp_path):
+    bad = tmp_path / "x.ini"
+    bad.write_text("a=1")
+    with pytest.raises(InvalidArgumentError, match="yaml"):
+        MemoryManager.from_config(bad)
+    broken = tmp_path / "x.toml"
+    broken.write_text("short_term_limit = = 3")
+    with pytest.raises(InvalidArgumentError, match="does not parse"):
+        MemoryManager.from_config(broken)
