@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import FakeHashEmbedder
 
 from agentmem_plugin.entry import MemoryEntry
 from agentmem_plugin.errors import SerializationError
@@ -15,7 +16,6 @@ from agentmem_plugin.tiers.base import Tier
 from agentmem_plugin.tiers.buffer import BufferTier
 from agentmem_plugin.tiers.jsonfile import JsonFileTier
 from agentmem_plugin.tiers.sqlite import SqliteTier
-from conftest import FakeHashEmbedder
 
 TierFactory = Callable[..., Tier]
 
@@ -29,7 +29,9 @@ BACKENDS = [
 ]
 
 
-def build_tier(kind: str, tmp_path: Path, n: int, *, chroma_port: int | None = None, **kwargs: object) -> Tier:
+def build_tier(
+    kind: str, tmp_path: Path, n: int, *, chroma_port: int | None = None, **kwargs: object
+) -> Tier:
     """Return a fresh tier of backend *kind* (the n-th one of a test, so files never collide).
 
     Chroma tiers embed with the FAKE hash embedder: the contract is about storage, not meaning.
