@@ -469,6 +469,14 @@ class CachedEmbedder:
     def __init__(self, inner: Embedder, cache: EmbeddingCache | None = None) -> None:
         self.inner = inner
         self.cache = cache if cache is not None else EmbeddingCache()
+        self._key: str | None = None
+
+    @property
+    def cache_key(self) -> str:
+        """What vectors are filed under: the model name and dimension (one name can come in several sizes)."""
+        if self._key is None:
+            self._key = f"{self.inner.name}#{self.inner.dim}"
+        return self._key
 
     @property
     def name(self) -> str:
@@ -484,13 +492,16 @@ class CachedEmbedder:
         """Return one vector per text, embedding only texts not seen before (each distinct text once)."""
         if not texts:
             return []
-        cached = self.cache.get_many(self.name, texts)
+        cached = self.cache.get_many(self.cache_key, texts)
         missing = list(dict.fromkeys(t for t, v in zip(texts, cached, strict=True) if v is None))
         if missing:
             fresh = check_vectors(
-                self.inner.embed_documents(missing), len(missing), None, source=self.name
+                self.inner.embed_documents(missing), len(missing), self.inner.dim, source=self.name
             )
-            self.cache.put_many(self.name, missing, fresh)
+            fresh = [
+                _unpack(_pack(v)) for v in fresh
+            ]  # the float32 values a later cache hit returns
+            self.cache.put_many(self.cache_key, missing, fresh)
             by_text = dict(zip(missing, fresh, strict=True))
             cached = [
                 v if v is not None else by_text[t] for t, v in zip(texts, cached, strict=True)
@@ -499,14 +510,20 @@ class CachedEmbedder:
 
     def embed_query(self, text: str) -> Vector:
         """Return the query vector (queries are cached apart: some models embed queries differently)."""
-        key = self.name + "|query"
+        key = self.cache_key + "|query"
         hit = self.cache.get_many(key, [text])[0]
         if hit is not None:
             return hit
-        vector = check_vectors([self.inner.embed_query(text)], 1, None, source=self.name)[0]
+        vector = _unpack(
+            _pack(
+                check_vectors([self.inner.embed_query(text)], 1, self.inner.dim, source=self.name)[
+                    0
+                ]
+            )
+        )
         self.cache.put_many(key, [text], [vector])
         return vector
 
     def remember(self, text: str, vector: Vector) -> None:
         """Record *vector* as the document embedding of *text* (used for caller-supplied embeddings)."""
-        self.cache.replace(self.name, text, vector)
+        self.cache.replace(self.cache_key, text, vector)

@@ -313,9 +313,12 @@ class Memory:
             )  # fmt: skip
         else:
             entry = self._entry(key, value, ttl, priority, metadata, tags)
-        self._tier.put(entry)
         if self._semantic is not None:
+            self._semantic.prepare([entry])  # bad vectors fail here, before anything is stored
+            self._tier.put(entry)
             self._semantic.sync()
+        else:
+            self._tier.put(entry)
 
     def retrieve(self, key: str) -> Any:
         """Return the value stored under *key*, or None when it is missing or expired. Counts as an access."""
@@ -499,6 +502,8 @@ class Memory:
                 )
             entries.append(self._entry(item[0], item[1], ttl, priority, metadata, tag_list))
         if entries:
+            if self._semantic is not None:
+                self._semantic.prepare(entries)  # bad vectors fail here, before anything is stored
             self._tier.put_many(entries)
             self._sync()
         return len(entries)

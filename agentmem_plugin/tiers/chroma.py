@@ -18,6 +18,7 @@ in-process store, so every in-memory index gets a unique collection name), ``Htt
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -204,24 +205,67 @@ class SemanticIndex:
                  batch_size: int = 256, reindex: bool = False) -> None:  # fmt: skip
         self.tier = tier
         self.embedder = embedder
+        self.client = client
         self.batch_size = batch_size
+        self.failed = 0  # entries that could not be embedded during sync (logged, left unindexed)
         self._lock = threading.RLock()
+        self._base = collection
         model, dim = embedder.name, embedder.dim
         recorded = tier.index_meta()
-        self.index = ChromaIndex(client, collection, dim=dim)
         if recorded is not None and recorded != (model, dim) and not reindex:
             raise EmbeddingError(
                 f"this store was indexed with {recorded[0]!r} (dimension {recorded[1]}), not {model!r} "
                 f"(dimension {dim}); open it with reindex=True to rebuild the semantic index with the new model"
             )
+        # Each (model, dimension) gets its own collection: a rebuild for a new model fills a fresh collection and
+        # switches to it only when complete, so a failed rebuild leaves the old index (and its model) in place.
+        self.index = ChromaIndex(client, self._collection_for(model, dim), dim=dim)
         if recorded != (model, dim) or (self.index.count() == 0 and tier.count() > 0):
-            tier.set_index_meta(model, dim)
             self.reindex()
+            if recorded is not None and recorded != (model, dim):
+                with contextlib.suppress(Exception):  # the old model's vectors are no longer needed
+                    client.delete_collection(self._collection_for(*recorded))
         else:
             self.sync()  # finish what a crash left in the outbox
 
+    def _collection_for(self, model: str, dim: int) -> str:
+        digest = hashlib.sha256(f"{model}|{dim}".encode()).hexdigest()[:8]
+        return f"{self._base}-{digest}"[:500]
+
+    def prepare(self, entries: Sequence[MemoryEntry]) -> None:
+        """Embed *entries* now (filling the embedding cache), so bad vectors fail before anything is stored."""
+        if entries:
+            self.embedder.embed_documents([embedding_text(e.key, e.value, e.tags) for e in entries])
+
+    def _embed_live(
+        self, live: list[tuple[str, MemoryEntry]]
+    ) -> tuple[list[str], list[list[float]]]:
+        texts = [embedding_text(k, e.value, e.tags) for k, e in live]
+        try:
+            return [k for k, _ in live], self.embedder.embed_documents(texts)
+        except EmbeddingError:
+            if len(live) == 1:
+                raise
+        keys, vectors = [], []
+        for (key, _), text in zip(
+            live, texts, strict=True
+        ):  # find the entries that cannot be embedded
+            try:
+                vectors.append(self.embedder.embed_documents([text])[0])
+                keys.append(key)
+            except EmbeddingError as exc:
+                self.failed += 1
+                logger.error(
+                    "entry %r cannot be embedded and stays out of the semantic index: %s", key, exc
+                )
+        return keys, vectors
+
     def sync(self) -> int:
-        """Apply pending changes to the vector index; return how many keys were processed."""
+        """Apply pending changes to the vector index; return how many keys were processed.
+
+        An entry whose text the embedder cannot embed (for example one written by ``update()``) is logged,
+        counted in ``failed`` and left out of the index, so it never blocks the changes behind it.
+        """
         done = 0
         with self._lock:
             while True:
@@ -233,17 +277,27 @@ class SemanticIndex:
                 live = [(k, e) for k, e in zip(keys, entries, strict=True) if e is not None]
                 gone = [k for k, e in zip(keys, entries, strict=True) if e is None]
                 if live:
-                    vectors = self.embedder.embed_documents(
-                        [embedding_text(k, e.value, e.tags) for k, e in live]
-                    )
-                    self.index.upsert([k for k, _ in live], vectors)
+                    try:
+                        ok, vectors = self._embed_live(live)
+                    except EmbeddingError as exc:
+                        self.failed += 1
+                        logger.error("entry %r cannot be embedded and stays out of the semantic index: %s",
+                                     live[0][0], exc)  # fmt: skip
+                        ok, vectors = [], []
+                    gone += [k for k, _ in live if k not in set(ok)]
+                    if ok:
+                        self.index.upsert(ok, vectors)
                 if gone:
                     self.index.delete(gone)
                 self.tier.ack_changes(changes)
                 done += len(keys)
 
     def reindex(self) -> int:
-        """Rebuild the vector index from every live entry of the tier; return how many were indexed."""
+        """Rebuild the vector index from every live entry of the tier; return how many were indexed.
+
+        The vectors go into this model's collection; the model is recorded with the store only once every
+        entry has been embedded, so a failure leaves the previously recorded model and index as they were.
+        """
         with self._lock:
             backlog = self.tier.changes(sys.maxsize)
             self.index.clear()
@@ -259,20 +313,28 @@ class SemanticIndex:
                     bar.update(len(chunk))
             if bar is not None:
                 bar.close()
+            self.tier.set_index_meta(self.embedder.name, self.embedder.dim)
             self.tier.ack_changes(backlog)
             logger.info("semantic index %s rebuilt: %d entries", self.index.name, len(entries))
             return len(entries)
 
     def search(self, query: str, k: int) -> list[tuple[MemoryEntry, float]]:
-        """Return up to *k* live ``(entry, cosine similarity)`` pairs for *query*, most similar first."""
+        """Return up to *k* live ``(entry, cosine similarity)`` pairs for *query*, most similar first.
+
+        Expired entries keep their vectors until a cleanup deletes them, so the index is asked for more
+        candidates until *k* live ones are found or the index is exhausted.
+        """
         self.sync()
         vector = self.embedder.embed_query(query)
-        with self._lock:
-            hits = self.index.query(vector, k)
-        if not hits:
-            return []
-        entries = self.tier.get_many([key for key, _ in hits], touch=False)
-        return [(e, sim) for (_, sim), e in zip(hits, entries, strict=True) if e is not None]
+        fetch = k
+        while True:
+            with self._lock:
+                hits = self.index.query(vector, fetch)
+            entries = self.tier.get_many([key for key, _ in hits], touch=False)
+            live = [(e, sim) for (_, sim), e in zip(hits, entries, strict=True) if e is not None]
+            if len(live) >= k or len(hits) < fetch:
+                return live[:k]
+            fetch *= 4
 
     def close(self) -> None:
         """Close the embedding cache (the Chroma client needs no closing)."""

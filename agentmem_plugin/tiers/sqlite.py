@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import sqlite3
+import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -211,6 +212,24 @@ def _row_to_entry(row: Sequence[Any]) -> MemoryEntry:
     return entry
 
 
+def _enable_wal(conn: sqlite3.Connection, timeout: float) -> str:
+    """Switch to WAL, retrying while another process holds the lock.
+
+    Changing the journal mode needs an exclusive lock and SQLite does not always run the busy handler for it:
+    two processes opening a new file at once otherwise see "database is locked".
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 def _close_connection(conn: sqlite3.Connection) -> None:
     with contextlib.suppress(sqlite3.Error):  # best effort at interpreter exit
         conn.close()
@@ -347,7 +366,7 @@ class SqliteTier(Tier):
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = _enable_wal(conn, busy_timeout)
             if str(mode).lower() != "wal":
                 logger.warning("could not enable WAL on %s (journal_mode=%s)", path, mode)
             conn.execute(f"PRAGMA synchronous={synchronous}")
