@@ -33,7 +33,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import zstandard
@@ -43,6 +43,7 @@ from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity
 from agentmem_plugin.errors import (
     IntegrityError,
     InvalidArgumentError,
+    MissingDependencyError,
     StorageError,
     StoreCorruptError,
 )
@@ -50,7 +51,15 @@ from agentmem_plugin.policies import LRUEvictionPolicy
 from agentmem_plugin.search import SearchIndex, document_text
 from agentmem_plugin.tiers.base import EvictionCallback, Tier
 
-__all__ = ["ARCHIVE_KEY_ENV", "ArchiveTier", "generate_key", "parse_key"]
+__all__ = [
+    "ARCHIVE_KEY_ENV",
+    "ArchiveTier",
+    "BlobStore",
+    "DirectoryStore",
+    "S3Store",
+    "generate_key",
+    "parse_key",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -96,12 +105,149 @@ def parse_key(key: str | bytes) -> bytes:
     )
 
 
+class BlobStore(Protocol):
+    """Where an archive keeps its blobs: a flat namespace of names to bytes."""
+
+    def put(self, name: str, data: bytes) -> None:
+        """Store *data* under *name* atomically (a reader sees the old bytes or the new ones)."""
+        ...
+
+    def get(self, name: str) -> bytes | None:
+        """Return the bytes under *name*, or None."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Remove *name* (no error when absent)."""
+        ...
+
+    def describe(self) -> str:
+        """Say where the blobs are, for messages."""
+        ...
+
+
+class DirectoryStore:
+    """Blobs as files in a local directory (created when missing); writes are temp file + fsync + rename."""
+
+    def __init__(self, path: str | PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the archive directory {str(self.path)!r}: {exc}"
+            ) from exc
+
+    def put(self, name: str, data: bytes) -> None:
+        """Write *data* to the file *name* atomically."""
+        target = self.path / name
+        tmp = target.with_name(f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"could not write {str(target)!r}: {exc}") from exc
+
+    def get(self, name: str) -> bytes | None:
+        """Read the file *name*, or None."""
+        try:
+            return (self.path / name).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"could not read {str(self.path / name)!r}: {exc}") from exc
+
+    def delete(self, name: str) -> None:
+        """Remove the file *name*."""
+        (self.path / name).unlink(missing_ok=True)
+
+    def describe(self) -> str:
+        """Return the directory."""
+        return str(self.path)
+
+
+class S3Store:
+    """Blobs as objects in an S3 bucket (or any S3-compatible server), through boto3.
+
+    Args:
+        bucket: The bucket (it must exist).
+        prefix: Key prefix for this archive, e.g. ``"agentmem/user-u1/"``.
+        client: A boto3 S3 client; default ``boto3.client("s3", endpoint_url=endpoint_url)``.
+        endpoint_url: For S3-compatible servers (MinIO, moto, ...).
+
+    Raises:
+        MissingDependencyError: boto3 is not installed (``pip install "agentmem-plugin[s3]"``).
+
+    """
+
+    def __init__(
+        self, bucket: str, prefix: str = "", *, client: Any = None, endpoint_url: str | None = None
+    ) -> None:
+        if client is None:
+            try:
+                import boto3
+            except ImportError as exc:
+                raise MissingDependencyError(
+                    'S3 archives need boto3: pip install "agentmem-plugin[s3]"'
+                ) from exc
+            client = boto3.client("s3", endpoint_url=endpoint_url)
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+
+    def _errors(self, what: str, name: str) -> Any:
+        return _S3Errors(f"{what} s3://{self.bucket}/{self.prefix}{name}")
+
+    def put(self, name: str, data: bytes) -> None:
+        """Upload *data* (a PUT is atomic in S3)."""
+        with self._errors("writing", name):
+            self.client.put_object(Bucket=self.bucket, Key=self.prefix + name, Body=data)
+
+    def get(self, name: str) -> bytes | None:
+        """Download *name*, or None when there is no such object."""
+        with self._errors("reading", name):
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + name)
+            except self.client.exceptions.NoSuchKey:
+                return None
+            return bytes(response["Body"].read())
+
+    def delete(self, name: str) -> None:
+        """Delete *name*."""
+        with self._errors("deleting", name):
+            self.client.delete_object(Bucket=self.bucket, Key=self.prefix + name)
+
+    def describe(self) -> str:
+        """Return the bucket and prefix."""
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+class _S3Errors:
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if exc is not None and (getattr(exc_type, "__module__", "") or "").startswith(
+            ("botocore", "boto3")
+        ):
+            raise StorageError(f"S3 failed while {self.what}: {exc}") from exc
+
+
 class ArchiveTier(Tier):
     """Cold storage for entries: one compressed, checksummed (and, with a key, encrypted) file per entry.
 
     Args:
         path: The archive directory (created when missing); None makes a temporary directory that is removed
             when the tier is closed.
+        store: Where blobs go instead of a directory, e.g. ``S3Store(bucket, prefix)``.
         key: A 256-bit key (see :func:`parse_key`); default: ``$AGENTMEM_ARCHIVE_KEY`` if set.
         encrypt: True requires a key (an error otherwise); False refuses one; None (default) encrypts exactly
             when a key is available.
@@ -119,7 +265,8 @@ class ArchiveTier(Tier):
     name = "archive"
     persistent = True
 
-    def __init__(self, path: str | PathLike[str] | None = None, *, key: str | bytes | None = None,
+    def __init__(self, path: str | PathLike[str] | None = None, *, store: BlobStore | None = None,
+                 key: str | bytes | None = None,
                  encrypt: bool | None = None, capacity: int | None = None, clock: Clock | None = None,
                  on_evict: EvictionCallback | None = None) -> None:  # fmt: skip
         super().__init__(clock=clock)
@@ -140,24 +287,22 @@ class ArchiveTier(Tier):
             self._aead = AESGCM(parse_key(key))
         self.encrypted = self._aead is not None
         self._cleanup: weakref.finalize[Any, Any] | None = None
-        if path is None:
-            path = tempfile.mkdtemp(prefix="agentmem-archive-")
-            # Removed on close(), or when the tier is garbage-collected, or at interpreter exit.
-            self._cleanup = weakref.finalize(self, shutil.rmtree, path, ignore_errors=True)
-        self.path = Path(path)
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(
-                f"cannot create the archive directory {str(self.path)!r}: {exc}"
-            ) from exc
+        if store is None:
+            if path is None:
+                path = tempfile.mkdtemp(prefix="agentmem-archive-")
+                # Removed on close(), or when the tier is garbage-collected, or at interpreter exit.
+                self._cleanup = weakref.finalize(self, shutil.rmtree, path, ignore_errors=True)
+            store = DirectoryStore(path)
+        self.store: BlobStore = store
+        self.where = store.describe()
         self._check_manifest()
 
     # -- format ------------------------------------------------------------------------------------------------
 
     def _check_manifest(self) -> None:
-        manifest = self.path / _MANIFEST
-        if not manifest.exists():
+        raw = self.store.get(_MANIFEST)
+        manifest = f"{self.where}/{_MANIFEST}"
+        if raw is None:
             data: dict[str, Any] = {
                 "format": "agentmem-archive",
                 "version": _VERSION,
@@ -168,20 +313,20 @@ class ArchiveTier(Tier):
                 data["key_check"] = (
                     nonce + self._aead.encrypt(nonce, _KEYCHECK, b"key-check")
                 ).hex()
-            self._atomic_write(manifest, encode_json(data))
+            self.store.put(_MANIFEST, encode_json(data))
             return
         try:
-            data = orjson.loads(manifest.read_bytes())
+            data = orjson.loads(raw)
             recorded = bool(data["encrypted"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, OSError) as exc:
-            raise StoreCorruptError(f"{str(manifest)!r} is not an archive manifest: {exc}") from exc
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise StoreCorruptError(f"{manifest!r} is not an archive manifest: {exc}") from exc
         if recorded and not self.encrypted:
             raise StoreCorruptError(
-                f"the archive at {str(self.path)!r} is encrypted: pass its key (or set {ARCHIVE_KEY_ENV})"
+                f"the archive at {self.where!r} is encrypted: pass its key (or set {ARCHIVE_KEY_ENV})"
             )
         if not recorded and self.encrypted:
             raise StoreCorruptError(
-                f"the archive at {str(self.path)!r} is not encrypted; open it without a key (encrypt=False)"
+                f"the archive at {self.where!r} is not encrypted; open it without a key (encrypt=False)"
             )
         if recorded:
             from cryptography.exceptions import InvalidTag
@@ -192,14 +337,11 @@ class ArchiveTier(Tier):
             except (InvalidTag, ValueError):
                 ok = False
             if not ok:
-                raise StoreCorruptError(
-                    f"wrong key for the encrypted archive at {str(self.path)!r}"
-                )
+                raise StoreCorruptError(f"wrong key for the encrypted archive at {self.where!r}")
 
-    def _file(self, key: str) -> Path:
-        return self.path / (
-            hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest() + ".amar"
-        )
+    @staticmethod
+    def _name(key: str) -> str:
+        return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest() + ".amar"
 
     def _seal(self, data: bytes, aad: bytes) -> bytes:
         payload = zstandard.ZstdCompressor(level=3).compress(data)
@@ -236,28 +378,12 @@ class ArchiveTier(Tier):
         except zstandard.ZstdError as exc:
             raise IntegrityError(f"{what} does not decompress: {exc}") from exc
 
-    def _atomic_write(self, target: Path, data: bytes) -> None:
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise StorageError(f"could not write {str(target)!r}: {exc}") from exc
-
     # -- entries and the key index ---------------------------------------------------------------------------
 
     def _read(self, key: str) -> MemoryEntry | None:
-        where = self._file(key)
-        try:
-            blob = where.read_bytes()
-        except FileNotFoundError:
+        blob = self.store.get(self._name(key))
+        if blob is None:
             return None
-        except OSError as exc:
-            raise StorageError(f"could not read {str(where)!r}: {exc}") from exc
         data = self._unseal(
             blob, b"entry:" + key.encode("utf-8", "surrogatepass"), f"the archived entry {key!r}"
         )
@@ -266,27 +392,27 @@ class ArchiveTier(Tier):
         except (orjson.JSONDecodeError, InvalidArgumentError, TypeError, ValueError) as exc:
             raise IntegrityError(f"the archived entry {key!r} does not decode: {exc}") from exc
         if entry.key != key:
-            raise IntegrityError(f"{str(where)!r} holds key {entry.key!r}, not {key!r}")
+            raise IntegrityError(f"the blob of key {key!r} holds key {entry.key!r}")
         return entry
 
     def _write_entry(self, entry: MemoryEntry) -> None:
         data = encode_json(entry.to_dict(), what=f"entry {entry.key!r}")
-        self._atomic_write(
-            self._file(entry.key),
+        self.store.put(
+            self._name(entry.key),
             self._seal(data, b"entry:" + entry.key.encode("utf-8", "surrogatepass")),
         )
 
     def _index(self) -> list[str]:
-        where = self.path / _INDEX
-        if not where.exists():
+        raw = self.store.get(_INDEX)
+        if raw is None:
             return []
-        keys = orjson.loads(self._unseal(where.read_bytes(), b"index", "the archive's key index"))
+        keys = orjson.loads(self._unseal(raw, b"index", "the archive's key index"))
         if not isinstance(keys, list):
             raise IntegrityError("the archive's key index is not a list")
         return [str(k) for k in keys]
 
     def _save_index(self, keys: list[str]) -> None:
-        self._atomic_write(self.path / _INDEX, self._seal(encode_json(keys), b"index"))
+        self.store.put(_INDEX, self._seal(encode_json(keys), b"index"))
 
     def _live(self, now: float) -> dict[str, MemoryEntry]:
         out: dict[str, MemoryEntry] = {}
@@ -329,7 +455,7 @@ class ArchiveTier(Tier):
                     if self.on_evict is not None and victims:
                         self.on_evict(victims)
                 for key in expired:
-                    self._file(key).unlink(missing_ok=True)
+                    self.store.delete(self._name(key))
                 self.stats_counters.expirations += len(expired)
                 keys = [k for k in keys if k not in set(expired)]
             gone = {v.key for v in victims}
@@ -337,7 +463,7 @@ class ArchiveTier(Tier):
                 if entry.key not in gone:
                     self._write_entry(entry)
             for key in gone:
-                self._file(key).unlink(missing_ok=True)
+                self.store.delete(self._name(key))
             known = set(keys)
             keys += [k for k in batch if k not in known and k not in gone]
             self._save_index([k for k in keys if k not in gone])
@@ -373,7 +499,7 @@ class ArchiveTier(Tier):
                 entry = self._read(key)
                 if entry is None:
                     continue
-                self._file(key).unlink(missing_ok=True)
+                self.store.delete(self._name(key))
                 gone.add(key)
                 removed += not entry.is_expired(now)
             if gone:
@@ -417,7 +543,7 @@ class ArchiveTier(Tier):
             for key in keys:
                 entry = self._read(key)
                 if entry is None or entry.is_expired(now):
-                    self._file(key).unlink(missing_ok=True)
+                    self.store.delete(self._name(key))
                     if entry is not None:
                         expired.append(key)
             if expired:
@@ -433,12 +559,12 @@ class ArchiveTier(Tier):
         """Delete every archived entry."""
         with self._lock:
             for key in self._index():
-                self._file(key).unlink(missing_ok=True)
+                self.store.delete(self._name(key))
             self._save_index([])
 
     def stats(self) -> dict[str, Any]:
         """Counters plus where the archive is and whether it is encrypted."""
-        return {**super().stats(), "path": str(self.path), "encrypted": self.encrypted,
+        return {**super().stats(), "path": self.where, "encrypted": self.encrypted,
                 "encryption": "AES-256-GCM" if self.encrypted else "none (compressed and checksummed only)"}  # fmt: skip
 
     def close(self) -> None:

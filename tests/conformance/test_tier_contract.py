@@ -26,7 +26,11 @@ BACKENDS = [
     "jsonfile",
     "chroma-ephemeral",
     "chroma-persistent",
+    "archive",
+    "archive-encrypted",
 ]
+
+ARCHIVE_KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
 
 def build_tier(
@@ -46,6 +50,11 @@ def build_tier(
         return SqliteTier(tmp_path / f"store{n}.sqlite3", **kwargs)  # type: ignore[arg-type]
     if kind == "jsonfile":
         return JsonFileTier(tmp_path / f"store{n}.json", **kwargs)  # type: ignore[arg-type]
+    if kind in ("archive", "archive-encrypted"):
+        from agentmem_plugin.tiers.archive import ArchiveTier
+
+        key = ARCHIVE_KEY if kind == "archive-encrypted" else None
+        return ArchiveTier(tmp_path / f"archive{n}", key=key, encrypt=key is not None, **kwargs)  # type: ignore[arg-type]
     from agentmem_plugin.tiers.chroma import ChromaTier
 
     if kind == "chroma-ephemeral":
