@@ -83,7 +83,7 @@ def fill(
             v = [rng.gauss(0, 1) for _ in range(dim)]
             n = sum(x * x for x in v) ** 0.5
             vectors.append([x / n for x in v])
-        cache.put_many(memory.embedder.name, chunk, vectors)  # type: ignore[union-attr]
+        cache.put_many(memory.embedder.cache_key, chunk, vectors)  # type: ignore[union-attr]
         memory.store_many((f"m{offset + j}", text) for j, text in enumerate(chunk))
     cache.close()
 

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 import orjson
 import zstandard
 
-from agentmem_plugin.codec import encode_json, normalize
+from agentmem_plugin.codec import encode_json
 from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity
 from agentmem_plugin.errors import (
     IntegrityError,
@@ -47,8 +47,6 @@ from agentmem_plugin.errors import (
     StorageError,
     StoreCorruptError,
 )
-from agentmem_plugin.policies import LRUEvictionPolicy
-from agentmem_plugin.search import SearchIndex, document_text
 from agentmem_plugin.tiers.base import EvictionCallback, Tier
 
 __all__ = [
@@ -426,14 +424,7 @@ class ArchiveTier(Tier):
 
     def put_many(self, entries: Sequence[MemoryEntry]) -> None:
         """Archive *entries* (atomically per entry; the key index is written last)."""
-        batch: dict[str, MemoryEntry] = {}
-        for entry in entries:
-            entry.value = normalize(entry.value, what=f"value of key {entry.key!r}")
-            if entry.metadata:
-                entry.metadata = normalize(entry.metadata, what=f"metadata of key {entry.key!r}")
-            encode_json(entry.to_dict(), what=f"entry {entry.key!r}")
-            batch.pop(entry.key, None)
-            batch[entry.key] = entry
+        batch = self._normalized_batch(entries)
         with self._lock:
             now = self.clock()
             keys = self._index()
@@ -441,19 +432,7 @@ class ArchiveTier(Tier):
             if self.capacity is not None:
                 live = self._live(now)
                 expired = [k for k in keys if k not in live]
-                overflow = len(live) + sum(k not in live for k in batch) - self.capacity
-                if overflow > 0:
-                    policy = LRUEvictionPolicy(max(1, len(live)))
-                    for e in sorted(
-                        live.values(), key=lambda e: (e.last_accessed or e.created_at, e.created_at)
-                    ):
-                        policy.add(e.key, e.priority)
-                    chosen = policy.preview_victims(
-                        overflow, [(e.key, e.priority) for e in batch.values()]
-                    )
-                    victims = [batch[k] if k in batch else live[k] for k in chosen]
-                    if self.on_evict is not None and victims:
-                        self.on_evict(victims)
+                victims = self._capacity_victims(live, batch)
                 for key in expired:
                     self.store.delete(self._name(key))
                 self.stats_counters.expirations += len(expired)
@@ -514,25 +493,13 @@ class ArchiveTier(Tier):
 
     def keyword_search(self, query: str, limit: int = 10) -> list[tuple[MemoryEntry, float]]:
         """BM25 over the archived entries (a scan: archives are searched rarely)."""
-        entries = {e.key: e for e in self.scan()}
-        index = SearchIndex()
-        for key, e in entries.items():
-            index.add_entry(key, document_text(key, e.value, e.tags))
-        return [(entries[k], score) for k, score in index.search(query, limit)]
+        return self._keyword_search_by_scan(query, limit)
 
     def compute(
         self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
     ) -> MemoryEntry | None:
-        """Atomic (within this process) read-modify-write of *key*."""
-        with self._lock:
-            current = self.get_many([key], touch=False)[0]
-            new = fn(None if current is None else current.copy())
-            if new is None:
-                if current is not None:
-                    self.delete_many([key])
-                return None
-            self.put_many([new])
-            return new
+        """Read-modify-write of *key* (atomic within this process)."""
+        return self._compute_by_parts(key, fn)
 
     def cleanup(self) -> list[str]:
         """Delete expired entries; return their keys."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -156,6 +156,76 @@ class Tier(ABC):
             if i is not None:
                 out[key] = order[max(0, i - radius) : i] + order[i + 1 : i + 1 + radius]
         return out
+
+    # -- helpers for backends ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _normalized_batch(entries: Sequence[MemoryEntry]) -> dict[str, MemoryEntry]:
+        """Normalize values and metadata through JSON (raising before any write) and de-duplicate keys.
+
+        A later duplicate of a key wins and takes the later position.
+        """
+        from agentmem_plugin.codec import normalize
+
+        batch: dict[str, MemoryEntry] = {}
+        for entry in entries:
+            entry.value = normalize(entry.value, what=f"value of key {entry.key!r}")
+            if entry.metadata:
+                entry.metadata = normalize(entry.metadata, what=f"metadata of key {entry.key!r}")
+            batch.pop(entry.key, None)
+            batch[entry.key] = entry
+        return batch
+
+    def _capacity_victims(
+        self, live: Mapping[str, MemoryEntry], batch: Mapping[str, MemoryEntry]
+    ) -> list[MemoryEntry]:
+        """For tiers that scan their entries: what adding *batch* to *live* evicts, handed to ``on_evict`` first.
+
+        Recency comes from ``last_accessed`` (or ``created_at``); the victims are chosen as the buffer would:
+        the least recently used of the lowest priority, possibly an entry of *batch* itself.
+        """
+        if self.capacity is None:
+            return []
+        overflow = len(live) + sum(k not in live for k in batch) - self.capacity
+        if overflow <= 0:
+            return []
+        from agentmem_plugin.policies import LRUEvictionPolicy
+
+        policy = LRUEvictionPolicy(max(1, len(live)))
+        for e in sorted(
+            live.values(), key=lambda e: (e.last_accessed or e.created_at, e.created_at)
+        ):
+            policy.add(e.key, e.priority)
+        keys = policy.preview_victims(overflow, [(e.key, e.priority) for e in batch.values()])
+        victims = [batch[k] if k in batch else live[k] for k in keys]
+        on_evict = getattr(self, "on_evict", None)
+        if on_evict is not None and victims:
+            on_evict(victims)
+        return victims
+
+    def _keyword_search_by_scan(self, query: str, limit: int) -> list[tuple[MemoryEntry, float]]:
+        """BM25 over a scan of every live entry (for tiers without their own keyword index)."""
+        from agentmem_plugin.search import SearchIndex, document_text
+
+        entries = {e.key: e for e in self.scan()}
+        index = SearchIndex()
+        for key, e in entries.items():
+            index.add_entry(key, document_text(key, e.value, e.tags))
+        return [(entries[k], score) for k, score in index.search(query, limit)]
+
+    def _compute_by_parts(
+        self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
+    ) -> MemoryEntry | None:
+        """Read-modify-write from get/put/delete under the tier's lock (atomic within one process)."""
+        with self._lock:
+            current = self.get_many([key], touch=False)[0]
+            new = fn(None if current is None else current.copy())
+            if new is None:
+                if current is not None:
+                    self.delete_many([key])
+                return None
+            self.put_many([new])
+            return new
 
     # -- change feed (for derived indexes: the semantic index) ---------------------------------------------------
 

@@ -83,6 +83,10 @@ class BufferTier(Tier):
             self._ttl.track(key, entry.expires_at)
         else:
             self._ttl.forget(key)
+        self._changed(key)
+
+    def _changed(self, key: str) -> None:
+        """Tell the lazy keyword index and the semantic change feed (when enabled) that *key* changed."""
         if self._indexed:
             self._dirty.add(key)
         if self._changes is not None:
@@ -95,11 +99,7 @@ class BufferTier(Tier):
             self._lru.remove(key)
             if entry.expires_at is not None:
                 self._ttl.forget(key)
-            if self._indexed:
-                self._dirty.add(key)
-            if self._changes is not None:
-                self._change_seq += 1
-                self._changes[key] = self._change_seq
+            self._changed(key)
         return entry
 
     def _purge_expired(self, now: float) -> list[str]:
@@ -166,13 +166,7 @@ class BufferTier(Tier):
             SerializationError: a value or metadata is not JSON-serializable; nothing was stored.
 
         """
-        batch: dict[str, MemoryEntry] = {}
-        for entry in entries:
-            entry.value = normalize(entry.value, what=f"value of key {entry.key!r}")
-            if entry.metadata:
-                entry.metadata = normalize(entry.metadata, what=f"metadata of key {entry.key!r}")
-            batch.pop(entry.key, None)  # a later duplicate wins and takes the later position
-            batch[entry.key] = entry
+        batch = self._normalized_batch(entries)
         with self._lock:
             self._write(list(batch.values()))
 

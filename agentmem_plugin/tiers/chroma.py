@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from os import PathLike
 from typing import Any
 
-from agentmem_plugin.codec import decode_json, encode_json, normalize
+from agentmem_plugin.codec import decode_json, encode_json
 from agentmem_plugin.embeddings import Embedder, check_vectors
 from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity
 from agentmem_plugin.errors import (
@@ -38,8 +38,7 @@ from agentmem_plugin.errors import (
     MissingDependencyError,
     StorageError,
 )
-from agentmem_plugin.policies import LRUEvictionPolicy
-from agentmem_plugin.search import SearchIndex, document_text
+from agentmem_plugin.search import document_text
 from agentmem_plugin.tiers.base import EvictionCallback, Tier
 
 __all__ = [
@@ -140,13 +139,16 @@ class ChromaIndex:
     def query(
         self, vector: Sequence[float], k: int, where: dict[str, Any] | None = None
     ) -> list[tuple[str, float]]:
-        """Return up to *k* ``(key, cosine similarity)`` pairs, most similar first."""
-        count = self.collection.count()
-        if count == 0 or k <= 0:
+        """Return up to *k* ``(key, cosine similarity)`` pairs, most similar first.
+
+        No ``count()`` first: it costs milliseconds at 100k vectors, and Chroma returns fewer hits when it has
+        fewer than *k*.
+        """
+        if k <= 0:
             return []
         row = check_vectors([vector], 1, self.dim, source=self.name)
         result = self.collection.query(
-            query_embeddings=row, n_results=min(k, count), where=where, include=["distances"]
+            query_embeddings=row, n_results=k, where=where, include=["distances"]
         )
         return [
             (key, 1.0 - float(d))
@@ -420,14 +422,9 @@ class ChromaTier(Tier):
 
     def put_many(self, entries: Sequence[MemoryEntry]) -> None:
         """Insert or replace *entries*; evict for capacity first (through ``on_evict``)."""
-        batch: dict[str, MemoryEntry] = {}
-        for entry in entries:
-            entry.value = normalize(entry.value, what=f"value of key {entry.key!r}")
-            if entry.metadata:
-                entry.metadata = normalize(entry.metadata, what=f"metadata of key {entry.key!r}")
+        batch = self._normalized_batch(entries)
+        for entry in batch.values():
             self._meta(entry)  # fails before any write when the entry cannot be encoded
-            batch.pop(entry.key, None)
-            batch[entry.key] = entry
         with self._lock, self._guard(f"storing {len(batch)} entries"):
             victims: list[MemoryEntry] = []
             if self.capacity is not None:
@@ -435,20 +432,7 @@ class ChromaTier(Tier):
                 now = self.clock()
                 expired = [k for k, e in current.items() if e.is_expired(now)]
                 live = {k: e for k, e in current.items() if not e.is_expired(now)}
-                overflow = len(live) + sum(k not in live for k in batch) - self.capacity
-                if overflow > 0:
-                    policy = LRUEvictionPolicy(max(1, len(live)))
-                    order = sorted(
-                        live.values(), key=lambda e: (e.last_accessed or e.created_at, e.created_at)
-                    )
-                    for e in order:
-                        policy.add(e.key, e.priority)
-                    keys = policy.preview_victims(
-                        overflow, [(e.key, e.priority) for e in batch.values()]
-                    )
-                    victims = [batch[k] if k in batch else live[k] for k in keys]
-                    if self.on_evict is not None and victims:
-                        self.on_evict(victims)
+                victims = self._capacity_victims(live, batch)
                 if expired:
                     self.index.delete(expired)
                     self.stats_counters.expirations += len(expired)
@@ -505,11 +489,7 @@ class ChromaTier(Tier):
 
     def keyword_search(self, query: str, limit: int = 10) -> list[tuple[MemoryEntry, float]]:
         """BM25 over the collection's texts (ranked in this process)."""
-        entries = {e.key: e for e in self.scan()}
-        index = SearchIndex()
-        for key, e in entries.items():
-            index.add_entry(key, document_text(key, e.value, e.tags))
-        return [(entries[k], s) for k, s in index.search(query, limit)]
+        return self._keyword_search_by_scan(query, limit)
 
     def semantic_search(
         self, query: str, k: int = 10, *, where: dict[str, Any] | None = None
@@ -528,15 +508,7 @@ class ChromaTier(Tier):
         self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
     ) -> MemoryEntry | None:
         """Read-modify-write of *key* (atomic within this process)."""
-        with self._lock:
-            current = self.get_many([key], touch=False)[0]
-            new = fn(None if current is None else current.copy())
-            if new is None:
-                if current is not None:
-                    self.delete_many([key])
-                return None
-            self.put_many([new])
-            return new
+        return self._compute_by_parts(key, fn)
 
     def cleanup(self) -> list[str]:
         """Delete expired entries; return their keys."""

@@ -366,3 +366,29 @@ def test_from_config_bad_files(tmp_path):
     broken.write_text("short_term_limit = = 3")
     with pytest.raises(InvalidArgumentError, match="does not parse"):
         MemoryManager.from_config(broken)
+
+
+def test_semantic_search_through_the_manager(tmp_path, real_embedder):
+    path = tmp_path / "sem"
+    with MemoryManager(
+        short_term_limit=2, storage_path=path, embedder=real_embedder, namespace="u1"
+    ) as mm:
+        mm.store("pet", "The feline slept on the rug all afternoon", memory_type="long_term")
+        mm.store("car", "The mechanic replaced the brake pads", memory_type="long_term")
+        mm.store("note", "buy milk")
+        hits = mm.search("cat", mode="semantic", memory_types=["long_term"])
+        assert hits[0]["key"] == "pet" and hits[0]["tier"] == "long_term"
+        assert mm.retrieve("pet") is not None and mm.tier_of("pet") == "short_term"  # promoted...
+        assert "pet" not in [
+            h["key"] for h in mm.search("cat", mode="semantic", memory_types=["long_term"])
+        ]
+    with MemoryManager(
+        short_term_limit=2, storage_path=path, embedder=real_embedder, namespace="u2"
+    ) as other:
+        assert (
+            other.search("brakes", mode="semantic", memory_types=["long_term"]) == []
+        )  # another namespace
+    with MemoryManager(
+        short_term_limit=2, storage_path=path, embedder=real_embedder, namespace="u1"
+    ) as mm:
+        assert mm.search("brakes", mode="semantic", memory_types=["long_term"])[0]["key"] == "car"
