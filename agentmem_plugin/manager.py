@@ -37,7 +37,7 @@ from agentmem_plugin.backup import read_backup, write_backup
 from agentmem_plugin.codec import normalize
 from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity, validate_key
 from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError, StorageError
-from agentmem_plugin.memory import Memory
+from agentmem_plugin.memory import Memory, _in_thread
 from agentmem_plugin.policies import ConsolidationPolicy, ImportanceConsolidationPolicy
 from agentmem_plugin.tiers.archive import ArchiveTier
 from agentmem_plugin.tiers.base import Tier
@@ -632,6 +632,42 @@ class MemoryManager:
         self.short_tier.close()
         self.long_term.close()
         self.external_tier.close()
+
+    # -- async twins (each runs the sync method in a worker thread) -----------------------------------------------
+
+    async def astore(
+        self, key: str, value: Any, memory_type: str = "short_term", **kwargs: Any
+    ) -> None:
+        """Async :meth:`store`."""
+        await _in_thread(self.store, key, value, memory_type, **kwargs)
+
+    async def astore_many(self, items: Any, memory_type: str = "short_term", **kwargs: Any) -> int:
+        """Async :meth:`store_many`."""
+        return await _in_thread(self.store_many, items, memory_type, **kwargs)
+
+    async def aretrieve(self, key: str) -> Any:
+        """Async :meth:`retrieve`."""
+        return await _in_thread(self.retrieve, key)
+
+    async def aget_entry(self, key: str) -> MemoryEntry:
+        """Async :meth:`get_entry`."""
+        return await _in_thread(self.get_entry, key)
+
+    async def adelete(self, key: str) -> bool:
+        """Async :meth:`delete`."""
+        return await _in_thread(self.delete, key)
+
+    async def asearch(self, query: str, limit: int = 10, **kwargs: Any) -> list[dict[str, Any]]:
+        """Async :meth:`search`."""
+        return await _in_thread(self.search, query, limit, **kwargs)
+
+    async def aconsolidate(self) -> dict[str, int]:
+        """Async :meth:`consolidate`."""
+        return await _in_thread(self.consolidate)
+
+    async def aget_stats(self) -> dict[str, Any]:
+        """Async :meth:`get_stats`."""
+        return await _in_thread(self.get_stats)
 
     def __enter__(self) -> MemoryManager:
         return self

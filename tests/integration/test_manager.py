@@ -392,3 +392,15 @@ def test_semantic_search_through_the_manager(tmp_path, real_embedder):
         short_term_limit=2, storage_path=path, embedder=real_embedder, namespace="u1"
     ) as mm:
         assert mm.search("brakes", mode="semantic", memory_types=["long_term"])[0]["key"] == "car"
+
+
+async def test_async_twins(clock):
+    with MemoryManager(short_term_limit=2, clock=clock) as mm:
+        await mm.astore("a", "apple pie recipe")
+        assert await mm.astore_many({"b": 2, "c": 3}, "long_term") == 2
+        assert await mm.aretrieve("b") == 2 and mm.tier_of("b") == "short_term"
+        assert (await mm.aget_entry("a")).value == "apple pie recipe"
+        assert [h["key"] for h in await mm.asearch("apple")] == ["a"]
+        assert (await mm.aconsolidate())["moved"] == 2
+        assert await mm.adelete("a") and await mm.aretrieve("a") is None
+        assert (await mm.aget_stats())["consolidations"] == 1
