@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agentmem_plugin.errors import MissingDependencyError
 from agentmem_plugin.memory import Memory
 
 __all__ = ["main", "run_demo"]
@@ -39,7 +40,7 @@ def _table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> str:
     return "\n".join(out)
 
 
-def run_demo(storage_path: Path) -> dict[str, Any]:
+def run_demo(storage_path: Path, *, semantic: bool = True) -> dict[str, Any]:
     """Run the demo against *storage_path*; print what happens and return what came back after reopening."""
     clock = _DemoClock()
     print(f"storage: {storage_path}")
@@ -101,7 +102,26 @@ def run_demo(storage_path: Path) -> dict[str, Any]:
             )
         print("after reopening the store:")
         print(_table(rows, ("key", "value", "tags", "ttl left", "reads")))
-        return {e.key: e.value for e in reopened.tier.scan()}
+        result = {e.key: e.value for e in reopened.tier.scan()}
+    if semantic:
+        _semantic_demo(storage_path, clock)
+    return result
+
+
+def _semantic_demo(storage_path: Path, clock: _DemoClock) -> None:
+    """Reopen the same store with the offline MiniLM embedder and search it by meaning."""
+    try:
+        memory = Memory(capacity=1000, memory_type="long_term", persistence=True, storage_path=storage_path,
+                        clock=clock, embedder="default")  # fmt: skip
+    except MissingDependencyError as exc:
+        print(f"(semantic search skipped: {exc})")
+        return
+    with memory:
+        query = "which language and time zone is the user in?"
+        rows = [(h["key"], f"{h['score']:.3f}", "-" if h["similarity"] is None else f"{h['similarity']:.3f}")
+                for h in memory.search(query, limit=3)]  # fmt: skip
+        print(f"reopened with embedder='default': hybrid search (keyword + meaning) for {query!r}")
+        print(_table(rows, ("key", "score", "cosine")))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="store, search, expire, persist and reopen a small memory")
+    demo.add_argument("--no-semantic", action="store_true", help="skip the semantic search step")
     demo.add_argument(
         "--path",
         type=Path,
@@ -125,8 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "demo":
         if args.path is not None:
-            run_demo(args.path)
+            run_demo(args.path, semantic=not args.no_semantic)
         else:
             with tempfile.TemporaryDirectory(prefix="agentmem-demo-") as tmp:
-                run_demo(Path(tmp))
+                run_demo(Path(tmp), semantic=not args.no_semantic)
     return 0
