@@ -12,6 +12,13 @@ Example:
 
 """
 
+from agentmem_plugin.adapters import (
+    AgentMemory,
+    HierarchicalMemory,
+    MemoryFederation,
+    SharedMemory,
+    WorkingMemory,
+)
 from agentmem_plugin.entry import MAX_KEY_LENGTH, MemoryEntry
 from agentmem_plugin.errors import (
     AccessDeniedError,
@@ -58,6 +65,7 @@ __all__ = [
     "MAX_KEY_LENGTH",
     "AccessDeniedError",
     "AgentMemError",
+    "AgentMemory",
     "ArchiveTier",
     "BufferTier",
     "CompressedMemory",
@@ -65,6 +73,7 @@ __all__ = [
     "DatabaseMemory",
     "DebuggableMemory",
     "EmbeddingError",
+    "HierarchicalMemory",
     "ImportanceConsolidationPolicy",
     "IntegrityError",
     "InvalidArgumentError",
@@ -74,6 +83,7 @@ __all__ = [
     "LRUEvictionPolicy",
     "Memory",
     "MemoryEntry",
+    "MemoryFederation",
     "MemoryManager",
     "MissingDependencyError",
     "OptimizedMemory",
@@ -84,10 +94,12 @@ __all__ = [
     "SearchIndex",
     "SemanticMemory",
     "SerializationError",
+    "SharedMemory",
     "SqliteTier",
     "StorageError",
     "StoreCorruptError",
     "TTLEvictionPolicy",
     "Tier",
+    "WorkingMemory",
     "__version__",
 ]

@@ -7,6 +7,11 @@ import sys
 import agentmem_plugin
 
 EXPECTED_ALL = [
+    "AgentMemory",
+    "HierarchicalMemory",
+    "MemoryFederation",
+    "SharedMemory",
+    "WorkingMemory",
     "MAX_KEY_LENGTH",
     "AccessDeniedError",
     "AgentMemError",
