@@ -9,7 +9,6 @@ name gives its memories back; the name must therefore be a safe, identifier-like
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import itertools
 import logging
@@ -22,7 +21,7 @@ from typing import Any, TypeVar
 from agentmem_plugin.adapters.working import WorkingMemory
 from agentmem_plugin.entry import Clock
 from agentmem_plugin.errors import InvalidArgumentError, SerializationError
-from agentmem_plugin.memory import Memory
+from agentmem_plugin.memory import Memory, _in_thread
 from agentmem_plugin.search import fuse
 from agentmem_plugin.variants import SemanticMemory
 
@@ -359,16 +358,16 @@ class AgentMemory:
         self, key: str, value: Any, memory_type: str = "working", **kwargs: Any
     ) -> None:
         """Async :meth:`remember` (runs in a worker thread)."""
-        await asyncio.to_thread(self.remember, key, value, memory_type, **kwargs)
+        await _in_thread(self.remember, key, value, memory_type, **kwargs)
 
     async def arecall(self, key: str, memory_type: str | None = None) -> Any:
         """Async :meth:`recall` (runs in a worker thread)."""
-        return await asyncio.to_thread(self.recall, key, memory_type)
+        return await _in_thread(self.recall, key, memory_type)
 
     async def asearch_memories(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
         """Async :meth:`search_memories` (runs in a worker thread)."""
-        return await asyncio.to_thread(self.search_memories, query, limit)
+        return await _in_thread(self.search_memories, query, limit)
 
     async def aconsolidate_memories(self) -> int:
         """Async :meth:`consolidate_memories` (runs in a worker thread)."""
-        return await asyncio.to_thread(self.consolidate_memories)
+        return await _in_thread(self.consolidate_memories)

@@ -23,7 +23,6 @@ item *leaves* its old level. A rule that raises is logged and the item stays whe
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import math
@@ -35,7 +34,7 @@ from typing import Any
 
 from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity, validate_key
 from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError
-from agentmem_plugin.memory import Memory
+from agentmem_plugin.memory import Memory, _in_thread
 
 __all__ = ["DEFAULT_LEVELS", "DEFAULT_PROMOTION_RULES", "LEVEL_ORDER", "HierarchicalMemory"]
 
@@ -419,12 +418,12 @@ class HierarchicalMemory:
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
         """Async :meth:`store` (runs in a worker thread)."""
-        await asyncio.to_thread(self.store, key, value, level, metadata)
+        await _in_thread(self.store, key, value, level, metadata)
 
     async def aretrieve(self, key: str) -> Any:
         """Async :meth:`retrieve` (runs in a worker thread)."""
-        return await asyncio.to_thread(self.retrieve, key)
+        return await _in_thread(self.retrieve, key)
 
     async def aconsolidate_memory(self) -> dict[str, int]:
         """Async :meth:`consolidate_memory` (runs in a worker thread)."""
-        return await asyncio.to_thread(self.consolidate_memory)
+        return await _in_thread(self.consolidate_memory)

@@ -21,26 +21,19 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import AccessDeniedError, InvalidArgumentError, KeyNotFoundError
-from agentmem_plugin.memory import Items, Memory
+from agentmem_plugin.memory import Items, Memory, _in_thread
 
 __all__ = ["AuditRecord", "SharedMemory", "SharedMemoryHandle"]
 
 logger = logging.getLogger(__name__)
 
-_R = TypeVar("_R")
 
 DEFAULT_AUDIT_SIZE = 10_000
 """How many audit records a :class:`SharedMemory` keeps (the oldest are dropped first)."""
-
-
-async def _to_thread(fn: Callable[..., _R], /, *args: Any, **kwargs: Any) -> _R:
-    import asyncio  # deferred, as in memory.py: most users never call the async twins
-
-    return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 def _name(value: object, what: str) -> str:
@@ -526,22 +519,22 @@ class SharedMemoryHandle:
         tags: Iterable[str] | None = None,
     ) -> None:
         """Async :meth:`store`."""
-        await _to_thread(self.store, key, value, ttl, priority, metadata, tags)
+        await _in_thread(self.store, key, value, ttl, priority, metadata, tags)
 
     async def aretrieve(self, key: str) -> Any:
         """Async :meth:`retrieve`."""
-        return await _to_thread(self.retrieve, key)
+        return await _in_thread(self.retrieve, key)
 
     async def adelete(self, key: str) -> bool:
         """Async :meth:`delete`."""
-        return await _to_thread(self.delete, key)
+        return await _in_thread(self.delete, key)
 
     async def akeys(self) -> list[str]:
         """Async :meth:`keys`."""
-        return await _to_thread(self.keys)
+        return await _in_thread(self.keys)
 
     async def asearch(
         self, query: str, limit: int = 10, *, mode: str | None = None
     ) -> list[dict[str, Any]]:
         """Async :meth:`search`."""
-        return await _to_thread(self.search, query, limit, mode=mode)
+        return await _in_thread(self.search, query, limit, mode=mode)

@@ -11,7 +11,6 @@ No storage code lives here: both halves are plain :class:`~agentmem_plugin.memor
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import threading
@@ -21,7 +20,7 @@ from typing import Any
 
 from agentmem_plugin.entry import Clock, MemoryEntry, validate_ttl
 from agentmem_plugin.errors import InvalidArgumentError
-from agentmem_plugin.memory import Memory
+from agentmem_plugin.memory import Memory, _in_thread
 
 __all__ = ["WorkingMemory", "validate_importance"]
 
@@ -261,10 +260,10 @@ class WorkingMemory:
 
     async def astore_context(self, key: str, value: Any, importance: float = 0.5) -> None:
         """Async :meth:`store_context` (runs in a worker thread)."""
-        await asyncio.to_thread(self.store_context, key, value, importance)
+        await _in_thread(self.store_context, key, value, importance)
 
     async def aget_active_context(
         self, max_items: int = 20, query: str | None = None
     ) -> list[dict[str, Any]]:
         """Async :meth:`get_active_context` (runs in a worker thread)."""
-        return await asyncio.to_thread(self.get_active_context, max_items, query)
+        return await _in_thread(self.get_active_context, max_items, query)
