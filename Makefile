@@ -30,10 +30,8 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m agentmem_plugin demo
 
-# -W ignore::ResourceWarning only silences the interpreter's shutdown-time reports (chromadb's HTTP client
-# leaves sockets to the garbage collector); inside tests, pytest's filterwarnings=error still applies.
 test: $(VENV)/.installed-dev
-	$(PY) -W ignore::ResourceWarning -m pytest -q
+	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check agentmem_plugin tests benchmarks

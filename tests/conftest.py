@@ -131,3 +131,16 @@ def real_embedder():  # type: ignore[no-untyped-def]
     embedder = default_embedder()
     assert embedder.dim == 384  # loads the model now, once
     return embedder
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After the run, let chromadb's HTTP client sockets be reclaimed quietly.
+
+    chromadb's HttpClient leaves its connections to the garbage collector; at interpreter exit each one would
+    print an "unclosed socket" ResourceWarning. Inside tests every warning still fails the test.
+    """
+    import gc
+    import warnings
+
+    warnings.simplefilter("ignore", ResourceWarning)
+    gc.collect()

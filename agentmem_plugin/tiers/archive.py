@@ -47,7 +47,7 @@ from agentmem_plugin.errors import (
     StorageError,
     StoreCorruptError,
 )
-from agentmem_plugin.tiers.base import EvictionCallback, Tier
+from agentmem_plugin.tiers.base import EvictionCallback, Tier, storage_errors
 
 __all__ = [
     "ARCHIVE_KEY_ENV",
@@ -197,7 +197,9 @@ class S3Store:
         self.prefix = prefix
 
     def _errors(self, what: str, name: str) -> Any:
-        return _S3Errors(f"{what} s3://{self.bucket}/{self.prefix}{name}")
+        return storage_errors(
+            "S3", f"{what} s3://{self.bucket}/{self.prefix}{name}", ("botocore", "boto3")
+        )
 
     def put(self, name: str, data: bytes) -> None:
         """Upload *data* (a PUT is atomic in S3)."""
@@ -221,22 +223,6 @@ class S3Store:
     def describe(self) -> str:
         """Return the bucket and prefix."""
         return f"s3://{self.bucket}/{self.prefix}"
-
-
-class _S3Errors:
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> None:
-        if exc is not None and (getattr(exc_type, "__module__", "") or "").startswith(
-            ("botocore", "boto3")
-        ):
-            raise StorageError(f"S3 failed while {self.what}: {exc}") from exc
 
 
 class ArchiveTier(Tier):

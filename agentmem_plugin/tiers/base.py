@@ -25,19 +25,38 @@ the write that caused the eviction is rolled back and the error propagates, so n
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from agentmem_plugin.entry import Clock, MemoryEntry
+from agentmem_plugin.errors import AgentMemError, StorageError
 
-__all__ = ["EvictionCallback", "Tier", "TierStats"]
+__all__ = ["EvictionCallback", "Tier", "TierStats", "storage_errors"]
 
 EvictionCallback = Callable[[list[MemoryEntry]], None]
 """Called with the entries a tier is about to evict for capacity (never with expired ones)."""
+
+
+@contextlib.contextmanager
+def storage_errors(service: str, what: str, modules: tuple[str, ...]) -> Iterator[None]:
+    """Turn failures raised by a backend's client library (*modules*) into :class:`StorageError`.
+
+    Our own errors, and everything else, pass through unchanged.
+    """
+    try:
+        yield
+    except AgentMemError:
+        raise
+    except Exception as exc:
+        origin = type(exc).__module__ or ""
+        if origin.startswith(modules) or isinstance(exc, ConnectionError):
+            raise StorageError(f"{service} failed while {what}: {exc}") from exc
+        raise
 
 
 @dataclass

@@ -36,10 +36,9 @@ from agentmem_plugin.errors import (
     EmbeddingError,
     InvalidArgumentError,
     MissingDependencyError,
-    StorageError,
 )
 from agentmem_plugin.search import document_text
-from agentmem_plugin.tiers.base import EvictionCallback, Tier
+from agentmem_plugin.tiers.base import EvictionCallback, Tier, storage_errors
 
 __all__ = [
     "ChromaIndex",
@@ -416,7 +415,8 @@ class ChromaTier(Tier):
                           documents=[document_text(e.key, e.value, e.tags) for e in entries])  # fmt: skip
 
     def _guard(self, what: str) -> Any:
-        return _ChromaErrors(what)
+        """Chromadb and HTTP failures (connection refused, server errors) become StorageError."""
+        return storage_errors("chroma", what, ("chromadb", "httpx", "httpcore"))
 
     # -- primitives --------------------------------------------------------------------------------------------
 
@@ -528,26 +528,3 @@ class ChromaTier(Tier):
         """Delete every entry of this namespace."""
         with self._lock, self._guard("clearing"):
             self.index.clear()
-
-
-class _ChromaErrors:
-    """Turns chromadb failures (connection refused, server errors) into StorageError."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> None:
-        if (
-            exc is None
-            or exc_type is None
-            or isinstance(exc, (InvalidArgumentError, EmbeddingError))
-        ):
-            return
-        module = getattr(exc_type, "__module__", "") or ""
-        if module.startswith(("chromadb", "httpx", "httpcore")) or isinstance(exc, ConnectionError):
-            raise StorageError(f"chroma failed while {self.what}: {exc}") from exc
