@@ -279,6 +279,7 @@ class ArchiveTier(Tier):
             store = DirectoryStore(path)
         self.store: BlobStore = store
         self.where = store.describe()
+        self._keys: list[str] | None = None
         self._check_manifest()
 
     # -- format ------------------------------------------------------------------------------------------------
@@ -387,16 +388,22 @@ class ArchiveTier(Tier):
         )
 
     def _index(self) -> list[str]:
-        raw = self.store.get(_INDEX)
-        if raw is None:
-            return []
-        keys = orjson.loads(self._unseal(raw, b"index", "the archive's key index"))
-        if not isinstance(keys, list):
-            raise IntegrityError("the archive's key index is not a list")
-        return [str(k) for k in keys]
+        """Return the archived keys: read once, then kept in memory (one process writes an archive)."""
+        if self._keys is None:
+            raw = self.store.get(_INDEX)
+            keys = (
+                []
+                if raw is None
+                else orjson.loads(self._unseal(raw, b"index", "the archive's key index"))
+            )
+            if not isinstance(keys, list):
+                raise IntegrityError("the archive's key index is not a list")
+            self._keys = [str(k) for k in keys]
+        return list(self._keys)
 
     def _save_index(self, keys: list[str]) -> None:
         self.store.put(_INDEX, self._seal(encode_json(keys), b"index"))
+        self._keys = list(keys)
 
     def _live(self, now: float) -> dict[str, MemoryEntry]:
         out: dict[str, MemoryEntry] = {}
@@ -440,8 +447,9 @@ class ArchiveTier(Tier):
         out: list[MemoryEntry | None] = []
         with self._lock:
             now = self.clock()
+            known = set(self._index())  # keys not archived cost no blob read (an S3 GET)
             for key in keys:
-                entry = self._read(key)
+                entry = self._read(key) if key in known else None
                 if entry is None or entry.is_expired(now):
                     if touch:
                         self.stats_counters.misses += 1
@@ -460,8 +468,9 @@ class ArchiveTier(Tier):
             now = self.clock()
             removed = 0
             gone = set()
+            known = set(self._index())
             for key in keys:
-                entry = self._read(key)
+                entry = self._read(key) if key in known else None
                 if entry is None:
                     continue
                 self.store.delete(self._name(key))
