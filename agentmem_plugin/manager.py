@@ -246,7 +246,8 @@ class MemoryManager:
 
     def _reconcile(self) -> None:
         """After a crash between an archive write and the long-term delete, drop the archive's duplicates."""
-        archived = set(self.external_tier.keys())
+        listing = getattr(self.external_tier, "archived_keys", self.external_tier.keys)
+        archived = set(listing())  # the archive's index: no blob is opened at start-up
         if not archived:
             return
         present = [k for k in archived if self.long_tier.contains(k) or self.short_tier.contains(k)]

@@ -401,6 +401,11 @@ class ArchiveTier(Tier):
             self._keys = [str(k) for k in keys]
         return list(self._keys)
 
+    def archived_keys(self) -> list[str]:
+        """Return every key the archive holds (expired ones too) without opening a single blob."""
+        with self._lock:
+            return self._index()
+
     def _save_index(self, keys: list[str]) -> None:
         self.store.put(_INDEX, self._seal(encode_json(keys), b"index"))
         self._keys = list(keys)
