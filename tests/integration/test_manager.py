@@ -11,6 +11,7 @@ import pytest
 from agentmem_plugin import (
     InvalidArgumentError,
     KeyNotFoundError,
+    MemoryEntry,
     MemoryManager,
     SerializationError,
     StorageError,
@@ -404,3 +405,15 @@ async def test_async_twins(clock):
         assert (await mm.aconsolidate())["moved"] == 2
         assert await mm.adelete("a") and await mm.aretrieve("a") is None
         assert (await mm.aget_stats())["consolidations"] == 1
+
+
+def test_reopen_removes_archive_copies_left_by_a_crash(tmp_path, clock):
+    path = tmp_path / "dup"
+    with MemoryManager(storage_path=path, clock=clock) as mm:
+        mm.store("k", "current", memory_type="long_term")
+        # what a crash between "write to the archive" and "delete from long-term" leaves behind:
+        mm.external_tier.put(MemoryEntry("k", "archived copy", clock=clock))
+        assert mm.external_tier.archived_keys() == ["k"]  # type: ignore[attr-defined]
+    with MemoryManager(storage_path=path, clock=clock) as mm:
+        assert mm.keys("external") == [] and mm.tier_of("k") == "long_term"
+        assert mm.retrieve("k") == "current"
