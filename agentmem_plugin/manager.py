@@ -35,9 +35,9 @@ from typing import Any
 
 from agentmem_plugin.backup import read_backup, write_backup
 from agentmem_plugin.codec import normalize
-from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity, validate_key
+from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity, validate_key, validate_tags
 from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError, StorageError
-from agentmem_plugin.memory import Memory, _in_thread
+from agentmem_plugin.memory import Memory, _in_thread, entries_from_items, hit
 from agentmem_plugin.policies import ConsolidationPolicy, ImportanceConsolidationPolicy
 from agentmem_plugin.tiers.archive import ArchiveTier
 from agentmem_plugin.tiers.base import Tier
@@ -299,19 +299,12 @@ class MemoryManager:
                    memory_type: str = "short_term", *, ttl: float | None = None, priority: int = 0,
                    metadata: Mapping[str, Any] | None = None, tags: Iterable[str] | None = None) -> int:  # fmt: skip
         """Store many entries in one batch (one transaction for short- and long-term); return how many."""
-        pairs: Iterable[Any] = items.items() if isinstance(items, Mapping) else items
-        tag_list = None if tags is None else list(tags)
-        entries = []
-        for item in pairs:
-            if isinstance(item, MemoryEntry):
-                entries.append(item.copy())
-            elif isinstance(item, tuple) and len(item) == 2:
-                entries.append(MemoryEntry(item[0], item[1], ttl=ttl, priority=priority, metadata=metadata,
-                                           tags=tag_list, clock=self.clock))  # fmt: skip
-            else:
-                raise InvalidArgumentError(
-                    f"each item must be a (key, value) pair or a MemoryEntry, got {item!r:.80}"
-                )
+        tag_list = validate_tags(tags)
+        entries = entries_from_items(
+            items,
+            lambda key, value: MemoryEntry(key, value, ttl=ttl, priority=priority, metadata=metadata,
+                                           tags=tag_list, clock=self.clock),
+        )  # fmt: skip
         if entries:
             self._place(entries, memory_type)
         return len(entries)
@@ -437,16 +430,7 @@ class MemoryManager:
             if name == "long_term":
                 found = self.long_term.search(query, depth, mode=mode)
             else:
-                found = [
-                    {
-                        "key": e.key,
-                        "value": e.value,
-                        "score": s,
-                        "tags": list(e.tags),
-                        "metadata": dict(e.metadata),
-                    }
-                    for e, s in self._tier(name).keyword_search(query, depth)
-                ]
+                found = [hit(e, s) for e, s in self._tier(name).keyword_search(query, depth)]
             top = max((h["score"] for h in found), default=0.0) or 1.0
             for h in found:
                 h["tier"] = name

@@ -66,16 +66,39 @@ _R = TypeVar("_R")
 Items = Mapping[str, Any] | Iterable[tuple[str, Any] | MemoryEntry]
 
 
-def _hit(entry: MemoryEntry, score: float, **extra: Any) -> dict[str, Any]:
-    hit = {
+def entries_from_items(items: Items, make: Callable[[str, Any], MemoryEntry]) -> list[MemoryEntry]:
+    """Turn ``store_many`` items into entries: ``make(key, value)`` for pairs, a copy for a ``MemoryEntry``.
+
+    Raises:
+        InvalidArgumentError: *items* is a str/bytes or an item is neither a pair nor an entry.
+
+    """
+    pairs: Iterable[Any] = items.items() if isinstance(items, Mapping) else items
+    if isinstance(pairs, (str, bytes)):
+        raise InvalidArgumentError("items must be a mapping or an iterable of (key, value) pairs")
+    entries: list[MemoryEntry] = []
+    for item in pairs:
+        if isinstance(item, MemoryEntry):
+            entries.append(item.copy())
+        elif isinstance(item, tuple) and len(item) == 2:
+            entries.append(make(item[0], item[1]))
+        else:
+            raise InvalidArgumentError(
+                f"each item must be a (key, value) pair or a MemoryEntry, got {item!r:.80}"
+            )
+    return entries
+
+
+def hit(entry: MemoryEntry, score: float, **extra: Any) -> dict[str, Any]:
+    """Return a search hit: ``{key, value, score, tags, metadata}`` plus *extra* fields."""
+    return {
         "key": entry.key,
         "value": entry.value,
         "score": score,
         "tags": list(entry.tags),
         "metadata": dict(entry.metadata),
+        **extra,
     }
-    hit.update(extra)
-    return hit
 
 
 async def _in_thread(fn: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
@@ -396,11 +419,11 @@ class Memory:
         if not query.strip():
             return []
         if mode == "keyword":
-            return [_hit(entry, score) for entry, score in self._tier.keyword_search(query, limit)]
+            return [hit(entry, score) for entry, score in self._tier.keyword_search(query, limit)]
         assert self._semantic is not None
         if mode == "semantic":
             return [
-                _hit(entry, sim, similarity=sim)
+                hit(entry, sim, similarity=sim)
                 for entry, sim in self._semantic.search(query, limit)
             ]
         depth = max(limit * 5, HYBRID_CANDIDATES)
@@ -427,7 +450,7 @@ class Memory:
                 if entry is not None:
                     entries[entry.key] = entry
         return [
-            _hit(entries[key], score, similarity=cosine.get(key), keyword_score=bm25.get(key))
+            hit(entries[key], score, similarity=cosine.get(key), keyword_score=bm25.get(key))
             for key, score in ranked
             if key in entries
         ]
@@ -485,22 +508,10 @@ class Memory:
             InvalidKeyError, InvalidArgumentError, SerializationError: an item is bad; nothing was stored.
 
         """
-        pairs: Iterable[Any] = items.items() if isinstance(items, Mapping) else items
-        if isinstance(pairs, (str, bytes)):
-            raise InvalidArgumentError(
-                "items must be a mapping or an iterable of (key, value) pairs"
-            )
         tag_list = validate_tags(tags)
-        entries: list[MemoryEntry] = []
-        for item in pairs:
-            if isinstance(item, MemoryEntry):
-                entries.append(item.copy())
-                continue
-            if not isinstance(item, tuple) or len(item) != 2:
-                raise InvalidArgumentError(
-                    f"each item must be a (key, value) pair or a MemoryEntry, got {item!r:.80}"
-                )
-            entries.append(self._entry(item[0], item[1], ttl, priority, metadata, tag_list))
+        entries = entries_from_items(
+            items, lambda key, value: self._entry(key, value, ttl, priority, metadata, tag_list)
+        )
         if entries:
             if self._semantic is not None:
                 self._semantic.prepare(entries)  # bad vectors fail here, before anything is stored

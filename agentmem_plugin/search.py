@@ -186,7 +186,7 @@ def tokenize(text: str) -> list[str]:
         ['optim', 'data', 'process', 'strategi']
 
     """
-    return [_stem(w) for w in WORD.findall(text.lower()) if w not in STOP_WORDS]
+    return [_stem(w) for w in words(text)]
 
 
 def _flatten(value: Any, out: list[str]) -> None:

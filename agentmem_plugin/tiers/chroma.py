@@ -422,9 +422,9 @@ class ChromaTier(Tier):
 
     def put_many(self, entries: Sequence[MemoryEntry]) -> None:
         """Insert or replace *entries*; evict for capacity first (through ``on_evict``)."""
-        batch = self._normalized_batch(entries)
-        for entry in batch.values():
-            self._meta(entry)  # fails before any write when the entry cannot be encoded
+        batch = self._normalized_batch(
+            entries
+        )  # values and metadata are JSON now: _meta() cannot fail
         with self._lock, self._guard(f"storing {len(batch)} entries"):
             victims: list[MemoryEntry] = []
             if self.capacity is not None:

@@ -417,3 +417,12 @@ def test_reopen_removes_archive_copies_left_by_a_crash(tmp_path, clock):
     with MemoryManager(storage_path=path, clock=clock) as mm:
         assert mm.keys("external") == [] and mm.tier_of("k") == "long_term"
         assert mm.retrieve("k") == "current"
+
+
+def test_store_many_refuses_a_str_as_tags(make):
+    mm = make()
+    with pytest.raises(InvalidArgumentError, match="tags"):
+        mm.store_many({"a": 1}, tags="abc")
+    with pytest.raises(InvalidArgumentError, match="pair"):
+        mm.store_many([("a", 1), "oops"])
+    assert mm.keys() == []
