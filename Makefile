@@ -23,15 +23,19 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	$(PIP) install --quiet -e ".[all]"
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(PIP) install --quiet --group dev -e ".[all]"
+# The framework integrations are installed editable beside the core, resolved together in one pip run.
+INTEGRATIONS := integrations/langchain integrations/langgraph integrations/llamaindex
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed $(addsuffix /pyproject.toml,$(INTEGRATIONS))
+	$(PIP) install --quiet --group dev -e ".[all]" $(foreach d,$(INTEGRATIONS),-e "$(d)[test]")
 	@touch $@
 
 demo: $(VENV)/.installed
 	$(PY) -m agentmem_plugin demo
 
+# Each integration is its own pytest run: its own pyproject holds its pytest settings.
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest -q
+	$(foreach d,$(INTEGRATIONS),$(PY) -m pytest -q $(d) &&) true
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check agentmem_plugin tests benchmarks
