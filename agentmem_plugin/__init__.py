@@ -23,6 +23,7 @@ from agentmem_plugin.entry import MAX_KEY_LENGTH, MemoryEntry
 from agentmem_plugin.errors import (
     AccessDeniedError,
     AgentMemError,
+    BackendUnavailableError,
     EmbeddingError,
     IntegrityError,
     InvalidArgumentError,
@@ -67,6 +68,7 @@ __all__ = [
     "AgentMemError",
     "AgentMemory",
     "ArchiveTier",
+    "BackendUnavailableError",
     "BufferTier",
     "CompressedMemory",
     "ConsolidationPolicy",

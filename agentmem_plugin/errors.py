@@ -17,7 +17,9 @@ work::
     └── StorageError               (OSError)      a backend failed; nothing was changed
         ├── StoreCorruptError                     a file that is not a valid store of ours
         ├── SchemaVersionError                    a store written by a newer version of this package
-        └── ReadOnlyStoreError                    a location that cannot be written
+        ├── ReadOnlyStoreError                    a location that cannot be written
+        └── BackendUnavailableError    (ConnectionError) a server (Redis, PostgreSQL, Chroma, S3) cannot be
+                                                         reached or went away mid-operation
 
 Messages name the bad value and, where there is one, what to do about it.
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 __all__ = [
     "AccessDeniedError",
     "AgentMemError",
+    "BackendUnavailableError",
     "EmbeddingError",
     "IntegrityError",
     "InvalidArgumentError",
@@ -95,3 +98,7 @@ class SchemaVersionError(StorageError):
 
 class ReadOnlyStoreError(StorageError):
     """The store's location cannot be written."""
+
+
+class BackendUnavailableError(StorageError, ConnectionError):
+    """A server-backed tier cannot reach its server; nothing was acknowledged. Messages never carry credentials."""

@@ -28,7 +28,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,8 @@ class MemoryManager:
         consolidation_interval: Consolidate automatically when this many seconds passed since the last time.
         batch_size: Entries per consolidation batch.
         clock: Source of the current time.
+        embed_text: ``fn(entry) -> str | None``: the text a long-term entry is embedded by (see
+            :class:`~agentmem_plugin.memory.Memory`); None keeps an entry out of the semantic index.
 
     Example:
         >>> mm = MemoryManager(short_term_limit=2)
@@ -113,7 +115,19 @@ class MemoryManager:
         consolidation_interval: float | None = None,
         batch_size: int = 500,
         clock: Clock | None = None,
+        embed_text: Callable[[MemoryEntry], str | None] | None = None,
+        _parent: MemoryManager | None = None,
     ) -> None:
+        self._settings: dict[str, Any] = {
+            "short_term_limit": short_term_limit, "long_term_limit": long_term_limit,
+            "enable_logging": enable_logging, "storage_path": storage_path, "embedder": embedder,
+            "archive_key": archive_key, "encrypt": encrypt, "cache_size": cache_size,
+            "consolidation_policy": consolidation_policy, "consolidation_threshold": consolidation_threshold,
+            "consolidation_interval": consolidation_interval, "batch_size": batch_size, "clock": clock,
+            "embed_text": embed_text,
+        }  # fmt: skip
+        self._children: dict[str, MemoryManager] = {}
+        self._parent = _parent
         self.short_term_limit = validate_capacity(short_term_limit)
         self.long_term_limit = validate_capacity(long_term_limit)
         if self.short_term_limit is None or self.long_term_limit is None:
@@ -150,14 +164,18 @@ class MemoryManager:
                 )
             db = self.storage_path / "memory.sqlite3"
             self.long_tier: SqliteTier = SqliteTier(
-                db, table="long_term", namespace=ns, clock=self.clock
-            )
+                db, table="long_term", namespace=ns, clock=self.clock,
+                share_connection_with=None if _parent is None else _parent.long_tier,
+            )  # fmt: skip
             self.short_tier: Tier = SqliteTier(
                 db, table="short_term", namespace=ns, capacity=self.short_term_limit, clock=self.clock,
                 on_evict=self._overflow, share_connection_with=self.long_tier,
             )  # fmt: skip
         else:
-            self.long_tier = SqliteTier(None, table="long_term", namespace=ns, clock=self.clock)
+            self.long_tier = SqliteTier(
+                None, table="long_term", namespace=ns, clock=self.clock,
+                share_connection_with=None if _parent is None else _parent.long_tier,
+            )  # fmt: skip
             self.short_tier = BufferTier(
                 self.short_term_limit, clock=self.clock, on_evict=self._overflow
             )
@@ -169,7 +187,7 @@ class MemoryManager:
         self.external_tier: Tier = archive
         self.long_term = Memory(
             capacity=None, memory_type="long_term", persistence=self.storage_path is not None,
-            storage_path=self.storage_path, tier=self.long_tier, embedder=embedder,
+            storage_path=self.storage_path, tier=self.long_tier, embedder=embedder, embed_text=embed_text,
         )  # fmt: skip
         self._reconcile()
 
@@ -278,6 +296,61 @@ class MemoryManager:
             due = self.short_tier.count() >= self.consolidation_threshold * self.short_term_limit  # type: ignore[operator]
         if due:
             self.consolidate()
+
+    # -- namespaces ------------------------------------------------------------------------------------------------
+
+    def with_namespace(self, namespace: str | Sequence[str]) -> MemoryManager:
+        """Return a manager over the same storage and settings that sees only *namespace*.
+
+        The view shares this manager's SQLite connection, embedder and settings; it is created once per
+        namespace, cached, and closed with this manager. A custom ``archive`` tier is not shared (it has no
+        namespaces): each view archives under its own directory of ``storage_path`` (or a temporary one).
+
+        Args:
+            namespace: A str such as ``"user/u1"`` or a tuple such as ``("user", "u1")``.
+
+        Raises:
+            InvalidArgumentError: a namespace part that is empty, not a str, or contains ``/``.
+
+        Example:
+            >>> mm = MemoryManager()
+            >>> alice, bob = mm.with_namespace(("user", "alice")), mm.with_namespace(("user", "bob"))
+            >>> alice.store("color", "blue")
+            >>> alice.retrieve("color"), bob.retrieve("color")
+            ('blue', None)
+
+        """
+        root = self._parent or self
+        ns = _namespace(namespace)
+        if ns == root.namespace:
+            return root
+        child = root._children.get(ns)
+        if child is None:
+            child = MemoryManager(**root._settings, namespace=ns, _parent=root)
+            root._children[ns] = child
+        return child
+
+    def namespaces(self, prefix: str | Sequence[str] | None = None) -> list[str]:
+        """Return the namespaces holding live entries in short- or long-term memory, sorted.
+
+        Args:
+            prefix: Only namespaces equal to it or below it (``"user"`` matches ``"user/u1"``, not ``"users"``).
+
+        """
+        root = self._parent or self
+        found = set(root.long_tier.namespaces())
+        managers = [root, *root._children.values()]
+        for manager in managers:
+            if isinstance(manager.short_tier, SqliteTier):
+                found.update(manager.short_tier.namespaces())
+                break
+        for manager in managers:
+            if not isinstance(manager.short_tier, SqliteTier) and manager.short_tier.count():
+                found.add(manager.namespace)
+        if prefix is not None:
+            p = _namespace(prefix)
+            found = {ns for ns in found if ns == p or ns.startswith(p + "/")}
+        return sorted(found)
 
     # -- writing ---------------------------------------------------------------------------------------------------
 
@@ -611,7 +684,10 @@ class MemoryManager:
         self.clear_external()
 
     def close(self) -> None:
-        """Close every tier (flushes read statistics)."""
+        """Close every tier (flushes read statistics), and the namespace views of :meth:`with_namespace`."""
+        for child in self._children.values():
+            child.close()
+        self._children.clear()
         for memory in self._memories.values():
             memory.close()
         self.short_tier.close()

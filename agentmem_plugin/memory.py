@@ -129,6 +129,11 @@ class Memory:
         on_evict: Called with the entries evicted for capacity, before they leave.
         clock: Source of the current time (default :func:`time.time`); tests pass a fake clock.
         tier: Use this tier instead of building one (advanced; the other storage arguments are ignored).
+        embedder: Enables semantic and hybrid search (``"default"`` = offline MiniLM, an Embedder, a LangChain
+            ``Embeddings`` or a callable).
+        embed_text: ``fn(entry) -> str | None``: the text an entry is embedded by (default: its value's text and
+            tags); None or ``""`` keeps the entry out of the semantic index (it stays keyword-searchable).
+            Use the same function every time a store is opened, or reopen with ``reindex=True``.
 
     Raises:
         InvalidArgumentError: a bad capacity, memory_type or default_ttl.
@@ -159,6 +164,7 @@ class Memory:
         keyword_weight: float = DEFAULT_KEYWORD_WEIGHT,
         context_weight: float = DEFAULT_CONTEXT_WEIGHT,
         context_radius: int = DEFAULT_CONTEXT_RADIUS,
+        embed_text: Callable[[MemoryEntry], str | None] | None = None,
     ) -> None:
         self.capacity = validate_capacity(capacity)
         if memory_type not in MEMORY_TYPES:
@@ -188,6 +194,7 @@ class Memory:
         self.context_weight = context_weight
         self.context_radius = context_radius
         self._semantic: SemanticIndex | None = None
+        self._embed_text = embed_text
         if embedder is not None:
             try:
                 self._semantic = self._open_semantic(embedder, reindex=reindex)
@@ -211,8 +218,9 @@ class Memory:
             table = str(getattr(self._tier, "table", "memories"))
             name = collection_name(f"agentmem-{table}", namespace)
         return SemanticIndex(
-            self._tier, CachedEmbedder(inner, cache), client, name, reindex=reindex
-        )
+            self._tier, CachedEmbedder(inner, cache), client, name, reindex=reindex,
+            text_fn=self._embed_text,
+        )  # fmt: skip
 
     def _semantic_dir(self) -> Path | None:
         """Where the vector index and embedding cache live: beside the store, or None for in memory."""

@@ -203,9 +203,11 @@ class SemanticIndex:
     """
 
     def __init__(self, tier: Tier, embedder: Embedder, client: Any, collection: str, *,
-                 batch_size: int = 256, reindex: bool = False) -> None:  # fmt: skip
+                 batch_size: int = 256, reindex: bool = False,
+                 text_fn: Callable[[MemoryEntry], str | None] | None = None) -> None:  # fmt: skip
         self.tier = tier
         self.embedder = embedder
+        self.text_fn = text_fn
         self.client = client
         self.batch_size = batch_size
         self.failed = 0  # entries that could not be embedded during sync (logged, left unindexed)
@@ -233,15 +235,27 @@ class SemanticIndex:
         digest = hashlib.sha256(f"{model}|{dim}".encode()).hexdigest()[:8]
         return f"{self._base}-{digest}"[:500]
 
+    def text_of(self, entry: MemoryEntry) -> str | None:
+        """Return the text *entry* is embedded by, or None when it stays out of the index (see ``text_fn``)."""
+        if self.text_fn is None:
+            return embedding_text(entry.key, entry.value, entry.tags)
+        text = self.text_fn(entry)
+        return text if text else None
+
     def prepare(self, entries: Sequence[MemoryEntry]) -> None:
         """Embed *entries* now (filling the embedding cache), so bad vectors fail before anything is stored."""
-        if entries:
-            self.embedder.embed_documents([embedding_text(e.key, e.value, e.tags) for e in entries])
+        texts = [t for t in map(self.text_of, entries) if t is not None]
+        if texts:
+            self.embedder.embed_documents(texts)
 
     def _embed_live(
         self, live: list[tuple[str, MemoryEntry]]
     ) -> tuple[list[str], list[list[float]]]:
-        texts = [embedding_text(k, e.value, e.tags) for k, e in live]
+        pairs = [(k, self.text_of(e)) for k, e in live]
+        live = [item for item, (_, text) in zip(live, pairs, strict=True) if text is not None]
+        texts = [text for _, text in pairs if text is not None]
+        if not texts:
+            return [], []
         try:
             return [k for k, _ in live], self.embedder.embed_documents(texts)
         except EmbeddingError:
@@ -305,13 +319,13 @@ class SemanticIndex:
             entries = self.tier.scan()
             bar = _progress(len(entries), "reindexing")
             for start in range(0, len(entries), self.batch_size):
-                chunk = entries[start : start + self.batch_size]
-                vectors = self.embedder.embed_documents(
-                    [embedding_text(e.key, e.value, e.tags) for e in chunk]
-                )
-                self.index.upsert([e.key for e in chunk], vectors)
+                batch = entries[start : start + self.batch_size]
+                chunk = [(e.key, t) for e in batch if (t := self.text_of(e)) is not None]
+                if chunk:
+                    vectors = self.embedder.embed_documents([t for _, t in chunk])
+                    self.index.upsert([k for k, _ in chunk], vectors)
                 if bar is not None:
-                    bar.update(len(chunk))
+                    bar.update(len(batch))
             if bar is not None:
                 bar.close()
             self.tier.set_index_meta(self.embedder.name, self.embedder.dim)

@@ -868,6 +868,14 @@ class SqliteTier(Tier):
         )
         return stats
 
+    def namespaces(self) -> list[str]:
+        """Return every namespace of this tier's table that holds at least one entry (expired included)."""
+        with self._lock:
+            rows = self._conn.execute(
+                f'SELECT namespace FROM "{self.table}_counts" WHERE n > 0 ORDER BY namespace'
+            ).fetchall()
+        return [row[0] for row in rows]
+
     def close(self) -> None:
         """Flush recorded reads and close the connection (idempotent)."""
         with self._lock:

@@ -6,6 +6,7 @@ from agentmem_plugin import errors
 from agentmem_plugin.errors import (
     AccessDeniedError,
     AgentMemError,
+    BackendUnavailableError,
     EmbeddingError,
     IntegrityError,
     InvalidArgumentError,
@@ -32,6 +33,7 @@ BUILTIN_OF = {
     StoreCorruptError: OSError,
     SchemaVersionError: OSError,
     ReadOnlyStoreError: OSError,
+    BackendUnavailableError: ConnectionError,
 }
 
 
@@ -57,7 +59,7 @@ def test_error_derives_from_root_and_builtin(
         raise err
 
 
-@pytest.mark.parametrize("cls", [StoreCorruptError, SchemaVersionError, ReadOnlyStoreError])
+@pytest.mark.parametrize("cls", [StoreCorruptError, SchemaVersionError, ReadOnlyStoreError, BackendUnavailableError])
 def test_storage_subclasses(cls: type[Exception]) -> None:
     assert issubclass(cls, StorageError)
     with pytest.raises(StorageError):

@@ -35,6 +35,7 @@ EXPECTED_ALL = [
     "MissingDependencyError",
     "OptimizedMemory",
     "PersistentMemory",
+    "BackendUnavailableError",
     "ReadOnlyStoreError",
     "ResilientMemory",
     "SchemaVersionError",
