@@ -43,6 +43,7 @@ from agentmem_plugin.tiers.archive import ArchiveTier
 from agentmem_plugin.tiers.base import Tier
 from agentmem_plugin.tiers.buffer import BufferTier
 from agentmem_plugin.tiers.sqlite import SqliteTier
+from agentmem_plugin.tiers.urls import open_archive, open_tier
 
 __all__ = ["MEMORY_TIERS", "MemoryManager"]
 
@@ -75,7 +76,7 @@ class MemoryManager:
         storage_path: Directory making every tier persistent and reopenable; None keeps everything in memory
             for the life of the process (the archive then lives in a temporary directory).
         embedder: Enables semantic and hybrid search of long-term memory (``"default"`` = offline MiniLM).
-        archive: An archive tier to use instead of the default one.
+        archive: An archive tier, or its URL (``"s3://bucket/prefix"``, a directory), instead of the default one.
         archive_key: Encrypts the archive (AES-256-GCM); default ``$AGENTMEM_ARCHIVE_KEY``. Without a key the
             archive is compressed and checksummed, **not encrypted** (``get_stats()`` says so).
         encrypt: True requires a key; False refuses one.
@@ -88,6 +89,12 @@ class MemoryManager:
         clock: Source of the current time.
         embed_text: ``fn(entry) -> str | None``: the text a long-term entry is embedded by (see
             :class:`~agentmem_plugin.memory.Memory`); None keeps an entry out of the semantic index.
+        short_term: A backend URL for short-term memory, e.g. ``"redis://127.0.0.1:6379/0"`` (shared by
+            processes); default: the in-process buffer, or SQLite under *storage_path*.
+        long_term: A backend URL for long-term memory, e.g. ``"postgresql://127.0.0.1:5432/test"``; default:
+            SQLite under *storage_path* (in memory without one).
+        semantic: A Chroma server URL (``"http://127.0.0.1:8000"``) for the semantic index; default: beside
+            the store. See :mod:`agentmem_plugin.tiers.urls` for every scheme; passwords are never logged.
 
     Example:
         >>> mm = MemoryManager(short_term_limit=2)
@@ -105,7 +112,7 @@ class MemoryManager:
         *,
         storage_path: str | PathLike[str] | None = None,
         embedder: Any = None,
-        archive: Tier | None = None,
+        archive: Tier | str | None = None,
         archive_key: str | bytes | None = None,
         encrypt: bool | None = None,
         namespace: str | Sequence[str] | None = None,
@@ -116,6 +123,9 @@ class MemoryManager:
         batch_size: int = 500,
         clock: Clock | None = None,
         embed_text: Callable[[MemoryEntry], str | None] | None = None,
+        short_term: str | None = None,
+        long_term: str | None = None,
+        semantic: str | None = None,
         _parent: MemoryManager | None = None,
     ) -> None:
         self._settings: dict[str, Any] = {
@@ -124,7 +134,8 @@ class MemoryManager:
             "archive_key": archive_key, "encrypt": encrypt, "cache_size": cache_size,
             "consolidation_policy": consolidation_policy, "consolidation_threshold": consolidation_threshold,
             "consolidation_interval": consolidation_interval, "batch_size": batch_size, "clock": clock,
-            "embed_text": embed_text,
+            "embed_text": embed_text, "short_term": short_term, "long_term": long_term, "semantic": semantic,
+            "archive": archive if isinstance(archive, str) else None,
         }  # fmt: skip
         self._children: dict[str, MemoryManager] = {}
         self._parent = _parent
@@ -157,29 +168,48 @@ class MemoryManager:
         self._memories: dict[str, Memory] = {}
 
         ns = self.namespace
-        if self.storage_path is not None:
-            if self.storage_path.exists() and not self.storage_path.is_dir():
-                raise InvalidArgumentError(
-                    f"storage_path must be a directory, got {str(self.storage_path)!r}"
-                )
-            db = self.storage_path / "memory.sqlite3"
-            self.long_tier: SqliteTier = SqliteTier(
-                db, table="long_term", namespace=ns, clock=self.clock,
-                share_connection_with=None if _parent is None else _parent.long_tier,
-            )  # fmt: skip
-            self.short_tier: Tier = SqliteTier(
+        if (
+            self.storage_path is not None
+            and self.storage_path.exists()
+            and not self.storage_path.is_dir()
+        ):
+            raise InvalidArgumentError(
+                f"storage_path must be a directory, got {str(self.storage_path)!r}"
+            )
+        db = None if self.storage_path is None else self.storage_path / "memory.sqlite3"
+        share = (
+            None
+            if _parent is None or not isinstance(_parent.long_tier, SqliteTier)
+            else _parent.long_tier
+        )
+        long_tier = None if long_term is None else open_tier(long_term, role="long_term", namespace=ns,
+                                                             clock=self.clock)  # fmt: skip
+        if long_tier is None:
+            long_tier = SqliteTier(db, table="long_term", namespace=ns, clock=self.clock,
+                                   share_connection_with=share if share is not None and share.path == db else None)  # fmt: skip
+        self.long_tier: Tier = long_tier
+        short_tier = None if short_term is None else open_tier(
+            short_term, role="short_term", namespace=ns, capacity=self.short_term_limit, clock=self.clock,
+            on_evict=self._overflow,
+        )  # fmt: skip
+        if (
+            short_tier is None and db is not None
+        ):  # shares the long-term connection: moves are one transaction
+            short_tier = SqliteTier(
                 db, table="short_term", namespace=ns, capacity=self.short_term_limit, clock=self.clock,
-                on_evict=self._overflow, share_connection_with=self.long_tier,
+                on_evict=self._overflow,
+                share_connection_with=long_tier if isinstance(long_tier, SqliteTier) and long_tier.path == db else None,
             )  # fmt: skip
-        else:
-            self.long_tier = SqliteTier(
-                None, table="long_term", namespace=ns, clock=self.clock,
-                share_connection_with=None if _parent is None else _parent.long_tier,
-            )  # fmt: skip
-            self.short_tier = BufferTier(
+        if short_tier is None:
+            short_tier = BufferTier(
                 self.short_term_limit, clock=self.clock, on_evict=self._overflow
             )
-        if archive is None:
+        self.short_tier: Tier = short_tier
+        if isinstance(archive, str):
+            archive = open_archive(
+                archive, namespace=ns, key=archive_key, encrypt=encrypt, clock=self.clock
+            )
+        elif archive is None:
             where = None
             if self.storage_path is not None:
                 where = self.storage_path / "archive" / (ns.replace("/", "__") or "_default")
@@ -188,6 +218,7 @@ class MemoryManager:
         self.long_term = Memory(
             capacity=None, memory_type="long_term", persistence=self.storage_path is not None,
             storage_path=self.storage_path, tier=self.long_tier, embedder=embedder, embed_text=embed_text,
+            chroma=semantic,
         )  # fmt: skip
         self._reconcile()
 
@@ -230,8 +261,13 @@ class MemoryManager:
 
     @contextlib.contextmanager
     def _txn(self) -> Iterator[None]:
-        """One SQLite transaction around short- and long-term writes (they share a connection)."""
-        with self.long_tier.transaction():
+        """One transaction around short- and long-term writes when they share a SQLite connection.
+
+        With separate backends (Redis + PostgreSQL) the long-term writes are grouped; writes are ordered so a
+        failure leaves a duplicate (removed by the next reconciliation), never a loss.
+        """
+        transaction = getattr(self.long_tier, "transaction", None)
+        with transaction() if transaction is not None else contextlib.nullcontext():
             yield
 
     def _overflow(self, victims: list[MemoryEntry]) -> None:
@@ -338,15 +374,14 @@ class MemoryManager:
 
         """
         root = self._parent or self
-        found = set(root.long_tier.namespaces())
         managers = [root, *root._children.values()]
-        for manager in managers:
-            if isinstance(manager.short_tier, SqliteTier):
-                found.update(manager.short_tier.namespaces())
-                break
-        for manager in managers:
-            if not isinstance(manager.short_tier, SqliteTier) and manager.short_tier.count():
-                found.add(manager.namespace)
+        found: set[str] = set()
+        for attr in ("long_tier", "short_tier"):
+            listing = getattr(getattr(root, attr), "namespaces", None)
+            if listing is not None:  # a shared backend lists every namespace it holds
+                found.update(listing())
+            else:  # an in-process buffer per view
+                found.update(m.namespace for m in managers if getattr(m, attr).count())
         if prefix is not None:
             p = _namespace(prefix)
             found = {ns for ns in found if ns == p or ns.startswith(p + "/")}

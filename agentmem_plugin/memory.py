@@ -134,6 +134,8 @@ class Memory:
         embed_text: ``fn(entry) -> str | None``: the text an entry is embedded by (default: its value's text and
             tags); None or ``""`` keeps the entry out of the semantic index (it stays keyword-searchable).
             Use the same function every time a store is opened, or reopen with ``reindex=True``.
+        chroma: Where the semantic index lives instead of beside the store: a Chroma server URL
+            (``"http://127.0.0.1:8000"``) or a chromadb client.
 
     Raises:
         InvalidArgumentError: a bad capacity, memory_type or default_ttl.
@@ -165,6 +167,7 @@ class Memory:
         context_weight: float = DEFAULT_CONTEXT_WEIGHT,
         context_radius: int = DEFAULT_CONTEXT_RADIUS,
         embed_text: Callable[[MemoryEntry], str | None] | None = None,
+        chroma: Any = None,
     ) -> None:
         self.capacity = validate_capacity(capacity)
         if memory_type not in MEMORY_TYPES:
@@ -195,6 +198,7 @@ class Memory:
         self.context_radius = context_radius
         self._semantic: SemanticIndex | None = None
         self._embed_text = embed_text
+        self._chroma = chroma
         if embedder is not None:
             try:
                 self._semantic = self._open_semantic(embedder, reindex=reindex)
@@ -209,13 +213,23 @@ class Memory:
         inner = as_embedder(embedder)
         where = self._semantic_dir()
         namespace = str(getattr(self._tier, "namespace", ""))
-        if where is None:
+        table = str(getattr(self._tier, "table", "memories"))
+        if (
+            self._chroma is not None
+        ):  # a Chroma server (URL) or a client: a stable collection per table+namespace
+            from agentmem_plugin.tiers.urls import open_chroma_client
+
+            client = (
+                open_chroma_client(self._chroma) if isinstance(self._chroma, str) else self._chroma
+            )
+            cache = EmbeddingCache(None if where is None else where / "embeddings.sqlite3")
+            name = collection_name(f"agentmem-{table}", namespace)
+        elif where is None:
             cache, client = EmbeddingCache(), make_client()
             name = collection_name(f"agentmem-{uuid.uuid4().hex[:12]}", namespace)
         else:
             cache = EmbeddingCache(where / "embeddings.sqlite3")
             client = make_client(path=where / "chroma")
-            table = str(getattr(self._tier, "table", "memories"))
             name = collection_name(f"agentmem-{table}", namespace)
         return SemanticIndex(
             self._tier, CachedEmbedder(inner, cache), client, name, reindex=reindex,

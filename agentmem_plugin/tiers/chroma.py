@@ -55,8 +55,9 @@ _SAFE = re.compile(r"[^a-zA-Z0-9._-]+")
 
 
 def make_client(
-    *, path: str | PathLike[str] | None = None, host: str | None = None, port: int = 8000
-) -> Any:
+    *, path: str | PathLike[str] | None = None, host: str | None = None, port: int = 8000,
+    ssl: bool = False,
+) -> Any:  # fmt: skip
     """Return a chromadb client with telemetry off.
 
     ``HttpClient`` when *host* is given, ``PersistentClient`` for *path*, else ``EphemeralClient``.
@@ -74,7 +75,7 @@ def make_client(
         ) from exc
     settings = Settings(anonymized_telemetry=False)
     if host is not None:
-        return chromadb.HttpClient(host=host, port=port, settings=settings)
+        return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
     if path is not None:
         return chromadb.PersistentClient(path=str(path), settings=settings)
     return chromadb.EphemeralClient(settings=settings)

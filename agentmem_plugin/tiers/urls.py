@@ -1,0 +1,160 @@
+"""Backends chosen by URL: the manager's ``short_term=``, ``long_term=``, ``semantic=`` and ``archive=`` strings.
+
+=====================================  ==========================================================================
+URL                                    backend
+=====================================  ==========================================================================
+``memory://``                          the embedded default (buffer for short-term, in-memory SQLite otherwise)
+``sqlite:///abs/path.db``              :class:`~agentmem_plugin.tiers.sqlite.SqliteTier` in that file
+``redis://host:6379/0``                :class:`~agentmem_plugin.tiers.redis.RedisTier` (``rediss://`` for TLS)
+``postgresql://user@host:5432/db``     :class:`~agentmem_plugin.tiers.postgres.PostgresTier` (``postgres://`` too)
+``http://host:8000``                   a Chroma server for the semantic index (``https://`` too)
+``s3://bucket/prefix``                 an :class:`~agentmem_plugin.tiers.archive.ArchiveTier` in S3
+``file:///abs/dir`` or a plain path    an archive directory
+=====================================  ==========================================================================
+
+Passwords in URLs never reach logs or error messages: :func:`redact_url` replaces them with ``***``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from agentmem_plugin.entry import Clock
+from agentmem_plugin.errors import InvalidArgumentError
+from agentmem_plugin.tiers.base import EvictionCallback, Tier
+
+__all__ = ["open_archive", "open_chroma_client", "open_tier", "redact_url"]
+
+TierFactory = Callable[..., Tier]
+
+_TIER_SCHEMES = ("memory", "sqlite", "redis", "rediss", "postgresql", "postgres")
+
+
+def redact_url(url: str) -> str:
+    """Return *url* with any password replaced by ``***`` (safe to log or to put in an error message).
+
+    Example:
+        >>> redact_url("postgresql://app:s3cret@db:5432/mem")
+        'postgresql://app:***@db:5432/mem'
+
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port is not None else ""
+    return urlunsplit(
+        (parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, parts.fragment)
+    )
+
+
+def _scheme(url: str, what: str, allowed: tuple[str, ...]) -> str:
+    if not isinstance(url, str) or "://" not in url:
+        raise InvalidArgumentError(
+            f"{what} must be a URL such as {allowed[0]}://..., got {redact_url(str(url))!r}"
+        )
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in allowed:
+        raise InvalidArgumentError(
+            f"{what} URL scheme must be one of {', '.join(allowed)}; got {redact_url(url)!r}"
+        )
+    return scheme
+
+
+def open_tier(
+    url: str,
+    *,
+    role: str,
+    namespace: str = "",
+    capacity: int | None = None,
+    clock: Clock | None = None,
+    on_evict: EvictionCallback | None = None,
+) -> Tier | None:
+    """Open the tier a URL names, for *role* ``"short_term"`` or ``"long_term"`` (also its table name).
+
+    Returns None for ``memory://`` (the caller builds its embedded default).
+
+    Raises:
+        InvalidArgumentError: an unknown scheme or a malformed URL (the message carries no password).
+        MissingDependencyError: the backend's extra (``redis``, ``postgres``) is not installed.
+        BackendUnavailableError: the server cannot be reached.
+
+    """
+    scheme = _scheme(url, role, _TIER_SCHEMES)
+    if scheme == "memory":
+        return None
+    if scheme == "sqlite":
+        from agentmem_plugin.tiers.sqlite import SqliteTier
+
+        path = unquote(urlsplit(url).path)
+        if not path or path == "/":
+            raise InvalidArgumentError(
+                f"sqlite URL needs a file path (sqlite:///abs/path.db), got {url!r}"
+            )
+        return SqliteTier(path, table=role, namespace=namespace, capacity=capacity, clock=clock,
+                          on_evict=on_evict)  # fmt: skip
+    if scheme in ("redis", "rediss"):
+        from agentmem_plugin.tiers.redis import RedisTier
+
+        return RedisTier(url, namespace=namespace, capacity=capacity, clock=clock, on_evict=on_evict,
+                         prefix=f"agentmem:{role}")  # fmt: skip
+    from agentmem_plugin.tiers.postgres import PostgresTier
+
+    return PostgresTier(url, table=role, namespace=namespace, capacity=capacity, clock=clock,
+                        on_evict=on_evict)  # fmt: skip
+
+
+def open_chroma_client(url: str) -> Any:
+    """Return a chromadb ``HttpClient`` for a Chroma server URL (``http://host:8000``, ``https://...``)."""
+    scheme = _scheme(url, "semantic", ("http", "https"))
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise InvalidArgumentError(f"semantic URL needs a host, got {redact_url(url)!r}")
+    from agentmem_plugin.tiers.chroma import make_client
+
+    port = parts.port or (443 if scheme == "https" else 8000)
+    return make_client(host=parts.hostname, port=port, ssl=scheme == "https")
+
+
+def open_archive(
+    url: str,
+    *,
+    namespace: str = "",
+    key: str | bytes | None = None,
+    encrypt: bool | None = None,
+    clock: Clock | None = None,
+) -> Tier:
+    """Open an archive at ``s3://bucket/prefix``, ``file:///dir`` or a plain directory path.
+
+    Each namespace gets its own sub-prefix (sub-directory), so namespaces never share archived entries.
+    """
+    from agentmem_plugin.tiers.archive import ArchiveTier, S3Store
+
+    leaf = namespace.replace("/", "__") or "_default"
+    if isinstance(url, str) and url.lower().startswith("s3://"):
+        parts = urlsplit(url)
+        if not parts.netloc:
+            raise InvalidArgumentError(
+                f"archive URL needs a bucket (s3://bucket/prefix), got {url!r}"
+            )
+        prefix = "/".join(p for p in (parts.path.strip("/"), leaf) if p)
+        return ArchiveTier(
+            store=S3Store(parts.netloc, prefix), key=key, encrypt=encrypt, clock=clock
+        )
+    if isinstance(url, str) and url.lower().startswith("file://"):
+        url = unquote(urlsplit(url).path)
+    elif isinstance(url, str) and "://" in url:
+        raise InvalidArgumentError(
+            f"archive must be s3://bucket/prefix, file:///dir or a directory path; got {redact_url(url)!r}"
+        )
+    from pathlib import Path
+
+    return ArchiveTier(Path(url) / leaf, key=key, encrypt=encrypt, clock=clock)

@@ -1,0 +1,100 @@
+"""Backends chosen by URL (agentmem_plugin.tiers.urls) and the manager's short_term/long_term/archive URLs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentmem_plugin import MemoryManager
+from agentmem_plugin.errors import InvalidArgumentError
+from agentmem_plugin.tiers.archive import ArchiveTier
+from agentmem_plugin.tiers.sqlite import SqliteTier
+from agentmem_plugin.tiers.urls import open_archive, open_chroma_client, open_tier, redact_url
+
+
+@pytest.mark.parametrize(
+    ("url", "safe"),
+    [
+        ("postgresql://app:s3cret@db:5432/mem", "postgresql://app:***@db:5432/mem"),
+        ("redis://:s3cret@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("postgresql://app@db/mem", "postgresql://app@db/mem"),
+        ("redis://[::1]:6379/0", "redis://[::1]:6379/0"),
+        ("redis://u:s3cret@[::1]:6379/0", "redis://u:***@[::1]:6379/0"),
+    ],
+)
+def test_redact_url_hides_passwords(url: str, safe: str) -> None:
+    assert redact_url(url) == safe
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://u:s3cret@h/db", "no-scheme", "ftp://u:s3cret@x", "http://u:s3cret@h"]
+)
+def test_unknown_tier_urls_are_refused_without_leaking_the_password(url: str) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        open_tier(url, role="long_term")
+    assert "s3cret" not in str(info.value)
+    assert "long_term" in str(info.value)
+
+
+def test_memory_url_means_the_embedded_default() -> None:
+    assert open_tier("memory://", role="short_term") is None
+
+
+def test_sqlite_url_opens_a_file_tier(tmp_path: Path) -> None:
+    tier = open_tier(f"sqlite://{tmp_path}/m.db", role="long_term", namespace="ns")
+    assert isinstance(tier, SqliteTier)
+    assert tier.path == tmp_path / "m.db"
+    assert tier.table == "long_term"
+    assert tier.namespace == "ns"
+    tier.close()
+    with pytest.raises(InvalidArgumentError, match="file path"):
+        open_tier("sqlite://", role="long_term")
+
+
+def test_archive_urls(tmp_path: Path) -> None:
+    tier = open_archive(f"file://{tmp_path}/arch", namespace="user/a")
+    assert isinstance(tier, ArchiveTier)
+    tier.close()
+    assert (tmp_path / "arch" / "user__a").is_dir()
+    tier = open_archive(str(tmp_path / "plain"))
+    tier.close()
+    assert (tmp_path / "plain" / "_default").is_dir()
+    with pytest.raises(InvalidArgumentError, match="archive"):
+        open_archive("ftp://u:s3cret@host/x")
+    with pytest.raises(InvalidArgumentError, match="bucket"):
+        open_archive("s3:///nobucket")
+
+
+def test_chroma_url_is_checked() -> None:
+    with pytest.raises(InvalidArgumentError, match="semantic"):
+        open_chroma_client("redis://127.0.0.1:6379")
+    with pytest.raises(InvalidArgumentError, match="host"):
+        open_chroma_client("http://:8000")
+
+
+def test_manager_with_sqlite_long_term_url_and_archive_dir(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/long.db"
+    with MemoryManager(short_term_limit=2, long_term_limit=3, long_term=url,
+                       archive=str(tmp_path / "arch")) as mm:  # fmt: skip
+        for i in range(8):
+            mm.store(f"k{i}", f"value {i}", priority=i)
+        assert mm.short_tier.count() == 2
+        assert mm.long_tier.count() == 3
+        assert mm.external_tier.count() == 3
+        assert mm.retrieve("k0") == "value 0"  # restored from the archive
+    # the long-term file and the archive directory outlive the (in-memory) short-term buffer
+    with MemoryManager(long_term=url, archive=str(tmp_path / "arch")) as mm:
+        kept = set(mm.keys())
+        assert {"k0"} <= kept
+        assert len(kept) == 6  # 8 stored, the 2 in the short-term buffer are gone with the process
+
+
+def test_manager_views_reopen_url_backends_per_namespace(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/long.db"
+    with MemoryManager(long_term=url) as mm:
+        mm.with_namespace("a").store("k", "A", memory_type="long_term")
+        mm.with_namespace("b").store("k", "B", memory_type="long_term")
+        assert mm.namespaces() == ["a", "b"]
+        assert mm.with_namespace("a").retrieve("k") == "A"
+        assert mm.with_namespace("b").retrieve("k") == "B"
