@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench docs clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -51,5 +51,10 @@ bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/bench_semantic.py
 	$(PY) benchmarks/bench_manager.py
 
+# The documentation site (mkdocs-material + mkdocstrings); --strict turns every warning (a broken link, a missing
+# reference) into a failure. Output in site/.
+docs: $(VENV)/.installed-dev
+	$(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis site

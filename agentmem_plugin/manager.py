@@ -471,8 +471,17 @@ class MemoryManager:
             entry = self.long_tier.get(key)
             if entry is not None:
                 with self._txn():  # promote: one transaction moves it
-                    self.short_tier.put(entry.copy())
+                    # Leave long-term first: when short-term is full of higher priorities, the promoted entry
+                    # itself is the eviction victim and overflows straight back into long-term.
                     self.long_tier.delete(key)
+                    try:
+                        self.short_tier.put(entry.copy())
+                    except BaseException:
+                        with contextlib.suppress(
+                            Exception
+                        ):  # without a shared transaction, put it back
+                            self.long_tier.put(entry.copy())
+                        raise
                 self.long_term._sync()
                 self._counters["promotions"] += 1
             else:

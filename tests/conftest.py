@@ -146,7 +146,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for obj in gc.get_objects():
-            if type(obj) is socket.socket and obj.fileno() != -1:
+            if type(obj) is socket.socket and obj.family == socket.AF_INET and obj.fileno() != -1:
                 try:
                     host = obj.getpeername()[0]
                 except OSError:

@@ -13,7 +13,9 @@ from agentmem_plugin.errors import InvalidArgumentError, StorageError
 
 @pytest.fixture(params=["memory", "disk"])
 def manager(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
-    mm = MemoryManager(short_term_limit=2, storage_path=None if request.param == "memory" else tmp_path)
+    mm = MemoryManager(
+        short_term_limit=2, storage_path=None if request.param == "memory" else tmp_path
+    )
     yield mm
     mm.close()
 
@@ -87,7 +89,9 @@ def _only_title(entry: MemoryEntry) -> str | None:
 def test_embed_text_chooses_what_is_embedded(fake_embedder: Any) -> None:
     mm = MemoryManager(embedder=fake_embedder, embed_text=_only_title)
     mm.store("d1", {"title": "alpha", "body": "long body text"}, memory_type="long_term")
-    mm.store("d2", {"title": "beta", "body": "alpha"}, memory_type="long_term", metadata={"index": False})
+    mm.store(
+        "d2", {"title": "beta", "body": "alpha"}, memory_type="long_term", metadata={"index": False}
+    )
     mm.search("x", mode="semantic")  # syncs the index
     assert "alpha" in fake_embedder.embedded
     assert all("body" not in t for t in fake_embedder.embedded)
@@ -109,4 +113,20 @@ def test_views_share_embed_text(fake_embedder: Any) -> None:
     view.store("d", {"title": "gamma", "body": "delta"}, memory_type="long_term")
     assert [h["key"] for h in view.search("gamma", mode="semantic")] == ["d"]
     assert "delta" not in fake_embedder.embedded
+    mm.close()
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_promoting_an_entry_that_short_term_evicts_at_once_keeps_it(
+    tmp_path: Any, on_disk: bool
+) -> None:
+    """Regression: a promoted low-priority entry was evicted back to long-term, then deleted from there."""
+    mm = MemoryManager(short_term_limit=2, storage_path=tmp_path if on_disk else None, cache_size=0)
+    mm.store("low", "low priority", memory_type="long_term", priority=0)
+    mm.store("high1", "h1", priority=9)
+    mm.store("high2", "h2", priority=9)
+    assert mm.retrieve("low") == "low priority"
+    assert mm.tier_of("low") == "long_term"  # it overflowed straight back
+    assert mm.retrieve("low") == "low priority"
+    assert {mm.tier_of(k) for k in ("high1", "high2")} == {"short_term"}
     mm.close()
