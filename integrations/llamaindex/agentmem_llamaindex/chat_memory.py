@@ -1,0 +1,317 @@
+"""`AgentMemChatMemory`: a LlamaIndex ``BaseMemory`` (chat history) kept in a MemoryManager, one namespace per session."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from os import PathLike
+from typing import Any
+
+from agentmem_plugin.entry import MemoryEntry
+from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError
+from agentmem_plugin.manager import MemoryManager
+from llama_index.core.base.llms.types import ChatMessage, MessageRole
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.llms.llm import LLM
+from llama_index.core.memory.types import BaseMemory
+from llama_index.core.utils import get_tokenizer
+
+from agentmem_llamaindex._common import (
+    check_manager,
+    check_memory_type,
+    check_positive_int,
+    message_from_json,
+    message_to_json,
+    role_of,
+    scoped,
+)
+
+__all__ = ["CHAT_KEY_PREFIX", "DEFAULT_TOKEN_LIMIT", "AgentMemChatMemory"]
+
+logger = logging.getLogger(__name__)
+
+CHAT_KEY_PREFIX = "chat:"
+"""Prefix of the keys of chat messages: ``chat:`` + a zero-padded sequence number, so keys sort in order."""
+
+DEFAULT_TOKEN_LIMIT = 3000
+"""Token limit of :meth:`AgentMemChatMemory.get` when neither ``token_limit`` nor ``llm`` is given."""
+
+DEFAULT_TOKEN_LIMIT_RATIO = 0.75
+"""Share of the LLM's context window used as token limit when ``llm`` is given (as ``ChatMemoryBuffer``)."""
+
+_SEQ_DIGITS = 12
+
+
+def _chat_key(seq: int) -> str:
+    return f"{CHAT_KEY_PREFIX}{seq:0{_SEQ_DIGITS}d}"
+
+
+def _seq_of(key: str) -> int | None:
+    if not key.startswith(CHAT_KEY_PREFIX):
+        return None
+    digits = key[len(CHAT_KEY_PREFIX) :]
+    return int(digits) if digits.isdigit() else None
+
+
+class AgentMemChatMemory(BaseMemory):
+    """Chat history of one session, stored in a :class:`MemoryManager` and read back within a token limit.
+
+    Each message is one memory in the namespace ``<manager namespace>/<session_id>``: key ``chat:<seq>``, value
+    the message as JSON (``ChatMessage.model_dump(mode="json")``, rebuilt with ``ChatMessage.model_validate``),
+    metadata ``{"role", "source"}``. A manager with a ``storage_path`` makes the history persistent: a new
+    object over the same directory and session sees it. Other sessions (namespaces) are never read or changed.
+
+    :meth:`get` works like ``ChatMemoryBuffer.get``: the most recent messages whose text fits in
+    ``token_limit`` (minus ``initial_token_count``), never starting on an assistant or tool message, and at
+    least the latest message. The async twins (``aget``, ``aput``, ``aput_messages``, ``aset``, ``areset``,
+    ``aget_all``) are ``BaseMemory``'s: each runs the sync method in a worker thread.
+
+    The default ``tokenizer_fn`` is llama-index's (tiktoken ``cl100k_base``), which works offline: llama-index
+    ships the encoding (``llama_index/core/_static/tiktoken_cache``). Pass ``tokenizer_fn=str.split`` for a
+    dependency-free word count.
+
+    Build it with :meth:`from_defaults`, or directly with ``AgentMemChatMemory(manager=mm, session_id="s1")``.
+
+    Example:
+        >>> from agentmem_plugin import MemoryManager
+        >>> memory = AgentMemChatMemory.from_defaults(manager=MemoryManager(), session_id="alice")
+        >>> memory.put(ChatMessage(role="user", content="Hi, I am Alice."))
+        >>> [m.content for m in memory.get()]
+        ['Hi, I am Alice.']
+
+    """
+
+    session_id: str = Field(
+        default="default", description="The session: one namespace of the manager."
+    )
+    token_limit: int = Field(default=DEFAULT_TOKEN_LIMIT, description="Token budget of get().")
+    tokenizer_fn: Callable[[str], list[Any]] = Field(
+        default_factory=get_tokenizer, exclude=True, description="Counts the tokens of a text."
+    )
+    memory_type: str = Field(default="short_term", description="Tier new messages are stored in.")
+
+    _manager: MemoryManager = PrivateAttr()
+    _store: MemoryManager = PrivateAttr()
+    _owns_manager: bool = PrivateAttr(default=False)
+    _lock: threading.RLock = PrivateAttr(default_factory=threading.RLock)
+
+    def __init__(self, *, manager: MemoryManager, **data: Any) -> None:
+        super().__init__(**data)
+        self._manager = check_manager(manager)
+        if not isinstance(self.session_id, str) or not self.session_id or "/" in self.session_id:
+            raise InvalidArgumentError(
+                f"session_id must be a non-empty str without '/', got {self.session_id!r}"
+            )
+        check_positive_int("token_limit", self.token_limit)
+        check_memory_type(self.memory_type)
+        self._store = scoped(manager, (self.session_id,))
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Return the name LlamaIndex serializes this class under."""
+        return "AgentMemChatMemory"
+
+    @classmethod
+    def from_defaults(
+        cls,
+        chat_history: list[ChatMessage] | None = None,
+        llm: LLM | None = None,
+        *,
+        manager: MemoryManager | None = None,
+        session_id: str = "default",
+        storage_path: str | PathLike[str] | None = None,
+        embedder: Any = None,
+        token_limit: int | None = None,
+        tokenizer_fn: Callable[[str], list[Any]] | None = None,
+        memory_type: str = "short_term",
+        **kwargs: Any,
+    ) -> AgentMemChatMemory:
+        """Create a chat memory for *session_id*, over *manager* or over a new one.
+
+        Args:
+            chat_history: Messages that **replace** the session's stored history (None keeps it).
+            llm: Sets ``token_limit`` to 75% of its context window when ``token_limit`` is None.
+            manager: The manager to use (shared, not closed by :meth:`close`). None builds one from
+                *storage_path* and *embedder*, owned by this memory (closed by :meth:`close`).
+            session_id: The session: a namespace below the manager's (non-empty, without ``/``).
+            storage_path: Directory making a new manager persistent (only without *manager*).
+            embedder: Embedder of a new manager (only without *manager*), e.g. ``"default"``.
+            token_limit: Token budget of :meth:`get` (default 3000, or from *llm*).
+            tokenizer_fn: Counts tokens (default: llama-index's tiktoken tokenizer, offline).
+            memory_type: Tier new messages go to (``"short_term"`` by default; overflow moves to long-term).
+            **kwargs: Refused (an unknown argument is an error naming it).
+
+        Raises:
+            InvalidArgumentError: an unknown argument, *storage_path*/*embedder* given with *manager*, or a bad
+                session_id, token_limit or memory_type.
+
+        """
+        if kwargs:
+            raise InvalidArgumentError(
+                f"unexpected arguments for AgentMemChatMemory: {sorted(kwargs)}"
+            )
+        owns = manager is None
+        if manager is None:
+            manager = MemoryManager(storage_path=storage_path, embedder=embedder)
+        elif storage_path is not None or embedder is not None:
+            raise InvalidArgumentError(
+                "storage_path and embedder configure a new manager; they cannot be combined with manager="
+            )
+        if token_limit is None:
+            token_limit = (
+                int(llm.metadata.context_window * DEFAULT_TOKEN_LIMIT_RATIO)
+                if llm is not None
+                else DEFAULT_TOKEN_LIMIT
+            )
+        extra: dict[str, Any] = {} if tokenizer_fn is None else {"tokenizer_fn": tokenizer_fn}
+        try:
+            memory = cls(
+                manager=manager,
+                session_id=session_id,
+                token_limit=token_limit,
+                memory_type=memory_type,
+                **extra,
+            )
+            memory._owns_manager = owns
+            if chat_history is not None:
+                memory.set(chat_history)
+        except BaseException:
+            if owns:
+                manager.close()
+            raise
+        return memory
+
+    # -- properties and plumbing ------------------------------------------------------------------------------------
+
+    @property
+    def manager(self) -> MemoryManager:
+        """The manager view holding this session (its namespace applied)."""
+        return self._store
+
+    @property
+    def namespace(self) -> str:
+        """The full namespace of this session in the manager."""
+        return self._store.namespace
+
+    def _chat_keys(self) -> list[tuple[int, str]]:
+        """``(seq, key)`` of every stored message of this session, in order."""
+        found = ((_seq_of(key), key) for key in self._store.keys())
+        return sorted((seq, key) for seq, key in found if seq is not None)
+
+    def _entries(self, messages: list[ChatMessage], first_seq: int) -> list[MemoryEntry]:
+        """Validate and encode *messages* as entries ``chat:<first_seq>``, ... (nothing is stored yet)."""
+        if isinstance(messages, (str, bytes, ChatMessage)) or not isinstance(
+            messages, (list, tuple)
+        ):
+            raise InvalidArgumentError(
+                f"messages must be a list of ChatMessage, got {messages!r:.80}"
+            )
+        return [
+            MemoryEntry(
+                _chat_key(first_seq + i),
+                message_to_json(message),
+                metadata={"role": role_of(message), "source": "llamaindex.chat_memory"},
+                clock=self._store.clock,
+            )
+            for i, message in enumerate(messages)
+        ]
+
+    def _token_count(self, messages: list[ChatMessage]) -> int:
+        if not messages:
+            return 0
+        return len(self.tokenizer_fn(" ".join(m.content or "" for m in messages)))
+
+    # -- BaseMemory -------------------------------------------------------------------------------------------------
+
+    def get_all(self) -> list[ChatMessage]:
+        """Return the whole stored history of this session, oldest first."""
+        messages: list[ChatMessage] = []
+        for _, key in self._chat_keys():
+            try:
+                entry = self._store.get_entry(key)
+            except KeyNotFoundError:  # deleted or expired since the listing
+                continue
+            messages.append(message_from_json(entry.value))
+        return messages
+
+    def get(
+        self, input: str | None = None, initial_token_count: int = 0, **kwargs: Any
+    ) -> list[ChatMessage]:
+        """Return the most recent messages that fit in ``token_limit - initial_token_count`` tokens.
+
+        Like ``ChatMemoryBuffer.get``: the window never starts on an assistant or tool message; when even the
+        latest message alone does not fit, it is returned alone (so the LLM reports the overflow).
+
+        Args:
+            input: Ignored (the history does not depend on the query).
+            initial_token_count: Tokens already used by the prompt around the history.
+            **kwargs: Ignored.
+
+        Raises:
+            InvalidArgumentError: *initial_token_count* is negative, not an int, or above ``token_limit``.
+
+        """
+        if isinstance(initial_token_count, bool) or not isinstance(initial_token_count, int):
+            raise InvalidArgumentError(
+                f"initial_token_count must be an int, got {initial_token_count!r}"
+            )
+        if not 0 <= initial_token_count <= self.token_limit:
+            raise InvalidArgumentError(
+                f"initial_token_count {initial_token_count!r} must be in [0, token_limit={self.token_limit}]"
+            )
+        history = self.get_all()
+        count = len(history)
+        tokens = self._token_count(history) + initial_token_count
+        while tokens > self.token_limit and count > 1:
+            count -= 1
+            while count > 1 and history[-count].role in (MessageRole.TOOL, MessageRole.ASSISTANT):
+                count -= 1  # the window must not start on an assistant reply or a tool result
+            tokens = self._token_count(history[-count:]) + initial_token_count
+        if tokens > self.token_limit or count <= 0:
+            return history[-1:]
+        return history[-count:]
+
+    def put(self, message: ChatMessage) -> None:
+        """Append *message* to the session's history."""
+        self.put_messages([message])
+
+    def put_messages(self, messages: list[ChatMessage]) -> None:
+        """Append *messages* to the session's history in one batch (all or nothing)."""
+        with self._lock:
+            keys = self._chat_keys()
+            entries = self._entries(messages, keys[-1][0] + 1 if keys else 0)
+            if entries:
+                self._store.store_many(entries, self.memory_type)
+
+    def set(self, messages: list[ChatMessage]) -> None:
+        """Replace the session's history by *messages* (checked before anything changes)."""
+        with self._lock:
+            entries = self._entries(messages, 0)
+            if entries:
+                self._store.store_many(entries, self.memory_type)
+            for seq, key in self._chat_keys():
+                if seq >= len(entries):
+                    self._store.delete(key)
+
+    def reset(self) -> None:
+        """Delete this session's history (other sessions, and other memories of the namespace, stay)."""
+        with self._lock:
+            keys = self._chat_keys()
+            for _, key in keys:
+                self._store.delete(key)
+        logger.debug("reset session %r: %d messages deleted", self.session_id, len(keys))
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the manager if :meth:`from_defaults` built it (a manager you passed in stays open)."""
+        if self._owns_manager:
+            self._manager.close()
+            self._owns_manager = False
+
+    def __enter__(self) -> AgentMemChatMemory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
