@@ -497,6 +497,37 @@ class MemoryManager:
         self._cache_put(entry.copy())
         return entry.copy()
 
+    def get_many(self, keys: Sequence[str], *, promote: bool = False) -> list[MemoryEntry | None]:
+        """Return copies of the entries under *keys*, in order (None where no tier holds a live one).
+
+        Args:
+            keys: The keys to read.
+            promote: False (default) reads each tier in one batch and moves nothing, for reading many entries
+                (a chat history) without churning short-term; True reads like :meth:`get_entry`, key by key.
+
+        Raises:
+            InvalidKeyError: a malformed key (nothing is read).
+
+        """
+        keys = [validate_key(k) for k in keys]
+        if promote:
+            out: list[MemoryEntry | None] = []
+            for key in keys:
+                try:
+                    out.append(self.get_entry(key))
+                except KeyNotFoundError:
+                    out.append(None)
+            return out
+        found: dict[str, MemoryEntry] = {}
+        for name in MEMORY_TIERS:
+            missing = [k for k in dict.fromkeys(keys) if k not in found]
+            if not missing:
+                break
+            for key, entry in zip(missing, self._tier(name).get_many(missing), strict=True):
+                if entry is not None:
+                    found[key] = entry
+        return [found[k].copy() if k in found else None for k in keys]
+
     def retrieve(self, key: str) -> Any:
         """Return *key*'s value (cache → short → long → external, promoting as it goes), or None."""
         try:
@@ -757,6 +788,12 @@ class MemoryManager:
     async def aget_entry(self, key: str) -> MemoryEntry:
         """Async :meth:`get_entry`."""
         return await _in_thread(self.get_entry, key)
+
+    async def aget_many(
+        self, keys: Sequence[str], *, promote: bool = False
+    ) -> list[MemoryEntry | None]:
+        """Async :meth:`get_many`."""
+        return await _in_thread(self.get_many, keys, promote=promote)
 
     async def adelete(self, key: str) -> bool:
         """Async :meth:`delete`."""

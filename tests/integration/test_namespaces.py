@@ -8,7 +8,7 @@ import pytest
 
 from agentmem_plugin import MemoryManager
 from agentmem_plugin.entry import MemoryEntry
-from agentmem_plugin.errors import InvalidArgumentError, StorageError
+from agentmem_plugin.errors import InvalidArgumentError, InvalidKeyError, StorageError
 
 
 @pytest.fixture(params=["memory", "disk"])
@@ -130,3 +130,23 @@ def test_promoting_an_entry_that_short_term_evicts_at_once_keeps_it(
     assert mm.retrieve("low") == "low priority"
     assert {mm.tier_of(k) for k in ("high1", "high2")} == {"short_term"}
     mm.close()
+
+
+async def test_get_many_reads_every_tier_without_moving(manager: MemoryManager) -> None:
+    manager.store("s", "short")
+    manager.store("l", "long", memory_type="long_term")
+    manager.store("e", "archived", memory_type="external")
+    got = manager.get_many(["e", "missing", "l", "s", "l"])
+    assert [None if g is None else g.value for g in got] == [
+        "archived",
+        None,
+        "long",
+        "short",
+        "long",
+    ]
+    assert [manager.tier_of(k) for k in ("s", "l", "e")] == ["short_term", "long_term", "external"]
+    got = await manager.aget_many(["l"], promote=True)
+    assert got[0] is not None and got[0].value == "long"
+    assert manager.tier_of("l") == "short_term"
+    with pytest.raises(InvalidKeyError):
+        manager.get_many(["ok", ""])
