@@ -9,7 +9,7 @@ from os import PathLike
 from typing import Any
 
 from agentmem_plugin.entry import MemoryEntry
-from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError
+from agentmem_plugin.errors import InvalidArgumentError
 from agentmem_plugin.manager import MemoryManager
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
@@ -226,14 +226,10 @@ class AgentMemChatMemory(BaseMemory):
 
     def get_all(self) -> list[ChatMessage]:
         """Return the whole stored history of this session, oldest first."""
-        messages: list[ChatMessage] = []
-        for _, key in self._chat_keys():
-            try:
-                entry = self._store.get_entry(key)
-            except KeyNotFoundError:  # deleted or expired since the listing
-                continue
-            messages.append(message_from_json(entry.value))
-        return messages
+        keys = [key for _, key in self._chat_keys()]
+        # one batch read per tier that moves nothing: reading a history must not churn short-term memory
+        entries = self._store.get_many(keys)
+        return [message_from_json(e.value) for e in entries if e is not None]  # None: gone since the listing
 
     def get(
         self, input: str | None = None, initial_token_count: int = 0, **kwargs: Any
