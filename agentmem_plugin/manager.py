@@ -573,23 +573,30 @@ class MemoryManager:
         for name in names:
             self._tier(name)
         depth = limit * 3 if filter else limit
-        hits: list[dict[str, Any]] = []
-        for name in names:
-            if name == "long_term":
-                found = self.long_term.search(query, depth, mode=mode)
-            else:
-                found = [hit(e, s) for e, s in self._tier(name).keyword_search(query, depth)]
-            top = max((h["score"] for h in found), default=0.0) or 1.0
-            for h in found:
-                h["tier"] = name
-                h["score"] = h["score"] / top
-            hits.extend(found)
-        if filter:
-            hits = [h for h in hits if _matches(h, filter)]
-        best: dict[str, dict[str, Any]] = {}
-        for h in sorted(hits, key=lambda h: -h["score"]):
-            best.setdefault(h["key"], h)
-        return list(best.values())[:limit]
+        while (
+            True
+        ):  # with a filter, search deeper until *limit* hits pass it or the tiers are exhausted
+            hits: list[dict[str, Any]] = []
+            exhausted = True
+            for name in names:
+                if name == "long_term":
+                    found = self.long_term.search(query, depth, mode=mode)
+                else:
+                    found = [hit(e, s) for e, s in self._tier(name).keyword_search(query, depth)]
+                exhausted &= len(found) < depth
+                top = max((h["score"] for h in found), default=0.0) or 1.0
+                for h in found:
+                    h["tier"] = name
+                    h["score"] = h["score"] / top
+                hits.extend(found)
+            if filter:
+                hits = [h for h in hits if _matches(h, filter)]
+            best: dict[str, dict[str, Any]] = {}
+            for h in sorted(hits, key=lambda h: -h["score"]):
+                best.setdefault(h["key"], h)
+            if len(best) >= limit or exhausted or not filter:
+                return list(best.values())[:limit]
+            depth *= 4
 
     # -- consolidation ---------------------------------------------------------------------------------------------
 

@@ -477,6 +477,25 @@ class Memory:
             if key in entries
         ]
 
+    def search_by_vector(self, vector: Sequence[float], limit: int = 10) -> list[dict[str, Any]]:
+        """Return the entries nearest to an embedding *vector* (of this memory's embedder), best first.
+
+        Hits are dicts like :meth:`search`'s, with ``score`` = ``similarity`` = cosine similarity.
+
+        Raises:
+            InvalidArgumentError: a bad limit, or a memory without an embedder.
+            EmbeddingError: a vector of the wrong dimension, or with NaN/inf.
+
+        """
+        limit = _check_limit(limit)
+        if self._semantic is None:
+            raise InvalidArgumentError(
+                "search_by_vector needs an embedder: create the memory with embedder='default' (or your own)"
+            )
+        return [
+            hit(e, sim, similarity=sim) for e, sim in self._semantic.search_by_vector(vector, limit)
+        ]
+
     def update(self, key: str, func: Callable[[Any], Any], default: Any = None) -> Any:
         """Atomically replace the value under *key* by ``func(current value, or default when absent)``.
 

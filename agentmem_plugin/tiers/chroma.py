@@ -341,7 +341,11 @@ class SemanticIndex:
         candidates until *k* live ones are found or the index is exhausted.
         """
         self.sync()
-        vector = self.embedder.embed_query(query)
+        return self.search_by_vector(self.embedder.embed_query(query), k)
+
+    def search_by_vector(self, vector: Sequence[float], k: int) -> list[tuple[MemoryEntry, float]]:
+        """Return up to *k* live ``(entry, cosine similarity)`` pairs nearest to *vector* (checked: length, NaN)."""
+        self.sync()
         fetch = k
         while True:
             with self._lock:

@@ -324,40 +324,15 @@ class AgentMemVectorStore(VectorStore):
 
         Raises:
             EmbeddingError: a vector of the wrong dimension or with NaN/inf.
-            NotImplementedError: the installed agentmem_plugin does not expose its vector index the way this
-                method expects.
 
         """
         return [doc for doc, _ in self._scored(self._vector_fetch(embedding), k, filter, kwargs)]
 
     def _vector_fetch(self, vector: Sequence[float]) -> Callable[[int], list[dict[str, Any]]]:
-        # agentmem_plugin has no public query-by-vector yet; this reads the long-term memory's semantic index
-        # (SemanticIndex.index, a ChromaIndex) directly. Guarded so a core refactor fails loudly, not wrongly.
         long_term = self._manager.long_term
-        semantic = getattr(long_term, "_semantic", None)
-        index = getattr(semantic, "index", None)
-        if semantic is None or index is None or not callable(getattr(index, "query", None)):
-            raise NotImplementedError(
-                "similarity_search_by_vector needs a vector query on agentmem_plugin's long-term memory, "
-                "which this version does not expose; use similarity_search(query) instead"
-            )
 
         def fetch(n: int) -> list[dict[str, Any]]:
-            semantic.sync()  # index what was written since the last search
-            pairs = index.query(vector, n)
-            entries = long_term.tier.get_many([key for key, _ in pairs], touch=False)
-            return [
-                {
-                    "key": e.key,
-                    "value": e.value,
-                    "metadata": dict(e.metadata),
-                    "tags": list(e.tags),
-                    "score": sim,
-                    "similarity": sim,
-                }
-                for (_, sim), e in zip(pairs, entries, strict=True)
-                if e is not None
-            ]
+            return long_term.search_by_vector(vector, n)
 
         return fetch
 
