@@ -1,22 +1,1191 @@
-"""The ``agentmem`` command (also ``python -m agentmem_plugin``).
+"""The ``agentmem`` command (also ``python -m agentmem_plugin``): look into and maintain a memory store on disk.
 
-Subcommands:
-    demo    store, retrieve, search and expire memories, persist them, reopen the store, print a table.
+A *store* is the directory of a ``MemoryManager(storage_path=PATH)``: ``memory.sqlite3`` (the short- and
+long-term tiers of every namespace), ``archive/`` (the external tier, one directory per namespace) and, once
+semantic search has been used, ``chroma/`` and ``embeddings.sqlite3`` (the semantic index, derived from long-term
+memory and rebuilt by ``reindex``).
+
+Commands::
+
+    agentmem stats PATH              tiers, counts, namespaces, archive encryption, semantic index
+    agentmem search PATH QUERY       ranked hits across the tiers (--mode hybrid|keyword|semantic)
+    agentmem get PATH KEY            the value (a str as it is, anything else as JSON)
+    agentmem inspect PATH KEY        the whole entry: tier, ttl/expiry, priority, tags, metadata, reads
+    agentmem put PATH KEY VALUE      store a value (--json-value, --ttl, --priority, --tag, --tier, ...)
+    agentmem delete PATH KEY         delete a key from every tier
+    agentmem export PATH FILE        every entry of every namespace and tier as JSON lines (FILE "-": stdout)
+    agentmem import PATH FILE        JSON lines back in; every line is checked before anything is written
+    agentmem backup PATH DEST        a checksummed backup directory of the whole store
+    agentmem restore PATH SRC        replace the store's contents with a backup (verified completely first)
+    agentmem consolidate PATH        move what the consolidation policy selects from short- to long-term
+    agentmem reindex PATH            rebuild the semantic index (loads the embedding model)
+    agentmem cleanup PATH            delete expired entries
+    agentmem demo                    a guided tour on a temporary store
+
+Exit codes:
+    0  success.
+    1  not found: KEY has no live entry (get, inspect, delete).
+    2  usage or bad input: an unknown command or option, a bad key, ttl, priority, tier, namespace or JSON
+       value, a bad line of an import file (its number is given), an input file that cannot be read or an
+       output file that cannot be written, restore onto a store holding entries without ``--force``.
+    3  store error: PATH does not exist or is not a store, ``memory.sqlite3`` is not SQLite, a store written by
+       a newer version, a read-only location, an encrypted archive without its key (``AGENTMEM_ARCHIVE_KEY``),
+       a damaged backup, a semantic index built with another model, a consolidation that failed, a file
+       system error under the store.
+    4  missing dependency: the ``semantic`` extra is needed (search in hybrid/semantic mode, reindex).
+    5  internal error: an unexpected exception (a bug); ``--verbose`` logs its traceback.
+
+Read commands never create a store; ``put``, ``import`` and ``restore`` create one in a new or empty directory.
+The result of a command (a value, a table, ``--json`` output, export lines) goes to stdout; errors, logs
+(``--verbose``), progress bars and confirmations go to stderr. ``get`` and ``inspect`` only look: they neither
+count as a read nor move the entry between tiers.
+
+Tier limits are settings of the process that opens a store, not of the store: unless ``--short-term-limit`` or
+``--long-term-limit`` is given, the command opens stores without limits, so it never moves entries between
+tiers for capacity.
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
+import datetime as dt
+import functools
 import logging
+import os
+import secrets
+import shutil
+import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
 
-from agentmem_plugin.errors import MissingDependencyError
-from agentmem_plugin.memory import Memory
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
 
-__all__ = ["main", "run_demo"]
+from agentmem_plugin.backup import read_backup, write_backup
+from agentmem_plugin.codec import normalize
+from agentmem_plugin.entry import MemoryEntry, validate_key
+from agentmem_plugin.errors import (
+    AgentMemError,
+    EmbeddingError,
+    IntegrityError,
+    InvalidArgumentError,
+    InvalidKeyError,
+    KeyNotFoundError,
+    MissingDependencyError,
+    SerializationError,
+    StorageError,
+)
+from agentmem_plugin.manager import MEMORY_TIERS, MemoryManager
+from agentmem_plugin.memory import DATABASE_FILENAME, Memory
+from agentmem_plugin.tiers.base import Tier
+from agentmem_plugin.tiers.sqlite import SqliteTier
+
+__all__ = [
+    "EXIT_DEPENDENCY",
+    "EXIT_INTERNAL",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_STORE",
+    "EXIT_USAGE",
+    "app",
+    "main",
+    "run_demo",
+]
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+"""The command did what it was asked."""
+EXIT_NOT_FOUND = 1
+"""The key has no live entry."""
+EXIT_USAGE = 2
+"""Bad usage or bad input (also what typer returns for an unknown option)."""
+EXIT_STORE = 3
+"""The store is missing, not a store, corrupt, locked away (encrypted, read-only, newer) or failed."""
+EXIT_DEPENDENCY = 4
+"""An optional dependency (the ``semantic`` extra) is not installed."""
+EXIT_INTERNAL = 5
+"""An unexpected error (a bug): the message names it; ``--verbose`` logs the traceback."""
+
+TierName = Literal["short_term", "long_term", "external"]
+SearchMode = Literal["hybrid", "keyword", "semantic"]
+
+_UNBOUNDED = 2**62
+"""The tier limit of a store opened without --short-term-limit/--long-term-limit: never reached."""
+_STORE_BACKUP_FORMAT = "agentmem-store-backup"
+_STORE_BACKUP_VERSION = 1
+_STORE_BACKUP_MANIFEST = "agentmem-store.json"
+_ENTRY_FIELDS = frozenset(
+    ("key", "value", "ttl", "priority", "metadata", "tags", "created_at", "expires_at",
+     "access_count", "last_accessed")
+)  # fmt: skip
+_WRITE_BATCH = 500
+"""Entries per store_many call of import and restore (one progress step)."""
+
+app = typer.Typer(
+    name="agentmem",
+    help="Multi-tier memory for LLM agents: look into and maintain a store directory.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+# -- plumbing --------------------------------------------------------------------------------------------------
+
+
+class _CliError(Exception):
+    """A failure the command reports with *message* on stderr and exits with *code*."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class _Session:
+    """Options of the ``agentmem`` group, shared by every command of one invocation."""
+
+    short_term_limit: int | None = None
+    long_term_limit: int | None = None
+
+
+class _StderrHandler(logging.Handler):
+    """Writes log records to whatever ``sys.stderr`` is at the time (test runners replace it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # pragma: no cover - the standard handler contract
+            self.handleError(record)
+
+
+def _configure_logging(verbose: bool) -> Callable[[], None]:
+    """Send the package's log records to stderr (DEBUG with --verbose, else WARNING); return the undo."""
+    package = logging.getLogger("agentmem_plugin")
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    previous = package.level
+    package.addHandler(handler)
+    package.setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+    def undo() -> None:
+        package.removeHandler(handler)
+        package.setLevel(previous)
+
+    return undo
+
+
+def _stdout() -> Console:
+    return Console(highlight=False)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _say(message: str) -> None:
+    """Print a confirmation or a notice on stderr (stdout carries only results)."""
+    _stderr().print(Text(message))
+
+
+def _emit_json(data: Any) -> None:
+    """Write *data* as one line of JSON to stdout."""
+    sys.stdout.write(orjson.dumps(data).decode() + "\n")
+
+
+def _die(code: int, message: str) -> typer.Exit:
+    _stderr().print(Text(f"agentmem: error: {message}", style="red"))
+    return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """Turn the package's typed errors into a message on stderr and the documented exit code."""
+    try:
+        yield
+    except _CliError as exc:
+        raise _die(exc.code, exc.message) from None
+    except KeyNotFoundError as exc:
+        raise _die(EXIT_NOT_FOUND, str(exc)) from None
+    except (InvalidKeyError, InvalidArgumentError, SerializationError) as exc:
+        raise _die(EXIT_USAGE, str(exc)) from None
+    except MissingDependencyError as exc:
+        raise _die(EXIT_DEPENDENCY, str(exc)) from None
+    except EmbeddingError as exc:
+        raise _die(EXIT_STORE, f"{exc} (from the command line: agentmem reindex PATH)") from None
+    except AgentMemError as exc:
+        raise _die(EXIT_STORE, str(exc)) from None
+    except (typer.Exit, typer.Abort, typer.TyperException):
+        raise
+    except OSError as exc:  # the file system under the store failed (permissions, disk full, ...)
+        logger.debug("store error", exc_info=True)
+        raise _die(EXIT_STORE, f"{type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # a bug: never let it pass for "not found" (exit 1)
+        logger.debug("internal error", exc_info=True)
+        raise _die(
+            EXIT_INTERNAL,
+            f"internal error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)",
+        ) from None
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _command(name: str, **kwargs: Any) -> Callable[[_F], _F]:
+    """Register a command of :data:`app` whose errors are reported by :func:`_errors`."""
+
+    def register(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def run(*args: Any, **kw: Any) -> Any:
+            with _errors():
+                return fn(*args, **kw)
+
+        app.command(name, **kwargs)(run)
+        return fn
+
+    return register
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[Progress]:
+    """Show a rich progress display on stderr (only when stderr is a terminal; removed when done)."""
+    console = _stderr()
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    with progress:
+        yield progress
+
+
+@contextlib.contextmanager
+def _status(message: str) -> Iterator[None]:
+    """Show a spinner on stderr while something slow without measurable progress runs (terminal only)."""
+    console = _stderr()
+    if not console.is_terminal:
+        yield
+        return
+    with console.status(message):
+        yield
+
+
+def _namespace(value: str | None) -> str:
+    """Check a ``--namespace`` value (parts joined by ``/``); ``""`` and None mean the default namespace."""
+    if not value:
+        return ""
+    if any(not part for part in value.split("/")):
+        raise _CliError(
+            EXIT_USAGE,
+            f"namespace {value!r} has an empty part; give parts joined by '/', such as 'user/alice'",
+        )
+    return value
+
+
+def _label(namespace: str) -> str:
+    return namespace or "(default)"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _in(namespace: str) -> str:
+    """Return " in namespace 'x'" for a named namespace, "" for the default one (for messages)."""
+    return f" in namespace {namespace!r}" if namespace else ""
+
+
+def _check_store(path: Path, *, create: bool) -> None:
+    """Refuse a PATH that is not a store (read commands) or cannot become one (write commands).
+
+    Nothing is created here; a write command's store is created when the manager opens it.
+    """
+    db = path / DATABASE_FILENAME
+    if path.is_dir():
+        if db.is_file():
+            return
+        if db.exists():
+            raise _CliError(EXIT_STORE, f"{str(db)!r} is not a file: {str(path)!r} is not a store")
+        if not create:
+            raise _CliError(
+                EXIT_STORE, f"no store at {str(path)!r}: the directory holds no {DATABASE_FILENAME}"
+            )
+        if any(path.iterdir()):
+            raise _CliError(
+                EXIT_STORE,
+                f"{str(path)!r} is a directory with other files and no {DATABASE_FILENAME}; "
+                "a new store needs a new or empty directory",
+            )
+        return
+    if path.exists():
+        hint = " (give the directory that holds it)" if path.name == DATABASE_FILENAME else ""
+        raise _CliError(EXIT_STORE, f"{str(path)!r} is a file, not a store directory{hint}")
+    if not create:
+        raise _CliError(EXIT_STORE, f"no store at {str(path)!r}: the path does not exist")
+
+
+def _open(
+    ctx: typer.Context,
+    path: Path,
+    *,
+    create: bool = False,
+    namespace: str = "",
+    embedder: Any = None,
+) -> MemoryManager:
+    """Open the store at *path* as a MemoryManager with this invocation's limits (checked first)."""
+    _check_store(path, create=create)
+    session = ctx.ensure_object(_Session)
+    logger.debug(
+        "opening the store at %s (namespace %r, embedder %r, limits %s/%s)", path, namespace,
+        embedder, session.short_term_limit or "none", session.long_term_limit or "none",
+    )  # fmt: skip
+    return MemoryManager(
+        short_term_limit=session.short_term_limit or _UNBOUNDED,
+        long_term_limit=session.long_term_limit or _UNBOUNDED,
+        storage_path=path,
+        embedder=embedder,
+        namespace=namespace or None,
+    )
+
+
+def _long_tier(manager: MemoryManager) -> SqliteTier:
+    """Return the long-term tier of a store opened here (always SQLite: this command takes no URLs)."""
+    tier = manager.long_tier
+    if not isinstance(tier, SqliteTier):  # pragma: no cover - _open never passes long_term=
+        raise StorageError(f"expected the SQLite long-term tier of a store, got {tier.name!r}")
+    return tier
+
+
+def _tiers(manager: MemoryManager) -> list[tuple[str, Tier]]:
+    return [
+        ("short_term", manager.short_tier),
+        ("long_term", manager.long_tier),
+        ("external", manager.external_tier),
+    ]
+
+
+def _peek(manager: MemoryManager, key: str) -> tuple[str, MemoryEntry]:
+    """Return (tier, entry) for *key* without counting a read or moving it; raise KeyNotFoundError."""
+    key = validate_key(key)
+    for name, tier in _tiers(manager):
+        entry = tier.get(key, touch=False)
+        if entry is not None:
+            return name, entry
+    raise KeyNotFoundError(f"no live memory under key {key!r}{_in(manager.namespace)}")
+
+
+def _archived_keys(tier: Tier) -> list[str]:
+    listing = getattr(tier, "archived_keys", tier.keys)
+    return list(listing())
+
+
+def _all_namespaces(manager: MemoryManager, path: Path) -> list[str]:
+    """Every namespace holding entries: those of short/long-term plus those only the archive holds."""
+    found = set(manager.namespaces())
+    archive = path / "archive"
+    if archive.is_dir():
+        known = {ns.replace("/", "__") or "_default" for ns in found}
+        for folder in sorted(archive.iterdir()):
+            if not folder.is_dir() or folder.name in known:
+                continue
+            ns = "" if folder.name == "_default" else folder.name.replace("__", "/")
+            if _archived_keys(manager.with_namespace(ns).external_tier):
+                found.add(ns)
+    return sorted(found)
+
+
+def _selected_namespaces(manager: MemoryManager, path: Path, namespace: str | None) -> list[str]:
+    return [_namespace(namespace)] if namespace is not None else _all_namespaces(manager, path)
+
+
+def _preview(value: Any, width: int = 60) -> str:
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def _when(ts: float | None, now: float) -> str:
+    if ts is None:
+        return "-"
+    iso = dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).isoformat(timespec="seconds")
+    delta = ts - now
+    return f"{iso} (in {_duration(delta)})" if delta >= 0 else f"{iso} ({_duration(-delta)} ago)"
+
+
+def _parse_json(text: str, what: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise _CliError(EXIT_USAGE, f"{what} is not valid JSON: {exc}") from None
+
+
+# -- the group ---------------------------------------------------------------------------------------------------
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"agentmem {version('agentmem-plugin')}")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            typer.echo("agentmem (version unknown: agentmem-plugin is not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _group(
+    ctx: typer.Context,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log at DEBUG level (on stderr).")
+    ] = False,
+    short_term_limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            envvar="AGENTMEM_SHORT_TERM_LIMIT",
+            help="Short-term capacity while the store is open (default: no limit); overflow moves to long-term.",
+        ),
+    ] = None,
+    long_term_limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            envvar="AGENTMEM_LONG_TERM_LIMIT",
+            help="Long-term capacity while the store is open (default: no limit); overflow moves to the archive.",
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Multi-tier memory for LLM agents: look into and maintain a store directory (see docs/cli.md)."""
+    ctx.obj = _Session(short_term_limit=short_term_limit, long_term_limit=long_term_limit)
+    ctx.call_on_close(_configure_logging(verbose))
+
+
+PathArg = Annotated[
+    Path,
+    typer.Argument(
+        metavar="PATH", help="The store directory (holding memory.sqlite3).", show_default=False
+    ),
+]
+KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="The memory key.", show_default=False)]
+NamespaceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--namespace", "-n", help="Namespace, parts joined by '/' (default: the default namespace)."
+    ),
+]
+AllNamespacesOpt = Annotated[
+    str | None,
+    typer.Option("--namespace", "-n", help="Only this namespace (default: every namespace)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
+
+
+# -- stats -------------------------------------------------------------------------------------------------------
+
+
+def _stats_data(
+    manager: MemoryManager, path: Path, session: _Session, namespace: str
+) -> dict[str, Any]:
+    view = manager.with_namespace(namespace) if namespace else manager
+    data = view.get_stats()
+    for name, limit in (
+        ("short_term", session.short_term_limit),
+        ("long_term", session.long_term_limit),
+    ):
+        if limit is None:  # opened without a limit: do not report the sentinel as one
+            data[name].update(limit=None, use=None, capacity=None)
+    data["path"] = str(path)
+    per_namespace: dict[str, dict[str, Any]] = {}
+    for ns in _all_namespaces(manager, path):
+        v = manager.with_namespace(ns)
+        meta = v.long_tier.index_meta()
+        per_namespace[ns] = {
+            "short_term": v.short_tier.count(),
+            "long_term": v.long_tier.count(),
+            "external": v.external_tier.count(),
+            "semantic_index": None if meta is None else {"model": meta[0], "dim": meta[1]},
+        }
+    data["namespaces"] = per_namespace
+    return data
+
+
+@_command("stats")
+def stats(
+    ctx: typer.Context, path: PathArg, namespace: NamespaceOpt = None, json_output: JsonOpt = False
+) -> None:
+    """Show the store: tiers and their counts, namespaces, archive encryption, semantic index."""
+    ns = _namespace(namespace)
+    with _open(ctx, path) as manager:
+        data = _stats_data(manager, path, ctx.ensure_object(_Session), ns)
+    if json_output:
+        _emit_json(data)
+        return
+    out = _stdout()
+    summary = Table(title=Text(f"agentmem store {path}"), show_header=False)
+    summary.add_column("field", style="bold")
+    summary.add_column("value")
+    external = data["external"]
+    summary.add_row("namespace shown", Text(_label(data["namespace"])))
+    summary.add_row("bytes on disk", f"{data['bytes_on_disk']:,}")
+    summary.add_row(
+        "archive encryption",
+        Text(str(external.get("encryption", "encrypted" if data["archive_encrypted"] else "none"))),
+    )
+    summary.add_row("namespaces", str(len(data["namespaces"])))
+    out.print(summary)
+    tiers = Table(title=Text(f"tiers of namespace {_label(data['namespace'])}"))
+    for column in ("tier", "entries", "limit", "backend", "location"):
+        tiers.add_column(column, justify="right" if column in ("entries", "limit") else "left")
+    for name in MEMORY_TIERS:
+        info = data[name]
+        limit = info.get("limit")
+        tiers.add_row(
+            name,
+            str(info["size"]),
+            "-" if limit is None else str(limit),
+            str(info["tier"]),
+            Text(str(info.get("path") or "")),
+        )
+    out.print(tiers)
+    spaces = Table(title="namespaces")
+    for column in ("namespace", "short_term", "long_term", "external", "semantic index"):
+        spaces.add_column(column, justify="right" if column in MEMORY_TIERS else "left")
+    for ns, counts in data["namespaces"].items():
+        index = counts["semantic_index"]
+        spaces.add_row(
+            Text(_label(ns)),
+            str(counts["short_term"]),
+            str(counts["long_term"]),
+            str(counts["external"]),
+            "-" if index is None else f"{index['model']} ({index['dim']})",
+        )
+    out.print(spaces)
+
+
+# -- search ------------------------------------------------------------------------------------------------------
+
+
+@_command("search")
+def search(
+    ctx: typer.Context,
+    path: PathArg,
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="Free text.", show_default=False)],
+    mode: Annotated[
+        SearchMode | None,
+        typer.Option(
+            help="Long-term search mode (default: hybrid; hybrid and semantic load the embedding model).",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-k", min=1, help="Maximum hits.")] = 10,
+    namespace: NamespaceOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Search every tier: long-term by keyword, meaning or both; short-term and the archive by keyword."""
+    ns = _namespace(namespace)
+    chosen: str = mode or "hybrid"
+    _check_store(path, create=False)
+    try:
+        manager = _open_for_search(ctx, path, ns, chosen)
+    except MissingDependencyError as exc:
+        if mode is not None:
+            raise
+        logger.warning("semantic search unavailable (%s); searching by keyword", exc)
+        chosen = "keyword"
+        manager = _open(ctx, path, namespace=ns)
+    with manager:
+        hits = manager.search(query, limit, mode=chosen)
+    if json_output:
+        _emit_json(hits)
+        return
+    if not hits:
+        _say(f"no match for {query!r} ({chosen} search)")
+        return
+    table = Table(title=Text(f"{chosen} search: {query}"))
+    for column in ("#", "key", "tier", "score", "value", "tags"):
+        table.add_column(column, justify="right" if column in ("#", "score") else "left")
+    for rank, found in enumerate(hits, 1):
+        table.add_row(
+            str(rank),
+            Text(found["key"]),
+            found["tier"],
+            f"{found['score']:.3f}",
+            Text(_preview(found["value"])),
+            Text(",".join(found["tags"])),
+        )
+    _stdout().print(table)
+
+
+def _open_for_search(ctx: typer.Context, path: Path, namespace: str, mode: str) -> MemoryManager:
+    if mode == "keyword":
+        return _open(ctx, path, namespace=namespace)
+    with _status("loading the embedding model and the semantic index"):
+        return _open(ctx, path, namespace=namespace, embedder="default")
+
+
+# -- one key -----------------------------------------------------------------------------------------------------
+
+
+@_command("get")
+def get(
+    ctx: typer.Context,
+    path: PathArg,
+    key: KeyArg,
+    namespace: NamespaceOpt = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the value as JSON even when it is a str.")
+    ] = False,
+) -> None:
+    """Print the value stored under KEY (a str as it is, anything else as JSON); exit 1 when absent."""
+    ns = _namespace(namespace)
+    validate_key(key)
+    with _open(ctx, path, namespace=ns) as manager:
+        _, entry = _peek(manager, key)
+    if isinstance(entry.value, str) and not json_output:
+        typer.echo(entry.value)
+    else:
+        _emit_json(entry.value)
+
+
+@_command("inspect")
+def inspect(
+    ctx: typer.Context,
+    path: PathArg,
+    key: KeyArg,
+    namespace: NamespaceOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Show the whole entry under KEY: tier, value, ttl and expiry, priority, tags, metadata, reads."""
+    ns = _namespace(namespace)
+    validate_key(key)
+    with _open(ctx, path, namespace=ns) as manager:
+        tier, entry = _peek(manager, key)
+        now = manager.clock()
+    if json_output:
+        _emit_json({"namespace": ns, "tier": tier, **entry.to_dict()})
+        return
+    table = Table(title=Text(f"{key}{_in(ns)}"), show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    value = (
+        entry.value
+        if isinstance(entry.value, str)
+        else orjson.dumps(entry.value, option=orjson.OPT_INDENT_2).decode()
+    )
+    rows = [
+        ("key", entry.key),
+        ("namespace", _label(ns)),
+        ("tier", tier),
+        ("value", value),
+        ("priority", str(entry.priority)),
+        ("tags", ", ".join(entry.tags) or "-"),
+        ("metadata", orjson.dumps(entry.metadata).decode() if entry.metadata else "-"),
+        ("ttl", "-" if entry.ttl is None else f"{entry.ttl:g} s"),
+        ("expires", _when(entry.expires_at, now)),
+        ("created", _when(entry.created_at, now)),
+        ("access count", str(entry.access_count)),
+        ("last accessed", _when(entry.last_accessed, now)),
+    ]
+    for field, text in rows:
+        table.add_row(field, Text(text))
+    _stdout().print(table)
+
+
+@_command("put")
+def put(
+    ctx: typer.Context,
+    path: PathArg,
+    key: KeyArg,
+    value: Annotated[
+        str, typer.Argument(metavar="VALUE", help="The value (a str unless --json-value).")
+    ],
+    json_value: Annotated[
+        bool,
+        typer.Option("--json-value", help="Parse VALUE as JSON (an object, list, number, ...)."),
+    ] = False,
+    ttl: Annotated[
+        float | None, typer.Option(help="Seconds to live (default: never expires).")
+    ] = None,
+    priority: Annotated[int, typer.Option(help="Higher is kept longer.")] = 0,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", "-t", help="A tag (repeat for several).")
+    ] = None,
+    metadata: Annotated[
+        str | None, typer.Option(help='Metadata as a JSON object, e.g. \'{"source": "cli"}\'.')
+    ] = None,
+    tier: Annotated[TierName, typer.Option(help="The tier to store into.")] = "short_term",
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Store VALUE under KEY (replacing it, in whichever tier it was); creates the store when missing."""
+    ns = _namespace(namespace)
+    data = _parse_json(value, "VALUE") if json_value else value
+    meta = None if metadata is None else _parse_json(metadata, "--metadata")
+    if meta is not None and not isinstance(meta, dict):
+        raise _CliError(EXIT_USAGE, f"--metadata must be a JSON object, got {metadata!r}")
+    # Checked completely before the store is opened: bad input creates and changes nothing.
+    entry = MemoryEntry(key, data, ttl=ttl, priority=priority, metadata=meta, tags=tag)
+    entry.value = normalize(entry.value, what=f"value of key {key!r}")
+    with _open(ctx, path, create=True, namespace=ns) as manager:
+        manager.store_many([entry], memory_type=tier)
+    _say(f"stored {key!r} in {tier}{_in(ns)}")
+
+
+@_command("delete")
+def delete(ctx: typer.Context, path: PathArg, key: KeyArg, namespace: NamespaceOpt = None) -> None:
+    """Delete KEY from every tier; exit 1 when it had no live entry."""
+    ns = _namespace(namespace)
+    validate_key(key)
+    with _open(ctx, path, namespace=ns) as manager:
+        removed = manager.delete(key)
+    if not removed:
+        raise KeyNotFoundError(f"no live memory under key {key!r}{_in(ns)}")
+    _say(f"deleted {key!r}{_in(ns)}")
+
+
+# -- export / import ---------------------------------------------------------------------------------------------
+
+
+def _export_rows(manager: MemoryManager, path: Path) -> Iterator[dict[str, Any]]:
+    for ns in _all_namespaces(manager, path):
+        view = manager.with_namespace(ns)
+        for name, tier in _tiers(view):
+            for entry in tier.scan():
+                yield {"namespace": ns, "tier": name, **entry.to_dict()}
+
+
+@_command("export")
+def export(
+    ctx: typer.Context,
+    path: PathArg,
+    file: Annotated[
+        Path,
+        typer.Argument(metavar="FILE", help="Output file, or - for stdout.", show_default=False),
+    ],
+) -> None:
+    """Write every live entry of every namespace and tier as JSON lines (one entry per line).
+
+    Each line holds namespace, tier, key, value, ttl, expires_at, priority, tags, metadata, created_at,
+    access_count and last_accessed. The file is replaced atomically.
+    """
+    with _open(ctx, path) as manager:
+        rows = list(_export_rows(manager, path))
+    payload = b"".join(orjson.dumps(row) + b"\n" for row in rows)
+    if str(file) == "-":
+        sys.stdout.write(payload.decode())
+        sys.stdout.flush()
+    else:
+        _write_atomically(file, payload)
+    namespaces = _count(len({row["namespace"] for row in rows}), "namespace")
+    _say(
+        f"exported {len(rows)} entries from {namespaces} to {'stdout' if str(file) == '-' else file}"
+    )
+
+
+def _write_atomically(target: Path, payload: bytes) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _CliError(EXIT_USAGE, f"cannot write {str(target)!r}: {exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise _CliError(EXIT_USAGE, f"cannot write {str(target)!r}: {exc}") from None
+
+
+def _read_lines(file: Path) -> list[str]:
+    if str(file) == "-":
+        return sys.stdin.read().splitlines()
+    try:
+        return file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _CliError(EXIT_USAGE, f"cannot read {str(file)!r}: {exc}") from None
+
+
+def _entry_from_line(line: str, number: int, source: str) -> tuple[str, str, MemoryEntry]:
+    """Parse and check one export line; raise _CliError naming the line on any problem."""
+    where = f"{source}, line {number}"
+    try:
+        row = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise _CliError(EXIT_USAGE, f"{where}: not valid JSON: {exc}") from None
+    if not isinstance(row, dict):
+        raise _CliError(EXIT_USAGE, f"{where}: expected a JSON object, got {type(row).__name__}")
+    namespace = row.pop("namespace", "")
+    tier = row.pop("tier", "long_term")
+    try:
+        if not isinstance(namespace, str):
+            raise InvalidArgumentError(f"namespace must be a str, got {namespace!r}")
+        namespace = _namespace(namespace)
+        if tier not in MEMORY_TIERS:
+            raise InvalidArgumentError(
+                f"tier must be one of {', '.join(MEMORY_TIERS)}; got {tier!r}"
+            )
+        entry = MemoryEntry.from_dict(row)
+        entry.value = normalize(entry.value, what=f"value of key {entry.key!r}")
+        if entry.metadata:
+            entry.metadata = normalize(entry.metadata, what=f"metadata of key {entry.key!r}")
+    except _CliError as exc:
+        raise _CliError(EXIT_USAGE, f"{where}: {exc.message}") from None
+    except (AgentMemError, ValueError, TypeError) as exc:
+        raise _CliError(EXIT_USAGE, f"{where}: {exc}") from None
+    return namespace, tier, entry
+
+
+def _groups(
+    rows: Iterable[tuple[str, str, MemoryEntry]],
+) -> list[tuple[str, str, list[MemoryEntry]]]:
+    """Consecutive rows of the same (namespace, tier), in batches of at most _WRITE_BATCH.
+
+    A key given twice in one namespace keeps only its last row (short- and long-term are written before the
+    archive, so an earlier row in another tier must not win by being written later).
+    """
+    last: dict[tuple[str, str], tuple[str, str, MemoryEntry]] = {}
+    for row in rows:
+        last.pop((row[0], row[2].key), None)
+        last[(row[0], row[2].key)] = row
+    groups: list[tuple[str, str, list[MemoryEntry]]] = []
+    for ns, tier, entry in last.values():
+        if groups and groups[-1][:2] == (ns, tier) and len(groups[-1][2]) < _WRITE_BATCH:
+            groups[-1][2].append(entry)
+        else:
+            groups.append((ns, tier, [entry]))
+    return groups
+
+
+def _write_groups(
+    manager: MemoryManager,
+    groups: list[tuple[str, str, list[MemoryEntry]]],
+    description: str,
+    *,
+    replace: Sequence[str] = (),
+) -> None:
+    """Store the groups: short- and long-term in one SQLite transaction, then the archive (file by file).
+
+    The namespaces in *replace* are emptied first (inside the same transaction for short- and long-term).
+    """
+    total = sum(len(entries) for _, _, entries in groups)
+    with _progress() as progress:
+        task = progress.add_task(description, total=total)
+        with _long_tier(manager).transaction():
+            for ns in replace:
+                manager.with_namespace(ns).clear_short_term()
+                manager.with_namespace(ns).clear_long_term()
+            for ns, tier, entries in groups:
+                if tier != "external":
+                    manager.with_namespace(ns).store_many(entries, memory_type=tier)
+                    progress.advance(task, len(entries))
+        for ns in replace:
+            manager.with_namespace(ns).clear_external()
+        for ns, tier, entries in groups:
+            if tier == "external":
+                manager.with_namespace(ns).store_many(entries, memory_type=tier)
+                progress.advance(task, len(entries))
+
+
+@_command("import")
+def import_(
+    ctx: typer.Context,
+    path: PathArg,
+    file: Annotated[
+        Path,
+        typer.Argument(metavar="FILE", help="JSON lines file, or - for stdin.", show_default=False),
+    ],
+) -> None:
+    """Store the entries of a JSON lines file (as written by export); creates the store when missing.
+
+    Every line is checked before anything is written: a bad line is reported with its number and nothing
+    changes. A line needs key and value; namespace defaults to the default namespace and tier to long_term.
+    Entries keep their created_at, expiry, access count and order; entries already expired are skipped; of
+    a key given twice in one namespace, the last line wins.
+    """
+    source = "stdin" if str(file) == "-" else str(file)
+    lines = _read_lines(file)
+    rows: list[tuple[str, str, MemoryEntry]] = []
+    with _progress() as progress:
+        task = progress.add_task("checking", total=len(lines))
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                rows.append(_entry_from_line(line, number, source))
+            progress.advance(task)
+    with _open(ctx, path, create=True) as manager:
+        now = manager.clock()
+        live = [row for row in rows if not row[2].is_expired(now)]
+        groups = _groups(live)
+        _write_groups(manager, groups, "importing")
+    skipped = len(rows) - len(live)
+    note = f" (skipped {skipped} already expired)" if skipped else ""
+    _say(f"imported {sum(len(g[2]) for g in groups)} entries from {source}{note}")
+
+
+# -- backup / restore --------------------------------------------------------------------------------------------
+
+
+@_command("backup")
+def backup(
+    ctx: typer.Context,
+    path: PathArg,
+    dest: Annotated[
+        Path,
+        typer.Argument(metavar="DEST", help="The backup directory to write.", show_default=False),
+    ],
+) -> None:
+    """Write a verified, checksummed backup of every namespace and tier into the directory DEST.
+
+    DEST holds ``agentmem-store.json`` and one backup per namespace and tier in the format of
+    :mod:`agentmem_plugin.backup`. It is written beside DEST and renamed into place (a previous backup at DEST
+    is replaced only once the new one is complete). The semantic index is not backed up: ``reindex`` rebuilds it.
+    """
+    if dest.exists() and not (dest / _STORE_BACKUP_MANIFEST).is_file():
+        raise _CliError(
+            EXIT_USAGE,
+            f"{str(dest)!r} exists and is not an agentmem store backup; choose a new path",
+        )
+    with _open(ctx, path) as manager:
+        namespaces = _all_namespaces(manager, path)
+        staging = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            staging.mkdir(parents=True)
+        except OSError as exc:
+            raise _CliError(EXIT_USAGE, f"cannot write the backup {str(dest)!r}: {exc}") from None
+        try:
+            parts: list[dict[str, Any]] = []
+            with _progress() as progress:
+                task = progress.add_task("backing up", total=len(namespaces) * len(MEMORY_TIERS))
+                for ns in namespaces:
+                    for name, tier in _tiers(manager.with_namespace(ns)):
+                        entries = tier.scan()
+                        progress.advance(task)
+                        if not entries:
+                            continue
+                        folder = f"part-{len(parts):04d}"
+                        write_backup(staging / folder, entries, name=f"{_label(ns)}:{name}")
+                        parts.append(
+                            {"namespace": ns, "tier": name, "dir": folder, "count": len(entries)}
+                        )
+            manifest = {
+                "format": _STORE_BACKUP_FORMAT,
+                "version": _STORE_BACKUP_VERSION,
+                "source": str(path.resolve()),
+                "count": sum(p["count"] for p in parts),
+                "parts": parts,
+            }
+            (staging / _STORE_BACKUP_MANIFEST).write_bytes(
+                orjson.dumps(manifest, option=orjson.OPT_INDENT_2)
+            )
+            _replace_dir(staging, dest)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    _say(f"backed up {manifest['count']} entries ({len(parts)} namespace tiers) to {dest}")
+
+
+def _replace_dir(staging: Path, target: Path) -> None:
+    old = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
+    try:
+        if target.exists():
+            os.replace(target, old)
+        os.replace(staging, target)
+    except OSError as exc:
+        if old.exists() and not target.exists():
+            os.replace(old, target)
+        raise StorageError(f"could not write the backup {str(target)!r}: {exc}") from exc
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _read_store_backup(src: Path) -> list[tuple[str, str, list[MemoryEntry]]]:
+    """Read and verify every part of a backup; a single-memory backup restores into default long-term."""
+    if not src.is_dir():
+        raise _CliError(EXIT_STORE, f"no backup at {str(src)!r}: not a directory")
+    manifest_file = src / _STORE_BACKUP_MANIFEST
+    if not manifest_file.is_file():
+        _, entries = read_backup(
+            src
+        )  # a MemoryManager.backup_memory() backup, or an IntegrityError
+        return [("", "long_term", entries)]
+    try:
+        manifest = orjson.loads(manifest_file.read_bytes())
+        if manifest.get("format") != _STORE_BACKUP_FORMAT:
+            raise IntegrityError(f"{str(src)!r} is not an agentmem store backup")
+        if manifest.get("version") != _STORE_BACKUP_VERSION:
+            raise IntegrityError(
+                f"{str(src)!r} is store backup version {manifest.get('version')!r}; "
+                f"this version reads {_STORE_BACKUP_VERSION}"
+            )
+        parts = []
+        for part in manifest["parts"]:
+            ns, tier, folder = _namespace(part["namespace"]), part["tier"], str(part["dir"])
+            if tier not in MEMORY_TIERS or Path(folder).name != folder:
+                raise IntegrityError(f"the manifest of {str(src)!r} names a bad part: {part!r}")
+            _, entries = read_backup(src / folder)
+            if len(entries) != part["count"]:
+                raise IntegrityError(
+                    f"part {folder!r} of {str(src)!r} holds {len(entries)} entries; the manifest says {part['count']}"
+                )
+            parts.append((ns, tier, entries))
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, _CliError) as exc:
+        raise IntegrityError(f"the manifest of backup {str(src)!r} is damaged: {exc}") from None
+    return parts
+
+
+@_command("restore")
+def restore(
+    ctx: typer.Context,
+    path: PathArg,
+    src: Annotated[
+        Path,
+        typer.Argument(metavar="SRC", help="A directory written by backup.", show_default=False),
+    ],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a store that holds entries.")
+    ] = False,
+) -> None:
+    """Replace the contents of the store with the backup SRC; creates the store when missing.
+
+    The backup is verified completely (checksums, counts, every entry) before the store is touched. A store
+    holding entries is replaced only with --force. Expired entries are not restored.
+    """
+    parts = _read_store_backup(src)
+    with _open(ctx, path, create=True) as manager:
+        current = _all_namespaces(manager, path)
+        held = sum(tier.count() for ns in current for _, tier in _tiers(manager.with_namespace(ns)))
+        if held and not force:
+            raise _CliError(
+                EXIT_USAGE,
+                f"the store at {str(path)!r} holds {held} entries; restore replaces them all: add --force",
+            )
+        now = manager.clock()
+        live = [
+            (ns, tier, [e for e in entries if not e.is_expired(now)]) for ns, tier, entries in parts
+        ]
+        rows = [(ns, tier, e) for ns, tier, entries in live for e in entries]
+        _write_groups(manager, _groups(rows), "restoring", replace=current)
+    skipped = sum(len(entries) for _, _, entries in parts) - len(rows)
+    note = f" (skipped {skipped} expired)" if skipped else ""
+    _say(f"restored {len(rows)} entries from {src}{note}")
+
+
+# -- maintenance -------------------------------------------------------------------------------------------------
+
+
+@_command("consolidate")
+def consolidate(ctx: typer.Context, path: PathArg, namespace: AllNamespacesOpt = None) -> None:
+    """Move what the consolidation policy selects from short-term to long-term (verified batches)."""
+    with _open(ctx, path) as manager:
+        reports = {
+            ns: manager.with_namespace(ns).consolidate()
+            for ns in _selected_namespaces(manager, path, namespace)
+        }
+    table = Table(title="consolidation")
+    for column in ("namespace", "selected", "moved", "failed"):
+        table.add_column(column, justify="left" if column == "namespace" else "right")
+    for ns, report in reports.items():
+        table.add_row(
+            Text(_label(ns)), str(report["selected"]), str(report["moved"]), str(report["failed"])
+        )
+    _stdout().print(table)
+    failed = sum(report["failed"] for report in reports.values())
+    if failed:
+        raise _CliError(
+            EXIT_STORE,
+            f"{failed} entries could not be consolidated and stay in short-term (see the log)",
+        )
+
+
+@_command("cleanup")
+def cleanup(ctx: typer.Context, path: PathArg, namespace: AllNamespacesOpt = None) -> None:
+    """Delete the expired entries of every tier."""
+    removed: dict[str, int] = {}
+    with _open(ctx, path) as manager:
+        for ns in _selected_namespaces(manager, path, namespace):
+            view = manager.with_namespace(ns)
+            removed[ns] = (
+                len(view.short_tier.cleanup())
+                + view.long_term.cleanup()
+                + len(view.external_tier.cleanup())
+            )
+    detail = ", ".join(f"{ns or 'default namespace'}: {n}" for ns, n in removed.items() if n)
+    _say(f"removed {sum(removed.values())} expired entries" + (f" ({detail})" if detail else ""))
+
+
+@_command("reindex")
+def reindex(ctx: typer.Context, path: PathArg, namespace: AllNamespacesOpt = None) -> None:
+    """Rebuild the semantic index of long-term memory with the default embedder (offline MiniLM).
+
+    Also the way to switch a store indexed with another model over to the default one.
+    """
+    with _open(ctx, path) as manager:
+        long_tier = _long_tier(manager)
+        table = long_tier.table
+        names = [_namespace(namespace)] if namespace is not None else long_tier.namespaces()
+    total = 0
+    with _progress() as progress:
+        task = progress.add_task("reindexing", total=len(names))
+        for ns in names:
+            progress.update(task, description=f"reindexing {_label(ns)}")
+            total += _reindex_namespace(path, table, ns)
+            progress.advance(task)
+    _say(f"reindexed {total} long-term entries in {_count(len(names), 'namespace')}")
+
+
+def _reindex_namespace(path: Path, table: str, namespace: str) -> int:
+    """Rebuild one namespace's index; a Memory over the long-term table may switch models (reindex=True)."""
+    tier = SqliteTier(path / DATABASE_FILENAME, table=table, namespace=namespace)
+    try:
+        memory = Memory(
+            capacity=None, memory_type="long_term", persistence=True, storage_path=path,
+            tier=tier, embedder="default", reindex=True,
+        )  # fmt: skip
+    except BaseException:
+        tier.close()
+        raise
+    with memory:
+        return memory.reindex()
+
+
+# -- demo --------------------------------------------------------------------------------------------------------
 
 
 class _DemoClock:
@@ -41,7 +1210,16 @@ def _table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> str:
 
 
 def run_demo(storage_path: Path, *, semantic: bool = True) -> dict[str, Any]:
-    """Run the demo against *storage_path*; print what happens and return what came back after reopening."""
+    """Run the demo against *storage_path*; print what happens and return what came back after reopening.
+
+    Args:
+        storage_path: The store directory to use (its contents are cleared first).
+        semantic: Also reopen the store with the offline MiniLM embedder and search it by meaning.
+
+    Returns:
+        Every key and value found after reopening the store.
+
+    """
     clock = _DemoClock()
     print(f"storage: {storage_path}")
     with Memory(
@@ -124,30 +1302,58 @@ def _semantic_demo(storage_path: Path, clock: _DemoClock) -> None:
         print(_table(rows, ("key", "score", "cosine")))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``agentmem`` command; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="agentmem", description="Multi-tier memory for LLM agents."
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="store, search, expire, persist and reopen a small memory")
-    demo.add_argument("--no-semantic", action="store_true", help="skip the semantic search step")
-    demo.add_argument(
-        "--path",
-        type=Path,
-        default=None,
-        help="directory for the store (default: a temporary directory)",
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    if args.command == "demo":
-        if args.path is not None:
-            run_demo(args.path, semantic=not args.no_semantic)
+@app.command("demo")
+def demo(
+    path: Annotated[
+        Path | None,
+        typer.Option(
+            help="Directory for the store (default: a temporary directory, removed after)."
+        ),
+    ] = None,
+    no_semantic: Annotated[
+        bool, typer.Option("--no-semantic", help="Skip the semantic search step (no model load).")
+    ] = False,
+) -> None:
+    """Store, retrieve, search and expire memories, persist them, reopen the store, print a table."""
+    with _errors():
+        if path is not None:
+            run_demo(path, semantic=not no_semantic)
         else:
             with tempfile.TemporaryDirectory(prefix="agentmem-demo-") as tmp:
-                run_demo(Path(tmp), semantic=not args.no_semantic)
-    return 0
+                run_demo(Path(tmp), semantic=not no_semantic)
+
+
+# -- entry point -------------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``agentmem`` command with *argv* (default: the process arguments); return the exit status.
+
+    Example:
+        >>> main(["--help"])  # doctest: +SKIP
+        0
+
+    """
+    # The model loader's own "Loading weights" bar would clutter stderr; read when huggingface_hub is imported.
+    quiet_hub = "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+    if quiet_hub:
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    try:
+        app(args=None if argv is None else list(argv), prog_name="agentmem")
+    except SystemExit as exc:
+        if exc.code is None:
+            return EXIT_OK
+        if isinstance(exc.code, int):
+            return exc.code
+        print(exc.code, file=sys.stderr)
+        return EXIT_USAGE
+    except (
+        BrokenPipeError
+    ):  # `agentmem export PATH - | head`: the reader left; not an error of ours
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    finally:
+        if quiet_hub:
+            os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    return EXIT_OK
