@@ -1,3 +1,14 @@
-"""A LangGraph BaseStore backed by agentmem-plugin: namespaces, TTL, hybrid semantic search, persistent across processes."""
+"""A LangGraph ``BaseStore`` backed by agentmem-plugin: namespaces, TTL, hybrid semantic search, persistent across processes.
 
-__all__: list[str] = []
+Example:
+    >>> from agentmem_langgraph import AgentMemStore
+    >>> with AgentMemStore() as store:
+    ...     store.put(("users", "u1"), "prefs", {"theme": "dark"})
+    ...     store.get(("users", "u1"), "prefs").value
+    {'theme': 'dark'}
+
+"""
+
+from agentmem_langgraph.store import AgentMemStore, SearchMode, item_embed_text
+
+__all__ = ["AgentMemStore", "SearchMode", "item_embed_text"]
