@@ -401,18 +401,8 @@ def _archived_keys(tier: Tier) -> list[str]:
 
 
 def _all_namespaces(manager: MemoryManager, path: Path) -> list[str]:
-    """Every namespace holding entries: those of short/long-term plus those only the archive holds."""
-    found = set(manager.namespaces())
-    archive = path / "archive"
-    if archive.is_dir():
-        known = {ns.replace("/", "__") or "_default" for ns in found}
-        for folder in sorted(archive.iterdir()):
-            if not folder.is_dir() or folder.name in known:
-                continue
-            ns = "" if folder.name == "_default" else folder.name.replace("__", "/")
-            if _archived_keys(manager.with_namespace(ns).external_tier):
-                found.add(ns)
-    return sorted(found)
+    """Every namespace holding entries, the archive's included."""
+    return manager.namespaces()
 
 
 def _selected_namespaces(manager: MemoryManager, path: Path, namespace: str | None) -> list[str]:

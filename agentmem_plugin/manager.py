@@ -43,7 +43,7 @@ from agentmem_plugin.tiers.archive import ArchiveTier
 from agentmem_plugin.tiers.base import Tier
 from agentmem_plugin.tiers.buffer import BufferTier
 from agentmem_plugin.tiers.sqlite import SqliteTier
-from agentmem_plugin.tiers.urls import open_archive, open_tier
+from agentmem_plugin.tiers.urls import archive_leaf, namespace_of_leaf, open_archive, open_tier
 
 __all__ = ["MEMORY_TIERS", "MemoryManager"]
 
@@ -212,7 +212,7 @@ class MemoryManager:
         elif archive is None:
             where = None
             if self.storage_path is not None:
-                where = self.storage_path / "archive" / (ns.replace("/", "__") or "_default")
+                where = self.storage_path / "archive" / archive_leaf(ns)
             archive = ArchiveTier(where, key=archive_key, encrypt=encrypt, clock=self.clock)
         self.external_tier: Tier = archive
         self.long_term = Memory(
@@ -367,7 +367,7 @@ class MemoryManager:
         return child
 
     def namespaces(self, prefix: str | Sequence[str] | None = None) -> list[str]:
-        """Return the namespaces holding live entries in short- or long-term memory, sorted.
+        """Return the namespaces holding entries in any tier (the archive under *storage_path* included), sorted.
 
         Args:
             prefix: Only namespaces equal to it or below it (``"user"`` matches ``"user/u1"``, not ``"users"``).
@@ -382,6 +382,14 @@ class MemoryManager:
                 found.update(listing())
             else:  # an in-process buffer per view
                 found.update(m.namespace for m in managers if getattr(m, attr).count())
+        archive = None if root.storage_path is None else root.storage_path / "archive"
+        if archive is not None and archive.is_dir():  # namespaces whose entries are all archived
+            for folder in archive.iterdir():
+                ns = namespace_of_leaf(folder.name)
+                if ns is not None and ns not in found and folder.is_dir():
+                    view = root.with_namespace(ns) if ns else root
+                    if getattr(view.external_tier, "archived_keys", view.external_tier.keys)():
+                        found.add(ns)
         if prefix is not None:
             p = _namespace(prefix)
             found = {ns for ns in found if ns == p or ns.startswith(p + "/")}

@@ -19,13 +19,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from agentmem_plugin.entry import Clock
 from agentmem_plugin.errors import InvalidArgumentError
 from agentmem_plugin.tiers.base import EvictionCallback, Tier
 
-__all__ = ["open_archive", "open_chroma_client", "open_tier", "redact_url"]
+__all__ = [
+    "archive_leaf",
+    "namespace_of_leaf",
+    "open_archive",
+    "open_chroma_client",
+    "open_tier",
+    "redact_url",
+]
 
 TierFactory = Callable[..., Tier]
 
@@ -54,6 +61,28 @@ def redact_url(url: str) -> str:
     return urlunsplit(
         (parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, parts.fragment)
     )
+
+
+def archive_leaf(namespace: str) -> str:
+    """Return the directory (or S3 sub-prefix) name of *namespace*'s archive: reversible, never colliding.
+
+    The default namespace is ``_default``; any other is ``ns-`` plus its percent-encoding (``/`` -> ``%2F``).
+
+    Example:
+        >>> archive_leaf(""), archive_leaf("user/u1"), archive_leaf("user__u1")
+        ('_default', 'ns-user%2Fu1', 'ns-user__u1')
+
+    """
+    return "_default" if namespace == "" else "ns-" + quote(namespace, safe="")
+
+
+def namespace_of_leaf(name: str) -> str | None:
+    """Invert :func:`archive_leaf`; None for a name it never produces."""
+    if name == "_default":
+        return ""
+    if name.startswith("ns-") and len(name) > 3:
+        return unquote(name[3:])
+    return None
 
 
 def _scheme(url: str, what: str, allowed: tuple[str, ...]) -> str:
@@ -138,14 +167,14 @@ def open_archive(
     """
     from agentmem_plugin.tiers.archive import ArchiveTier, S3Store
 
-    leaf = namespace.replace("/", "__") or "_default"
+    leaf = archive_leaf(namespace)
     if isinstance(url, str) and url.lower().startswith("s3://"):
         parts = urlsplit(url)
         if not parts.netloc:
             raise InvalidArgumentError(
                 f"archive URL needs a bucket (s3://bucket/prefix), got {url!r}"
             )
-        prefix = "/".join(p for p in (parts.path.strip("/"), leaf) if p)
+        prefix = "/".join(p for p in (parts.path.strip("/"), leaf) if p) + "/"
         return ArchiveTier(
             store=S3Store(parts.netloc, prefix), key=key, encrypt=encrypt, clock=clock
         )

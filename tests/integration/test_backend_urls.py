@@ -10,7 +10,14 @@ from agentmem_plugin import MemoryManager
 from agentmem_plugin.errors import InvalidArgumentError
 from agentmem_plugin.tiers.archive import ArchiveTier
 from agentmem_plugin.tiers.sqlite import SqliteTier
-from agentmem_plugin.tiers.urls import open_archive, open_chroma_client, open_tier, redact_url
+from agentmem_plugin.tiers.urls import (
+    archive_leaf,
+    namespace_of_leaf,
+    open_archive,
+    open_chroma_client,
+    open_tier,
+    redact_url,
+)
 
 
 @pytest.mark.parametrize(
@@ -56,7 +63,7 @@ def test_archive_urls(tmp_path: Path) -> None:
     tier = open_archive(f"file://{tmp_path}/arch", namespace="user/a")
     assert isinstance(tier, ArchiveTier)
     tier.close()
-    assert (tmp_path / "arch" / "user__a").is_dir()
+    assert (tmp_path / "arch" / "ns-user%2Fa").is_dir()
     tier = open_archive(str(tmp_path / "plain"))
     tier.close()
     assert (tmp_path / "plain" / "_default").is_dir()
@@ -98,3 +105,29 @@ def test_manager_views_reopen_url_backends_per_namespace(tmp_path: Path) -> None
         assert mm.namespaces() == ["a", "b"]
         assert mm.with_namespace("a").retrieve("k") == "A"
         assert mm.with_namespace("b").retrieve("k") == "B"
+
+
+@pytest.mark.parametrize("ns", ["", "user/u1", "user__u1", "_default", "ns-x", "a%2Fb", "ü/x y"])
+def test_archive_leaf_is_reversible(ns: str) -> None:
+    assert namespace_of_leaf(archive_leaf(ns)) == ns
+    assert "/" not in archive_leaf(ns)
+
+
+def test_archive_namespaces_never_share_a_directory(tmp_path: Path) -> None:
+    with MemoryManager(storage_path=tmp_path) as mm:
+        for ns in ("user/u1", "user__u1", "_default"):
+            mm.with_namespace(ns).store("k", ns, memory_type="external")
+        mm.store("k", "root", memory_type="external")
+        assert [
+            mm.with_namespace(ns).retrieve("k") for ns in ("user/u1", "user__u1", "_default")
+        ] == ["user/u1", "user__u1", "_default"]
+        assert mm.retrieve("k") == "root"
+
+
+def test_namespaces_include_those_only_the_archive_holds(tmp_path: Path) -> None:
+    with MemoryManager(storage_path=tmp_path) as mm:
+        mm.with_namespace("cold/one").store("k", "v", memory_type="external")
+        mm.with_namespace("warm").store("k", "v")
+    with MemoryManager(storage_path=tmp_path) as mm:
+        assert mm.namespaces() == ["cold/one", "warm"]
+        assert mm.namespaces("cold") == ["cold/one"]
