@@ -12,7 +12,7 @@ nbformat = pytest.importorskip("nbformat")
 
 
 def test_there_are_notebooks() -> None:
-    assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "langchain_rag.ipynb", "langgraph_agent.ipynb"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
