@@ -35,7 +35,8 @@ def manager_config_class() -> Any:
     ``embedder`` (``"default"`` or none), ``archive_key`` (secret; also ``AGENTMEM_ARCHIVE_KEY``), ``encrypt``
     (bool or none), ``namespace`` (str, parts joined by ``/``), ``cache_size`` (int >= 0, 256),
     ``consolidation_threshold`` (0 < x <= 1 or none), ``consolidation_interval`` (seconds > 0 or none),
-    ``batch_size`` (int > 0, 500).
+    ``batch_size`` (int > 0, 500), and backend URLs ``short_term`` / ``long_term`` (secrets: they may hold a
+    password), ``semantic`` (a Chroma server, ``http(s)://``) and ``archive`` (``s3://bucket/prefix`` or a directory).
     """
     global _CLASS
     if _CLASS is not None:
@@ -67,12 +68,21 @@ def manager_config_class() -> Any:
         consolidation_threshold: float | None = Field(None, gt=0, le=1)
         consolidation_interval: float | None = Field(None, gt=0)
         batch_size: int = Field(500, gt=0)
+        # Backend URLs (see agentmem_plugin.tiers.urls); the two that may carry a password are secrets.
+        short_term: SecretStr | None = None
+        long_term: SecretStr | None = None
+        semantic: str | None = Field(None, pattern="^https?://")
+        archive: str | None = None
 
         def manager_kwargs(self) -> dict[str, Any]:
             """Return the fields as MemoryManager keyword arguments."""
             data = self.model_dump()
             key = data.pop("archive_key")
             data["archive_key"] = None if key is None else key.get_secret_value()
+            for name in ("short_term", "long_term"):
+                url = data.pop(name)
+                if url is not None:
+                    data[name] = url.get_secret_value()
             return dict(data)
 
     _CLASS = ManagerConfig

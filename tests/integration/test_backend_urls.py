@@ -131,3 +131,23 @@ def test_namespaces_include_those_only_the_archive_holds(tmp_path: Path) -> None
     with MemoryManager(storage_path=tmp_path) as mm:
         assert mm.namespaces() == ["cold/one", "warm"]
         assert mm.namespaces("cold") == ["cold/one"]
+
+
+def test_from_config_takes_backend_urls_and_keeps_passwords_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentmem_plugin.config import load_manager_config
+
+    url = f"sqlite://{tmp_path}/long.db"
+    monkeypatch.setenv("AGENTMEM_LONG_TERM", url)
+    monkeypatch.setenv("AGENTMEM_ARCHIVE", str(tmp_path / "arch"))
+    with MemoryManager.from_config({"short_term_limit": 3}) as mm:
+        assert isinstance(mm.long_tier, SqliteTier)
+        assert mm.long_tier.path == tmp_path / "long.db"
+        mm.store("k", "v", memory_type="external")
+    assert (tmp_path / "arch" / "_default").is_dir()
+    config = load_manager_config({"short_term": "redis://:s3cret@127.0.0.1:6379/0"})
+    assert "s3cret" not in repr(config)
+    assert config.manager_kwargs()["short_term"] == "redis://:s3cret@127.0.0.1:6379/0"
+    with pytest.raises(InvalidArgumentError, match="semantic"):
+        load_manager_config({"semantic": "redis://nope"})
