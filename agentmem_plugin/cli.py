@@ -1131,11 +1131,7 @@ def cleanup(ctx: typer.Context, path: PathArg, namespace: AllNamespacesOpt = Non
     with _open(ctx, path) as manager:
         for ns in _selected_namespaces(manager, path, namespace):
             view = manager.with_namespace(ns)
-            removed[ns] = (
-                len(view.short_tier.cleanup())
-                + view.long_term.cleanup()
-                + len(view.external_tier.cleanup())
-            )
+            removed[ns] = sum(view.cleanup().values())
     detail = ", ".join(f"{ns or 'default namespace'}: {n}" for ns, n in removed.items() if n)
     _say(f"removed {sum(removed.values())} expired entries" + (f" ({detail})" if detail else ""))
 

@@ -718,6 +718,22 @@ class MemoryManager:
             raise KeyNotFoundError(f"no memory named {name!r}")
         return memory
 
+    def cleanup(self) -> dict[str, int]:
+        """Delete expired entries from every tier now; return how many left each tier.
+
+        Example:
+            >>> MemoryManager().cleanup()
+            {'short_term': 0, 'long_term': 0, 'external': 0}
+
+        """
+        removed = {
+            "short_term": len(self.short_tier.cleanup()),
+            "long_term": self.long_term.cleanup(),
+            "external": len(self.external_tier.cleanup()),
+        }
+        self._cache.clear()
+        return removed
+
     def get_stats(self) -> dict[str, Any]:
         """Per-tier counts and capacity use, hits, promotions, consolidations, archive encryption, bytes on disk."""
         short, long_, ext = (

@@ -150,3 +150,16 @@ async def test_get_many_reads_every_tier_without_moving(manager: MemoryManager) 
     assert manager.tier_of("l") == "short_term"
     with pytest.raises(InvalidKeyError):
         manager.get_many(["ok", ""])
+
+
+def test_cleanup_removes_expired_entries_from_every_tier(clock: Any) -> None:
+    mm = MemoryManager(short_term_limit=5, clock=clock)
+    mm.store("s", "short", ttl=10)
+    mm.store("l", "long", ttl=10, memory_type="long_term")
+    mm.store("e", "archived", ttl=10, memory_type="external")
+    mm.store("keep", "forever", memory_type="long_term")
+    assert mm.cleanup() == {"short_term": 0, "long_term": 0, "external": 0}
+    clock.advance(11)
+    assert mm.cleanup() == {"short_term": 1, "long_term": 1, "external": 1}
+    assert mm.keys() == ["keep"]
+    mm.close()
