@@ -17,12 +17,17 @@ Passwords in URLs never reach logs or error messages: :func:`redact_url` replace
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from agentmem_plugin.entry import Clock
-from agentmem_plugin.errors import InvalidArgumentError
+from agentmem_plugin.errors import (
+    BackendUnavailableError,
+    InvalidArgumentError,
+    MissingDependencyError,
+)
 from agentmem_plugin.tiers.base import EvictionCallback, Tier
 
 __all__ = [
@@ -39,28 +44,33 @@ TierFactory = Callable[..., Tier]
 _TIER_SCHEMES = ("memory", "sqlite", "redis", "rediss", "postgresql", "postgres")
 
 
+_PASSWORD_KV = re.compile(
+    r"\b((?:password|pass|pwd|passwd)\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&#]+)", re.IGNORECASE
+)
+_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)([^@/?#]*)@", re.IGNORECASE)
+
+
 def redact_url(url: str) -> str:
-    """Return *url* with any password replaced by ``***`` (safe to log or to put in an error message).
+    """Return *url* with every password replaced by ``***`` (safe to log or to put in an error message).
+
+    Covers the user-info part (``scheme://user:secret@host``), query parameters (``?password=secret``) and
+    libpq ``key=value`` strings (``host=db password=secret``). The one redaction used by every backend.
 
     Example:
         >>> redact_url("postgresql://app:s3cret@db:5432/mem")
         'postgresql://app:***@db:5432/mem'
+        >>> redact_url("redis://cache:6379/0?password=s3cret")
+        'redis://cache:6379/0?password=***'
+        >>> redact_url("host=db password=s3cret dbname=mem")
+        'host=db password=*** dbname=mem'
 
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port is not None else ""
-    return urlunsplit(
-        (parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, parts.fragment)
-    )
+    text = _PASSWORD_KV.sub(r"\1***", str(url))
+    match = _USERINFO.match(text)
+    if match and ":" in match.group(2):
+        user = match.group(2).split(":", 1)[0]
+        text = f"{match.group(1)}{user}:***@{text[match.end() :]}"
+    return text
 
 
 def archive_leaf(namespace: str) -> str:
@@ -150,7 +160,14 @@ def open_chroma_client(url: str) -> Any:
     from agentmem_plugin.tiers.chroma import make_client
 
     port = parts.port or (443 if scheme == "https" else 8000)
-    return make_client(host=parts.hostname, port=port, ssl=scheme == "https")
+    try:
+        return make_client(host=parts.hostname, port=port, ssl=scheme == "https")
+    except MissingDependencyError:
+        raise
+    except Exception as exc:  # chromadb raises ValueError("Could not connect ...") and HTTP errors
+        raise BackendUnavailableError(
+            f"the Chroma server at {redact_url(url)!r} cannot be reached: {redact_url(str(exc))}"
+        ) from None
 
 
 def open_archive(

@@ -28,6 +28,8 @@ BACKENDS = [
     "chroma-persistent",
     "archive",
     "archive-encrypted",
+    "redis",
+    "postgres",
 ]
 
 ARCHIVE_KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
@@ -55,6 +57,14 @@ def build_tier(
 
         key = ARCHIVE_KEY if kind == "archive-encrypted" else None
         return ArchiveTier(tmp_path / f"archive{n}", key=key, encrypt=key is not None, **kwargs)  # type: ignore[arg-type]
+    if kind in ("redis", "postgres"):
+        # real servers (skipped when unreachable, see tests/integration/backends.py): a unique prefix or table
+        # per tier, deleted when the tier is closed
+        from integration.backends import DisposablePostgresTier, DisposableRedisTier
+
+        if kind == "redis":
+            return DisposableRedisTier(**kwargs)
+        return DisposablePostgresTier(**kwargs)
     from agentmem_plugin.tiers.chroma import ChromaTier
 
     if kind == "chroma-ephemeral":

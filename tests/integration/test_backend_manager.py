@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import multiprocessing
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from integration.backends import require_postgres, require_redis
 
 from agentmem_plugin import MemoryManager
-from integration.backends import require_postgres, require_redis
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +20,8 @@ def urls() -> dict[str, str]:
 
 
 @pytest.fixture
-def namespace() -> Iterator[str]:
-    yield f"test-{uuid.uuid4().hex[:12]}"
+def namespace() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
 
 
 def _open(urls: dict[str, str], namespace: str, **kwargs: Any) -> MemoryManager:

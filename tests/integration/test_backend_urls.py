@@ -151,3 +151,25 @@ def test_from_config_takes_backend_urls_and_keeps_passwords_secret(
     assert config.manager_kwargs()["short_term"] == "redis://:s3cret@127.0.0.1:6379/0"
     with pytest.raises(InvalidArgumentError, match="semantic"):
         load_manager_config({"semantic": "redis://nope"})
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"short_term": "redis://:s3cret@127.0.0.1:1/0"},
+        {"long_term": "postgresql://app:s3cret@127.0.0.1:1/test"},
+        {"semantic": "http://127.0.0.1:1", "embedder": "fake"},
+    ],
+    ids=["redis", "postgres", "chroma"],
+)
+def test_unreachable_servers_raise_backend_unavailable_without_credentials(
+    kwargs: dict[str, str], fake_embedder: object
+) -> None:
+    from agentmem_plugin.errors import BackendUnavailableError
+
+    if kwargs.get("embedder") == "fake":
+        kwargs = {**kwargs, "embedder": fake_embedder}  # type: ignore[dict-item]
+    with pytest.raises(BackendUnavailableError) as info:
+        MemoryManager(**kwargs).store("k", "v", memory_type="long_term")  # type: ignore[arg-type]
+    assert "s3cret" not in str(info.value)
+    assert "s3cret" not in repr(info.value.__cause__)

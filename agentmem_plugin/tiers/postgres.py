@@ -1,0 +1,938 @@
+"""A long-term tier on PostgreSQL (psycopg 3 + a connection pool): the SQLite tier's contract, for many hosts.
+
+Design:
+
+* **Versioned schema.** A ``{table}_migrations`` table records the migrations applied; they run on open inside
+  one transaction holding an advisory lock, so concurrent openers (processes, hosts) wait for each other
+  instead of racing. A store that records a migration this version does not know was written by a newer
+  version and is refused (:class:`SchemaVersionError`); a table of that name that we did not create is left
+  alone (:class:`StoreCorruptError`).
+* **One row per entry**, ``UNIQUE (namespace, key)``, written with ``INSERT ... ON CONFLICT DO UPDATE``. Values
+  are JSON (orjson) in a ``bytea``, zstd-compressed above the compression threshold.
+* **Keyword search.** A stored generated ``tsvector`` column (``to_tsvector('english', search_text)``, with
+  a GIN index) over each entry's key, value text and tags; free text becomes an OR of its words
+  (``websearch_to_tsquery('english', 'w1 or w2 ...')``, as the SQLite tier does for FTS5), so a question finds
+  the entries sharing some of its words, ranked by ``ts_rank_cd``.
+* **Concurrent writers.** Every write is one transaction. Rows are locked in key order (no deadlock between
+  batches); a capacity-bound tier serializes the writers of its namespace with a transaction-scoped advisory
+  lock, so the count never exceeds the capacity and the victims handed to ``on_evict`` (inside the
+  transaction, before they are deleted) are exactly the rows removed; if the callback raises, the whole
+  write is rolled back. ``compute`` also locks its key (advisory lock + ``SELECT ... FOR UPDATE``), so
+  concurrent read-modify-writes of one key never lose an update. A deadlock or serialization failure is
+  retried when no callback has run yet.
+* **Reads count.** ``get(touch=True)`` records the read (access_count, last_accessed, recency) in the same
+  statement that reads the row (``UPDATE ... RETURNING``), committed without waiting for the WAL flush
+  (``synchronous_commit`` off for that statement only): a server crash may forget the last reads' counts,
+  never an entry. Writes are committed durably.
+* Nothing user-supplied enters SQL text: the table name is validated (:func:`validate_identifier`) and
+  quoted with :class:`psycopg.sql.Identifier`; every value is a parameter. Passwords never appear in logs or
+  error messages (:func:`redact_dsn`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from agentmem_plugin.codec import (
+    DEFAULT_COMPRESSION_THRESHOLD,
+    decode_json,
+    decode_value,
+    encode_json,
+    encode_value,
+)
+from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity
+from agentmem_plugin.errors import (
+    AgentMemError,
+    BackendUnavailableError,
+    InvalidArgumentError,
+    MissingDependencyError,
+    SchemaVersionError,
+    StorageError,
+    StoreCorruptError,
+)
+from agentmem_plugin.search import document_text, words
+from agentmem_plugin.tiers.base import EvictionCallback, Tier
+from agentmem_plugin.tiers.sqlite import validate_identifier
+from agentmem_plugin.tiers.urls import redact_url
+
+__all__ = ["PostgresTier", "redact_dsn"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_COLUMNS = (
+    "key",
+    "value",
+    "created_at",
+    "expires_at",
+    "ttl",
+    "priority",
+    "tags",
+    "metadata",
+    "access_count",
+    "last_accessed",
+)
+_MAX_TABLE_LENGTH = 48  # room for the longest derived name ("{table}_index_meta") within 63 bytes
+_MIGRATION_LOCK = 0x61676D31  # advisory lock class of schema migrations ("agm1")
+_NAMESPACE_LOCK = 0x61676D32  # advisory lock class of capacity-bound namespaces ("agm2")
+_INT64 = 2**63
+_RETRIES = 5
+_PASSWORD_KV = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_PASSWORD_PARAM = re.compile(r"([?&]password=)([^&#]*)", re.IGNORECASE)
+
+
+redact_dsn = redact_url  # one redaction for every backend (agentmem_plugin.tiers.urls)
+
+
+def _secrets_of(dsn: str) -> list[str]:
+    """Return the password of *dsn* (as libpq reads it, and as written), to scrub from any text."""
+    found: list[str] = []
+    with contextlib.suppress(Exception):
+        from psycopg.conninfo import conninfo_to_dict
+
+        password = conninfo_to_dict(dsn).get("password")
+        if password:
+            found.append(str(password))
+    for pattern in (_PASSWORD_KV, _PASSWORD_PARAM):
+        found += [m.group(2).strip("'") for m in pattern.finditer(dsn)]
+    match = re.match(r"^[a-z][a-z0-9+.-]*://([^@/?#]*)@", dsn, re.IGNORECASE)
+    if match and ":" in match.group(1):
+        found.append(match.group(1).split(":", 1)[1])
+    return [s for s in dict.fromkeys(found) if s and s != "***"]
+
+
+def _lock_id(*parts: str) -> int:
+    """Return a signed 32-bit advisory lock id (crc32: stable across processes and versions)."""
+    value = zlib.crc32("\x00".join(parts).encode("utf-8", "surrogatepass"))
+    return value - 2**32 if value >= 2**31 else value
+
+
+def _key_lock_id(table: str, namespace: str, key: str) -> int:
+    """Return a signed 64-bit id for the advisory lock of one key."""
+    import hashlib
+
+    digest = hashlib.blake2b(
+        "\x00".join((table, namespace, key)).encode("utf-8", "surrogatepass"), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _tsquery_text(query: str) -> str | None:
+    """Free text as a websearch query: its words (stop words dropped) OR-ed; None when nothing is left."""
+    terms = [w for w in dict.fromkeys(words(query)) if w != "or"]
+    return " or ".join(terms) if terms else None
+
+
+def _import_psycopg() -> tuple[Any, Any, Any]:
+    try:
+        import psycopg
+        import psycopg_pool
+        from psycopg import sql
+    except ImportError as exc:  # pragma: no cover - the postgres extra is installed in development
+        raise MissingDependencyError(
+            "PostgresTier needs psycopg 3 and psycopg-pool: pip install 'agentmem-plugin[postgres]'"
+        ) from exc
+    return psycopg, psycopg_pool, sql
+
+
+def _row_to_entry(row: Sequence[Any]) -> MemoryEntry:
+    key, value, created_at, expires_at, ttl, priority, tags, metadata, access_count, last = row[:10]
+    entry = object.__new__(MemoryEntry)
+    entry.key = key
+    entry.value = decode_value(value, what=f"value of key {key!r}")
+    entry.created_at = created_at
+    entry.expires_at = expires_at
+    entry.ttl = ttl
+    entry.priority = priority
+    entry.tags = tuple(decode_json(tags, what=f"tags of key {key!r}"))
+    entry.metadata = (
+        decode_json(metadata, what=f"metadata of key {key!r}") if metadata != "{}" else {}
+    )
+    entry.access_count = access_count
+    entry.last_accessed = last
+    return entry
+
+
+def _migrations(sql: Any, table: str) -> list[tuple[str, list[Any]]]:
+    """Return the ordered schema migrations of *table* (a validated identifier): ``(name, statements)``."""
+    ident = sql.Identifier
+    t = ident(table)
+
+    def name(suffix: str) -> Any:
+        return ident(f"{table}_{suffix}")
+
+    seq_literal = sql.Literal(f'"{table}_seq"')
+    entries = [
+        sql.SQL("CREATE SEQUENCE {}").format(name("seq")),
+        sql.SQL(
+            """CREATE TABLE {t} (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                namespace text NOT NULL DEFAULT '',
+                key text NOT NULL,
+                value bytea NOT NULL,
+                search_text text NOT NULL DEFAULT '',
+                search tsvector GENERATED ALWAYS AS (to_tsvector('english', search_text)) STORED,
+                created_at double precision NOT NULL,
+                expires_at double precision,
+                ttl double precision,
+                priority bigint NOT NULL DEFAULT 0,
+                tags text NOT NULL DEFAULT '[]',
+                metadata text NOT NULL DEFAULT '{{}}',
+                access_count bigint NOT NULL DEFAULT 0,
+                last_accessed double precision,
+                seq bigint NOT NULL DEFAULT nextval({seq}::regclass),
+                UNIQUE (namespace, key)
+            )"""
+        ).format(t=t, seq=seq_literal),
+        sql.SQL("CREATE INDEX {} ON {} USING gin (search)").format(name("search"), t),
+        sql.SQL(
+            "CREATE INDEX {} ON {} (namespace, expires_at) WHERE expires_at IS NOT NULL"
+        ).format(name("expiry"), t),
+        sql.SQL("CREATE INDEX {} ON {} (namespace, priority, seq)").format(name("victims"), t),
+        sql.SQL("CREATE INDEX {} ON {} (namespace, id)").format(name("ns_id"), t),
+    ]
+    out, meta = name("outbox"), name("index_meta")
+    feed = [
+        # Changes a semantic index must apply, written by a trigger in the same transaction as the entry, and
+        # only for namespaces that have an index (a row in index_meta).
+        sql.SQL(
+            "CREATE TABLE {} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+            "namespace text NOT NULL, key text NOT NULL)"
+        ).format(out),
+        sql.SQL("CREATE INDEX {} ON {} (namespace, id)").format(name("outbox_ns"), out),
+        sql.SQL(
+            "CREATE TABLE {} (namespace text PRIMARY KEY, model text NOT NULL, dim integer NOT NULL)"
+        ).format(meta),
+        sql.SQL(
+            """CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $body$
+            BEGIN
+                IF TG_OP = 'DELETE' THEN
+                    IF EXISTS (SELECT 1 FROM {meta} WHERE namespace = OLD.namespace) THEN
+                        INSERT INTO {out} (namespace, key) VALUES (OLD.namespace, OLD.key);
+                    END IF;
+                    RETURN OLD;
+                END IF;
+                IF EXISTS (SELECT 1 FROM {meta} WHERE namespace = NEW.namespace) THEN
+                    INSERT INTO {out} (namespace, key) VALUES (NEW.namespace, NEW.key);
+                END IF;
+                RETURN NEW;
+            END
+            $body$"""
+        ).format(fn=name("changed"), meta=meta, out=out),
+        sql.SQL(
+            "CREATE TRIGGER {} AFTER INSERT OR DELETE ON {} FOR EACH ROW EXECUTE FUNCTION {}()"
+        ).format(name("changed_id"), t, name("changed")),
+        sql.SQL(
+            "CREATE TRIGGER {} AFTER UPDATE OF search_text ON {} FOR EACH ROW EXECUTE FUNCTION {}()"
+        ).format(name("changed_u"), t, name("changed")),
+    ]
+    return [("0001_entries_and_search", entries), ("0002_semantic_outbox", feed)]
+
+
+class PostgresTier(Tier):
+    """A durable PostgreSQL tier with full-text keyword search, capacity, TTL and a semantic change feed.
+
+    Args:
+        dsn: libpq connection string or URL (``postgresql://user:password@host:5432/db``); ignored with *pool*.
+        table: Table name (a validated identifier, at most 48 characters); several tiers and namespaces can
+            share one table.
+        namespace: Every entry of this tier lives in this namespace; other namespaces are invisible.
+        capacity: Maximum live entries in this namespace (None: unbounded), enforced across processes.
+        clock: Source of the current time.
+        on_evict: Called inside the write transaction with the entries evicted for capacity; if it raises,
+            the whole write is rolled back.
+        pool: A ``psycopg_pool.ConnectionPool`` to use (not closed by :meth:`close`); by default the tier
+            opens its own, of *min_size* to *max_size* connections.
+        min_size: Connections the tier's pool keeps open.
+        max_size: Most connections the tier's pool opens (concurrent operations beyond it wait).
+        compression_threshold: Encoded values above this many bytes are zstd-compressed (None: never).
+        timeout: Seconds to wait for a connection (connect or pool checkout) before failing.
+
+    Raises:
+        InvalidArgumentError: a bad table name, namespace, capacity or pool size.
+        StorageError: the server cannot be reached (the message shows the DSN without its password).
+        StoreCorruptError: *table* exists and was not created by agentmem_plugin.
+        SchemaVersionError: the table was written by a newer version.
+        MissingDependencyError: psycopg or psycopg-pool is not installed.
+
+    Example:
+        >>> from agentmem_plugin.entry import MemoryEntry
+        >>> tier = PostgresTier("postgresql://127.0.0.1:5432/test", namespace="doc")  # doctest: +SKIP
+        >>> tier.put(MemoryEntry("prefs", {"language": "english"}, tags=["user"]))  # doctest: +SKIP
+        >>> [e.key for e, _ in tier.keyword_search("which language?")]  # doctest: +SKIP
+        ['prefs']
+
+    """
+
+    name = "postgres"
+    persistent = True
+
+    def __init__(
+        self,
+        dsn: str = "postgresql://127.0.0.1:5432/test",
+        *,
+        table: str = "memories",
+        namespace: str = "",
+        capacity: int | None = None,
+        clock: Clock | None = None,
+        on_evict: EvictionCallback | None = None,
+        pool: Any | None = None,
+        min_size: int = 1,
+        max_size: int = 4,
+        compression_threshold: int | None = DEFAULT_COMPRESSION_THRESHOLD,
+        timeout: float = 10.0,
+    ) -> None:
+        super().__init__(clock=clock)
+        self.table = validate_identifier(table)
+        if len(table) > _MAX_TABLE_LENGTH or table.lower().startswith("pg_"):
+            raise InvalidArgumentError(
+                f"table must be at most {_MAX_TABLE_LENGTH} characters and not start with 'pg_'; got {table!r}"
+            )
+        if not isinstance(namespace, str) or "\x00" in namespace:
+            raise InvalidArgumentError(
+                f"namespace must be a str without NUL, got {namespace!r:.80}"
+            )
+        for what, size in (("min_size", min_size), ("max_size", max_size)):
+            if isinstance(size, bool) or not isinstance(size, int) or size < (what == "max_size"):
+                raise InvalidArgumentError(f"{what} must be a non-negative int, got {size!r}")
+        if max_size < min_size:
+            raise InvalidArgumentError(
+                f"max_size ({max_size}) must be at least min_size ({min_size})"
+            )
+        if compression_threshold is not None and (
+            isinstance(compression_threshold, bool)
+            or not isinstance(compression_threshold, int)
+            or compression_threshold < 0
+        ):
+            raise InvalidArgumentError(
+                f"compression_threshold must be an int >= 0 or None, got {compression_threshold!r}"
+            )
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise InvalidArgumentError(f"timeout must be a positive number, got {timeout!r}")
+        self.namespace = namespace
+        self.capacity = validate_capacity(capacity)
+        self.on_evict = on_evict
+        self.compression_threshold = compression_threshold
+        self.timeout = float(timeout)
+        self.dsn = redact_dsn(dsn) if pool is None else "<pool>"
+        self._secrets = _secrets_of(dsn) if pool is None else []
+        self._closed = False
+        self._local = (
+            threading.local()
+        )  # .conn: the connection of an open transaction() on this thread
+        self._pool: Any = None
+        self._owns_pool = pool is None
+        self._psycopg, pool_module, self._sql = _import_psycopg()
+        self._transient = (
+            self._psycopg.errors.DeadlockDetected,
+            self._psycopg.errors.SerializationFailure,
+        )
+        self._namespace_lock = (_NAMESPACE_LOCK ^ _lock_id(self.table), _lock_id(namespace))
+        self._q = self._statements()
+        if pool is None:
+            self._migrate_with(
+                lambda: self._psycopg.connect(
+                    dsn, autocommit=True, connect_timeout=max(1, round(self.timeout))
+                )
+            )
+            pool = pool_module.ConnectionPool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                open=False,
+                timeout=self.timeout,
+                kwargs={"autocommit": True, "connect_timeout": max(1, round(self.timeout))},
+                name=f"agentmem-{self.table}",
+            )
+            self._pool = pool
+            try:
+                with self._errors("opening the connection pool"):
+                    pool.open(wait=True, timeout=self.timeout)
+            except BaseException:
+                self.close()
+                raise
+        else:
+            self._pool = pool
+            self._migrate_with(lambda: pool.connection(timeout=self.timeout))
+
+    # -- plumbing ------------------------------------------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Turn psycopg and pool failures into :class:`StorageError` naming the DSN without its password."""
+        try:
+            yield
+        except AgentMemError:
+            raise
+        except Exception as exc:
+            module = type(exc).__module__ or ""
+            if not (module.startswith(("psycopg", "psycopg_pool")) or isinstance(exc, OSError)):
+                raise
+            detail = self._scrub(str(exc).strip())
+            cause = None if detail != str(exc).strip() else exc
+            psycopg = self._psycopg
+            if isinstance(exc, psycopg.OperationalError | OSError) or module.startswith(
+                "psycopg_pool"
+            ):
+                raise BackendUnavailableError(
+                    f"PostgreSQL at {self.dsn!r} is unavailable while {what}: {detail}"
+                ) from cause
+            raise StorageError(
+                f"PostgreSQL at {self.dsn!r} failed while {what} (table {self.table!r}): {detail}"
+            ) from cause
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(
+                f"the PostgreSQL tier at {self.dsn!r} (table {self.table!r}) is closed"
+            )
+
+    @contextlib.contextmanager
+    def _connection(self, what: str) -> Iterator[Any]:
+        """Yield this thread's open :meth:`transaction` connection, else one from the pool."""
+        self._check_open()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        with self._errors(what), self._pool.connection() as conn:
+            yield conn
+
+    def _read(self, what: str, query: Any, params: Sequence[Any]) -> list[Any]:
+        with self._connection(what) as conn, self._errors(what):
+            return list(conn.execute(query, params).fetchall())
+
+    def _transact(
+        self, what: str, body: Callable[[Any, list[bool]], T], *, single: bool = False
+    ) -> T:
+        """Run ``body(conn, acted)`` in one transaction; retry deadlocks while ``acted`` (callbacks ran) is empty.
+
+        ``single=True`` marks a body of one statement: it needs no BEGIN/COMMIT of its own (autocommit).
+        """
+        nested = getattr(self._local, "conn", None) is not None
+        attempt = 0
+        while True:
+            acted: list[bool] = []
+            try:
+                with contextlib.ExitStack() as stack:
+                    conn = stack.enter_context(self._connection(what))
+                    stack.enter_context(self._errors(what))
+                    if not single or not conn.autocommit:
+                        stack.enter_context(conn.transaction())
+                    return body(conn, acted)
+            except StorageError as exc:
+                attempt += 1
+                if (
+                    nested
+                    or acted
+                    or attempt >= _RETRIES
+                    or not isinstance(exc.__cause__, self._transient)
+                ):
+                    raise
+                logger.debug("postgres: retrying %s after %s", what, type(exc.__cause__).__name__)
+                time.sleep(0.005 * attempt)
+
+    def _migrate_with(self, connect: Callable[[], Any]) -> None:
+        """Apply the pending migrations on a connection from *connect* (a context manager factory)."""
+        sql = self._sql
+        migrations = _migrations(sql, self.table)
+        known = [name for name, _ in migrations]
+        log = sql.Identifier(f"{self.table}_migrations")
+        what = f"preparing table {self.table!r}"
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self._errors(what))
+            conn = stack.enter_context(connect())
+            with conn.transaction():
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(%s, %s)", (_MIGRATION_LOCK, _lock_id(self.table))
+                )
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, applied_at double precision NOT NULL)"
+                    ).format(log)
+                )
+                applied = [
+                    r[0]
+                    for r in conn.execute(
+                        sql.SQL("SELECT name FROM {} ORDER BY name").format(log)
+                    ).fetchall()
+                ]
+                unknown = [name for name in applied if name not in known]
+                if unknown:
+                    raise SchemaVersionError(
+                        f"table {self.table!r} at {self.dsn!r} was written by a newer version of "
+                        f"agentmem_plugin (unknown migrations {unknown}); upgrade agentmem-plugin to open it"
+                    )
+                exists = conn.execute("SELECT to_regclass(%s)", (f'"{self.table}"',)).fetchone()[0]
+                if not applied and exists is not None:
+                    raise StoreCorruptError(
+                        f"{self.dsn!r} already has a table {self.table!r} that agentmem_plugin did not "
+                        "create; pass another table name"
+                    )
+                pending = [(n, stmts) for n, stmts in migrations if n not in applied]
+                for name, statements in pending:
+                    for statement in statements:
+                        conn.execute(statement)
+                    conn.execute(
+                        sql.SQL("INSERT INTO {} (name, applied_at) VALUES (%s, %s)").format(log),
+                        (name, time.time()),
+                    )
+                if pending:
+                    logger.info(
+                        "postgres %s: applied migrations %s to table %s",
+                        self.dsn,
+                        [n for n, _ in pending],
+                        self.table,
+                    )
+
+    def _statements(self) -> dict[str, Any]:
+        sql = self._sql
+        t = sql.Identifier(self.table)
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in _COLUMNS)
+        tcols = sql.SQL(", ").join(sql.Identifier(self.table, c) for c in _COLUMNS)
+        seq = sql.Literal(f'"{self.table}_seq"')
+        live = sql.SQL("(expires_at IS NULL OR expires_at > %s)")
+        updates = sql.SQL(", ").join(
+            sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c))
+            for c in ("value", "search_text", *_COLUMNS[2:], "seq")
+        )
+        q = {
+            "get": "SELECT {cols} FROM {t} WHERE namespace = %s AND key = ANY(%s) AND {live}",
+            "get_for_update": "SELECT {cols} FROM {t} WHERE namespace = %s AND key = %s FOR UPDATE",
+            "touch": (
+                "UPDATE {t} SET access_count = {t}.access_count + 1, last_accessed = %s, "
+                "seq = nextval({seq}::regclass) FROM (SELECT id FROM {t} WHERE namespace = %s AND key = ANY(%s) "
+                'AND {live} ORDER BY key COLLATE "C" FOR UPDATE) AS s WHERE {t}.id = s.id RETURNING {tcols}'
+            ),
+            # the same, when it is a transaction of its own: read bookkeeping need not wait for the WAL flush
+            "touch_relaxed": (
+                "UPDATE {t} SET access_count = {t}.access_count + 1, last_accessed = %s, "
+                "seq = nextval({seq}::regclass) FROM (SELECT id FROM {t} WHERE namespace = %s AND key = ANY(%s) "
+                'AND {live} ORDER BY key COLLATE "C" FOR UPDATE) AS s, '
+                "(SELECT set_config('synchronous_commit', 'off', true)) AS relaxed "
+                "WHERE {t}.id = s.id RETURNING {tcols}"
+            ),
+            "seqs": "SELECT nextval({seq}::regclass) FROM generate_series(1, %s) ORDER BY 1",
+            "upsert": (
+                "INSERT INTO {t} (namespace, key, value, search_text, created_at, expires_at, ttl, priority, "
+                "tags, metadata, access_count, last_accessed, seq) VALUES "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (namespace, key) DO UPDATE SET {updates}"
+            ),
+            "upsert_one": (
+                "INSERT INTO {t} (namespace, key, value, search_text, created_at, expires_at, ttl, priority, "
+                "tags, metadata, access_count, last_accessed) VALUES "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (namespace, key) DO UPDATE SET {updates}"
+            ),
+            "delete": (
+                "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE namespace = %s AND key = ANY(%s) "
+                'ORDER BY key COLLATE "C" FOR UPDATE) RETURNING expires_at'
+            ),
+            "count": "SELECT count(*) FROM {t} WHERE namespace = %s AND {live}",
+            "count_all": "SELECT count(*) FROM {t} WHERE namespace = %s",
+            "purge": "DELETE FROM {t} WHERE namespace = %s AND expires_at <= %s RETURNING key",
+            "victims": (
+                "SELECT {cols} FROM {t} WHERE namespace = %s ORDER BY priority, seq LIMIT %s FOR UPDATE"
+            ),
+            "scan": "SELECT {cols} FROM {t} WHERE namespace = %s AND {live} ORDER BY id",
+            "clear": "DELETE FROM {t} WHERE namespace = %s",
+            "search": (
+                "SELECT {tcols}, ts_rank_cd({t}.search, q) AS rank "
+                "FROM {t}, websearch_to_tsquery('english', %s) AS q "
+                "WHERE {t}.namespace = %s AND {t}.search @@ q AND ({t}.expires_at IS NULL OR {t}.expires_at > %s) "
+                "ORDER BY rank DESC, {t}.id LIMIT %s"
+            ),
+            "namespaces": "SELECT DISTINCT namespace FROM {t} ORDER BY namespace",
+            "id_of": "SELECT id FROM {t} WHERE namespace = %s AND key = %s",
+            "before": (
+                "SELECT key FROM {t} WHERE namespace = %s AND id < %s AND {live} ORDER BY id DESC LIMIT %s"
+            ),
+            "after": "SELECT key FROM {t} WHERE namespace = %s AND id > %s AND {live} ORDER BY id LIMIT %s",
+            "meta_get": "SELECT model, dim FROM {meta} WHERE namespace = %s",
+            "meta_set": (
+                "INSERT INTO {meta} (namespace, model, dim) VALUES (%s, %s, %s) "
+                "ON CONFLICT (namespace) DO UPDATE SET model = excluded.model, dim = excluded.dim"
+            ),
+            "changes": "SELECT id, key FROM {outbox} WHERE namespace = %s ORDER BY id LIMIT %s",
+            "ack": "DELETE FROM {outbox} WHERE id = ANY(%s)",
+        }
+        parts = {
+            "t": t,
+            "cols": cols,
+            "tcols": tcols,
+            "seq": seq,
+            "live": live,
+            "updates": updates,
+            "meta": sql.Identifier(f"{self.table}_index_meta"),
+            "outbox": sql.Identifier(f"{self.table}_outbox"),
+        }
+        return {name: sql.SQL(text).format(**parts) for name, text in q.items()}
+
+    # -- writing ---------------------------------------------------------------------------------------------------
+
+    def _encode(self, entry: MemoryEntry) -> list[Any]:
+        key = entry.key
+        if not -_INT64 <= entry.priority < _INT64:
+            raise InvalidArgumentError(
+                f"priority of key {key!r} must fit in 64 bits for PostgreSQL, got {entry.priority!r}"
+            )
+        return [
+            self.namespace,
+            key,
+            encode_value(
+                entry.value,
+                compression_threshold=self.compression_threshold,
+                what=f"value of key {key!r}",
+            ),
+            document_text(key, entry.value, entry.tags).replace("\x00", " "),
+            entry.created_at,
+            entry.expires_at,
+            entry.ttl,
+            entry.priority,
+            encode_json(list(entry.tags)).decode(),
+            encode_json(entry.metadata, what=f"metadata of key {key!r}").decode()
+            if entry.metadata
+            else "{}",
+            entry.access_count,
+            entry.last_accessed,
+        ]
+
+    def _upsert(self, conn: Any, rows: list[list[Any]]) -> None:
+        """Write *rows* (batch order = recency order) locking them in key order."""
+        seqs = [r[0] for r in conn.execute(self._q["seqs"], (len(rows),)).fetchall()]
+        ranked = sorted(
+            ([*row, s] for row, s in zip(rows, seqs, strict=True)),
+            key=lambda r: r[1].encode("utf-8", "surrogatepass"),
+        )
+        with conn.cursor() as cur:
+            cur.executemany(self._q["upsert"], ranked)
+
+    def _lock_namespace(self, conn: Any) -> None:
+        if self.capacity is not None:
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", self._namespace_lock)
+
+    def _enforce_capacity(self, conn: Any, now: float, acted: list[bool]) -> None:
+        if self.capacity is None:
+            return
+        ns = self.namespace
+        total = conn.execute(self._q["count_all"], (ns,)).fetchone()[0]
+        if total <= self.capacity:
+            return
+        purged = len(conn.execute(self._q["purge"], (ns, now)).fetchall())
+        excess = total - purged - self.capacity
+        victims: list[MemoryEntry] = []
+        if excess > 0:
+            victims = [
+                _row_to_entry(r) for r in conn.execute(self._q["victims"], (ns, excess)).fetchall()
+            ]
+            if self.on_evict is not None and victims:
+                acted.append(True)
+                try:
+                    self.on_evict(victims)
+                except BaseException:
+                    logger.warning("postgres: eviction callback failed; the write was rolled back")
+                    raise
+            conn.execute(self._q["delete"], (ns, [v.key for v in victims]))
+            logger.debug(
+                "postgres: evicted %d entries for capacity %d", len(victims), self.capacity
+            )
+        with self._lock:
+            self.stats_counters.expirations += purged
+            self.stats_counters.evictions += len(victims)
+
+    # -- primitives ------------------------------------------------------------------------------------------------
+
+    def put_many(self, entries: Sequence[MemoryEntry]) -> None:
+        """Insert or replace *entries* in one transaction (all or nothing; later duplicates of a key win).
+
+        Raises:
+            SerializationError: a value or metadata is not JSON; nothing was written.
+            StorageError: the database failed or is unreachable; the whole batch was rolled back.
+
+        """
+        batch: dict[str, MemoryEntry] = {}
+        for entry in entries:
+            batch.pop(entry.key, None)
+            batch[entry.key] = entry
+        if not batch:
+            return
+        rows = [self._encode(e) for e in batch.values()]
+        if len(rows) == 1 and self.capacity is None:  # one statement: no BEGIN/COMMIT round trips
+            self._transact(
+                "storing an entry",
+                lambda conn, _: conn.execute(self._q["upsert_one"], rows[0]),
+                single=True,
+            )
+            with self._lock:
+                self.stats_counters.writes += 1
+            return
+
+        def body(conn: Any, acted: list[bool]) -> None:
+            self._lock_namespace(conn)
+            self._upsert(conn, rows)
+            self._enforce_capacity(conn, self.clock(), acted)
+
+        self._transact(f"storing a batch of {len(rows)} entries", body)
+        with self._lock:
+            self.stats_counters.writes += len(rows)
+
+    def get_many(self, keys: Sequence[str], *, touch: bool = True) -> list[MemoryEntry | None]:
+        """Return the live entry for each key (None when missing or expired); ``touch`` records the reads."""
+        if not keys:
+            return []
+        unique = list(dict.fromkeys(keys))
+        now = self.clock()
+        if touch:
+            # inside transaction() the relaxed commit would apply to the grouped writes too: not there
+            grouped = getattr(self._local, "conn", None) is not None
+            query = self._q["touch" if grouped else "touch_relaxed"]
+            rows = self._transact(
+                "reading entries",
+                lambda conn, _: conn.execute(query, (now, self.namespace, unique, now)).fetchall(),
+                single=True,
+            )
+        else:
+            rows = self._read("reading entries", self._q["get"], (self.namespace, unique, now))
+        found = {r[0]: r for r in rows}
+        out = [None if k not in found else _row_to_entry(found[k]) for k in keys]
+        if touch:
+            hits = sum(e is not None for e in out)
+            with self._lock:
+                self.stats_counters.hits += hits
+                self.stats_counters.misses += len(out) - hits
+        return out
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Delete *keys* in one transaction; return how many live entries were removed."""
+        if not keys:
+            return 0
+        now = self.clock()
+        unique = list(dict.fromkeys(keys))
+        rows = self._transact(
+            f"deleting {len(unique)} entries",
+            lambda conn, _: conn.execute(self._q["delete"], (self.namespace, unique)).fetchall(),
+            single=True,
+        )
+        removed = sum(1 for (expires_at,) in rows if expires_at is None or expires_at > now)
+        with self._lock:
+            self.stats_counters.deletes += removed
+        return removed
+
+    def scan(self) -> list[MemoryEntry]:
+        """Return every live entry of the namespace, in insertion order."""
+        rows = self._read("listing entries", self._q["scan"], (self.namespace, self.clock()))
+        return [_row_to_entry(r) for r in rows]
+
+    def keyword_search(self, query: str, limit: int = 10) -> list[tuple[MemoryEntry, float]]:
+        """Full-text search (English stemming) for any of the query's words, ranked by ``ts_rank_cd``."""
+        text = _tsquery_text(query)
+        if text is None or limit <= 0:
+            return []
+        rows = self._read(
+            "searching",
+            self._q["search"],
+            (text, self.namespace, self.clock(), min(limit, 2**62)),
+        )
+        return [(_row_to_entry(r), float(r[10])) for r in rows if r[10] > 0]
+
+    def compute(
+        self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
+    ) -> MemoryEntry | None:
+        """Atomic read-modify-write of *key* (locked against every other ``compute`` and writer of the key)."""
+
+        def body(conn: Any, acted: list[bool]) -> MemoryEntry | None:
+            self._lock_namespace(conn)
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(%s)",
+                (_key_lock_id(self.table, self.namespace, key),),
+            )
+            now = self.clock()
+            row = conn.execute(self._q["get_for_update"], (self.namespace, key)).fetchone()
+            current = (
+                None
+                if row is None or (row[3] is not None and row[3] <= now)
+                else _row_to_entry(row)
+            )
+            acted.append(True)
+            new = fn(current)
+            if new is None:
+                if row is not None:
+                    conn.execute(self._q["delete"], (self.namespace, [key]))
+                    with self._lock:
+                        self.stats_counters.deletes += current is not None
+                return None
+            self._upsert(conn, [self._encode(new)])
+            self._enforce_capacity(conn, now, acted)
+            with self._lock:
+                self.stats_counters.writes += 1
+            return new
+
+        return self._transact(f"updating key {key!r}", body)
+
+    def cleanup(self) -> list[str]:
+        """Delete the expired entries of the namespace; return their keys."""
+        now = self.clock()
+        rows = self._transact(
+            "removing expired entries",
+            lambda conn, _: conn.execute(self._q["purge"], (self.namespace, now)).fetchall(),
+            single=True,
+        )
+        with self._lock:
+            self.stats_counters.expirations += len(rows)
+        return [r[0] for r in rows]
+
+    def count(self) -> int:
+        """Return the number of live entries in the namespace."""
+        rows = self._read("counting entries", self._q["count"], (self.namespace, self.clock()))
+        return int(rows[0][0])
+
+    def clear(self) -> None:
+        """Delete every entry of this namespace (other namespaces of the table are untouched)."""
+        self._transact(
+            "clearing the namespace",
+            lambda conn, _: conn.execute(self._q["clear"], (self.namespace,)),
+            single=True,
+        )
+
+    # -- transactions ------------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group this thread's writes to the tier into one atomic transaction (nested: a savepoint).
+
+        Example:
+            >>> with tier.transaction():  # doctest: +SKIP
+            ...     tier.put(MemoryEntry("a", 1))
+            ...     tier.delete("b")
+
+        """
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            with self._errors("a grouped write"), conn.transaction():
+                yield
+            return
+        self._check_open()
+        with (
+            self._errors("a grouped write"),
+            self._pool.connection() as conn,
+            conn.transaction(),
+        ):
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
+
+    # -- change feed ---------------------------------------------------------------------------------------------
+
+    def index_meta(self) -> tuple[str, int] | None:
+        """Return the (model, dimension) of this namespace's semantic index, or None."""
+        rows = self._read(
+            "reading the semantic index model", self._q["meta_get"], (self.namespace,)
+        )
+        return None if not rows else (str(rows[0][0]), int(rows[0][1]))
+
+    def set_index_meta(self, model: str, dim: int) -> None:
+        """Record the semantic index's model; from now on every change of this namespace enters the outbox."""
+        self._transact(
+            "recording the semantic index model",
+            lambda conn, _: conn.execute(self._q["meta_set"], (self.namespace, model, int(dim))),
+            single=True,
+        )
+
+    def changes(self, limit: int) -> list[tuple[int, str]]:
+        """Return up to *limit* outbox rows of this namespace, oldest first."""
+        if limit <= 0:
+            return []
+        rows = self._read(
+            "reading index changes", self._q["changes"], (self.namespace, min(limit, 2**62))
+        )
+        return [(int(i), str(k)) for i, k in rows]
+
+    def ack_changes(self, changes: Sequence[tuple[int, str]]) -> None:
+        """Delete applied outbox rows."""
+        if changes:
+            ids = [int(i) for i, _ in changes]
+            self._transact(
+                f"acknowledging {len(ids)} index changes",
+                lambda conn, _: conn.execute(self._q["ack"], (ids,)),
+                single=True,
+            )
+
+    # -- extras ----------------------------------------------------------------------------------------------------
+
+    def neighbors(self, keys: Sequence[str], radius: int) -> dict[str, list[str]]:
+        """For each live key, the keys inserted up to *radius* rows before and after it (insertion order)."""
+        out: dict[str, list[str]] = {}
+        now = self.clock()
+        ns = self.namespace
+        with self._connection("finding neighbors") as conn, self._errors("finding neighbors"):
+            for key in keys:
+                row = conn.execute(self._q["id_of"], (ns, key)).fetchone()
+                if row is None:
+                    continue
+                before = conn.execute(self._q["before"], (ns, row[0], now, radius)).fetchall()
+                after = conn.execute(self._q["after"], (ns, row[0], now, radius)).fetchall()
+                out[key] = [r[0] for r in reversed(before)] + [r[0] for r in after]
+        return out
+
+    def namespaces(self) -> list[str]:
+        """Return every namespace of this tier's table that holds at least one entry (expired included)."""
+        return [r[0] for r in self._read("listing namespaces", self._q["namespaces"], ())]
+
+    def drop_tables(self) -> None:
+        """Drop this tier's table and everything created with it, for **every** namespace (irreversible)."""
+        sql = self._sql
+
+        def body(conn: Any, _: list[bool]) -> None:
+            for suffix in ("", "_outbox", "_index_meta", "_migrations"):
+                conn.execute(
+                    sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(
+                        sql.Identifier(self.table + suffix)
+                    )
+                )
+            conn.execute(
+                sql.SQL("DROP SEQUENCE IF EXISTS {}").format(sql.Identifier(f"{self.table}_seq"))
+            )
+            conn.execute(
+                sql.SQL("DROP FUNCTION IF EXISTS {}()").format(
+                    sql.Identifier(f"{self.table}_changed")
+                )
+            )
+
+        self._transact(f"dropping table {self.table!r}", body)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters, size, and where the tier lives (DSN without password, table, namespace)."""
+        return {
+            **super().stats(),
+            "dsn": self.dsn,
+            "table": self.table,
+            "namespace": self.namespace,
+        }
+
+    def close(self) -> None:
+        """Close the connection pool this tier opened (idempotent; a pool passed in stays open)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_pool and self._pool is not None:
+            with contextlib.suppress(Exception):
+                self._pool.close(timeout=5.0)
+
+    def __repr__(self) -> str:
+        return f"PostgresTier(dsn={self.dsn!r}, table={self.table!r}, namespace={self.namespace!r})"

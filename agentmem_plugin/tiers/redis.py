@@ -1,0 +1,907 @@
+"""A short-term tier on Redis, shared by many processes: capacity, priority-aware LRU and TTL kept atomic.
+
+Layout (every key under ``{prefix}:{namespace}:``, the namespace with ``%`` and ``:`` percent-escaped so that
+one namespace's keys can never be read as another's)::
+
+    e:{key}   hash     one entry: value (JSON, zstd above the compression threshold), tags, metadata, times,
+                       priority, access_count, last_accessed, insertion sequence; expired by Redis (PEXPIREAT)
+    idx       hash     key -> its member in ``lru`` (the set of keys present)
+    ver       hash     key -> write version (changes on every write of the key; read by keyword search)
+    gen       string   bumped by every write and removal (keyword search skips syncing when unchanged)
+    lru       zset     score = priority, member = zero-padded access tick + key: ZRANGE 0 n is the eviction
+                       order (lowest priority first, least recently used first within a priority)
+    exp       zset     key -> expires_at, by the tier's clock
+    tick seq  strings  counters (access order, insertion order)
+    lock      string   the namespace lock (see below)
+    meta chg chgseq    the semantic index's model and its change feed (only once an index asked for one)
+
+Design:
+
+* **Every state change is one Lua script** (``register_script``), so no reader ever sees half a write and a
+  connection lost mid-write leaves either the whole write or nothing.
+* **Time comes from the tier's clock.** ``expires_at`` is stored and compared with ``clock()`` on every read, so
+  a fake clock behaves exactly as with the in-memory buffer; Redis expiry (set to the same remaining lifetime
+  in real time) only collects the garbage.
+* **Eviction hands entries to** ``on_evict`` **before they leave.** A write that fits (after dropping expired
+  entries) is applied by one script. A write that must evict takes the namespace lock (``SET NX PX``, a random
+  token), lists the victims, calls ``on_evict`` with them, then applies the write and removes the victims in
+  one script that first checks the lock is still held. While the lock is held every other writer of the
+  namespace (in any process) waits, so the victims handed to ``on_evict`` are exactly the entries removed and
+  the count never exceeds the capacity. If ``on_evict`` raises, nothing is written. ``compute`` holds the same
+  lock for its read-modify-write. Reads never wait.
+* **Keyword search** ranks the live entries with the core's BM25, in an index kept by each process and
+  synced before every search from the entries' write versions: only what changed since is fetched again.
+
+Entry keys are built inside the scripts, so a namespace must live on one Redis node (standalone, or a
+replicated primary); Redis Cluster is not supported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from agentmem_plugin.codec import (
+    DEFAULT_COMPRESSION_THRESHOLD,
+    decode_json,
+    decode_value,
+    encode_json,
+    encode_value,
+)
+from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity
+from agentmem_plugin.errors import (
+    AgentMemError,
+    BackendUnavailableError,
+    InvalidArgumentError,
+    MissingDependencyError,
+    StorageError,
+)
+from agentmem_plugin.policies import LRUEvictionPolicy
+from agentmem_plugin.search import SearchIndex, document_text
+from agentmem_plugin.tiers.base import EvictionCallback, Tier
+from agentmem_plugin.tiers.urls import redact_url
+
+__all__ = ["RedisTier", "redact_url"]
+
+logger = logging.getLogger(__name__)
+
+_SCORE_LIMIT = (
+    2**53
+)  # priorities beyond +-2**53 share the extreme score (a double holds 53 bits exactly)
+_FIELDS = ("v", "t", "md", "c", "x", "l", "p", "ac", "la", "s")
+_EXPIRY_GRACE_MS = 250  # Redis collects an entry this long after the clock expired it (clock skew)
+_SECRET_PARAMS = frozenset({"password", "pass", "pwd", "passwd"})
+
+# -- Lua ---------------------------------------------------------------------------------------------------------
+# KEYS: 1 lru, 2 idx, 3 exp, 4 tick, 5 lock, 6 meta, 7 chg, 8 chgseq, 9 seq, 10 ver, 11 gen.   ARGV[1] is always the entry-key
+# prefix ("{prefix}:{namespace}:e:").
+
+_PRELUDE = """
+local ep = ARGV[1]
+local function changed(key)
+  if redis.call('EXISTS', KEYS[6]) == 1 then
+    redis.call('ZADD', KEYS[7], redis.call('INCR', KEYS[8]), key)
+  end
+end
+local function bump()
+  -- a new generation; after the key was dropped it restarts from the clock, so a value never comes back
+  if redis.call('INCR', KEYS[11]) == 1 then
+    local t = redis.call('TIME')
+    redis.call('SET', KEYS[11], t[1] .. string.format('%06d', tonumber(t[2])))
+  end
+end
+local function remove(key)
+  local m = redis.call('HGET', KEYS[2], key)
+  local existed = redis.call('DEL', ep .. key)
+  if m then
+    redis.call('ZREM', KEYS[1], m)
+    redis.call('HDEL', KEYS[2], key)
+    redis.call('HDEL', KEYS[10], key)
+    bump()
+  end
+  redis.call('ZREM', KEYS[3], key)
+  if m or existed == 1 then changed(key) end
+end
+local function purge(now)
+  local keys = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
+  for _, k in ipairs(keys) do remove(k) end
+  return keys
+end
+local function locked(token)
+  local holder = redis.call('GET', KEYS[5])
+  if token ~= '' then return holder ~= token end
+  return holder ~= false
+end
+local function member(key)
+  return string.format('%016d', redis.call('INCR', KEYS[4])) .. key
+end
+"""
+
+# ARGV: ep, now, token, capacity (0: none), n entries, n victims, check capacity ('1'/'0'),
+#       then n x (key, v, t, md, c, x, l, p, ac, la, score, pexpireat ms), then the victim keys.
+# Returns {-1} when another holder has the lock, {-2, overflow, purged} when the write needs evictions,
+# else {0, purged, removed victims}.
+_WRITE = (
+    _PRELUDE
+    + """
+local now, token, cap = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local n, nv, check = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+if locked(token) then return {-1} end
+local base = 8
+local purged = 0
+if check == '1' and cap > 0 then
+  local function new_keys()
+    local new = 0
+    for i = 0, n - 1 do
+      if redis.call('HEXISTS', KEYS[2], ARGV[base + i * 12]) == 0 then new = new + 1 end
+    end
+    return new
+  end
+  local over = redis.call('HLEN', KEYS[2]) + new_keys() - cap
+  if over > 0 then
+    purged = #purge(now)
+    over = redis.call('HLEN', KEYS[2]) + new_keys() - cap
+    if over > 0 then return {-2, over, purged} end
+  end
+end
+for i = 0, n - 1 do
+  local o = base + i * 12
+  local key = ARGV[o]
+  local ek = ep .. key
+  local old = redis.call('HGET', KEYS[2], key)
+  if old then redis.call('ZREM', KEYS[1], old) end
+  local s = redis.call('HGET', ek, 's')
+  if not s then s = redis.call('INCR', KEYS[9]) end
+  redis.call('DEL', ek)
+  local m = member(key)
+  redis.call('HSET', ek, 'v', ARGV[o + 1], 't', ARGV[o + 2], 'md', ARGV[o + 3], 'c', ARGV[o + 4],
+             'x', ARGV[o + 5], 'l', ARGV[o + 6], 'p', ARGV[o + 7], 'ac', ARGV[o + 8], 'la', ARGV[o + 9],
+             'ps', ARGV[o + 10], 's', s)
+  redis.call('HSET', KEYS[10], key, string.sub(m, 1, 16))
+  bump()
+  redis.call('ZADD', KEYS[1], ARGV[o + 10], m)
+  redis.call('HSET', KEYS[2], key, m)
+  if ARGV[o + 5] ~= '' then
+    redis.call('ZADD', KEYS[3], ARGV[o + 5], key)
+    redis.call('PEXPIREAT', ek, ARGV[o + 11])
+  else
+    redis.call('ZREM', KEYS[3], key)
+  end
+  changed(key)
+end
+local removed = 0
+for j = 0, nv - 1 do
+  local key = ARGV[base + n * 12 + j]
+  if redis.call('HEXISTS', KEYS[2], key) == 1 then removed = removed + 1 end
+  remove(key)
+end
+return {0, purged, removed}
+"""
+)
+
+# ARGV: ep, now, touch ('1'/'0'), keys...   Returns per key false or {v, t, md, c, x, l, p, ac, la, s}.
+_GET = (
+    _PRELUDE
+    + """
+local now, touch = ARGV[2], ARGV[3]
+local out = {}
+for i = 4, #ARGV do
+  local key = ARGV[i]
+  local ek = ep .. key
+  local m = redis.call('HGET', KEYS[2], key)
+  local f = false
+  if m then
+    f = redis.call('HMGET', ek, 'v', 't', 'md', 'c', 'x', 'l', 'p', 'ac', 'la', 's')
+    if not f[1] or (f[5] ~= '' and tonumber(f[5]) <= tonumber(now)) then
+      f = false
+    elseif touch == '1' then
+      f[8] = tostring(redis.call('HINCRBY', ek, 'ac', 1))
+      f[9] = now
+      redis.call('HSET', ek, 'la', now)
+      local score = redis.call('ZSCORE', KEYS[1], m) or redis.call('HGET', ek, 'ps')
+      redis.call('ZREM', KEYS[1], m)
+      local nm = member(key)
+      redis.call('ZADD', KEYS[1], score, nm)
+      redis.call('HSET', KEYS[2], key, nm)
+    end
+  end
+  out[#out + 1] = f
+end
+return out
+"""
+)
+
+# ARGV: ep, now.  Returns a flat list: key, then its 10 fields, for every live entry. Index members whose
+# entry Redis has already expired are dropped on the way.
+_SCAN = (
+    _PRELUDE
+    + """
+local now = tonumber(ARGV[2])
+local out = {}
+local dead = {}
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  local key = all[i]
+  local f = redis.call('HMGET', ep .. key, 'v', 't', 'md', 'c', 'x', 'l', 'p', 'ac', 'la', 's')
+  if not f[1] then
+    dead[#dead + 1] = key
+  elseif f[5] == '' or tonumber(f[5]) > now then
+    out[#out + 1] = key
+    for j = 1, 10 do out[#out + 1] = f[j] end
+  end
+end
+for _, key in ipairs(dead) do remove(key) end
+return out
+"""
+)
+
+# ARGV: ep, now, the generation the caller knows.  Returns {generation, {key, write version, ...} or false when
+# the generation is the caller's (nothing was written or removed since), the keys expired by the clock}: what a
+# local keyword index needs to stay in sync.
+_VERSIONS = """
+local gen = redis.call('GET', KEYS[11]) or '0'
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[2])
+if gen == ARGV[3] then return {gen, false, expired} end
+return {gen, redis.call('HGETALL', KEYS[10]), expired}
+"""
+
+# ARGV: ep, now, token, keys...  Returns {-1} when locked by another holder, else {0, live entries removed}.
+_DELETE = (
+    _PRELUDE
+    + """
+local now, token = tonumber(ARGV[2]), ARGV[3]
+if locked(token) then return {-1} end
+local removed = 0
+for i = 4, #ARGV do
+  local key = ARGV[i]
+  if redis.call('HEXISTS', KEYS[2], key) == 1 then
+    local x = redis.call('HGET', ep .. key, 'x')
+    if x and (x == '' or tonumber(x) > now) then removed = removed + 1 end
+  end
+  remove(key)
+end
+return {0, removed}
+"""
+)
+
+# ARGV: ep, now, token.  Returns {-1} when locked by another holder, else {0, expired keys...}.
+_CLEANUP = (
+    _PRELUDE
+    + """
+if locked(ARGV[3]) then return {-1} end
+local out = {0}
+for _, k in ipairs(purge(ARGV[2])) do out[#out + 1] = k end
+return out
+"""
+)
+
+# ARGV: ep, now, token, capacity, batch keys...  Must hold the lock. Drops expired entries, then returns
+# {overflow, purged, candidates} where candidates are the first (overflow + #batch) members of lru with scores.
+_PLAN = (
+    _PRELUDE
+    + """
+local now, token, cap = ARGV[2], ARGV[3], tonumber(ARGV[4])
+if redis.call('GET', KEYS[5]) ~= token then return {-1} end
+local purged = #purge(now)
+local new = 0
+for i = 5, #ARGV do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then new = new + 1 end
+end
+local over = redis.call('HLEN', KEYS[2]) + new - cap
+if over <= 0 then return {0, purged, {}} end
+return {over, purged, redis.call('ZRANGE', KEYS[1], 0, over + (#ARGV - 4) - 1, 'WITHSCORES')}
+"""
+)
+
+# ARGV: ep, now.  Live entries: index size minus the entries expired by the tier's clock.
+_COUNT = """
+return redis.call('HLEN', KEYS[2]) - redis.call('ZCOUNT', KEYS[3], '-inf', ARGV[2])
+"""
+
+# ARGV: ep, token.  Must hold the lock. Records every key in the change feed (when an index is attached) and
+# drops the indexes and counters; the entry hashes are unlinked afterwards by SCAN (invisible without idx).
+_CLEAR = (
+    _PRELUDE
+    + """
+if redis.call('GET', KEYS[5]) ~= ARGV[2] then return -1 end
+if redis.call('EXISTS', KEYS[6]) == 1 then
+  for _, key in ipairs(redis.call('HKEYS', KEYS[2])) do changed(key) end
+end
+-- counters restart with the next write (gen from the clock, see bump); the change feed stays
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[9], KEYS[10], KEYS[11])
+return 0
+"""
+)
+
+# ARGV: ep, then (seq, key) pairs: forget a change unless the key changed again since.
+_ACK = """
+for i = 2, #ARGV, 2 do
+  local s = redis.call('ZSCORE', KEYS[7], ARGV[i + 1])
+  if s and tonumber(s) == tonumber(ARGV[i]) then redis.call('ZREM', KEYS[7], ARGV[i + 1]) end
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[5]) == ARGV[2] then return redis.call('DEL', KEYS[5]) end
+return 0
+"""
+
+
+def _secrets_of(url: str) -> list[str]:
+    """Return the password(s) in *url*, raw and percent-decoded, to scrub from any text."""
+    found: list[str] = []
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            found += [parts.password, unquote(parts.password)]
+        found += [v for k, v in parse_qsl(parts.query) if k.lower() in _SECRET_PARAMS and v]
+    except ValueError:
+        pass
+    return [s for s in dict.fromkeys(found) if s]
+
+
+def _escape_glob(text: str) -> str:
+    """Escape the characters SCAN MATCH treats as a pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _import_redis() -> Any:
+    try:
+        import redis
+    except ImportError as exc:  # pragma: no cover - the redis extra is installed in development
+        raise MissingDependencyError(
+            "RedisTier needs the redis client: pip install 'agentmem-plugin[redis]'"
+        ) from exc
+    return redis
+
+
+def _text(raw: bytes | None) -> str:
+    return "" if raw is None else raw.decode()
+
+
+class RedisTier(Tier):
+    """A short-term tier in Redis, shared by every process using the same URL, prefix and namespace.
+
+    Args:
+        url: ``redis://[user:password@]host:port/db`` (or ``rediss://``, ``unix://``); ignored with *client*.
+        namespace: Entries of this tier live in this namespace; other namespaces are invisible.
+        capacity: Maximum live entries in the namespace (None: unbounded), enforced across processes.
+        clock: Source of the current time for TTL and access bookkeeping (default :func:`time.time`).
+        on_evict: Called with the entries evicted for capacity, before they leave; if it raises, the write
+            that caused the eviction is not applied and the error propagates.
+        prefix: First part of every Redis key of this tier.
+        client: A ``redis.Redis`` to use instead of connecting to *url* (must not decode responses); it is
+            not closed by :meth:`close`.
+        compression_threshold: Encoded values above this many bytes are zstd-compressed (None: never).
+        lock_timeout: Seconds an eviction or ``compute`` may hold the namespace lock before it lapses (a
+            crashed holder releases it this way); a write whose lock lapsed fails without being applied.
+        socket_timeout: Seconds to wait for Redis before failing an operation.
+
+    Raises:
+        InvalidArgumentError: a bad namespace, prefix or capacity, or a client that decodes responses.
+        StorageError: Redis cannot be reached (the message shows the URL without its password).
+        MissingDependencyError: the ``redis`` package is not installed.
+
+    Example:
+        >>> from agentmem_plugin.entry import MemoryEntry
+        >>> tier = RedisTier("redis://127.0.0.1:6379/0", namespace="doc", capacity=2)  # doctest: +SKIP
+        >>> tier.put_many([MemoryEntry("a", 1, priority=1), MemoryEntry("b", 2), MemoryEntry("c", 3)])  # doctest: +SKIP
+        >>> sorted(tier.keys())  # doctest: +SKIP
+        ['a', 'c']
+
+    """
+
+    name = "redis"
+    persistent = True
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        namespace: str = "",
+        capacity: int | None = None,
+        clock: Clock | None = None,
+        on_evict: EvictionCallback | None = None,
+        prefix: str = "agentmem",
+        client: Any | None = None,
+        compression_threshold: int | None = DEFAULT_COMPRESSION_THRESHOLD,
+        lock_timeout: float = 30.0,
+        socket_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(clock=clock)
+        if not isinstance(namespace, str) or "\x00" in namespace:
+            raise InvalidArgumentError(
+                f"namespace must be a str without NUL, got {namespace!r:.80}"
+            )
+        if not isinstance(prefix, str) or not prefix or any(c in prefix for c in "\x00\r\n "):
+            raise InvalidArgumentError(
+                f"prefix must be a non-empty str without spaces or NUL, got {prefix!r:.80}"
+            )
+        if compression_threshold is not None and (
+            isinstance(compression_threshold, bool)
+            or not isinstance(compression_threshold, int)
+            or compression_threshold < 0
+        ):
+            raise InvalidArgumentError(
+                f"compression_threshold must be an int >= 0 or None, got {compression_threshold!r}"
+            )
+        for what, seconds in (("lock_timeout", lock_timeout), ("socket_timeout", socket_timeout)):
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+                raise InvalidArgumentError(f"{what} must be a positive number, got {seconds!r}")
+        self.capacity = validate_capacity(capacity)
+        self.on_evict = on_evict
+        self.namespace = namespace
+        self.prefix = prefix
+        self.compression_threshold = compression_threshold
+        self.lock_timeout = float(lock_timeout)
+        self.url = redact_url(url) if client is None else "<client>"
+        self._secrets = _secrets_of(url) if client is None else []
+        ns = namespace.replace("%", "%25").replace(":", "%3A")
+        self._base = f"{prefix}:{ns}:"
+        self._entry_prefix = f"{self._base}e:"
+        # the order is the one of KEYS in the Lua scripts
+        names = "lru idx exp tick lock meta chg chgseq seq ver gen"
+        self._keys = [self._base + k for k in names.split()]
+        self._local = threading.local()  # .token: the namespace lock this thread holds
+        self._stats_lock = threading.Lock()
+        self._search_lock = threading.Lock()
+        self._search_index = SearchIndex()  # local BM25 over the namespace, synced by write version
+        self._search_versions: dict[str, bytes] = {}
+        self._search_gen = ""
+        self._closed = False
+        redis = _import_redis()
+        self._redis_errors: tuple[type[BaseException], ...] = (redis.RedisError,)
+        self._connection_errors: tuple[type[BaseException], ...] = (
+            redis.ConnectionError,
+            redis.TimeoutError,
+            ConnectionError,
+            TimeoutError,
+        )
+        if client is None:
+            try:
+                client = redis.Redis.from_url(
+                    url,
+                    decode_responses=False,
+                    socket_timeout=socket_timeout,
+                    socket_connect_timeout=socket_timeout,
+                )
+            except ValueError as exc:
+                raise InvalidArgumentError(
+                    f"not a Redis URL: {self.url!r} ({self._scrub(str(exc))})"
+                ) from None
+            self._owns_client = True
+        else:
+            kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+            if kwargs.get("decode_responses"):
+                raise InvalidArgumentError(
+                    "RedisTier needs a client created with decode_responses=False (values are bytes)"
+                )
+            self._owns_client = False
+        self._client = client
+        self._scripts = {
+            name: client.register_script(source)
+            for name, source in (
+                ("write", _WRITE), ("get", _GET), ("scan", _SCAN), ("versions", _VERSIONS), ("delete", _DELETE),
+                ("cleanup", _CLEANUP), ("plan", _PLAN), ("count", _COUNT), ("clear", _CLEAR),
+                ("ack", _ACK), ("release", _RELEASE),
+            )
+        }  # fmt: skip
+        try:
+            with self._errors("connecting"):
+                client.ping()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- plumbing ------------------------------------------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Turn redis-py failures into :class:`StorageError` naming the URL without its password."""
+        if self._closed:
+            raise StorageError(f"the Redis tier at {self.url!r} is closed")
+        try:
+            yield
+        except AgentMemError:
+            raise
+        except self._redis_errors + self._connection_errors as exc:
+            detail = self._scrub(str(exc))
+            cause = None if detail != str(exc) else exc
+            if isinstance(exc, self._connection_errors):
+                raise BackendUnavailableError(
+                    f"Redis at {self.url!r} is unavailable while {what}: {detail}"
+                ) from cause
+            raise StorageError(f"Redis at {self.url!r} failed while {what}: {detail}") from cause
+
+    def _call(self, script: str, args: Sequence[Any], what: str) -> Any:
+        with self._errors(what):
+            return self._scripts[script](keys=self._keys, args=[self._entry_prefix, *args])
+
+    def _token(self) -> str:
+        return getattr(self._local, "token", None) or ""
+
+    def _count_stat(self, **deltas: int) -> None:
+        with self._stats_lock:
+            counters = self.stats_counters
+            for name, delta in deltas.items():
+                setattr(counters, name, getattr(counters, name) + delta)
+
+    @contextlib.contextmanager
+    def _exclusive(self, what: str) -> Iterator[str]:
+        """Hold the namespace lock (reentrant within a thread); threads of this process queue on ``_lock``."""
+        with self._lock:
+            held = self._token()
+            if held:
+                yield held
+                return
+            token = secrets.token_hex(16)
+            lease = max(1, int(self.lock_timeout * 1000))
+            deadline = time.monotonic() + self.lock_timeout
+            delay = 0.0005
+            while True:
+                with self._errors(what):
+                    if self._client.set(self._keys[4], token, nx=True, px=lease):
+                        break
+                if time.monotonic() >= deadline:
+                    raise StorageError(
+                        f"timed out after {self.lock_timeout:g}s waiting for the lock of namespace "
+                        f"{self.namespace!r} on Redis {self.url!r} while {what}"
+                    )
+                time.sleep(delay)
+                delay = min(delay * 2, 0.02)
+            self._local.token = token
+            try:
+                yield token
+            finally:
+                self._local.token = None
+                try:
+                    self._call("release", [token], "releasing the namespace lock")
+                except StorageError as exc:  # it lapses by itself after lock_timeout
+                    logger.warning("redis: %s", exc)
+
+    def _lapsed(self, what: str) -> StorageError:
+        return StorageError(
+            f"the lock of namespace {self.namespace!r} on Redis {self.url!r} lapsed while {what} "
+            "(an eviction callback or compute function took longer than lock_timeout?); nothing was written"
+        )
+
+    def _respecting_lock(self, script: str, args: Callable[[str], list[Any]], what: str) -> Any:
+        """Run a script that refuses ({-1}) while another holder has the namespace lock; wait and retry then."""
+        result = self._call(script, args(self._token()), what)
+        if int(result[0]) != -1:
+            return result
+        with self._exclusive(what) as token:
+            result = self._call(script, args(token), what)
+        if int(result[0]) == -1:
+            raise self._lapsed(what)
+        return result
+
+    # -- encoding --------------------------------------------------------------------------------------------------
+
+    def _row(self, entry: MemoryEntry, now: float, wall: float) -> list[Any]:
+        key = entry.key
+        expires_at = entry.expires_at
+        score = max(-_SCORE_LIMIT, min(_SCORE_LIMIT, entry.priority))
+        if expires_at is None:
+            pexpireat = 0
+        else:  # the same remaining lifetime, in real time: Redis only collects what the clock expired
+            pexpireat = int((wall + max(0.0, expires_at - now)) * 1000) + _EXPIRY_GRACE_MS
+        return [
+            key,
+            encode_value(
+                entry.value,
+                compression_threshold=self.compression_threshold,
+                what=f"value of key {key!r}",
+            ),
+            encode_json(list(entry.tags)),
+            encode_json(entry.metadata, what=f"metadata of key {key!r}") if entry.metadata else b"",
+            repr(float(entry.created_at)),
+            "" if expires_at is None else repr(float(expires_at)),
+            "" if entry.ttl is None else repr(float(entry.ttl)),
+            str(entry.priority),
+            str(entry.access_count),
+            "" if entry.last_accessed is None else repr(float(entry.last_accessed)),
+            str(score),
+            str(pexpireat),
+        ]
+
+    @staticmethod
+    def _entry(key: str, f: Sequence[bytes | None]) -> MemoryEntry:
+        v, t, md, c, x, ttl, p, ac, la, _ = f
+        entry = object.__new__(MemoryEntry)
+        entry.key = key
+        entry.value = decode_value(v or b"", what=f"value of key {key!r}")
+        entry.tags = tuple(decode_json(t or b"[]", what=f"tags of key {key!r}"))
+        entry.metadata = decode_json(md, what=f"metadata of key {key!r}") if md else {}
+        entry.created_at = float(_text(c))
+        entry.expires_at = float(_text(x)) if x else None
+        entry.ttl = float(_text(ttl)) if ttl else None
+        entry.priority = int(_text(p))
+        entry.access_count = int(_text(ac) or 0)
+        entry.last_accessed = float(_text(la)) if la else None
+        return entry
+
+    # -- writing ---------------------------------------------------------------------------------------------------
+
+    def _write(self, batch: dict[str, MemoryEntry], what: str) -> None:
+        """Write *batch* (normalized, unique keys), evicting for capacity through ``on_evict``."""
+        now, wall = self.clock(), time.time()
+        flat = [x for e in batch.values() for x in self._row(e, now, wall)]
+
+        def args(token: str) -> list[Any]:
+            return [repr(self.clock()), token, self.capacity or 0, len(batch), 0, "1", *flat]
+
+        result = self._respecting_lock("write", args, what)
+        if int(result[0]) == 0:
+            self._count_stat(writes=len(batch), expirations=int(result[1]))
+            return
+        self._count_stat(expirations=int(result[2]))  # -2: the write needs evictions
+        with self._exclusive(what) as token:
+            self._evict_and_write(batch, flat, token, what)
+
+    def _evict_and_write(
+        self, batch: dict[str, MemoryEntry], flat: list[Any], token: str, what: str
+    ) -> None:
+        """Under the namespace lock: list the victims, hand them to ``on_evict``, then write and remove them."""
+        assert self.capacity is not None
+        now = self.clock()
+        plan = self._call("plan", [repr(now), token, self.capacity, *batch], what)
+        if int(plan[0]) == -1:
+            raise self._lapsed(what)
+        overflow, purged, candidates = int(plan[0]), int(plan[1]), plan[2]
+        self._count_stat(expirations=purged)
+        victim_keys: list[str] = []
+        victims: list[MemoryEntry] = []
+        if overflow > 0:
+            policy = LRUEvictionPolicy(max(1, len(candidates) // 2))
+            for member, score in zip(candidates[::2], candidates[1::2], strict=True):
+                policy.add(member[16:].decode(), int(float(score)))
+            incoming = [
+                (k, max(-_SCORE_LIMIT, min(_SCORE_LIMIT, e.priority))) for k, e in batch.items()
+            ]
+            victim_keys = policy.preview_victims(overflow, incoming)
+            stored = [k for k in victim_keys if k not in batch]
+            current = dict(zip(stored, self._get(stored, touch=False, now=now), strict=True))
+            found = [batch[k] if k in batch else current[k] for k in victim_keys]
+            victims = [v for v in found if v is not None]  # None: collected by Redis meanwhile
+            if self.on_evict is not None and victims:
+                try:
+                    self.on_evict(victims)
+                except BaseException:
+                    logger.warning(
+                        "redis: eviction callback failed; the write of %d entries was not made",
+                        len(batch),
+                    )
+                    raise
+        head = [repr(self.clock()), token, self.capacity, len(batch), len(victim_keys), "0"]
+        result = self._call("write", [*map(str, head), *flat, *victim_keys], what)
+        if int(result[0]) != 0:
+            raise self._lapsed(what)
+        self._count_stat(writes=len(batch), expirations=int(result[1]), evictions=len(victim_keys))
+        if victim_keys:
+            logger.debug(
+                "redis: evicted %d entries for capacity %d", len(victim_keys), self.capacity
+            )
+
+    # -- primitives ------------------------------------------------------------------------------------------------
+
+    def put_many(self, entries: Sequence[MemoryEntry]) -> None:
+        """Insert or replace *entries* atomically (values are normalized first; later duplicates win).
+
+        Raises:
+            SerializationError: a value or metadata is not JSON-serializable; nothing was stored.
+            StorageError: Redis failed or is unreachable; nothing was stored.
+
+        """
+        batch = self._normalized_batch(entries)
+        if batch:
+            self._write(batch, f"storing a batch of {len(batch)} entries")
+
+    def _get(
+        self, keys: Sequence[str], *, touch: bool, now: float | None = None
+    ) -> list[MemoryEntry | None]:
+        if not keys:
+            return []
+        now = self.clock() if now is None else now
+        rows = self._call("get", [repr(now), "1" if touch else "0", *keys], "reading entries")
+        return [None if f is None else self._entry(k, f) for k, f in zip(keys, rows, strict=True)]
+
+    def get_many(self, keys: Sequence[str], *, touch: bool = True) -> list[MemoryEntry | None]:
+        """Return the live entry for each key (None when missing or expired); ``touch`` counts the reads."""
+        got = self._get(keys, touch=touch)
+        if touch:
+            hits = sum(e is not None for e in got)
+            self._count_stat(hits=hits, misses=len(got) - hits)
+        return got
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Delete *keys* atomically; return how many live entries were removed."""
+        if not keys:
+            return 0
+        what = f"deleting {len(keys)} entries"
+        result = self._respecting_lock(
+            "delete", lambda token: [repr(self.clock()), token, *keys], what
+        )
+        removed = int(result[1])
+        self._count_stat(deletes=removed)
+        return removed
+
+    def scan(self) -> list[MemoryEntry]:
+        """Return an atomic snapshot of the live entries, least recently inserted first."""
+        flat = self._call("scan", [repr(self.clock())], "listing entries")
+        out: list[tuple[int, MemoryEntry]] = []
+        for i in range(0, len(flat), 11):
+            f = flat[i + 1 : i + 11]
+            out.append((int(f[9]), self._entry(flat[i].decode(), f)))
+        out.sort(key=lambda pair: pair[0])
+        return [e for _, e in out]
+
+    def keyword_search(self, query: str, limit: int = 10) -> list[tuple[MemoryEntry, float]]:
+        """BM25 over the namespace's live entries (key, value text and tags); reads are not counted.
+
+        The BM25 index is kept in this process and brought up to date before each search from the entries'
+        write versions (one small script), so only entries written since the last search are fetched and
+        tokenized again, whichever process wrote them.
+        """
+        if limit <= 0:
+            return []
+        with self._search_lock:
+            index, versions = self._search_index, self._search_versions
+            gen, flat, expired = self._call(
+                "versions", [repr(self.clock()), self._search_gen], "searching"
+            )
+            if flat is None:  # nothing written or removed since the last sync
+                live = dict(versions)
+            else:
+                live = {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+                self._search_gen = gen.decode()
+            for key in expired:
+                live.pop(key.decode(), None)
+            for key in [k for k in versions if k not in live]:
+                index.remove_entry(key)
+                del versions[key]
+            stale = [k for k, w in live.items() if versions.get(k) != w]
+            for start in range(0, len(stale), 500):
+                chunk = stale[start : start + 500]
+                for key, e in zip(chunk, self._get(chunk, touch=False), strict=True):
+                    if e is None:  # deleted or expired meanwhile
+                        index.remove_entry(key)
+                        versions.pop(key, None)
+                    else:
+                        index.add_entry(key, document_text(key, e.value, e.tags))
+                        versions[key] = live[key]
+            ranked = index.search(query, limit)
+        entries = self._get([k for k, _ in ranked], touch=False)
+        return [(e, score) for e, (_, score) in zip(entries, ranked, strict=True) if e is not None]
+
+    def compute(
+        self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
+    ) -> MemoryEntry | None:
+        """Atomically (across processes) replace *key*'s entry by ``fn(current or None)``; None deletes."""
+        with self._exclusive(f"updating key {key!r}"):
+            current = self._get([key], touch=False)[0]
+            new = fn(current)
+            if new is None:
+                if current is not None:
+                    self.delete_many([key])
+                return None
+            self._write(self._normalized_batch([new]), f"updating key {key!r}")
+            return new
+
+    def cleanup(self) -> list[str]:
+        """Remove the entries expired by the tier's clock; return their keys."""
+        what = "removing expired entries"
+        result = self._respecting_lock("cleanup", lambda token: [repr(self.clock()), token], what)
+        keys = [k.decode() for k in result[1:]]
+        self._count_stat(expirations=len(keys))
+        return keys
+
+    def count(self) -> int:
+        """Return the number of live entries in the namespace."""
+        return int(self._call("count", [repr(self.clock())], "counting entries"))
+
+    def clear(self) -> None:
+        """Remove every entry of this namespace (SCAN + UNLINK of its keys; other namespaces are untouched)."""
+        with self._exclusive("clearing the namespace") as token:
+            if int(self._call("clear", [token], "clearing the namespace")) != 0:
+                raise self._lapsed("clearing the namespace")
+            self._unlink_matching(_escape_glob(self._entry_prefix) + "*", "clearing the namespace")
+
+    def _unlink_matching(self, pattern: str, what: str) -> int:
+        removed = 0
+        with self._errors(what):
+            batch: list[bytes] = []
+            for name in self._client.scan_iter(match=pattern, count=1000):
+                batch.append(name)
+                if len(batch) >= 500:
+                    removed += self._client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                removed += self._client.unlink(*batch)
+        return removed
+
+    # -- change feed ---------------------------------------------------------------------------------------------
+
+    def index_meta(self) -> tuple[str, int] | None:
+        """Return the (model, dimension) recorded by :meth:`set_index_meta`, or None."""
+        with self._errors("reading the semantic index model"):
+            model, dim = self._client.hmget(self._keys[5], "model", "dim")
+        return None if model is None or dim is None else (model.decode(), int(dim))
+
+    def set_index_meta(self, model: str, dim: int) -> None:
+        """Record the semantic index's model; from now on every change of the namespace enters the feed."""
+        with self._errors("recording the semantic index model"):
+            self._client.hset(self._keys[5], mapping={"model": model, "dim": str(int(dim))})
+
+    def changes(self, limit: int) -> list[tuple[int, str]]:
+        """Return up to *limit* changed keys not yet acknowledged, oldest first."""
+        if limit <= 0:
+            return []
+        with self._errors("reading index changes"):
+            rows = self._client.zrange(self._keys[6], 0, min(limit, 2**62) - 1, withscores=True)
+        return [(int(score), key.decode()) for key, score in rows]
+
+    def ack_changes(self, changes: Sequence[tuple[int, str]]) -> None:
+        """Forget acknowledged changes (a key changed again since keeps its newer change)."""
+        if changes:
+            args = [x for seq, key in changes for x in (str(seq), key)]
+            self._call("ack", args, f"acknowledging {len(changes)} index changes")
+
+    # -- extras ----------------------------------------------------------------------------------------------------
+
+    def namespaces(self) -> list[str]:
+        """Return every namespace under this tier's prefix that holds at least one entry (expired included)."""
+        head, tail = f"{self.prefix}:", ":idx"
+        found = []
+        with self._errors("listing namespaces"):
+            for name in self._client.scan_iter(match=_escape_glob(head) + "*" + tail, count=1000):
+                text = name.decode()
+                ns = text[len(head) : -len(tail)]
+                if ":" not in ns and self._client.hlen(name):
+                    found.append(unquote(ns))
+        return sorted(found)
+
+    def drop(self) -> int:
+        """Delete every Redis key of this namespace, bookkeeping included; return how many were deleted.
+
+        Unlike :meth:`clear` this also forgets the semantic index model and its change feed.
+        """
+        with self._exclusive("dropping the namespace"):
+            removed = self._unlink_matching(
+                _escape_glob(self._base) + "*", "dropping the namespace"
+            )
+        return removed
+
+    def stats(self) -> dict[str, Any]:
+        """Counters, size, and where the tier lives (URL without password, prefix, namespace)."""
+        return {
+            **super().stats(),
+            "url": self.url,
+            "prefix": self.prefix,
+            "namespace": self.namespace,
+            "policy": "priority-lru",
+        }
+
+    def close(self) -> None:
+        """Close the connection pool this tier created (idempotent; a client passed in stays open)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_client and getattr(self, "_client", None) is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+
+    def __repr__(self) -> str:
+        return f"RedisTier(url={self.url!r}, prefix={self.prefix!r}, namespace={self.namespace!r})"
