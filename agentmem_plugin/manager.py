@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -209,7 +210,22 @@ class MemoryManager:
             archive = open_archive(
                 archive, namespace=ns, key=archive_key, encrypt=encrypt, clock=self.clock
             )
-        elif archive is None:
+        elif (
+            archive is None
+            and long_term
+            and not long_term.startswith("memory:")
+            and self.storage_path is None
+        ):
+            # Long-term lives on a server or in a file that outlives this process; a temporary archive would
+            # not, so overflow is never moved there (it would vanish at exit): long_term_limit is not enforced.
+            logger.warning(
+                "long_term is a durable backend but no archive= or storage_path is given: long_term_limit "
+                "(%d) is not enforced; pass archive='s3://bucket/prefix' or a shared directory to archive overflow",
+                self.long_term_limit,
+            )
+            self.long_term_limit = sys.maxsize
+            archive = ArchiveTier(None, key=archive_key, encrypt=encrypt, clock=self.clock)
+        if archive is None:
             where = None
             if self.storage_path is not None:
                 where = self.storage_path / "archive" / archive_leaf(ns)
@@ -266,8 +282,16 @@ class MemoryManager:
         With separate backends (Redis + PostgreSQL) the long-term writes are grouped; writes are ordered so a
         failure leaves a duplicate (removed by the next reconciliation), never a loss.
         """
-        transaction = getattr(self.long_tier, "transaction", None)
-        with transaction() if transaction is not None else contextlib.nullcontext():
+        long_tier, short = self.long_tier, self.short_tier
+        grouped = isinstance(long_tier, SqliteTier) and (
+            isinstance(
+                short, BufferTier
+            )  # in-process: uncommitted rows are visible on the shared connection
+            or (isinstance(short, SqliteTier) and short._conn is long_tier._conn)
+        )
+        # Otherwise (Redis, PostgreSQL) each long-term write commits at once: entries evicted from a shared
+        # short-term tier are durable in long-term before they leave it, so no process ever misses them.
+        with long_tier.transaction() if grouped else contextlib.nullcontext():  # type: ignore[attr-defined]
             yield
 
     def _overflow(self, victims: list[MemoryEntry]) -> None:

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from agentmem_plugin.entry import MemoryEntry
 from agentmem_plugin.errors import StorageError
@@ -132,15 +133,81 @@ def bench_postgres(dsn: str, n: int, searches: int) -> None:
     )
 
 
+def _manager_worker(
+    redis_url: str, dsn: str, namespace: str, worker: int, ops: int, out: Any
+) -> None:
+    from agentmem_plugin import MemoryManager
+
+    mm = MemoryManager(short_term=redis_url, long_term=dsn, namespace=namespace, short_term_limit=200,
+                       cache_size=0, enable_logging=False)  # fmt: skip
+    latencies = []
+    try:
+        for i in range(ops):
+            start = time.perf_counter()
+            if (
+                i % 4 == 3
+            ):  # one read for three writes; reads of older keys promote across the servers
+                assert mm.retrieve(f"w{worker}-{i - 3}") == {"w": worker, "i": i - 3}
+            else:
+                mm.store(f"w{worker}-{i}", {"w": worker, "i": i}, priority=i % 3)
+            latencies.append(time.perf_counter() - start)
+    finally:
+        mm.close()
+    out.put(latencies)
+
+
+def bench_shared_manager(redis_url: str, dsn: str, workers: int, ops: int) -> None:
+    """*workers* processes share one Redis + PostgreSQL manager; then check nothing was lost."""
+    import multiprocessing
+
+    from agentmem_plugin import MemoryManager
+
+    namespace = f"bench-{uuid.uuid4().hex[:8]}"
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_manager_worker, args=(redis_url, dsn, namespace, w, ops, out))
+             for w in range(workers)]  # fmt: skip
+    start = time.perf_counter()
+    for proc in procs:
+        proc.start()
+    latencies = sorted(x for _ in procs for x in out.get())
+    for proc in procs:
+        proc.join()
+    elapsed = time.perf_counter() - start
+    mm = MemoryManager(
+        short_term=redis_url, long_term=dsn, namespace=namespace, short_term_limit=200
+    )
+    try:
+        written = {f"w{w}-{i}" for w in range(workers) for i in range(ops) if i % 4 != 3}
+        present = set(mm.keys())
+        lost = len(written - present)
+        print(f"\nshared manager: {workers} processes x {ops} ops (3 writes : 1 read), Redis short-term "
+              f"(limit 200) + PostgreSQL long-term")  # fmt: skip
+        print(f"  {len(latencies) / elapsed:,.0f} ops/s in all, p50 {statistics.median(latencies) * 1e6:,.0f} us, "
+              f"p95 {latencies[int(len(latencies) * 0.95)] * 1e6:,.0f} us; "
+              f"{len(written):,} keys written, {lost} lost, exit codes {[p.exitcode for p in procs]}")  # fmt: skip
+    finally:
+        mm.clear_all()
+        mm.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="entries to put and get (default 2000)")
     parser.add_argument("--searches", type=int, default=50, help="keyword searches (default 50)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--postgres-dsn", default="postgresql://127.0.0.1:5432/test")
+    parser.add_argument(
+        "--workers", type=int, default=4, help="processes sharing one manager (default 4)"
+    )
+    parser.add_argument(
+        "--ops", type=int, default=10_000, help="operations per worker (default 10000)"
+    )
     args = parser.parse_args()
     bench_redis(args.redis_url, args.n, args.searches)
     bench_postgres(args.postgres_dsn, args.n, args.searches)
+    if args.workers > 0:
+        bench_shared_manager(args.redis_url, args.postgres_dsn, args.workers, args.ops)
 
 
 if __name__ == "__main__":

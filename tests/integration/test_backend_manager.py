@@ -47,7 +47,8 @@ def test_overflow_and_promotion_across_servers(urls: dict[str, str], namespace: 
 
 
 def _worker(urls: dict[str, str], namespace: str, worker: int, n: int) -> None:
-    mm = _open(urls, namespace, short_term_limit=50, cache_size=0, enable_logging=False)
+    # long_term_limit below the total: overflow must never go to a per-process temporary archive
+    mm = _open(urls, namespace, short_term_limit=50, long_term_limit=100, cache_size=0, enable_logging=False)
     try:
         for i in range(n):
             mm.store(f"w{worker}-{i}", {"worker": worker, "i": i}, priority=i % 4)

@@ -173,3 +173,17 @@ def test_unreachable_servers_raise_backend_unavailable_without_credentials(
         MemoryManager(**kwargs).store("k", "v", memory_type="long_term")  # type: ignore[arg-type]
     assert "s3cret" not in str(info.value)
     assert "s3cret" not in repr(info.value.__cause__)
+
+
+def test_durable_long_term_without_an_archive_never_archives_into_a_temporary_dir(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: overflow went to a per-process temporary archive and vanished at exit (found at 4 processes)."""
+    url = f"sqlite://{tmp_path}/long.db"
+    with MemoryManager(short_term_limit=2, long_term_limit=3, long_term=url) as mm:
+        for i in range(10):
+            mm.store(f"k{i}", i, memory_type="long_term")
+        assert mm.external_tier.count() == 0
+    assert "long_term_limit (3) is not enforced" in caplog.text
+    with MemoryManager(long_term=url) as mm:
+        assert sorted(mm.keys()) == sorted(f"k{i}" for i in range(10))
