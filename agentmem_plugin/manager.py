@@ -302,6 +302,8 @@ class MemoryManager:
 
     def _after_long_write(self) -> None:
         self.long_term._sync()
+        if self.long_term_limit == sys.maxsize:  # not enforced (no durable archive): skip the count
+            return
         excess = self.long_tier.count() - self.long_term_limit  # type: ignore[operator]
         if excess > 0:
             self._archive_least_important(excess)

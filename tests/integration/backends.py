@@ -167,11 +167,11 @@ class DisposablePostgresTier(PostgresTier):
 class TcpProxy:
     """A TCP relay on 127.0.0.1 to *target*; :meth:`stop` closes every connection, as a server going away would."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, listen_port: int = 0) -> None:
         self.target = (target_host, target_port)
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
+        self._listener.bind(("127.0.0.1", listen_port))  # the same port again: the server "comes back"
         self._listener.listen(64)
         self.port: int = self._listener.getsockname()[1]
         self._sockets: list[socket.socket] = []

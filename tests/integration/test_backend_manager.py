@@ -48,7 +48,14 @@ def test_overflow_and_promotion_across_servers(urls: dict[str, str], namespace: 
 
 def _worker(urls: dict[str, str], namespace: str, worker: int, n: int) -> None:
     # long_term_limit below the total: overflow must never go to a per-process temporary archive
-    mm = _open(urls, namespace, short_term_limit=50, long_term_limit=100, cache_size=0, enable_logging=False)
+    mm = _open(
+        urls,
+        namespace,
+        short_term_limit=50,
+        long_term_limit=100,
+        cache_size=0,
+        enable_logging=False,
+    )
     try:
         for i in range(n):
             mm.store(f"w{worker}-{i}", {"worker": worker, "i": i}, priority=i % 4)
@@ -85,4 +92,40 @@ def test_four_processes_share_one_manager_and_lose_nothing(
         )
     finally:
         mm.clear_all()
+        mm.close()
+
+
+@pytest.mark.parametrize("server", ["redis", "postgres"])
+def test_server_gone_then_back_the_manager_recovers(
+    urls: dict[str, str], namespace: str, server: str
+) -> None:
+    from urllib.parse import urlsplit
+
+    from integration.backends import TcpProxy
+
+    from agentmem_plugin.errors import BackendUnavailableError
+
+    role = "short_term" if server == "redis" else "long_term"
+    target = urlsplit(urls[role])
+    proxy = TcpProxy("127.0.0.1", target.port or 0)
+    port = proxy.port
+    via_proxy = {**urls, role: urls[role].replace(f":{target.port}", f":{port}")}
+    mm = _open(via_proxy, namespace, short_term_limit=5, cache_size=0)
+    direct = _open(urls, namespace, short_term_limit=5, cache_size=0)
+    try:
+        mm.store("before", "stored before the outage", memory_type=role)
+        proxy.stop()  # the server goes away
+        with pytest.raises(BackendUnavailableError) as info:
+            mm.store("during", "never acknowledged", memory_type=role)
+        assert "s3cret" not in str(info.value)
+        assert direct.retrieve("during") is None  # nothing half-written
+        assert direct.retrieve("before") == "stored before the outage"
+        proxy = TcpProxy("127.0.0.1", target.port or 0, listen_port=port)  # ... and comes back
+        mm.store("after", "stored after the outage", memory_type=role)
+        assert mm.retrieve("before") == "stored before the outage"
+        assert direct.retrieve("after") == "stored after the outage"
+    finally:
+        proxy.stop()
+        direct.clear_all()
+        direct.close()
         mm.close()

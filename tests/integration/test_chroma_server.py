@@ -160,3 +160,33 @@ def test_server_going_away_is_a_storage_error(tmp_path, clock):
             tier.put(MemoryEntry("j", "w", clock=clock))
     finally:
         tier.close()
+
+
+def test_manager_on_servers_only_redis_postgres_and_chroma(chroma_server):
+    """Short-term in Redis, long-term in PostgreSQL, the semantic index in the Chroma server, all by URL;
+    a second manager (as another process would) searches the same index by meaning without reindexing."""
+    from integration.backends import require_postgres, require_redis
+
+    from agentmem_plugin import MemoryManager
+
+    _, port = chroma_server
+    urls = {"short_term": require_redis(), "long_term": require_postgres(),
+            "semantic": f"http://{HOST}:{port}"}  # fmt: skip
+    namespace = f"servers-{uuid.uuid4().hex[:10]}"
+    first_embedder, second_embedder = FakeHashEmbedder(), FakeHashEmbedder()
+    first = MemoryManager(namespace=namespace, embedder=first_embedder, short_term_limit=2, **urls)
+    second = None
+    try:
+        for key, text in [("a", "alpha text"), ("b", "beta text"), ("c", "gamma text"), ("d", "delta text")]:
+            first.store(key, text, memory_type="long_term")
+        hits = first.search("gamma text", mode="semantic", memory_types=["long_term"], limit=1)
+        assert [h["key"] for h in hits] == ["c"]
+        second = MemoryManager(namespace=namespace, embedder=second_embedder, **urls)
+        hits = second.search("delta text", mode="semantic", memory_types=["long_term"], limit=1)
+        assert [h["key"] for h in hits] == ["d"]
+        assert second_embedder.embedded == []  # the vectors came from the server, nothing was re-embedded
+    finally:
+        first.clear_all()
+        first.close()
+        if second is not None:
+            second.close()
