@@ -96,6 +96,8 @@ class MemoryManager:
             SQLite under *storage_path* (in memory without one).
         semantic: A Chroma server URL (``"http://127.0.0.1:8000"``) for the semantic index; default: beside
             the store. See :mod:`agentmem_plugin.tiers.urls` for every scheme; passwords are never logged.
+        reindex: Rebuild the semantic index when the store was indexed with another embedding model (instead of
+            refusing to open it with an EmbeddingError).
 
     Example:
         >>> mm = MemoryManager(short_term_limit=2)
@@ -127,6 +129,7 @@ class MemoryManager:
         short_term: str | None = None,
         long_term: str | None = None,
         semantic: str | None = None,
+        reindex: bool = False,
         _parent: MemoryManager | None = None,
     ) -> None:
         self._settings: dict[str, Any] = {
@@ -135,7 +138,7 @@ class MemoryManager:
             "archive_key": archive_key, "encrypt": encrypt, "cache_size": cache_size,
             "consolidation_policy": consolidation_policy, "consolidation_threshold": consolidation_threshold,
             "consolidation_interval": consolidation_interval, "batch_size": batch_size, "clock": clock,
-            "embed_text": embed_text, "short_term": short_term, "long_term": long_term, "semantic": semantic,
+            "embed_text": embed_text, "short_term": short_term, "long_term": long_term, "semantic": semantic, "reindex": reindex,
             "archive": archive if isinstance(archive, str) else None,
         }  # fmt: skip
         self._children: dict[str, MemoryManager] = {}
@@ -234,7 +237,7 @@ class MemoryManager:
         self.long_term = Memory(
             capacity=None, memory_type="long_term", persistence=self.storage_path is not None,
             storage_path=self.storage_path, tier=self.long_tier, embedder=embedder, embed_text=embed_text,
-            chroma=semantic,
+            chroma=semantic, reindex=reindex,
         )  # fmt: skip
         self._reconcile()
 
@@ -743,6 +746,15 @@ class MemoryManager:
         if memory is None:
             raise KeyNotFoundError(f"no memory named {name!r}")
         return memory
+
+    def reindex(self) -> int:
+        """Rebuild long-term memory's semantic index from every live entry; return how many were indexed.
+
+        Raises:
+            InvalidArgumentError: the manager has no embedder.
+
+        """
+        return self.long_term.reindex()
 
     def cleanup(self) -> dict[str, int]:
         """Delete expired entries from every tier now; return how many left each tier.

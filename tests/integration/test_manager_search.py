@@ -35,3 +35,20 @@ def test_search_by_vector_finds_the_stored_text(fake_embedder: Any) -> None:
     with pytest.raises(InvalidArgumentError):
         Memory().search_by_vector(vector)
     memory.close()
+
+
+def test_manager_reindex_switches_models(tmp_path: Any, fake_embedder: Any) -> None:
+    from conftest import FakeHashEmbedder
+
+    with MemoryManager(storage_path=tmp_path, embedder=fake_embedder) as mm:
+        mm.store("a", "alpha", memory_type="long_term")
+        mm.store("b", "beta", memory_type="long_term")
+    other = FakeHashEmbedder(name="another-model", dim=8)
+    with pytest.raises(EmbeddingError, match="reindex=True"):
+        MemoryManager(storage_path=tmp_path, embedder=other)
+    with MemoryManager(storage_path=tmp_path, embedder=other, reindex=True) as mm:
+        assert sorted(other.embedded) == ["alpha", "beta"]
+        assert [h["key"] for h in mm.search("beta", mode="semantic", limit=1)] == ["b"]
+        assert mm.reindex() == 2
+    with pytest.raises(InvalidArgumentError, match="embedder"):
+        MemoryManager().reindex()
