@@ -256,6 +256,16 @@ class HierarchicalMemory:
         if target is None:
             return level
         self._put(target, entry)
+        if not self.levels[target].exists(
+            entry.key
+        ):  # the full level evicted the promoted item itself
+            logger.info(
+                "%r not promoted: %s is full of higher priorities; it stays in %s",
+                entry.key,
+                target,
+                level,
+            )
+            return level
         self.levels[level].delete(entry.key)
         logger.info("promoted %r from %s to %s", entry.key, level, target)
         return target

@@ -243,3 +243,18 @@ def test_async_twins(hm) -> None:  # type: ignore[no-untyped-def]
     counts = asyncio.run(main())
     assert counts["promoted"] == 0  # already promoted on access
     assert hm.level_of("pref") == "important"
+
+
+def test_promotion_into_a_level_full_of_higher_priorities_keeps_the_item() -> None:
+    """Regression: the promoted item was evicted by its new level at once and deleted from its old one."""
+    from agentmem_plugin.adapters.hierarchical import HierarchicalMemory
+    from agentmem_plugin.entry import MemoryEntry
+
+    hm = HierarchicalMemory(
+        levels={"recent": 1}, promotion_rules={"immediate_to_recent": {"access_count": 0}}
+    )
+    hm.levels["recent"].tier.put(MemoryEntry("vip", "kept", priority=9))
+    hm.levels["immediate"].tier.put(MemoryEntry("low", "must survive", priority=0))
+    assert hm.retrieve("low") == "must survive"
+    assert hm.level_of("low") == "immediate"
+    assert hm.retrieve("vip") == "kept"
