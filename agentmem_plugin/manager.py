@@ -44,7 +44,14 @@ from agentmem_plugin.tiers.archive import ArchiveTier
 from agentmem_plugin.tiers.base import Tier
 from agentmem_plugin.tiers.buffer import BufferTier
 from agentmem_plugin.tiers.sqlite import SqliteTier
-from agentmem_plugin.tiers.urls import archive_leaf, namespace_of_leaf, open_archive, open_tier
+from agentmem_plugin.tiers.urls import (
+    archive_leaf,
+    is_durable_url,
+    is_server_url,
+    namespace_of_leaf,
+    open_archive,
+    open_tier,
+)
 
 __all__ = ["MEMORY_TIERS", "MemoryManager"]
 
@@ -172,6 +179,23 @@ class MemoryManager:
         self._memories: dict[str, Memory] = {}
 
         ns = self.namespace
+        shared_short, shared_long = is_server_url(short_term), is_server_url(long_term)
+        if shared_short and not (
+            shared_long or is_durable_url(long_term) or self.storage_path is not None
+        ):
+            raise InvalidArgumentError(
+                "short_term on a server is shared by processes, so its overflow needs a long-term memory they "
+                "all see: pass long_term='postgresql://...' (or a storage_path)"
+            )
+        if shared_long and embedder is not None and semantic is None:
+            raise InvalidArgumentError(
+                "long_term on a server with an embedder needs a semantic index every process shares: pass "
+                "semantic='http://host:8000' (a Chroma server); a per-process index would miss others' writes"
+            )
+        if shared_short or shared_long:
+            cache_size = 0  # another process's write would not invalidate this process's cache
+            self.cache_size = 0
+        self._archive_private = False
         if (
             self.storage_path is not None
             and self.storage_path.exists()
@@ -213,12 +237,7 @@ class MemoryManager:
             archive = open_archive(
                 archive, namespace=ns, key=archive_key, encrypt=encrypt, clock=self.clock
             )
-        elif (
-            archive is None
-            and long_term
-            and not long_term.startswith("memory:")
-            and self.storage_path is None
-        ):
+        elif archive is None and is_durable_url(long_term) and self.storage_path is None:
             # Long-term lives on a server or in a file that outlives this process; a temporary archive would
             # not, so overflow is never moved there (it would vanish at exit): long_term_limit is not enforced.
             logger.warning(
@@ -227,6 +246,9 @@ class MemoryManager:
                 self.long_term_limit,
             )
             self.long_term_limit = sys.maxsize
+            self._archive_private = (
+                True  # store(memory_type="external") is refused: it would vanish at exit
+            )
             archive = ArchiveTier(None, key=archive_key, encrypt=encrypt, clock=self.clock)
         if archive is None:
             where = None
@@ -278,23 +300,43 @@ class MemoryManager:
             f"memory_type must be one of {', '.join(MEMORY_TIERS)}; got {memory_type!r}"
         )
 
-    @contextlib.contextmanager
-    def _txn(self) -> Iterator[None]:
-        """One transaction around short- and long-term writes when they share a SQLite connection.
+    def _move(self, entries: list[MemoryEntry], target: Tier, other: Tier) -> None:
+        """Write *entries* to *target* and remove their keys from *other*, losing nothing if either step fails.
 
-        With separate backends (Redis + PostgreSQL) the long-term writes are grouped; writes are ordered so a
-        failure leaves a duplicate (removed by the next reconciliation), never a loss.
+        Writing to short-term can evict, and the victim may be an entry just written (when everything else
+        outranks it): it then overflows into long-term, which must keep it.
         """
+        keys = [e.key for e in entries]
+        if self._grouped():  # one transaction: leave the other tier first, overflow may land in it
+            with self._txn():
+                other.delete_many(keys)
+                target.put_many(entries)
+            return
+        # Separate servers: write first, so a failed write leaves the old value where it was and no reader
+        # ever finds the key in neither tier; then leave the other tier, except for keys the write overflowed.
+        target.put_many(entries)
+        held = target.get_many(keys, touch=False)
+        other.delete_many([k for k, e in zip(keys, held, strict=True) if e is not None])
+
+    def _grouped(self) -> bool:
+        """Return True when short- and long-term writes share one transaction that readers see at once."""
         long_tier, short = self.long_tier, self.short_tier
-        grouped = isinstance(long_tier, SqliteTier) and (
+        return isinstance(long_tier, SqliteTier) and (
             isinstance(
                 short, BufferTier
             )  # in-process: uncommitted rows are visible on the shared connection
             or (isinstance(short, SqliteTier) and short._conn is long_tier._conn)
         )
-        # Otherwise (Redis, PostgreSQL) each long-term write commits at once: entries evicted from a shared
-        # short-term tier are durable in long-term before they leave it, so no process ever misses them.
-        with long_tier.transaction() if grouped else contextlib.nullcontext():  # type: ignore[attr-defined]
+
+    @contextlib.contextmanager
+    def _txn(self) -> Iterator[None]:
+        """One transaction around short- and long-term writes when they share a SQLite connection.
+
+        Otherwise (Redis, PostgreSQL) each long-term write commits at once: entries evicted from a shared
+        short-term tier are durable in long-term before they leave it, so no process ever misses them, and
+        moves write before they delete (:meth:`_move`), so a failure leaves a duplicate, never a loss.
+        """
+        with self.long_tier.transaction() if self._grouped() else contextlib.nullcontext():  # type: ignore[attr-defined]
             yield
 
     def _overflow(self, victims: list[MemoryEntry]) -> None:
@@ -463,17 +505,18 @@ class MemoryManager:
         keys = [e.key for e in entries]
         self._forget(keys)
         if target is self.external_tier:
+            if self._archive_private:
+                raise InvalidArgumentError(
+                    "memory_type='external' needs an archive that outlives this process: long-term is durable "
+                    "but the archive is temporary; pass archive='s3://bucket/prefix' or a directory"
+                )
             target.put_many(entries)  # durable in the archive first, then leave the other tiers
             with self._txn():
                 self.short_tier.delete_many(keys)
                 self.long_tier.delete_many(keys)
         else:
             other = self.long_tier if target is self.short_tier else self.short_tier
-            with (
-                self._txn()
-            ):  # leave the other tier first: overflow of this write may move entries into it
-                other.delete_many(keys)
-                target.put_many(entries)
+            self._move(entries, target, other)
             self.external_tier.delete_many(keys)
         self._after_long_write()
         self._maybe_consolidate()
@@ -507,18 +550,7 @@ class MemoryManager:
         if entry is None:
             entry = self.long_tier.get(key)
             if entry is not None:
-                with self._txn():  # promote: one transaction moves it
-                    # Leave long-term first: when short-term is full of higher priorities, the promoted entry
-                    # itself is the eviction victim and overflows straight back into long-term.
-                    self.long_tier.delete(key)
-                    try:
-                        self.short_tier.put(entry.copy())
-                    except BaseException:
-                        with contextlib.suppress(
-                            Exception
-                        ):  # without a shared transaction, put it back
-                            self.long_tier.put(entry.copy())
-                        raise
+                self._move([entry.copy()], self.short_tier, self.long_tier)  # promote
                 self.long_term._sync()
                 self._counters["promotions"] += 1
             else:

@@ -32,6 +32,8 @@ from agentmem_plugin.tiers.base import EvictionCallback, Tier
 
 __all__ = [
     "archive_leaf",
+    "is_durable_url",
+    "is_server_url",
     "namespace_of_leaf",
     "open_archive",
     "open_chroma_client",
@@ -47,7 +49,8 @@ _TIER_SCHEMES = ("memory", "sqlite", "redis", "rediss", "postgresql", "postgres"
 _PASSWORD_KV = re.compile(
     r"\b((?:password|pass|pwd|passwd)\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&#]+)", re.IGNORECASE
 )
-_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)([^@/?#]*)@", re.IGNORECASE)
+# user-info runs to the *last* "@" before the path: redis-py reads a password containing "@" that way
+_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)([^/?#]*)@", re.IGNORECASE)
 
 
 def redact_url(url: str) -> str:
@@ -71,6 +74,20 @@ def redact_url(url: str) -> str:
         user = match.group(2).split(":", 1)[0]
         text = f"{match.group(1)}{user}:***@{text[match.end() :]}"
     return text
+
+
+def _scheme_of(url: object) -> str:
+    return url.split("://", 1)[0].lower() if isinstance(url, str) and "://" in url else ""
+
+
+def is_server_url(url: object) -> bool:
+    """Return True for a tier URL naming a server shared by processes (Redis, PostgreSQL)."""
+    return _scheme_of(url) in ("redis", "rediss", "postgresql", "postgres")
+
+
+def is_durable_url(url: object) -> bool:
+    """Return True for a tier URL whose data outlives the process (a server or a SQLite file)."""
+    return is_server_url(url) or _scheme_of(url) == "sqlite"
 
 
 def archive_leaf(namespace: str) -> str:

@@ -28,6 +28,12 @@ from agentmem_plugin.tiers.urls import (
         ("postgresql://app@db/mem", "postgresql://app@db/mem"),
         ("redis://[::1]:6379/0", "redis://[::1]:6379/0"),
         ("redis://u:s3cret@[::1]:6379/0", "redis://u:***@[::1]:6379/0"),
+        ("redis://app:pa@s3cret-TAIL@127.0.0.1:6399/0", "redis://app:***@127.0.0.1:6399/0"),
+        (
+            "postgresql://db/x?password=s3cret&sslmode=off",
+            "postgresql://db/x?password=***&sslmode=off",
+        ),
+        ("host=db password='s3 cret' dbname=x", "host=db password=*** dbname=x"),
     ],
 )
 def test_redact_url_hides_passwords(url: str, safe: str) -> None:
@@ -156,7 +162,10 @@ def test_from_config_takes_backend_urls_and_keeps_passwords_secret(
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"short_term": "redis://:s3cret@127.0.0.1:1/0"},
+        {
+            "short_term": "redis://:s3cret@127.0.0.1:1/0",
+            "long_term": "postgresql://127.0.0.1:5432/test",
+        },
         {"long_term": "postgresql://app:s3cret@127.0.0.1:1/test"},
         {"semantic": "http://127.0.0.1:1", "embedder": "fake"},
     ],
@@ -187,3 +196,22 @@ def test_durable_long_term_without_an_archive_never_archives_into_a_temporary_di
     assert "long_term_limit (3) is not enforced" in caplog.text
     with MemoryManager(long_term=url) as mm:
         assert sorted(mm.keys()) == sorted(f"k{i}" for i in range(10))
+
+
+def test_configurations_that_would_lose_or_hide_data_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(
+        InvalidArgumentError, match="long_term="
+    ):  # shared short-term, private long-term
+        MemoryManager(short_term="redis://127.0.0.1:1/0")
+    with pytest.raises(
+        InvalidArgumentError, match="semantic="
+    ):  # per-process index over a shared store
+        MemoryManager(long_term="postgresql://127.0.0.1:1/test", embedder="default")
+    url = f"sqlite://{tmp_path}/long.db"
+    with MemoryManager(long_term=url) as mm:  # durable long-term, temporary archive
+        with pytest.raises(InvalidArgumentError, match="archive"):
+            mm.store("k", "v", memory_type="external")
+        assert mm.keys() == []
+    with MemoryManager(long_term=url, archive=str(tmp_path / "arch")) as mm:
+        mm.store("k", "v", memory_type="external")
+        assert mm.tier_of("k") == "external"
