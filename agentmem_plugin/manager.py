@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -149,6 +150,7 @@ class MemoryManager:
             "archive": archive if isinstance(archive, str) else None,
         }  # fmt: skip
         self._children: dict[str, MemoryManager] = {}
+        self._children_lock = threading.Lock()
         self._parent = _parent
         self.short_term_limit = validate_capacity(short_term_limit)
         self.long_term_limit = validate_capacity(long_term_limit)
@@ -210,15 +212,17 @@ class MemoryManager:
             if _parent is None or not isinstance(_parent.long_tier, SqliteTier)
             else _parent.long_tier
         )
-        long_tier = None if long_term is None else open_tier(long_term, role="long_term", namespace=ns,
-                                                             clock=self.clock)  # fmt: skip
+        long_tier = None if long_term is None else open_tier(
+            long_term, role="long_term", namespace=ns, clock=self.clock,
+            share=None if _parent is None else _parent.long_tier,  # a view borrows the root's pool/client
+        )  # fmt: skip
         if long_tier is None:
             long_tier = SqliteTier(db, table="long_term", namespace=ns, clock=self.clock,
                                    share_connection_with=share if share is not None and share.path == db else None)  # fmt: skip
         self.long_tier: Tier = long_tier
         short_tier = None if short_term is None else open_tier(
             short_term, role="short_term", namespace=ns, capacity=self.short_term_limit, clock=self.clock,
-            on_evict=self._overflow,
+            on_evict=self._overflow, share=None if _parent is None else _parent.short_tier,
         )  # fmt: skip
         if (
             short_tier is None and db is not None
@@ -431,10 +435,11 @@ class MemoryManager:
         ns = _namespace(namespace)
         if ns == root.namespace:
             return root
-        child = root._children.get(ns)
-        if child is None:
-            child = MemoryManager(**root._settings, namespace=ns, _parent=root)
-            root._children[ns] = child
+        with root._children_lock:  # one view per namespace, even when threads ask at once
+            child = root._children.get(ns)
+            if child is None:
+                child = MemoryManager(**root._settings, namespace=ns, _parent=root)
+                root._children[ns] = child
         return child
 
     def namespaces(self, prefix: str | Sequence[str] | None = None) -> list[str]:
@@ -860,10 +865,18 @@ class MemoryManager:
         self.clear_external()
 
     def close(self) -> None:
-        """Close every tier (flushes read statistics), and the namespace views of :meth:`with_namespace`."""
-        for child in self._children.values():
+        """Close every tier (flushes read statistics), and the namespace views of :meth:`with_namespace`.
+
+        Closing a view closes only it: the next ``with_namespace`` call for its namespace opens a fresh one.
+        """
+        if self._parent is not None:
+            with self._parent._children_lock:
+                if self._parent._children.get(self.namespace) is self:
+                    del self._parent._children[self.namespace]
+        with self._children_lock:
+            children, self._children = list(self._children.values()), {}
+        for child in children:
             child.close()
-        self._children.clear()
         for memory in self._memories.values():
             memory.close()
         self.short_tier.close()

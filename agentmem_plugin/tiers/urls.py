@@ -133,10 +133,12 @@ def open_tier(
     capacity: int | None = None,
     clock: Clock | None = None,
     on_evict: EvictionCallback | None = None,
+    share: Tier | None = None,
 ) -> Tier | None:
     """Open the tier a URL names, for *role* ``"short_term"`` or ``"long_term"`` (also its table name).
 
-    Returns None for ``memory://`` (the caller builds its embedded default).
+    Returns None for ``memory://`` (the caller builds its embedded default). *share*: a tier of the same backend
+    whose client (Redis) or connection pool (PostgreSQL) this one borrows instead of opening its own.
 
     Raises:
         InvalidArgumentError: an unknown scheme or a malformed URL (the message carries no password).
@@ -160,12 +162,14 @@ def open_tier(
     if scheme in ("redis", "rediss"):
         from agentmem_plugin.tiers.redis import RedisTier
 
+        client = getattr(share, "_client", None) if isinstance(share, RedisTier) else None
         return RedisTier(url, namespace=namespace, capacity=capacity, clock=clock, on_evict=on_evict,
-                         prefix=f"agentmem:{role}")  # fmt: skip
+                         prefix=f"agentmem:{role}", client=client)  # fmt: skip
     from agentmem_plugin.tiers.postgres import PostgresTier
 
+    pool = getattr(share, "_pool", None) if isinstance(share, PostgresTier) else None
     return PostgresTier(url, table=role, namespace=namespace, capacity=capacity, clock=clock,
-                        on_evict=on_evict)  # fmt: skip
+                        on_evict=on_evict, pool=pool)  # fmt: skip
 
 
 def open_chroma_client(url: str) -> Any:

@@ -144,3 +144,17 @@ def test_server_gone_then_back_the_manager_recovers(
         direct.clear_all()
         direct.close()
         mm.close()
+
+
+def test_views_borrow_the_roots_connections(urls: dict[str, str], namespace: str) -> None:
+    mm = _open(urls, namespace)
+    try:
+        views = [mm.with_namespace(f"{namespace}-{i}") for i in range(5)]
+        assert {id(v.long_tier._pool) for v in views} == {id(mm.long_tier._pool)}  # type: ignore[attr-defined]
+        assert {id(v.short_tier._client) for v in views} == {id(mm.short_tier._client)}  # type: ignore[attr-defined]
+        views[0].store("k", "v")
+        views[0].close()  # closes only the view: the shared pool and client stay open
+        assert mm.with_namespace(f"{namespace}-0").retrieve("k") == "v"
+        mm.with_namespace(f"{namespace}-0").clear_all()
+    finally:
+        mm.close()

@@ -163,3 +163,22 @@ def test_cleanup_removes_expired_entries_from_every_tier(clock: Any) -> None:
     assert mm.cleanup() == {"short_term": 1, "long_term": 1, "external": 1}
     assert mm.keys() == ["keep"]
     mm.close()
+
+
+def test_a_closed_view_is_replaced_and_threads_share_one_view(manager: MemoryManager) -> None:
+    import threading
+
+    with manager.with_namespace("v") as view:
+        view.store("k", "kept", memory_type="long_term")
+    fresh = manager.with_namespace("v")
+    assert fresh is not view
+    assert fresh.retrieve("k") == "kept"
+    got: list[MemoryManager] = []
+    threads = [
+        threading.Thread(target=lambda: got.append(manager.with_namespace("t"))) for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(v) for v in got}) == 1
