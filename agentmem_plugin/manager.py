@@ -75,6 +75,11 @@ def _namespace(namespace: str | Sequence[str] | None) -> str:
     return "/".join(parts)
 
 
+def _below(namespace: str, base: str) -> bool:
+    """Return True when *namespace* is *base* or nested under it (``""`` contains every namespace)."""
+    return not base or namespace == base or namespace.startswith(base + "/")
+
+
 class MemoryManager:
     """Multi-tier memory with read-through promotion, consolidation and search across tiers.
 
@@ -411,14 +416,17 @@ class MemoryManager:
     # -- namespaces ------------------------------------------------------------------------------------------------
 
     def with_namespace(self, namespace: str | Sequence[str]) -> MemoryManager:
-        """Return a manager over the same storage and settings that sees only *namespace*.
+        """Return a manager over the same storage and settings that sees only *namespace*, below this one's.
 
-        The view shares this manager's SQLite connection, embedder and settings; it is created once per
-        namespace, cached, and closed with this manager. A custom ``archive`` tier is not shared (it has no
-        namespaces): each view archives under its own directory of ``storage_path`` (or a temporary one).
+        Namespaces nest: on a manager whose namespace is ``"user/alice"``, ``with_namespace("notes")`` is
+        ``"user/alice/notes"``, so a view handed to a user's code never reaches outside its own namespace.
+        The view shares this manager's connections (SQLite connection, Redis client, PostgreSQL pool), embedder
+        and settings; it is created once per namespace, cached, and closed with the root manager. A custom
+        ``archive`` tier is not shared (it has no namespaces): each view archives under its own directory of
+        ``storage_path`` (or a temporary one).
 
         Args:
-            namespace: A str such as ``"user/u1"`` or a tuple such as ``("user", "u1")``.
+            namespace: A str such as ``"user/u1"`` or a tuple such as ``("user", "u1")``; empty: this manager.
 
         Raises:
             InvalidArgumentError: a namespace part that is empty, not a str, or contains ``/``.
@@ -429,28 +437,39 @@ class MemoryManager:
             >>> alice.store("color", "blue")
             >>> alice.retrieve("color"), bob.retrieve("color")
             ('blue', None)
+            >>> alice.with_namespace("notes").namespace
+            'user/alice/notes'
 
         """
-        root = self._parent or self
         ns = _namespace(namespace)
-        if ns == root.namespace:
+        return self._view("/".join(p for p in (self.namespace, ns) if p))
+
+    def _view(self, full: str) -> MemoryManager:
+        """Return the view of the absolute namespace *full* (created once, under the root's lock)."""
+        root = self._parent or self
+        if full == root.namespace:
             return root
         with root._children_lock:  # one view per namespace, even when threads ask at once
-            child = root._children.get(ns)
+            child = root._children.get(full)
             if child is None:
-                child = MemoryManager(**root._settings, namespace=ns, _parent=root)
-                root._children[ns] = child
+                child = MemoryManager(**root._settings, namespace=full, _parent=root)
+                root._children[full] = child
         return child
 
     def namespaces(self, prefix: str | Sequence[str] | None = None) -> list[str]:
-        """Return the namespaces holding entries in any tier (the archive under *storage_path* included), sorted.
+        """Return the namespaces below this manager's holding entries in any tier, relative to it, sorted.
+
+        At a manager without a namespace these are the full names; on a view of ``"user/alice"``, its own
+        entries are ``""`` and ``"user/alice/notes"`` is ``"notes"``: a view never lists other namespaces.
+        The archive under *storage_path* counts too.
 
         Args:
             prefix: Only namespaces equal to it or below it (``"user"`` matches ``"user/u1"``, not ``"users"``).
 
         """
         root = self._parent or self
-        managers = [root, *root._children.values()]
+        with root._children_lock:
+            managers = [root, *root._children.values()]
         found: set[str] = set()
         for attr in ("long_tier", "short_tier"):
             listing = getattr(getattr(root, attr), "namespaces", None)
@@ -462,14 +481,22 @@ class MemoryManager:
         if archive is not None and archive.is_dir():  # namespaces whose entries are all archived
             for folder in archive.iterdir():
                 ns = namespace_of_leaf(folder.name)
-                if ns is not None and ns not in found and folder.is_dir():
-                    view = root.with_namespace(ns) if ns else root
+                if (
+                    ns is not None
+                    and ns not in found
+                    and folder.is_dir()
+                    and _below(ns, self.namespace)
+                ):
+                    view = root._view(ns)
                     if getattr(view.external_tier, "archived_keys", view.external_tier.keys)():
                         found.add(ns)
+        base = self.namespace
+        relative = {ns[len(base) + 1 :] if base and ns != base else ("" if ns == base else ns)
+                    for ns in found if _below(ns, base)}  # fmt: skip
         if prefix is not None:
             p = _namespace(prefix)
-            found = {ns for ns in found if ns == p or ns.startswith(p + "/")}
-        return sorted(found)
+            relative = {ns for ns in relative if _below(ns, p)}
+        return sorted(relative)
 
     # -- writing ---------------------------------------------------------------------------------------------------
 

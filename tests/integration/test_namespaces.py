@@ -47,7 +47,21 @@ def test_namespaces_lists_views_with_entries(manager: MemoryManager) -> None:
     manager.with_namespace("empty")
     assert manager.namespaces() == ["user/alice", "user/bob", "users/x"]
     assert manager.namespaces("user") == ["user/alice", "user/bob"]
-    assert manager.with_namespace("user/bob").namespaces(("user",)) == ["user/alice", "user/bob"]
+    bob = manager.with_namespace("user/bob")
+    assert bob.namespaces() == [""]  # a view lists only its own subtree, relative to itself
+    bob.with_namespace("notes").store("n", 1)
+    assert bob.namespaces() == ["", "notes"]
+    assert bob.namespaces("notes") == ["notes"]
+    assert manager.namespaces("user") == ["user/alice", "user/bob", "user/bob/notes"]
+
+
+def test_a_view_never_reaches_outside_its_namespace(manager: MemoryManager) -> None:
+    alice = manager.with_namespace(("user", "alice"))
+    manager.with_namespace(("user", "bob")).store("pin", "1234")
+    escaped = alice.with_namespace(("user", "bob"))  # nests: user/alice/user/bob
+    assert escaped.namespace == "user/alice/user/bob"
+    assert escaped.retrieve("pin") is None
+    assert alice.with_namespace(()) is alice
 
 
 def test_views_reopen_from_disk(tmp_path: Any) -> None:

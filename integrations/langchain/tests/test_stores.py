@@ -132,3 +132,21 @@ def test_bad_keys_and_arguments(tmp_path, cls):
     with pytest.raises(InvalidArgumentError, match="needs a MemoryManager as manager=, got dict"):
         cls(manager={})
     assert not (tmp_path / "x").exists()
+
+
+def test_a_user_view_plus_a_namespace_stays_inside_that_user() -> None:
+    """Regression: namespace= below a view was taken from the root, so two users' "notes" were one namespace."""
+    from langchain_agentmem import AgentMemChatMessageHistory, AgentMemRetriever
+
+    with MemoryManager() as mm:
+        alice, bob = mm.with_namespace(("user", "alice")), mm.with_namespace(("user", "bob"))
+        AgentMemStore(manager=alice, namespace="notes").mset([("pin", "4321")])
+        bob_store = AgentMemStore(manager=bob, namespace="notes")
+        assert bob_store.mget(["pin"]) == [None]
+        assert list(bob_store.yield_keys()) == []
+        assert AgentMemRetriever(memory=bob, namespace="notes").invoke("pin 4321") == []
+        AgentMemChatMessageHistory("s1", manager=alice, namespace="chat").add_user_message(
+            "private"
+        )
+        assert AgentMemChatMessageHistory("s1", manager=bob, namespace="chat").messages == []
+        assert AgentMemStore(manager=alice, namespace="notes").mget(["pin"]) == ["4321"]

@@ -311,7 +311,9 @@ class AgentMemStore(BaseStore):
         if mode in ("hybrid", "semantic") and not has_embedder:
             raise InvalidArgumentError(f"mode={mode!r} needs a manager with an embedder")
         self.mode: SearchMode = mode or ("hybrid" if has_embedder else "keyword")
-        self._base = self._manager.namespace
+        # The manager's views and namespace listings are relative to its own namespace (they never reach
+        # outside it), so LangGraph namespaces map to names below it with no base to add or strip.
+        self._base = ""
 
     # -- construction helpers ------------------------------------------------------------------------------------
 

@@ -104,8 +104,9 @@ def scoped(manager: MemoryManager, namespace: object | None) -> MemoryManager:
     """
     if namespace is None:
         return manager
-    base = tuple(manager.namespace.split("/")) if manager.namespace else ()
-    return manager.with_namespace((*base, *namespace_parts(namespace)))
+    return manager.with_namespace(
+        namespace_parts(namespace)
+    )  # views nest below the manager's namespace
 
 
 def stable_key(prefix: str, *parts: Any) -> str:

@@ -229,7 +229,9 @@ class AgentMemChatMemory(BaseMemory):
         keys = [key for _, key in self._chat_keys()]
         # one batch read per tier that moves nothing: reading a history must not churn short-term memory
         entries = self._store.get_many(keys)
-        return [message_from_json(e.value) for e in entries if e is not None]  # None: gone since the listing
+        return [
+            message_from_json(e.value) for e in entries if e is not None
+        ]  # None: gone since the listing
 
     def get(
         self, input: str | None = None, initial_token_count: int = 0, **kwargs: Any

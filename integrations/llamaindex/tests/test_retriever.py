@@ -81,7 +81,7 @@ def test_a_retriever_bound_to_one_namespace_never_returns_another_namespaces_mem
 
 def test_namespace_is_taken_below_the_managers_own_namespace(manager: MemoryManager) -> None:
     user = manager.with_namespace(("user", "u1"))
-    user.with_namespace(("user", "u1", "s1")).store("k", "kiwi fruit", memory_type="long_term")
+    user.with_namespace("s1").store("k", "kiwi fruit", memory_type="long_term")  # views nest
 
     retriever = AgentMemRetriever(user, namespace="s1")
 
