@@ -96,9 +96,12 @@ class AgentMemChatMessageHistory(BaseChatMessageHistory):
         return self._manager
 
     def _load(self) -> list[dict[str, Any]]:
-        stored = self._manager.retrieve(self.key)
-        if stored is None:
+        entry = self._manager.get_many([self.key])[
+            0
+        ]  # uncached: another process may have added messages
+        if entry is None:
             return []
+        stored = entry.value
         messages = stored.get("messages") if isinstance(stored, dict) else None
         if not isinstance(messages, list):
             raise IntegrityError(

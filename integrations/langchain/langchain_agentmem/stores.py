@@ -65,11 +65,13 @@ class _ManagerStore(BaseStore[str, V], Generic[V]):
             InvalidKeyError: a key that is not a non-empty str of at most 1024 characters.
 
         """
-        values: list[V | None] = []
-        for key in check_keys(keys):
-            stored = self._manager.retrieve(key)
-            values.append(None if stored is None else self._decode(key, stored))
-        return values
+        checked = check_keys(keys)
+        # one batch read per tier: no promotion (a read is not a write), no per-process cache (fresh across processes)
+        entries = self._manager.get_many(checked)
+        return [
+            None if e is None else self._decode(k, e.value)
+            for k, e in zip(checked, entries, strict=True)
+        ]
 
     def mset(self, key_value_pairs: Sequence[tuple[str, V]]) -> None:
         """Set every pair in one batch (one transaction); a later pair for the same key wins.

@@ -126,3 +126,27 @@ def test_a_foreign_value_under_the_session_key_is_reported():
         mm.store("chat_history:s", ["not", "a", "history"])
         with pytest.raises(IntegrityError, match="'chat_history:s' does not hold a chat history"):
             AgentMemChatMessageHistory("s", manager=mm).messages  # noqa: B018
+
+
+def test_two_managers_on_one_directory_see_each_others_messages(tmp_path) -> None:
+    """Regression: reads went through a per-process cache, so a second worker appended to a stale history."""
+    from agentmem_plugin import MemoryManager
+
+    from langchain_agentmem import AgentMemChatMessageHistory, AgentMemStore
+
+    with MemoryManager(storage_path=tmp_path) as one, MemoryManager(storage_path=tmp_path) as two:
+        first, second = (
+            AgentMemChatMessageHistory("s", manager=one),
+            AgentMemChatMessageHistory("s", manager=two),
+        )
+        first.add_user_message("m1")
+        assert [m.content for m in second.messages] == ["m1"]
+        second.add_user_message("m2")
+        first.add_user_message("m3")
+        assert [m.content for m in second.messages] == ["m1", "m2", "m3"]
+        AgentMemStore(manager=one).mset([("k", 1)])
+        assert AgentMemStore(manager=two).mget(["k"]) == [1]
+        AgentMemStore(manager=two).mset([("k", 2)])
+        assert AgentMemStore(manager=one).mget(["k"]) == [2]
+        AgentMemStore(manager=two).mdelete(["k"])
+        assert AgentMemStore(manager=one).mget(["k"]) == [None]
