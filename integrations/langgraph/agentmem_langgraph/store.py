@@ -280,6 +280,13 @@ class AgentMemStore(BaseStore):
                     "embedder (build it with embed_text=item_embed_text(fields)) and clock"
                 )
             self._manager, self._owns_manager = manager, False
+            if manager.long_term_limit < _UNBOUNDED:
+                logger.warning(
+                    "the manager's long_term_limit is %d: items beyond it move to the archive, where searches "
+                    "and listings of this store do not look (gets still find them); build the manager with a "
+                    "larger long_term_limit",
+                    manager.long_term_limit,
+                )
         else:
             embedder: Embedder | None = None
             embed_text = None
@@ -413,7 +420,8 @@ class AgentMemStore(BaseStore):
         name = encode_namespace(op.namespace, self._base)
         if name not in known:
             return None  # no view is opened for a namespace that holds nothing
-        entry = self._view(name).long_tier.get(op.key)
+        # every tier, moving nothing: an item read or archived through the manager by other code is still found
+        entry = self._view(name).get_many([op.key])[0]
         if entry is None or not isinstance(entry.value, dict):
             return None
         if op.refresh_ttl and entry.ttl is not None:
@@ -429,7 +437,11 @@ class AgentMemStore(BaseStore):
         """Items under the views that pass *flt*, oldest first (updates keep an item's place)."""
         rows: list[Row] = []
         for ns, _, view in views:
-            for entry in view.long_tier.scan():
+            held = {
+                e.key: e for e in view.short_tier.scan()
+            }  # promoted there by a read through the manager
+            held.update((e.key, e) for e in view.long_tier.scan())
+            for entry in held.values():
                 value = entry.value
                 if not isinstance(value, dict) or (ns, entry.key) in exclude:
                     continue
