@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
+import time
 from collections.abc import Callable
 from os import PathLike
 from typing import Any
@@ -32,7 +34,7 @@ __all__ = ["CHAT_KEY_PREFIX", "DEFAULT_TOKEN_LIMIT", "AgentMemChatMemory"]
 logger = logging.getLogger(__name__)
 
 CHAT_KEY_PREFIX = "chat:"
-"""Prefix of the keys of chat messages: ``chat:`` + a zero-padded sequence number, so keys sort in order."""
+"""Prefix of the keys of chat messages: ``chat:`` + a zero-padded, time-based sequence number (keys sort in order)."""
 
 DEFAULT_TOKEN_LIMIT = 3000
 """Token limit of :meth:`AgentMemChatMemory.get` when neither ``token_limit`` nor ``llm`` is given."""
@@ -40,7 +42,7 @@ DEFAULT_TOKEN_LIMIT = 3000
 DEFAULT_TOKEN_LIMIT_RATIO = 0.75
 """Share of the LLM's context window used as token limit when ``llm`` is given (as ``ChatMemoryBuffer``)."""
 
-_SEQ_DIGITS = 12
+_SEQ_DIGITS = 20
 
 
 def _chat_key(seq: int) -> str:
@@ -278,7 +280,10 @@ class AgentMemChatMemory(BaseMemory):
         """Append *messages* to the session's history in one batch (all or nothing)."""
         with self._lock:
             keys = self._chat_keys()
-            entries = self._entries(messages, keys[-1][0] + 1 if keys else 0)
+            # Time-based (microseconds, plus a random tail): two objects or processes writing the same session
+            # never pick the same key, and keys still sort in order of writing.
+            stamp = time.time_ns() // 1000 * 1000 + secrets.randbelow(1000)
+            entries = self._entries(messages, max(keys[-1][0] + 1 if keys else 0, stamp))
             if entries:
                 self._store.store_many(entries, self.memory_type)
 
