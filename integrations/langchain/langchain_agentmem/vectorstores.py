@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,6 +27,8 @@ from langchain_agentmem._common import (
 )
 
 __all__ = ["AgentMemVectorStore"]
+
+logger = logging.getLogger(__name__)
 
 _UNBOUNDED = sys.maxsize
 """long_term_limit of a manager this store creates: documents never overflow into the (unindexed) archive."""
@@ -117,6 +120,13 @@ class AgentMemVectorStore(VectorStore):
             long_term_limit=limit,
         )
         if not self._owns_manager:
+            if self._manager.long_term_limit < _UNBOUNDED:
+                logger.warning(
+                    "the manager's long_term_limit is %d: documents beyond it move to the archive, which "
+                    "similarity search does not reach (get_by_ids still finds them); build the manager with "
+                    "long_term_limit=sys.maxsize for a vector store",
+                    self._manager.long_term_limit,
+                )
             if self._manager.long_term.embedder is None:
                 raise InvalidArgumentError(
                     "the manager has no embedder: create it with MemoryManager(embedder=<your Embeddings>)"
