@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import inspect
 import logging
 import threading
@@ -134,11 +135,24 @@ def item_embed_text(fields: Sequence[str] | None = None) -> Callable[[MemoryEntr
     return embed_text
 
 
+_HOME_LOOP: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = contextvars.ContextVar(
+    "agentmem_langgraph_home_loop", default=None
+)
+"""The event loop that called ``abatch`` (copied into its worker thread by ``asyncio.to_thread``)."""
+
+
 def _sync_call(fn: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:
-    """Make an async embedding function callable from the worker thread a batch runs in."""
+    """Make an async embedding function callable from the worker thread a batch runs in.
+
+    Under ``abatch`` the coroutine runs on the caller's own event loop (which is free: it awaits the worker), so
+    clients the application bound to that loop keep working; otherwise on a private loop.
+    """
 
     def call(texts: list[str]) -> Any:
         coroutine = fn(list(texts))
+        home = _HOME_LOOP.get()
+        if home is not None and home.is_running():
+            return asyncio.run_coroutine_threadsafe(coroutine, home).result()
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -385,8 +399,15 @@ class AgentMemStore(BaseStore):
             return results
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        """Async :meth:`batch`: runs it in a worker thread, so the event loop never blocks."""
-        return await asyncio.to_thread(self.batch, list(ops))
+        """Async :meth:`batch`: runs it in a worker thread, so the event loop never blocks.
+
+        An async ``embed`` function of the IndexConfig is awaited on this event loop, not on another one.
+        """
+        token = _HOME_LOOP.set(asyncio.get_running_loop())
+        try:
+            return await asyncio.to_thread(self.batch, list(ops))
+        finally:
+            _HOME_LOOP.reset(token)
 
     # -- reads ---------------------------------------------------------------------------------------------------
 

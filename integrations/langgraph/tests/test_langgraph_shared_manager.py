@@ -29,3 +29,33 @@ def test_items_promoted_or_archived_by_other_code_stay_visible(
         assert store.get(("docs",), "k4").value == {"text": "note 4"}
         assert "k4" in {item.key for item in store.search(("docs",))}
         assert store.list_namespaces() == [("docs",)]
+
+
+async def test_an_async_embed_runs_on_the_callers_event_loop() -> None:
+    """Regression: abatch ran an async embed on a new loop, so a semaphore of the app's loop hung it."""
+    import asyncio
+    import hashlib
+
+    limiter = asyncio.Semaphore(1)  # owned by this loop, like an HTTP client's pool
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def aembed(
+        texts: list[str],
+    ) -> list[list[float]]:  # a FAKE embedder: meaning does not matter here
+        loops.append(asyncio.get_running_loop())
+        async with limiter:
+            return [[b / 255 for b in hashlib.sha256(t.encode()).digest()[:8]] for t in texts]
+
+    async def hold() -> None:
+        async with limiter:
+            await asyncio.sleep(0.2)
+
+    with AgentMemStore(index={"embed": aembed, "dims": 8}) as store:
+        loops.clear()  # construction is sync: its dimension probe ran on a private loop
+        task = asyncio.create_task(hold())
+        await asyncio.sleep(0)
+        await asyncio.wait_for(store.aput(("u",), "k", {"text": "hello"}), timeout=30)
+        await task
+        found = await asyncio.wait_for(store.asearch(("u",), query="hello"), timeout=30)
+        assert [item.key for item in found] == ["k"]
+    assert loops and set(loops) == {asyncio.get_running_loop()}
