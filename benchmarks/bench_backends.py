@@ -136,8 +136,11 @@ def bench_postgres(dsn: str, n: int, searches: int) -> None:
 def _manager_worker(
     redis_url: str, dsn: str, namespace: str, worker: int, ops: int, out: Any
 ) -> None:
+    import logging
+
     from agentmem_plugin import MemoryManager
 
+    logging.getLogger("agentmem_plugin").setLevel(logging.ERROR)  # the "no archive" warning, once per worker
     mm = MemoryManager(short_term=redis_url, long_term=dsn, namespace=namespace, short_term_limit=200,
                        cache_size=0, enable_logging=False)  # fmt: skip
     latencies = []
