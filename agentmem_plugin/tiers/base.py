@@ -33,10 +33,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from agentmem_plugin.codec import decode_json, decode_value
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import AgentMemError, StorageError
 
-__all__ = ["EvictionCallback", "Tier", "TierStats", "storage_errors"]
+__all__ = ["EvictionCallback", "Tier", "TierStats", "row_to_entry", "storage_errors"]
 
 EvictionCallback = Callable[[list[MemoryEntry]], None]
 """Called with the entries a tier is about to evict for capacity (never with expired ones)."""
@@ -275,3 +276,26 @@ class Tier(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def row_to_entry(row: Sequence[Any]) -> MemoryEntry:
+    """Decode a stored SQL row into an entry.
+
+    The row's first ten fields are ``key, value, created_at, expires_at, ttl, priority, tags, metadata,
+    access_count, last_accessed`` (value, tags and metadata as stored by the codec). Shared by the SQL tiers (SQLite, PostgreSQL); trusted rows skip the constructor's validation.
+    """
+    key, value, created_at, expires_at, ttl, priority, tags, metadata, access_count, last = row[:10]
+    entry = object.__new__(MemoryEntry)
+    entry.key = key
+    entry.value = decode_value(value, what=f"value of key {key!r}")
+    entry.created_at = created_at
+    entry.expires_at = expires_at
+    entry.ttl = ttl
+    entry.priority = priority
+    entry.tags = tuple(decode_json(tags, what=f"tags of key {key!r}"))
+    entry.metadata = (
+        decode_json(metadata, what=f"metadata of key {key!r}") if metadata != "{}" else {}
+    )
+    entry.access_count = access_count
+    entry.last_accessed = last
+    return entry

@@ -42,8 +42,6 @@ from typing import Any, TypeVar
 
 from agentmem_plugin.codec import (
     DEFAULT_COMPRESSION_THRESHOLD,
-    decode_json,
-    decode_value,
     encode_json,
     encode_value,
 )
@@ -58,7 +56,7 @@ from agentmem_plugin.errors import (
     StoreCorruptError,
 )
 from agentmem_plugin.search import document_text, words
-from agentmem_plugin.tiers.base import EvictionCallback, Tier
+from agentmem_plugin.tiers.base import EvictionCallback, Tier, row_to_entry
 from agentmem_plugin.tiers.sqlite import validate_identifier
 from agentmem_plugin.tiers.urls import redact_url
 
@@ -141,24 +139,6 @@ def _import_psycopg() -> tuple[Any, Any, Any]:
             "PostgresTier needs psycopg 3 and psycopg-pool: pip install 'agentmem-plugin[postgres]'"
         ) from exc
     return psycopg, psycopg_pool, sql
-
-
-def _row_to_entry(row: Sequence[Any]) -> MemoryEntry:
-    key, value, created_at, expires_at, ttl, priority, tags, metadata, access_count, last = row[:10]
-    entry = object.__new__(MemoryEntry)
-    entry.key = key
-    entry.value = decode_value(value, what=f"value of key {key!r}")
-    entry.created_at = created_at
-    entry.expires_at = expires_at
-    entry.ttl = ttl
-    entry.priority = priority
-    entry.tags = tuple(decode_json(tags, what=f"tags of key {key!r}"))
-    entry.metadata = (
-        decode_json(metadata, what=f"metadata of key {key!r}") if metadata != "{}" else {}
-    )
-    entry.access_count = access_count
-    entry.last_accessed = last
-    return entry
 
 
 def _migrations(sql: Any, table: str) -> list[tuple[str, list[Any]]]:
@@ -637,7 +617,7 @@ class PostgresTier(Tier):
         victims: list[MemoryEntry] = []
         if excess > 0:
             victims = [
-                _row_to_entry(r) for r in conn.execute(self._q["victims"], (ns, excess)).fetchall()
+                row_to_entry(r) for r in conn.execute(self._q["victims"], (ns, excess)).fetchall()
             ]
             if self.on_evict is not None and victims:
                 acted.append(True)
@@ -708,7 +688,7 @@ class PostgresTier(Tier):
         else:
             rows = self._read("reading entries", self._q["get"], (self.namespace, unique, now))
         found = {r[0]: r for r in rows}
-        out = [None if k not in found else _row_to_entry(found[k]) for k in keys]
+        out = [None if k not in found else row_to_entry(found[k]) for k in keys]
         if touch:
             hits = sum(e is not None for e in out)
             with self._lock:
@@ -735,7 +715,7 @@ class PostgresTier(Tier):
     def scan(self) -> list[MemoryEntry]:
         """Return every live entry of the namespace, in insertion order."""
         rows = self._read("listing entries", self._q["scan"], (self.namespace, self.clock()))
-        return [_row_to_entry(r) for r in rows]
+        return [row_to_entry(r) for r in rows]
 
     def keyword_search(self, query: str, limit: int = 10) -> list[tuple[MemoryEntry, float]]:
         """Full-text search (English stemming) for any of the query's words, ranked by ``ts_rank_cd``."""
@@ -747,7 +727,7 @@ class PostgresTier(Tier):
             self._q["search"],
             (text, self.namespace, self.clock(), min(limit, 2**62)),
         )
-        return [(_row_to_entry(r), float(r[10])) for r in rows if r[10] > 0]
+        return [(row_to_entry(r), float(r[10])) for r in rows if r[10] > 0]
 
     def compute(
         self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
@@ -763,9 +743,7 @@ class PostgresTier(Tier):
             now = self.clock()
             row = conn.execute(self._q["get_for_update"], (self.namespace, key)).fetchone()
             current = (
-                None
-                if row is None or (row[3] is not None and row[3] <= now)
-                else _row_to_entry(row)
+                None if row is None or (row[3] is not None and row[3] <= now) else row_to_entry(row)
             )
             acted.append(True)
             new = fn(current)

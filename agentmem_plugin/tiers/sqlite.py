@@ -39,8 +39,6 @@ from typing import Any
 
 from agentmem_plugin.codec import (
     DEFAULT_COMPRESSION_THRESHOLD,
-    decode_json,
-    decode_value,
     encode_json,
     encode_value,
 )
@@ -53,7 +51,7 @@ from agentmem_plugin.errors import (
     StoreCorruptError,
 )
 from agentmem_plugin.search import document_text, words
-from agentmem_plugin.tiers.base import EvictionCallback, Tier
+from agentmem_plugin.tiers.base import EvictionCallback, Tier, row_to_entry
 
 __all__ = ["SqliteTier", "validate_identifier"]
 
@@ -181,35 +179,6 @@ def _fts_query(query: str) -> str | None:
     if not terms:
         return None
     return " OR ".join(f'"{w}"' for w in dict.fromkeys(terms))
-
-
-def _row_to_entry(row: Sequence[Any]) -> MemoryEntry:
-    (
-        key,
-        value,
-        created_at,
-        expires_at,
-        ttl,
-        priority,
-        tags,
-        metadata,
-        access_count,
-        last_accessed,
-    ) = row
-    entry = object.__new__(MemoryEntry)
-    entry.key = key
-    entry.value = decode_value(value, what=f"value of key {key!r}")
-    entry.created_at = created_at
-    entry.expires_at = expires_at
-    entry.ttl = ttl
-    entry.priority = priority
-    entry.tags = tuple(decode_json(tags, what=f"tags of key {key!r}"))
-    entry.metadata = (
-        decode_json(metadata, what=f"metadata of key {key!r}") if metadata != "{}" else {}
-    )
-    entry.access_count = access_count
-    entry.last_accessed = last_accessed
-    return entry
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout: float) -> str:
@@ -552,7 +521,7 @@ class SqliteTier(Tier):
         if excess <= 0:
             return
         victims = [
-            _row_to_entry(r) for r in conn.execute(self._q["victims"], (self.namespace, excess))
+            row_to_entry(r) for r in conn.execute(self._q["victims"], (self.namespace, excess))
         ]
         if self.on_evict is not None:
             self.on_evict(victims)
@@ -619,7 +588,7 @@ class SqliteTier(Tier):
                 if touch:
                     self.stats_counters.misses += 1
                 return None
-            entry = _row_to_entry(row)
+            entry = row_to_entry(row)
             pending = self._pending.get(key)
             if pending is not None:
                 entry.access_count += pending[0]
@@ -678,7 +647,7 @@ class SqliteTier(Tier):
         with self._lock:
             self._check_open()
             entries = [
-                _row_to_entry(r)
+                row_to_entry(r)
                 for r in self._conn.execute(self._q["scan"], (self.namespace, self.clock()))
             ]
             for e in entries:
@@ -698,7 +667,7 @@ class SqliteTier(Tier):
             rows = self._conn.execute(
                 self._q["search"], (match, self.namespace, self.clock(), limit)
             ).fetchall()
-        return [(_row_to_entry(r[:10]), -float(r[10])) for r in rows]
+        return [(row_to_entry(r[:10]), -float(r[10])) for r in rows]
 
     def compute(
         self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
@@ -708,9 +677,7 @@ class SqliteTier(Tier):
             now = self.clock()
             row = conn.execute(self._q["get"], (self.namespace, key)).fetchone()
             current = (
-                None
-                if row is None or (row[3] is not None and row[3] <= now)
-                else _row_to_entry(row)
+                None if row is None or (row[3] is not None and row[3] <= now) else row_to_entry(row)
             )
             new = fn(current)
             if new is None:
