@@ -50,6 +50,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/bench_locomo.py
 	$(PY) benchmarks/bench_semantic.py
 	$(PY) benchmarks/bench_manager.py
+	$(PY) benchmarks/bench_backends.py
 
 # The documentation site (mkdocs-material + mkdocstrings); --strict turns every warning (a broken link, a missing
 # reference) into a failure. Output in site/.
