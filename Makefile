@@ -38,12 +38,14 @@ test: $(VENV)/.installed-dev
 	$(foreach d,$(INTEGRATIONS),$(PY) -m pytest -q $(d) &&) true
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check agentmem_plugin tests benchmarks
-	$(BIN)/ruff format --check agentmem_plugin
+	$(BIN)/ruff check agentmem_plugin tests benchmarks integrations
+	$(BIN)/ruff format --check agentmem_plugin integrations
 	$(BIN)/mypy
+	$(BIN)/mypy $(foreach d,langchain/langchain_agentmem langgraph/agentmem_langgraph llamaindex/agentmem_llamaindex,integrations/$(d))
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
+	$(BIN)/mypy $(foreach d,langchain/langchain_agentmem langgraph/agentmem_langgraph llamaindex/agentmem_llamaindex,integrations/$(d))
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/bench_tiers.py

@@ -157,10 +157,14 @@ class MemoryManager:
         self._children: dict[str, MemoryManager] = {}
         self._children_lock = threading.Lock()
         self._parent = _parent
-        self.short_term_limit = validate_capacity(short_term_limit)
-        self.long_term_limit = validate_capacity(long_term_limit)
-        if self.short_term_limit is None or self.long_term_limit is None:
+        short_limit, long_limit = (
+            validate_capacity(short_term_limit),
+            validate_capacity(long_term_limit),
+        )
+        if short_limit is None or long_limit is None:
             raise InvalidArgumentError("short_term_limit and long_term_limit must be positive ints")
+        self.short_term_limit: int = short_limit
+        self.long_term_limit: int = long_limit
         if consolidation_threshold is not None and not 0 < consolidation_threshold <= 1:
             raise InvalidArgumentError(
                 f"consolidation_threshold must be in (0, 1], got {consolidation_threshold!r}"
@@ -358,7 +362,7 @@ class MemoryManager:
         self.long_term._sync()
         if self.long_term_limit == sys.maxsize:  # not enforced (no durable archive): skip the count
             return
-        excess = self.long_tier.count() - self.long_term_limit  # type: ignore[operator]
+        excess = self.long_tier.count() - self.long_term_limit
         if excess > 0:
             self._archive_least_important(excess)
 
@@ -409,7 +413,7 @@ class MemoryManager:
             and now - self._last_consolidation >= self.consolidation_interval
         )
         if not due and self.consolidation_threshold is not None:
-            due = self.short_tier.count() >= self.consolidation_threshold * self.short_term_limit  # type: ignore[operator]
+            due = self.short_tier.count() >= self.consolidation_threshold * self.short_term_limit
         if due:
             self.consolidate()
 
