@@ -75,6 +75,11 @@ def _namespace(namespace: str | Sequence[str] | None) -> str:
     return "/".join(parts)
 
 
+def _same_version(a: MemoryEntry, b: MemoryEntry) -> bool:
+    """Return True when *a* and *b* are the same write of a key (copies of one entry), not two writes."""
+    return a.created_at == b.created_at and a.value == b.value
+
+
 def _below(namespace: str, base: str) -> bool:
     """Return True when *namespace* is *base* or nested under it (``""`` contains every namespace)."""
     return not base or namespace == base or namespace.startswith(base + "/")
@@ -313,11 +318,14 @@ class MemoryManager:
             f"memory_type must be one of {', '.join(MEMORY_TIERS)}; got {memory_type!r}"
         )
 
-    def _move(self, entries: list[MemoryEntry], target: Tier, other: Tier) -> None:
+    def _move(
+        self, entries: list[MemoryEntry], target: Tier, other: Tier, *, copied: bool = False
+    ) -> None:
         """Write *entries* to *target* and remove their keys from *other*, losing nothing if either step fails.
 
         Writing to short-term can evict, and the victim may be an entry just written (when everything else
-        outranks it): it then overflows into long-term, which must keep it.
+        outranks it): it then overflows into long-term, which must keep it. *copied*: the entries were read
+        from *other* (a promotion), so on separate servers they leave it only as the versions that were read.
         """
         keys = [e.key for e in entries]
         if self._grouped():  # one transaction: leave the other tier first, overflow may land in it
@@ -329,7 +337,30 @@ class MemoryManager:
         # ever finds the key in neither tier; then leave the other tier, except for keys the write overflowed.
         target.put_many(entries)
         held = target.get_many(keys, touch=False)
-        other.delete_many([k for k, e in zip(keys, held, strict=True) if e is not None])
+        moved = [e for e, h in zip(entries, held, strict=True) if h is not None]
+        if copied:
+            self._settle(moved, target, other)
+        else:  # a store: the newest write wins
+            other.delete_many([e.key for e in moved])
+
+    def _settle(self, moved: Sequence[MemoryEntry], target: Tier, source: Tier) -> None:
+        """Finish copying *moved* from *source* to *target* on separate servers, where no transaction spans both.
+
+        Each entry leaves *source* only if *source* still holds that very version (same creation time and
+        value). Where another process wrote a newer version meanwhile, that one stays, and the copy just written
+        to *target* is taken back, so the stale copy never shadows it.
+        """
+        for entry in moved:
+
+            def leave(cur: MemoryEntry | None, e: MemoryEntry = entry) -> MemoryEntry | None:
+                return None if cur is None or _same_version(cur, e) else cur
+
+            def take_back(cur: MemoryEntry | None, e: MemoryEntry = entry) -> MemoryEntry | None:
+                return None if cur is not None and _same_version(cur, e) else cur
+
+            if source.compute(entry.key, leave) is not None:
+                logger.info("key %r changed while it moved; the newer version stays", entry.key)
+                target.compute(entry.key, take_back)
 
     def _grouped(self) -> bool:
         """Return True when short- and long-term writes share one transaction that readers see at once."""
@@ -586,7 +617,7 @@ class MemoryManager:
         if entry is None:
             entry = self.long_tier.get(key)
             if entry is not None:
-                self._move([entry.copy()], self.short_tier, self.long_tier)  # promote
+                self._move([entry.copy()], self.short_tier, self.long_tier, copied=True)  # promote
                 self.long_term._sync()
                 self._counters["promotions"] += 1
             else:
@@ -755,7 +786,10 @@ class MemoryManager:
             for entry, copy in zip(batch, written, strict=True):
                 if copy is None or copy.value != entry.value:
                     raise StorageError(f"verification of consolidated key {entry.key!r} failed")
-            self.short_tier.delete_many(keys)
+            if self._grouped():
+                self.short_tier.delete_many(keys)
+            else:  # another process may have rewritten a key since the snapshot: keep its version
+                self._settle(batch, self.long_tier, self.short_tier)
 
     # -- named memories, stats, clearing ---------------------------------------------------------------------------
 

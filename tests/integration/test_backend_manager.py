@@ -158,3 +158,50 @@ def test_views_borrow_the_roots_connections(urls: dict[str, str], namespace: str
         mm.with_namespace(f"{namespace}-0").clear_all()
     finally:
         mm.close()
+
+
+def test_a_write_racing_a_promotion_is_not_lost(urls: dict[str, str], namespace: str) -> None:
+    """Another process rewrites a key in long-term while this one promotes the old version (review finding)."""
+    a = _open(urls, namespace)
+    b = _open(urls, namespace)
+    try:
+        a.store("k", "v1", memory_type="long_term")
+        real_get = a.long_tier.get
+
+        def get_then_interleave(key: str, *args: Any, **kwargs: Any) -> Any:
+            entry = real_get(key, *args, **kwargs)
+            b.store("k", "v2 by the other process", memory_type="long_term")
+            return entry
+
+        a.long_tier.get = get_then_interleave  # type: ignore[method-assign]
+        a.retrieve("k")  # promotes the v1 it read
+        a.long_tier.get = real_get  # type: ignore[method-assign]
+        assert b.retrieve("k") == "v2 by the other process"
+        assert a.retrieve("k") == "v2 by the other process"
+    finally:
+        a.clear_all()
+        a.close()
+        b.close()
+
+
+def test_a_write_racing_a_consolidation_is_not_lost(urls: dict[str, str], namespace: str) -> None:
+    from agentmem_plugin.policies import ImportanceConsolidationPolicy
+
+    b = _open(urls, namespace)
+
+    class Interleave(ImportanceConsolidationPolicy):
+        def select_entries_to_consolidate(self, entries: Any, now: float) -> Any:
+            chosen = list(entries)  # the snapshot holds k = v1
+            b.store("k", "v2 by the other process")  # ... and another process rewrites k meanwhile
+            return chosen
+
+    a = _open(urls, namespace, consolidation_policy=Interleave())
+    try:
+        a.store("k", "v1")
+        a.consolidate()
+        assert b.retrieve("k") == "v2 by the other process"
+        assert a.retrieve("k") == "v2 by the other process"
+    finally:
+        a.clear_all()
+        a.close()
+        b.close()
