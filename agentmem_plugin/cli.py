@@ -967,6 +967,7 @@ def backup(
     DEST holds ``agentmem-store.json`` and one backup per namespace and tier in the format of
     :mod:`agentmem_plugin.backup`. It is written beside DEST and renamed into place (a previous backup at DEST
     is replaced only once the new one is complete). The semantic index is not backed up: ``reindex`` rebuilds it.
+    With ``$AGENTMEM_ARCHIVE_KEY`` set, every part is encrypted with it (AES-256-GCM); restore needs it too.
     """
     if dest.exists() and not (dest / _STORE_BACKUP_MANIFEST).is_file():
         raise _CliError(
@@ -991,7 +992,12 @@ def backup(
                         if not entries:
                             continue
                         folder = f"part-{len(parts):04d}"
-                        write_backup(staging / folder, entries, name=f"{_label(ns)}:{name}")
+                        write_backup(
+                            staging / folder,
+                            entries,
+                            name=f"{_label(ns)}:{name}",
+                            key=_backup_key(),
+                        )
                         parts.append(
                             {"namespace": ns, "tier": name, "dir": folder, "count": len(entries)}
                         )
@@ -1010,6 +1016,11 @@ def backup(
             shutil.rmtree(staging, ignore_errors=True)
             raise
     _say(f"backed up {manifest['count']} entries ({len(parts)} namespace tiers) to {dest}")
+
+
+def _backup_key() -> str | None:
+    """Return the key backups are sealed with: ``$AGENTMEM_ARCHIVE_KEY`` when set, else None."""
+    return os.environ.get("AGENTMEM_ARCHIVE_KEY") or None
 
 
 def _replace_dir(staging: Path, target: Path) -> None:
@@ -1032,8 +1043,8 @@ def _read_store_backup(src: Path) -> list[tuple[str, str, list[MemoryEntry]]]:
     manifest_file = src / _STORE_BACKUP_MANIFEST
     if not manifest_file.is_file():
         _, entries = read_backup(
-            src
-        )  # a MemoryManager.backup_memory() backup, or an IntegrityError
+            src, key=_backup_key()
+        )  # a backup_memory() backup, or IntegrityError
         return [("", "long_term", entries)]
     try:
         manifest = orjson.loads(manifest_file.read_bytes())
@@ -1049,7 +1060,7 @@ def _read_store_backup(src: Path) -> list[tuple[str, str, list[MemoryEntry]]]:
             ns, tier, folder = _namespace(part["namespace"]), part["tier"], str(part["dir"])
             if tier not in MEMORY_TIERS or Path(folder).name != folder:
                 raise IntegrityError(f"the manifest of {str(src)!r} names a bad part: {part!r}")
-            _, entries = read_backup(src / folder)
+            _, entries = read_backup(src / folder, key=_backup_key())
             if len(entries) != part["count"]:
                 raise IntegrityError(
                     f"part {folder!r} of {str(src)!r} holds {len(entries)} entries; the manifest says {part['count']}"

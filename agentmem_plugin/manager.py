@@ -817,21 +817,24 @@ class MemoryManager:
         src.tier.delete_many([e.key for e in entries])
         return len(entries)
 
-    def backup_memory(self, name: str, backup_path: str | PathLike[str]) -> dict[str, Any]:
+    def backup_memory(self, name: str, backup_path: str | PathLike[str], *,
+                      key: str | bytes | None = None) -> dict[str, Any]:  # fmt: skip
         """Write every live entry of named memory *name* to a backup directory; return its manifest.
 
-        The format (manifest + checksummed, compressed JSON lines) is described in :mod:`agentmem_plugin.backup`.
+        The format (manifest + checksummed, compressed JSON lines) is described in :mod:`agentmem_plugin.backup`;
+        with *key* (a 256-bit key, as for the archive) the entries are encrypted with AES-256-GCM.
         """
-        return write_backup(backup_path, self._named(name).tier.scan(), name=name)
+        return write_backup(backup_path, self._named(name).tier.scan(), name=name, key=key)
 
-    def restore_memory(self, name: str, backup_path: str | PathLike[str]) -> int:
+    def restore_memory(self, name: str, backup_path: str | PathLike[str], *,
+                       key: str | bytes | None = None) -> int:  # fmt: skip
         """Replace the contents of named memory *name* with a backup; return how many entries it restored.
 
-        The backup is verified completely first (a damaged one raises IntegrityError and changes nothing);
-        the replacement is one transaction on a SQLite-backed memory.
+        The backup is verified completely first (a damaged one, or an encrypted one without its *key*, raises
+        IntegrityError and changes nothing); the replacement is one transaction on a SQLite-backed memory.
         """
         memory = self._named(name)
-        _, entries = read_backup(backup_path)
+        _, entries = read_backup(backup_path, key=key)
         now = self.clock()
         live = [e for e in entries if not e.is_expired(now)]
         tier = memory.tier

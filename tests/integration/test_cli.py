@@ -744,3 +744,36 @@ def test_console_script_pipes_export_into_import(store: Path, tmp_path: Path) ->
     exporter.stderr.close()
     assert importer.returncode == 0, importer.stderr
     assert snapshot(fresh) == snapshot(store)
+
+
+def test_backups_of_an_encrypted_store_are_encrypted_with_its_key(tmp_path: Path) -> None:
+    from agentmem_plugin.tiers.archive import generate_key
+
+    key = generate_key()
+    env = {"AGENTMEM_ARCHIVE_KEY": key}
+    store = tmp_path / "store"
+    assert run("put", store, "diet", "english breakfast, no peanuts", env=env).exit_code == 0
+    assert (
+        run("put", store, "cold", "archived english note", "--tier", "external", env=env).exit_code
+        == 0
+    )
+    dest = tmp_path / "sealed"
+    assert run("backup", store, dest, env=env).exit_code == 0
+    parts = [p for p in dest.iterdir() if p.is_dir()]
+    assert parts
+    for part in parts:
+        assert orjson.loads((part / "manifest.json").read_bytes())["encryption"] == "AES-256-GCM"
+        blob = (part / "entries.jsonl.zst").read_bytes()
+        assert b"english" not in blob and not blob.startswith(b"\x28\xb5\x2f\xfd")  # not plain zstd
+    no_key = run("restore", tmp_path / "a", dest)
+    assert no_key.exit_code == EXIT_STORE and "encrypted" in no_key.stderr
+    wrong = run("restore", tmp_path / "b", dest, env={"AGENTMEM_ARCHIVE_KEY": generate_key()})
+    assert wrong.exit_code == EXIT_STORE and "wrong key" in wrong.stderr
+    fresh = tmp_path / "c"
+    assert run("restore", fresh, dest, env=env).exit_code == 0
+    for key_, text in (
+        ("diet", "english breakfast, no peanuts"),
+        ("cold", "archived english note"),
+    ):
+        got = run("get", fresh, key_, env=env)
+        assert got.exit_code == 0 and text in got.stdout

@@ -426,3 +426,26 @@ def test_store_many_refuses_a_str_as_tags(make):
     with pytest.raises(InvalidArgumentError, match="pair"):
         mm.store_many([("a", 1), "oops"])
     assert mm.keys() == []
+
+
+def test_named_memory_backup_can_be_encrypted(tmp_path):
+    from agentmem_plugin.errors import IntegrityError
+    from agentmem_plugin.tiers.archive import generate_key
+
+    key = generate_key()
+    mm = MemoryManager()
+    mm.create_memory("notes", {"capacity": 10})
+    mm.get_memory("notes").store("secret", "the vault code is 1234")
+    mm.backup_memory("notes", tmp_path / "b", key=key)
+    assert b"vault" not in (tmp_path / "b" / "entries.jsonl.zst").read_bytes()
+    mm.get_memory("notes").store("secret", "changed")
+    with pytest.raises(IntegrityError, match="encrypted"):
+        mm.restore_memory("notes", tmp_path / "b")
+    with pytest.raises(IntegrityError, match="wrong key"):
+        mm.restore_memory("notes", tmp_path / "b", key=generate_key())
+    assert (
+        mm.get_memory("notes").retrieve("secret") == "changed"
+    )  # refused restores changed nothing
+    assert mm.restore_memory("notes", tmp_path / "b", key=key) == 1
+    assert mm.get_memory("notes").retrieve("secret") == "the vault code is 1234"
+    mm.close()
