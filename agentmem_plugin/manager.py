@@ -264,9 +264,7 @@ class MemoryManager:
                 self.long_term_limit,
             )
             self.long_term_limit = sys.maxsize
-            self._archive_private = (
-                True  # store(memory_type="external") is refused: it would vanish at exit
-            )
+            self._archive_private = True  # store(memory_type="external") is refused there
             archive = ArchiveTier(None, key=archive_key, encrypt=encrypt, clock=self.clock)
         if archive is None:
             where = None
@@ -364,11 +362,11 @@ class MemoryManager:
 
     def _grouped(self) -> bool:
         """Return True when short- and long-term writes share one transaction that readers see at once."""
+        # In process (a buffer over SQLite), or both tables on one connection: uncommitted rows are visible to
+        # every reader of this manager, so grouping the writes hides nothing.
         long_tier, short = self.long_tier, self.short_tier
         return isinstance(long_tier, SqliteTier) and (
-            isinstance(
-                short, BufferTier
-            )  # in-process: uncommitted rows are visible on the shared connection
+            isinstance(short, BufferTier)
             or (isinstance(short, SqliteTier) and short._conn is long_tier._conn)
         )
 
