@@ -33,11 +33,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from agentmem_plugin.codec import decode_json, decode_value
+from agentmem_plugin.codec import decode_json, decode_value, encode_json, encode_value
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import AgentMemError, StorageError
+from agentmem_plugin.search import document_text
 
-__all__ = ["EvictionCallback", "Tier", "TierStats", "row_to_entry", "storage_errors"]
+__all__ = [
+    "EvictionCallback",
+    "Tier",
+    "TierStats",
+    "entry_to_row",
+    "row_to_entry",
+    "storage_errors",
+]
 
 EvictionCallback = Callable[[list[MemoryEntry]], None]
 """Called with the entries a tier is about to evict for capacity (never with expired ones)."""
@@ -299,3 +307,30 @@ def row_to_entry(row: Sequence[Any]) -> MemoryEntry:
     entry.access_count = access_count
     entry.last_accessed = last
     return entry
+
+
+def entry_to_row(entry: MemoryEntry, *, compression_threshold: int | None) -> list[Any]:
+    """Encode an entry as the SQL tiers store it (the inverse of :func:`row_to_entry`).
+
+    Returns ``[key, value, search_text, created_at, expires_at, ttl, priority, tags, metadata, access_count,
+    last_accessed]``: value encoded by the codec (compressed above *compression_threshold* bytes), the keyword
+    search text, tags and metadata as JSON text.
+    """
+    key = entry.key
+    return [
+        key,
+        encode_value(
+            entry.value, compression_threshold=compression_threshold, what=f"value of key {key!r}"
+        ),
+        document_text(key, entry.value, entry.tags),
+        entry.created_at,
+        entry.expires_at,
+        entry.ttl,
+        entry.priority,
+        encode_json(list(entry.tags)).decode(),
+        encode_json(entry.metadata, what=f"metadata of key {key!r}").decode()
+        if entry.metadata
+        else "{}",
+        entry.access_count,
+        entry.last_accessed,
+    ]

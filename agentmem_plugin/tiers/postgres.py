@@ -42,8 +42,6 @@ from typing import Any, TypeVar
 
 from agentmem_plugin.codec import (
     DEFAULT_COMPRESSION_THRESHOLD,
-    encode_json,
-    encode_value,
 )
 from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity
 from agentmem_plugin.errors import (
@@ -55,8 +53,8 @@ from agentmem_plugin.errors import (
     StorageError,
     StoreCorruptError,
 )
-from agentmem_plugin.search import document_text, words
-from agentmem_plugin.tiers.base import EvictionCallback, Tier, row_to_entry
+from agentmem_plugin.search import words
+from agentmem_plugin.tiers.base import EvictionCallback, Tier, entry_to_row, row_to_entry
 from agentmem_plugin.tiers.sqlite import validate_identifier
 from agentmem_plugin.tiers.urls import redact_url
 
@@ -570,26 +568,9 @@ class PostgresTier(Tier):
             raise InvalidArgumentError(
                 f"priority of key {key!r} must fit in 64 bits for PostgreSQL, got {entry.priority!r}"
             )
-        return [
-            self.namespace,
-            key,
-            encode_value(
-                entry.value,
-                compression_threshold=self.compression_threshold,
-                what=f"value of key {key!r}",
-            ),
-            document_text(key, entry.value, entry.tags).replace("\x00", " "),
-            entry.created_at,
-            entry.expires_at,
-            entry.ttl,
-            entry.priority,
-            encode_json(list(entry.tags)).decode(),
-            encode_json(entry.metadata, what=f"metadata of key {key!r}").decode()
-            if entry.metadata
-            else "{}",
-            entry.access_count,
-            entry.last_accessed,
-        ]
+        row = entry_to_row(entry, compression_threshold=self.compression_threshold)
+        row[2] = row[2].replace("\x00", " ")  # PostgreSQL text cannot hold NUL
+        return [self.namespace, *row]
 
     def _upsert(self, conn: Any, rows: list[list[Any]]) -> None:
         """Write *rows* (batch order = recency order) locking them in key order."""

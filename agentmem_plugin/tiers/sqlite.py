@@ -39,8 +39,6 @@ from typing import Any
 
 from agentmem_plugin.codec import (
     DEFAULT_COMPRESSION_THRESHOLD,
-    encode_json,
-    encode_value,
 )
 from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity
 from agentmem_plugin.errors import (
@@ -50,8 +48,8 @@ from agentmem_plugin.errors import (
     StorageError,
     StoreCorruptError,
 )
-from agentmem_plugin.search import document_text, words
-from agentmem_plugin.tiers.base import EvictionCallback, Tier, row_to_entry
+from agentmem_plugin.search import words
+from agentmem_plugin.tiers.base import EvictionCallback, Tier, entry_to_row, row_to_entry
 
 __all__ = ["SqliteTier", "validate_identifier"]
 
@@ -532,28 +530,8 @@ class SqliteTier(Tier):
     # -- primitives -------------------------------------------------------------------------------------------------
 
     def _encode(self, entry: MemoryEntry, seq: int) -> tuple[Any, ...]:
-        key = entry.key
-        return (
-            self.namespace,
-            key,
-            encode_value(
-                entry.value,
-                compression_threshold=self.compression_threshold,
-                what=f"value of key {key!r}",
-            ),
-            document_text(key, entry.value, entry.tags),
-            entry.created_at,
-            entry.expires_at,
-            entry.ttl,
-            entry.priority,
-            encode_json(list(entry.tags)).decode(),
-            encode_json(entry.metadata, what=f"metadata of key {key!r}").decode()
-            if entry.metadata
-            else "{}",
-            entry.access_count,
-            entry.last_accessed,
-            seq,
-        )
+        row = entry_to_row(entry, compression_threshold=self.compression_threshold)
+        return (self.namespace, *row, seq)
 
     def put_many(self, entries: Sequence[MemoryEntry]) -> None:
         """Insert or replace *entries* in one transaction (all or nothing).
