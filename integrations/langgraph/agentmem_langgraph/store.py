@@ -281,6 +281,9 @@ class AgentMemStore(BaseStore):
     ) -> None:
         self._lock = threading.RLock()
         self._closed = False
+        self._opened: set[str] = (
+            set()
+        )  # namespaces this store has a view of: a get there needs no listing
         self._sweeper: threading.Thread | None = None
         self._stop_sweeping = threading.Event()
         self.ttl_config = _check_ttl_config(ttl)
@@ -382,9 +385,16 @@ class AgentMemStore(BaseStore):
             known: set[str] | None = None
             for i, op in enumerate(checked):
                 if isinstance(op, GetOp):
-                    if known is None:
-                        known = self._known()
-                    results[i] = self._get(op, known, refresh)
+                    if (
+                        known is None
+                        and encode_namespace(op.namespace, self._base) not in self._opened
+                    ):
+                        known = (
+                            self._known()
+                        )  # listed once per batch, and only for a namespace not seen yet
+                    results[i] = self._get(
+                        op, self._opened if known is None else known | self._opened, refresh
+                    )
                 elif isinstance(op, SearchOp):
                     results[i] = self._search(op, refresh)
                 elif isinstance(op, ListNamespacesOp):
@@ -419,6 +429,7 @@ class AgentMemStore(BaseStore):
         return set(self._manager.namespaces(self._base or None))
 
     def _view(self, name: str) -> MemoryManager:
+        self._opened.add(name)
         return self._manager.with_namespace(name)
 
     def _namespaces(self, prefix: tuple[str, ...]) -> list[tuple[tuple[str, ...], str]]:
