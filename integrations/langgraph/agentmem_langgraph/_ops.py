@@ -51,8 +51,8 @@ def _unescape(label: str) -> str:
     return _ESCAPED.sub(lambda m: "%" if m.group(1) == "25" else "/", label)
 
 
-def encode_namespace(namespace: Sequence[str], base: str = "") -> str:
-    """Return the agentmem namespace of a LangGraph namespace tuple (under *base*).
+def encode_namespace(namespace: Sequence[str]) -> str:
+    """Return the agentmem namespace (relative to the store's manager) of a LangGraph namespace tuple.
 
     agentmem joins namespace parts with ``/`` and refuses ``/`` inside a part; LangGraph allows it. Labels are
     escaped reversibly: ``%`` becomes ``%25`` and ``/`` becomes ``%2F``.
@@ -62,24 +62,17 @@ def encode_namespace(namespace: Sequence[str], base: str = "") -> str:
         'users/a%2Fb'
 
     """
-    parts = [_escape(label) for label in namespace]
-    if base:
-        parts.insert(0, base)
-    return "/".join(parts)
+    return "/".join(_escape(label) for label in namespace)
 
 
-def decode_namespace(name: str, base: str = "") -> tuple[str, ...] | None:
-    """Return the LangGraph namespace tuple of agentmem namespace *name*, or None when it is not below *base*.
+def decode_namespace(name: str) -> tuple[str, ...] | None:
+    """Return the LangGraph namespace tuple of agentmem namespace *name*; None for the manager's own (``""``).
 
     Example:
         >>> decode_namespace("users/a%2Fb")
         ('users', 'a/b')
 
     """
-    if base:
-        if not name.startswith(base + "/"):
-            return None
-        name = name[len(base) + 1 :]
     if not name:
         return None
     return tuple(_unescape(label) for label in name.split("/"))

@@ -337,7 +337,6 @@ class AgentMemStore(BaseStore):
         self.mode: SearchMode = mode or ("hybrid" if has_embedder else "keyword")
         # The manager's views and namespace listings are relative to its own namespace (they never reach
         # outside it), so LangGraph namespaces map to names below it with no base to add or strip.
-        self._base = ""
 
     # -- construction helpers ------------------------------------------------------------------------------------
 
@@ -385,10 +384,7 @@ class AgentMemStore(BaseStore):
             known: set[str] | None = None
             for i, op in enumerate(checked):
                 if isinstance(op, GetOp):
-                    if (
-                        known is None
-                        and encode_namespace(op.namespace, self._base) not in self._opened
-                    ):
+                    if known is None and encode_namespace(op.namespace) not in self._opened:
                         known = (
                             self._known()
                         )  # listed once per batch, and only for a namespace not seen yet
@@ -426,7 +422,7 @@ class AgentMemStore(BaseStore):
             raise StorageError("this AgentMemStore is closed")
 
     def _known(self) -> set[str]:
-        return set(self._manager.namespaces(self._base or None))
+        return set(self._manager.namespaces())
 
     def _view(self, name: str) -> MemoryManager:
         self._opened.add(name)
@@ -434,10 +430,10 @@ class AgentMemStore(BaseStore):
 
     def _namespaces(self, prefix: tuple[str, ...]) -> list[tuple[tuple[str, ...], str]]:
         """Every (LangGraph namespace, agentmem namespace) at or below *prefix* that holds entries."""
-        where = encode_namespace(prefix, self._base) if prefix else (self._base or None)
+        where = encode_namespace(prefix) if prefix else None
         out = []
         for name in self._manager.namespaces(where):
-            ns = decode_namespace(name, self._base)
+            ns = decode_namespace(name)
             if ns is not None:
                 out.append((ns, name))
         return out
@@ -449,7 +445,7 @@ class AgentMemStore(BaseStore):
                     created_at=_when(created), updated_at=_when(updated))  # fmt: skip
 
     def _get(self, op: GetOp, known: set[str], refresh: dict[str, set[str]]) -> Item | None:
-        name = encode_namespace(op.namespace, self._base)
+        name = encode_namespace(op.namespace)
         if name not in known:
             return None  # no view is opened for a namespace that holds nothing
         # every tier, moving nothing: an item read or archived through the manager by other code is still found
@@ -544,7 +540,7 @@ class AgentMemStore(BaseStore):
             out.append(SearchItem(namespace=ns, key=key, value=value, created_at=_when(created),
                                   updated_at=_when(updated), score=score))  # fmt: skip
             if op.refresh_ttl:
-                refresh.setdefault(encode_namespace(ns, self._base), set()).add(key)
+                refresh.setdefault(encode_namespace(ns), set()).add(key)
         return out
 
     def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
@@ -592,7 +588,7 @@ class AgentMemStore(BaseStore):
             grouped.setdefault(ns, []).append(op)
         known: set[str] | None = None
         for ns, ops in grouped.items():
-            name = encode_namespace(ns, self._base)
+            name = encode_namespace(ns)
             writes = [op for op in ops if op.value is not None]
             deletes = [op.key for op in ops if op.value is None]
             if not writes:
