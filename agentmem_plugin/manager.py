@@ -524,7 +524,7 @@ class MemoryManager:
                     if getattr(view.external_tier, "archived_keys", view.external_tier.keys)():
                         found.add(ns)
         base = self.namespace
-        relative = {ns[len(base) + 1 :] if base and ns != base else ("" if ns == base else ns)
+        relative = {"" if ns == base else ns[len(base) + 1 :] if base else ns
                     for ns in found if _below(ns, base)}  # fmt: skip
         if prefix is not None:
             p = _namespace(prefix)
