@@ -6,12 +6,24 @@ The default is :func:`time.time`; tests pass a fake clock so TTL behaviour can b
 
 from __future__ import annotations
 
-import math
+import os
+import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from agentmem_plugin.errors import InvalidArgumentError, InvalidKeyError
+from agentmem_plugin.errors import InvalidArgumentError
+from agentmem_plugin.validation import (
+    MAX_KEY_LENGTH,
+    validate_capacity,
+    validate_key,
+    validate_metadata,
+    validate_non_negative_int,
+    validate_priority,
+    validate_tags,
+    validate_ttl,
+)
 
 __all__ = [
     "MAX_KEY_LENGTH",
@@ -23,106 +35,45 @@ __all__ = [
     "validate_priority",
     "validate_tags",
     "validate_ttl",
+    "next_version",
 ]
 
 Clock = Callable[[], float]
 """A zero-argument callable returning the current time in POSIX seconds."""
 
-MAX_KEY_LENGTH = 1024
-"""Longest key accepted, in characters."""
 
+class _VersionClock:
+    """Hands out entry versions: strictly increasing in a process, and distinct between processes.
 
-def validate_key(key: object) -> str:
-    """Return *key* if it is a valid memory key, else raise :class:`InvalidKeyError`.
-
-    A valid key is a non-empty ``str`` of at most :data:`MAX_KEY_LENGTH` characters with no NUL character.
-
-    Example:
-        >>> validate_key("user:42")
-        'user:42'
-
+    A version is a hybrid logical clock in 64 bits: the wall clock in units of 1024 ns (so versions of
+    different processes are ordered roughly as their writes happened), advanced by one tick whenever the clock
+    has not moved, with the low 10 bits naming the process (drawn at random, and again in a forked child).
+    Two writes of one key by two processes therefore never get the same version unless they land in the same
+    microsecond *and* the processes drew the same 10 bits.
     """
-    if type(key) is not str:
-        if isinstance(key, str):  # a str subclass: accept its plain value
-            key = str.__str__(key)
-        else:
-            raise InvalidKeyError(f"key must be a str, got {type(key).__name__}: {key!r:.80}")
-    if not key:
-        raise InvalidKeyError("key must be a non-empty str, got ''")
-    if len(key) > MAX_KEY_LENGTH:
-        raise InvalidKeyError(
-            f"key is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}: {key[:40]!r}..."
-        )
-    if "\x00" in key:
-        raise InvalidKeyError(f"key must not contain NUL characters: {key!r:.80}")
-    return key
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+        self._node = secrets.randbits(10)
+
+    def reseed(self) -> None:
+        """Draw a new process id (called in a forked child, which inherited its parent's)."""
+        self._lock = threading.Lock()
+        self._node = secrets.randbits(10)
+
+    def __call__(self) -> int:
+        with self._lock:
+            tick = max(time.time_ns() >> 10, (self._last >> 10) + 1)
+            self._last = (tick << 10) | self._node
+            return self._last
 
 
-def validate_capacity(capacity: object) -> int | None:
-    """Return *capacity* if it is a positive int or None (unbounded); raise otherwise.
+next_version: Callable[[], int] = _VersionClock()
+"""Return a new entry version (see :attr:`MemoryEntry.version`)."""
 
-    Raises:
-        InvalidArgumentError: *capacity* is zero, negative, or not an int.
-
-    """
-    if capacity is None:
-        return None
-    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity <= 0:
-        raise InvalidArgumentError(f"capacity must be a positive int or None, got {capacity!r}")
-    return capacity
-
-
-def validate_ttl(ttl: object) -> float | None:
-    """Return *ttl* in seconds as a float (or None for "never expires"); raise for anything else.
-
-    Raises:
-        InvalidArgumentError: *ttl* is not a positive finite number.
-
-    """
-    if ttl is None:
-        return None
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-        raise InvalidArgumentError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
-    value = float(ttl)
-    if not math.isfinite(value) or value <= 0:
-        raise InvalidArgumentError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
-    return value
-
-
-def validate_priority(priority: object) -> int:
-    """Return *priority* if it is an ``int`` (higher means kept longer); raise otherwise."""
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise InvalidArgumentError(f"priority must be an int, got {priority!r}")
-    return priority
-
-
-def validate_tags(tags: object) -> tuple[str, ...]:
-    """Return *tags* as a tuple of unique non-empty strings in first-seen order; raise otherwise."""
-    if tags is None:
-        return ()
-    if isinstance(tags, (str, bytes)) or not isinstance(tags, Iterable):
-        raise InvalidArgumentError(f"tags must be a list of str, got {tags!r:.80}")
-    seen: dict[str, None] = {}
-    for tag in tags:
-        if not isinstance(tag, str) or not tag:
-            raise InvalidArgumentError(f"each tag must be a non-empty str, got {tag!r:.80}")
-        seen[tag] = None
-    return tuple(seen)
-
-
-def validate_metadata(metadata: object) -> dict[str, Any]:
-    """Return a shallow copy of *metadata* if it is a mapping with ``str`` keys; raise otherwise.
-
-    Whether the values can be encoded is checked by the codec when the entry is stored.
-    """
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, Mapping):
-        raise InvalidArgumentError(f"metadata must be a dict with str keys, got {metadata!r:.80}")
-    for k in metadata:
-        if not isinstance(k, str):
-            raise InvalidArgumentError(f"metadata keys must be str, got {k!r:.80}")
-    return dict(metadata)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=next_version.reseed)  # type: ignore[attr-defined]
 
 
 class MemoryEntry:
@@ -140,6 +91,13 @@ class MemoryEntry:
         access_count: Number of reads so far.
         last_accessed: Time of the last read, or None.
         clock: Source of "now" for the defaults above (default :func:`time.time`).
+        version: Which write of the key this is (default: a new one, see :func:`next_version`). Every write
+            gets a new, larger version; reads, moves between tiers, backups and restores keep it, so "does this
+            tier still hold what I read?" is one integer comparison. Not part of ``==``.
+
+    Attributes:
+        version: See the argument. A tier removes an entry on a move only if it still holds this version, and
+            never lets a copy replace a newer version.
 
     Example:
         >>> now = [1000.0]
@@ -160,6 +118,7 @@ class MemoryEntry:
         "tags",
         "ttl",
         "value",
+        "version",
     )
 
     def __init__(
@@ -176,21 +135,25 @@ class MemoryEntry:
         access_count: int = 0,
         last_accessed: float | None = None,
         clock: Clock | None = None,
+        version: int | None = None,
     ) -> None:
         self.key: str = validate_key(key)
         self.value: Any = value
         self.ttl: float | None = validate_ttl(ttl)
-        self.priority: int = validate_priority(priority)
+        self.priority: int = validate_priority(priority, what=f"priority of key {self.key!r}")
         self.metadata: dict[str, Any] = validate_metadata(metadata)
         self.tags: tuple[str, ...] = validate_tags(tags)
-        self.created_at: float = (clock or time.time)() if created_at is None else float(created_at)
+        self.created_at: float = (
+            (clock or time.time)() if created_at is None else _time(created_at, what="created_at")
+        )
         if expires_at is None and self.ttl is not None:
             expires_at = self.created_at + self.ttl
-        self.expires_at: float | None = None if expires_at is None else float(expires_at)
-        if isinstance(access_count, bool) or not isinstance(access_count, int) or access_count < 0:
-            raise InvalidArgumentError(f"access_count must be an int >= 0, got {access_count!r}")
-        self.access_count: int = access_count
-        self.last_accessed: float | None = last_accessed
+        self.expires_at: float | None = _time_or_none(expires_at, what="expires_at")
+        self.access_count: int = validate_non_negative_int(access_count, what="access_count")
+        self.last_accessed: float | None = _time_or_none(last_accessed, what="last_accessed")
+        self.version: int = (
+            next_version() if version is None else validate_non_negative_int(version, what="version")
+        )
 
     @classmethod
     def _trusted(
@@ -214,6 +177,7 @@ class MemoryEntry:
         entry.expires_at = expires_at
         entry.access_count = 0
         entry.last_accessed = None
+        entry.version = next_version()
         return entry
 
     def is_expired(self, now: float | None = None) -> bool:
@@ -240,21 +204,20 @@ class MemoryEntry:
             "expires_at": self.expires_at,
             "access_count": self.access_count,
             "last_accessed": self.last_accessed,
+            "version": self.version,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MemoryEntry:
         """Build an entry from :meth:`to_dict` output; unknown fields are refused.
 
+        A dict without ``version`` (written before versions existed) gets version 0: older than any write.
+
         Raises:
             InvalidArgumentError: *data* lacks ``key``/``value`` or has an unknown field.
 
         """
-        known = {
-            "key", "value", "ttl", "priority", "metadata", "tags",
-            "created_at", "expires_at", "access_count", "last_accessed",
-        }  # fmt: skip
-        unknown = set(data) - known
+        unknown = set(data) - set(MemoryEntry.__slots__)
         if unknown:
             raise InvalidArgumentError(f"unknown MemoryEntry fields: {sorted(unknown)}")
         if "key" not in data or "value" not in data:
@@ -270,6 +233,7 @@ class MemoryEntry:
             expires_at=data.get("expires_at"),
             access_count=data.get("access_count", 0),
             last_accessed=data.get("last_accessed"),
+            version=data.get("version", 0),
         )
 
     def copy(self) -> MemoryEntry:
@@ -283,7 +247,12 @@ class MemoryEntry:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MemoryEntry):
             return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in MemoryEntry.__slots__)
+        return all(getattr(self, n) == getattr(other, n) for n in _COMPARED)
+
+    def new_version(self) -> MemoryEntry:
+        """Give this entry a new version (it becomes a new write of its key) and return it."""
+        self.version = next_version()
+        return self
 
     __hash__ = None  # type: ignore[assignment]  # mutable record
 
@@ -292,3 +261,16 @@ class MemoryEntry:
             f"MemoryEntry(key={self.key!r}, value={self.value!r:.60}, ttl={self.ttl!r}, "
             f"priority={self.priority!r}, tags={list(self.tags)!r}, access_count={self.access_count})"
         )
+
+
+_COMPARED = tuple(n for n in MemoryEntry.__slots__ if n != "version")
+
+
+def _time(value: object, *, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise InvalidArgumentError(f"{what} must be a number of POSIX seconds, got {value!r:.80}")
+    return float(value)
+
+
+def _time_or_none(value: object, *, what: str) -> float | None:
+    return None if value is None else _time(value, what=what)

@@ -13,7 +13,8 @@ primitive                  contract
 ``delete_many(keys)``      remove; return how many live entries were removed
 ``scan()``                 a snapshot list of the live entries
 ``keyword_search(q, n)``   ``(entry, score)`` pairs, best first, score > 0
-``compute(key, fn)``       atomic read-modify-write: ``fn(current or None) -> new entry or None (delete)``
+``compute(key, fn)``       atomic read-modify-write: ``fn(current or None) -> new entry or None (delete)``;
+                           returning :data:`UNCHANGED` leaves the key untouched
 ``cleanup()``              remove expired entries; return their keys
 ``count()``                number of live entries
 ``clear()``                remove everything
@@ -21,6 +22,18 @@ primitive                  contract
 
 Eviction for capacity calls ``on_evict(entries)`` *before* the entries leave the tier; if the callback raises,
 the write that caused the eviction is rolled back and the error propagates, so nothing is ever lost silently.
+
+**Versioned writes.** Every entry carries a :attr:`~agentmem_plugin.entry.MemoryEntry.version`. Two concrete
+methods, built on ``compute`` (backends override them with one batch statement), are what moves between tiers are
+made of (see :mod:`agentmem_plugin.moves`):
+
+* ``put_if_newer(entries)``: write a copy unless the tier holds that version or a newer one of the key;
+* ``delete_if(versions)``: remove a key only if it still holds the version read (``older=True``: any older one).
+
+**Capabilities** a backend may have are methods here with safe defaults, never probed with ``getattr``:
+``transaction()`` (a shared atomic transaction; default: none), ``in_transaction()``, ``namespaces()`` (None when
+the tier cannot list them), ``archived_keys()`` and ``change_token()`` (what changes when *another* process or
+connection writes; None when nobody else can).
 """
 
 from __future__ import annotations
@@ -39,6 +52,8 @@ from agentmem_plugin.errors import AgentMemError, StorageError
 from agentmem_plugin.search import document_text
 
 __all__ = [
+    "ROW_FIELDS",
+    "UNCHANGED",
     "EvictionCallback",
     "Tier",
     "TierStats",
@@ -46,6 +61,17 @@ __all__ = [
     "row_to_entry",
     "storage_errors",
 ]
+
+class _Unchanged:
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED: Any = _Unchanged()
+"""Returned by a ``compute`` callback to leave the key exactly as it is (no write, no change recorded)."""
+
+ROW_FIELDS = 11
+"""How many leading fields of a SQL row :func:`row_to_entry` decodes."""
 
 EvictionCallback = Callable[[list[MemoryEntry]], None]
 """Called with the entries a tier is about to evict for capacity (never with expired ones)."""
@@ -248,12 +274,94 @@ class Tier(ABC):
         with self._lock:
             current = self.get_many([key], touch=False)[0]
             new = fn(None if current is None else current.copy())
+            if new is UNCHANGED:
+                return current
             if new is None:
                 if current is not None:
                     self.delete_many([key])
                 return None
             self.put_many([new])
             return new
+
+    # -- versioned writes: what moves between tiers are made of -------------------------------------------------
+
+    def put_if_newer(self, entries: Sequence[MemoryEntry]) -> list[MemoryEntry]:
+        """Write each entry unless this tier holds a live entry of its key at the same or a newer version.
+
+        A copy moving between tiers never replaces a write that landed after it was read. Capacity applies as
+        for ``put_many`` (a written entry may be evicted at once). Atomic per key; the default runs ``compute``
+        per entry.
+
+        Returns:
+            The entries written, in order.
+
+        """
+        written: list[MemoryEntry] = []
+        for entry in self._normalized_batch(entries).values():
+
+            def newer(current: MemoryEntry | None, e: MemoryEntry = entry) -> MemoryEntry | None:
+                return e if current is None or current.version < e.version else UNCHANGED
+
+            if self.compute(entry.key, newer) is entry:
+                written.append(entry)
+        return written
+
+    def delete_if(self, versions: Mapping[str, int], *, older: bool = False) -> list[str]:
+        """Remove each key only if it still holds the version given (``older=True``: a version below it).
+
+        This is the compare-and-delete of a move: the source gives up a key only if nobody wrote it since it was
+        read. Atomic per key; the default runs ``compute`` per key.
+
+        Returns:
+            The keys removed.
+
+        """
+        removed: list[str] = []
+        for key, version in versions.items():
+
+            def stale(current: MemoryEntry | None, v: int = version) -> MemoryEntry | None:
+                if current is not None and (current.version < v if older else current.version == v):
+                    removed.append(current.key)
+                    return None
+                return UNCHANGED
+
+            self.compute(key, stale)
+        return removed
+
+    def versions(self, keys: Sequence[str]) -> dict[str, int]:
+        """Return the version of each key that holds a live entry (not counted as a read)."""
+        return {
+            e.key: e.version for e in self.get_many(list(dict.fromkeys(keys)), touch=False) if e is not None
+        }
+
+    # -- capabilities (safe defaults; backends that have one override it) ---------------------------------------
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """Group this tier's writes (and those of tiers sharing its connection) into one atomic transaction.
+
+        The default has no transactions: each write is atomic on its own.
+        """
+        return contextlib.nullcontext()
+
+    def in_transaction(self) -> bool:
+        """Return True while a :meth:`transaction` of this tier is open (default: never)."""
+        return False
+
+    def namespaces(self) -> list[str] | None:
+        """Return every namespace this tier's storage holds entries in, or None when it cannot list them."""
+        return None
+
+    def archived_keys(self) -> list[str]:
+        """Return every key held, expired ones included when that is cheaper (default: :meth:`keys`)."""
+        return self.keys()
+
+    def change_token(self) -> object:
+        """Return a value that changes whenever another process or connection writes this tier's storage.
+
+        Caches in front of the tier compare it to know when they must forget what they hold. The default, None,
+        means nobody else can write it.
+        """
+        return None
 
     # -- change feed (for derived indexes: the semantic index) ---------------------------------------------------
 
@@ -289,10 +397,13 @@ class Tier(ABC):
 def row_to_entry(row: Sequence[Any]) -> MemoryEntry:
     """Decode a stored SQL row into an entry.
 
-    The row's first ten fields are ``key, value, created_at, expires_at, ttl, priority, tags, metadata,
-    access_count, last_accessed`` (value, tags and metadata as stored by the codec). Shared by the SQL tiers (SQLite, PostgreSQL); trusted rows skip the constructor's validation.
+    The row's first eleven fields are ``key, value, created_at, expires_at, ttl, priority, tags, metadata,
+    access_count, last_accessed, version`` (value, tags and metadata as stored by the codec). Shared by the SQL
+    tiers (SQLite, PostgreSQL); trusted rows skip the constructor's validation.
     """
-    key, value, created_at, expires_at, ttl, priority, tags, metadata, access_count, last = row[:10]
+    key, value, created_at, expires_at, ttl, priority, tags, metadata, access_count, last, version = row[
+        :ROW_FIELDS
+    ]
     entry = object.__new__(MemoryEntry)
     entry.key = key
     entry.value = decode_value(value, what=f"value of key {key!r}")
@@ -306,6 +417,7 @@ def row_to_entry(row: Sequence[Any]) -> MemoryEntry:
     )
     entry.access_count = access_count
     entry.last_accessed = last
+    entry.version = version
     return entry
 
 
@@ -313,7 +425,7 @@ def entry_to_row(entry: MemoryEntry, *, compression_threshold: int | None) -> li
     """Encode an entry as the SQL tiers store it (the inverse of :func:`row_to_entry`).
 
     Returns ``[key, value, search_text, created_at, expires_at, ttl, priority, tags, metadata, access_count,
-    last_accessed]``: value encoded by the codec (compressed above *compression_threshold* bytes), the keyword
+    last_accessed, version]``: value encoded by the codec (compressed above *compression_threshold* bytes), the keyword
     search text, tags and metadata as JSON text.
     """
     key = entry.key
@@ -333,4 +445,5 @@ def entry_to_row(entry: MemoryEntry, *, compression_threshold: int | None) -> li
         else "{}",
         entry.access_count,
         entry.last_accessed,
+        entry.version,
     ]

@@ -13,14 +13,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from agentmem_plugin.codec import normalize
 from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity
 from agentmem_plugin.policies import LRUEvictionPolicy, TTLEvictionPolicy
 from agentmem_plugin.search import SearchIndex, document_text
-from agentmem_plugin.tiers.base import EvictionCallback, Tier
+from agentmem_plugin.tiers.base import UNCHANGED, EvictionCallback, Tier
 
 __all__ = ["BufferTier"]
 
@@ -249,6 +249,8 @@ class BufferTier(Tier):
         with self._lock:
             current = self._live(key, self.clock())
             new = fn(None if current is None else current.copy())
+            if new is UNCHANGED:
+                return current
             if new is None:
                 if current is not None:
                     self._remove(key)
@@ -259,6 +261,39 @@ class BufferTier(Tier):
                 new.metadata = normalize(new.metadata, what=f"metadata of key {key!r}")
             self._write((new,))
             return new
+
+    def put_if_newer(self, entries: Sequence[MemoryEntry]) -> list[MemoryEntry]:
+        """Write each entry unless its key holds a live entry at that version or a newer one (one locked step)."""
+        batch = self._normalized_batch(entries)
+        with self._lock:
+            now = self.clock()
+            fresh = []
+            for key, entry in batch.items():
+                held = self._live(key, now)
+                if held is None or held.version < entry.version:
+                    fresh.append(entry)
+            if fresh:
+                self._write(fresh)
+            return fresh
+
+    def delete_if(self, versions: Mapping[str, int], *, older: bool = False) -> list[str]:
+        """Remove each key only if it holds the version given (``older``: a lower one), in one locked step."""
+        removed: list[str] = []
+        with self._lock:
+            now = self.clock()
+            for key, version in versions.items():
+                held = self._live(key, now)
+                if held is not None and (held.version < version if older else held.version == version):
+                    self._remove(key)
+                    removed.append(key)
+            self.stats_counters.deletes += len(removed)
+        return removed
+
+    def versions(self, keys: Sequence[str]) -> dict[str, int]:
+        """Return the version of each key holding a live entry (no read counted)."""
+        with self._lock:
+            now = self.clock()
+            return {k: e.version for k in dict.fromkeys(keys) if (e := self._live(k, now)) is not None}
 
     def cleanup(self) -> list[str]:
         """Remove every expired entry; return their keys."""

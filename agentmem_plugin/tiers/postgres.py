@@ -54,7 +54,14 @@ from agentmem_plugin.errors import (
     StoreCorruptError,
 )
 from agentmem_plugin.search import words
-from agentmem_plugin.tiers.base import EvictionCallback, Tier, entry_to_row, row_to_entry
+from agentmem_plugin.tiers.base import (
+    UNCHANGED,
+    ROW_FIELDS,
+    EvictionCallback,
+    Tier,
+    entry_to_row,
+    row_to_entry,
+)
 from agentmem_plugin.tiers.sqlite import validate_identifier
 from agentmem_plugin.tiers.urls import redact_url
 
@@ -75,6 +82,7 @@ _COLUMNS = (
     "metadata",
     "access_count",
     "last_accessed",
+    "version",
 )
 _MAX_TABLE_LENGTH = 48  # room for the longest derived name ("{table}_index_meta") within 63 bytes
 _MIGRATION_LOCK = 0x61676D31  # advisory lock class of schema migrations ("agm1")
@@ -212,7 +220,13 @@ def _migrations(sql: Any, table: str) -> list[tuple[str, list[Any]]]:
             "CREATE TRIGGER {} AFTER UPDATE OF search_text ON {} FOR EACH ROW EXECUTE FUNCTION {}()"
         ).format(name("changed_u"), t, name("changed")),
     ]
-    return [("0001_entries_and_search", entries), ("0002_semantic_outbox", feed)]
+    # Which write of its key a row holds (MemoryEntry.version): moves compare it instead of values.
+    versions = [sql.SQL("ALTER TABLE {} ADD COLUMN version bigint NOT NULL DEFAULT 0").format(t)]
+    return [
+        ("0001_entries_and_search", entries),
+        ("0002_semantic_outbox", feed),
+        ("0003_versions", versions),
+    ]
 
 
 class PostgresTier(Tier):
@@ -506,14 +520,14 @@ class PostgresTier(Tier):
             "seqs": "SELECT nextval({seq}::regclass) FROM generate_series(1, %s) ORDER BY 1",
             "upsert": (
                 "INSERT INTO {t} (namespace, key, value, search_text, created_at, expires_at, ttl, priority, "
-                "tags, metadata, access_count, last_accessed, seq) VALUES "
-                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "tags, metadata, access_count, last_accessed, version, seq) VALUES "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (namespace, key) DO UPDATE SET {updates}"
             ),
             "upsert_one": (
                 "INSERT INTO {t} (namespace, key, value, search_text, created_at, expires_at, ttl, priority, "
-                "tags, metadata, access_count, last_accessed) VALUES "
-                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "tags, metadata, access_count, last_accessed, version) VALUES "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (namespace, key) DO UPDATE SET {updates}"
             ),
             "delete": (
@@ -708,7 +722,7 @@ class PostgresTier(Tier):
             self._q["search"],
             (text, self.namespace, self.clock(), min(limit, 2**62)),
         )
-        return [(row_to_entry(r), float(r[10])) for r in rows if r[10] > 0]
+        return [(row_to_entry(r), float(r[ROW_FIELDS])) for r in rows if r[ROW_FIELDS] > 0]
 
     def compute(
         self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
@@ -728,6 +742,8 @@ class PostgresTier(Tier):
             )
             acted.append(True)
             new = fn(current)
+            if new is UNCHANGED:
+                return current
             if new is None:
                 if row is not None:
                     conn.execute(self._q["delete"], (self.namespace, [key]))

@@ -64,7 +64,7 @@ from agentmem_plugin.errors import (
 )
 from agentmem_plugin.policies import LRUEvictionPolicy
 from agentmem_plugin.search import SearchIndex, document_text
-from agentmem_plugin.tiers.base import EvictionCallback, Tier
+from agentmem_plugin.tiers.base import UNCHANGED, EvictionCallback, Tier
 from agentmem_plugin.tiers.urls import redact_url
 
 __all__ = ["RedisTier", "redact_url"]
@@ -74,7 +74,7 @@ logger = logging.getLogger(__name__)
 _SCORE_LIMIT = (
     2**53
 )  # priorities beyond +-2**53 share the extreme score (a double holds 53 bits exactly)
-_FIELDS = ("v", "t", "md", "c", "x", "l", "p", "ac", "la", "s")
+_FIELDS = ("v", "t", "md", "c", "x", "l", "p", "ac", "la", "s", "w")
 _EXPIRY_GRACE_MS = 250  # Redis collects an entry this long after the clock expired it (clock skew)
 _SECRET_PARAMS = frozenset({"password", "pass", "pwd", "passwd"})
 
@@ -124,7 +124,7 @@ end
 """
 
 # ARGV: ep, now, token, capacity (0: none), n entries, n victims, check capacity ('1'/'0'),
-#       then n x (key, v, t, md, c, x, l, p, ac, la, score, pexpireat ms), then the victim keys.
+#       then n x (key, v, t, md, c, x, l, p, ac, la, score, pexpireat ms, version), then the victim keys.
 # Returns {-1} when another holder has the lock, {-2, overflow, purged} when the write needs evictions,
 # else {0, purged, removed victims}.
 _WRITE = (
@@ -139,7 +139,7 @@ if check == '1' and cap > 0 then
   local function new_keys()
     local new = 0
     for i = 0, n - 1 do
-      if redis.call('HEXISTS', KEYS[2], ARGV[base + i * 12]) == 0 then new = new + 1 end
+      if redis.call('HEXISTS', KEYS[2], ARGV[base + i * 13]) == 0 then new = new + 1 end
     end
     return new
   end
@@ -151,7 +151,7 @@ if check == '1' and cap > 0 then
   end
 end
 for i = 0, n - 1 do
-  local o = base + i * 12
+  local o = base + i * 13
   local key = ARGV[o]
   local ek = ep .. key
   local old = redis.call('HGET', KEYS[2], key)
@@ -162,7 +162,7 @@ for i = 0, n - 1 do
   local m = member(key)
   redis.call('HSET', ek, 'v', ARGV[o + 1], 't', ARGV[o + 2], 'md', ARGV[o + 3], 'c', ARGV[o + 4],
              'x', ARGV[o + 5], 'l', ARGV[o + 6], 'p', ARGV[o + 7], 'ac', ARGV[o + 8], 'la', ARGV[o + 9],
-             'ps', ARGV[o + 10], 's', s)
+             'ps', ARGV[o + 10], 's', s, 'w', ARGV[o + 12])
   redis.call('HSET', KEYS[10], key, string.sub(m, 1, 16))
   bump()
   redis.call('ZADD', KEYS[1], ARGV[o + 10], m)
@@ -177,7 +177,7 @@ for i = 0, n - 1 do
 end
 local removed = 0
 for j = 0, nv - 1 do
-  local key = ARGV[base + n * 12 + j]
+  local key = ARGV[base + n * 13 + j]
   if redis.call('HEXISTS', KEYS[2], key) == 1 then removed = removed + 1 end
   remove(key)
 end
@@ -185,7 +185,7 @@ return {0, purged, removed}
 """
 )
 
-# ARGV: ep, now, touch ('1'/'0'), keys...   Returns per key false or {v, t, md, c, x, l, p, ac, la, s}.
+# ARGV: ep, now, touch ('1'/'0'), keys...   Returns per key false or {v, t, md, c, x, l, p, ac, la, s, w}.
 _GET = (
     _PRELUDE
     + """
@@ -197,7 +197,7 @@ for i = 4, #ARGV do
   local m = redis.call('HGET', KEYS[2], key)
   local f = false
   if m then
-    f = redis.call('HMGET', ek, 'v', 't', 'md', 'c', 'x', 'l', 'p', 'ac', 'la', 's')
+    f = redis.call('HMGET', ek, 'v', 't', 'md', 'c', 'x', 'l', 'p', 'ac', 'la', 's', 'w')
     if not f[1] or (f[5] ~= '' and tonumber(f[5]) <= tonumber(now)) then
       f = false
     elseif touch == '1' then
@@ -217,7 +217,7 @@ return out
 """
 )
 
-# ARGV: ep, now.  Returns a flat list: key, then its 10 fields, for every live entry. Index members whose
+# ARGV: ep, now.  Returns a flat list: key, then its 11 fields, for every live entry. Index members whose
 # entry Redis has already expired are dropped on the way.
 _SCAN = (
     _PRELUDE
@@ -228,12 +228,12 @@ local dead = {}
 local all = redis.call('HGETALL', KEYS[2])
 for i = 1, #all, 2 do
   local key = all[i]
-  local f = redis.call('HMGET', ep .. key, 'v', 't', 'md', 'c', 'x', 'l', 'p', 'ac', 'la', 's')
+  local f = redis.call('HMGET', ep .. key, 'v', 't', 'md', 'c', 'x', 'l', 'p', 'ac', 'la', 's', 'w')
   if not f[1] then
     dead[#dead + 1] = key
   elseif f[5] == '' or tonumber(f[5]) > now then
     out[#out + 1] = key
-    for j = 1, 10 do out[#out + 1] = f[j] end
+    for j = 1, 11 do out[#out + 1] = f[j] end
   end
 end
 for _, key in ipairs(dead) do remove(key) end
@@ -615,11 +615,12 @@ class RedisTier(Tier):
             "" if entry.last_accessed is None else repr(float(entry.last_accessed)),
             str(score),
             str(pexpireat),
+            str(entry.version),
         ]
 
     @staticmethod
     def _entry(key: str, f: Sequence[bytes | None]) -> MemoryEntry:
-        v, t, md, c, x, ttl, p, ac, la, _ = f
+        v, t, md, c, x, ttl, p, ac, la, _, w = f
         entry = object.__new__(MemoryEntry)
         entry.key = key
         entry.value = decode_value(v or b"", what=f"value of key {key!r}")
@@ -631,6 +632,7 @@ class RedisTier(Tier):
         entry.priority = int(_text(p))
         entry.access_count = int(_text(ac) or 0)
         entry.last_accessed = float(_text(la)) if la else None
+        entry.version = int(_text(w)) if w else 0
         return entry
 
     # -- writing ---------------------------------------------------------------------------------------------------
@@ -742,8 +744,8 @@ class RedisTier(Tier):
         """Return an atomic snapshot of the live entries, least recently inserted first."""
         flat = self._call("scan", [repr(self.clock())], "listing entries")
         out: list[tuple[int, MemoryEntry]] = []
-        for i in range(0, len(flat), 11):
-            f = flat[i + 1 : i + 11]
+        for i in range(0, len(flat), 12):
+            f = flat[i + 1 : i + 12]
             out.append((int(f[9]), self._entry(flat[i].decode(), f)))
         out.sort(key=lambda pair: pair[0])
         return [e for _, e in out]
@@ -793,6 +795,8 @@ class RedisTier(Tier):
         with self._exclusive(f"updating key {key!r}"):
             current = self._get([key], touch=False)[0]
             new = fn(current)
+            if new is UNCHANGED:
+                return current
             if new is None:
                 if current is not None:
                     self.delete_many([key])

@@ -31,7 +31,7 @@ import re
 import sqlite3
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
@@ -49,7 +49,14 @@ from agentmem_plugin.errors import (
     StoreCorruptError,
 )
 from agentmem_plugin.search import words
-from agentmem_plugin.tiers.base import EvictionCallback, Tier, entry_to_row, row_to_entry
+from agentmem_plugin.tiers.base import (
+    UNCHANGED,
+    ROW_FIELDS,
+    EvictionCallback,
+    Tier,
+    entry_to_row,
+    row_to_entry,
+)
 
 __all__ = ["SqliteTier", "validate_identifier"]
 
@@ -58,9 +65,18 @@ logger = logging.getLogger(__name__)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _COLUMNS = (
-    "key, value, created_at, expires_at, ttl, priority, tags, metadata, access_count, last_accessed"
+    "key, value, created_at, expires_at, ttl, priority, tags, metadata, access_count, last_accessed, "
+    "version"
 )
 _TOUCH_FLUSH_COUNT = 1024
+_UPDATES = ", ".join(
+    f"{c} = excluded.{c}"
+    for c in (
+        "value", "search_text", "created_at", "expires_at", "ttl", "priority", "tags", "metadata",
+        "access_count", "last_accessed", "version", "seq",
+    )
+)
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
 
 def validate_identifier(name: object, *, what: str = "table_name") -> str:
@@ -167,6 +183,12 @@ def _migrations(table: str) -> Any:
             END;
             """
         )
+
+    @migrations(name="0004_versions")
+    def add_versions(db: Any) -> None:
+        # Which write of its key a row holds (MemoryEntry.version): moves compare it instead of values. Rows
+        # written before are version 0, older than any write.
+        db.execute(f"ALTER TABLE {t} ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
 
     return migrations
 
@@ -387,13 +409,12 @@ class SqliteTier(Tier):
             "get": f"SELECT {_COLUMNS} FROM {t} WHERE namespace = ? AND key = ?",
             "upsert": (
                 f"INSERT INTO {t} (namespace, key, value, search_text, created_at, expires_at, ttl, priority, "
-                "tags, metadata, access_count, last_accessed, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
-                "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, "
-                "search_text = excluded.search_text, created_at = excluded.created_at, "
-                "expires_at = excluded.expires_at, ttl = excluded.ttl, priority = excluded.priority, "
-                "tags = excluded.tags, metadata = excluded.metadata, access_count = excluded.access_count, "
-                "last_accessed = excluded.last_accessed, seq = excluded.seq"
+                "tags, metadata, access_count, last_accessed, version, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                f"ON CONFLICT (namespace, key) DO UPDATE SET {_UPDATES}"
             ),
+            "version": f"SELECT version FROM {t} WHERE namespace = ? AND key = ? AND {_LIVE}",
+            "delete_version": f"DELETE FROM {t} WHERE namespace = ? AND key = ? AND version = ?",
+            "delete_older": f"DELETE FROM {t} WHERE namespace = ? AND key = ? AND version < ?",
             "delete": f"DELETE FROM {t} WHERE namespace = ? AND key = ?",
             "max_seq": f"SELECT coalesce(max(seq), 0) FROM {t}",
             "touch": (
@@ -416,7 +437,7 @@ class SqliteTier(Tier):
                 f'SELECT {", ".join("e." + c.strip() for c in _COLUMNS.split(","))}, bm25("{self.table}_fts") '
                 f'FROM "{self.table}_fts" JOIN {t} e ON e.id = "{self.table}_fts".rowid '
                 f'WHERE "{self.table}_fts" MATCH ? AND e.namespace = ? '
-                "AND (e.expires_at IS NULL OR e.expires_at > ?) ORDER BY 11 LIMIT ?"
+                "AND (e.expires_at IS NULL OR e.expires_at > ?) ORDER BY 12 LIMIT ?"
             ),
         }
 
@@ -490,10 +511,14 @@ class SqliteTier(Tier):
         self._pending.clear()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> Iterator[None]:  # type: ignore[override]
         """Group writes of this tier (and of tiers sharing its connection) into one atomic transaction."""
         with self._lock, self._write("a grouped write"):
             yield
+
+    def shares_connection(self, other: Tier) -> bool:
+        """Return True when *other* is a SQLite tier on this very connection (one transaction holds both)."""
+        return isinstance(other, SqliteTier) and other._conn is self._conn
 
     def flush(self) -> None:
         """Write recorded reads (access counts, recency) to the database now."""
@@ -645,7 +670,7 @@ class SqliteTier(Tier):
             rows = self._conn.execute(
                 self._q["search"], (match, self.namespace, self.clock(), limit)
             ).fetchall()
-        return [(row_to_entry(r[:10]), -float(r[10])) for r in rows]
+        return [(row_to_entry(r), -float(r[ROW_FIELDS])) for r in rows]
 
     def compute(
         self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
@@ -658,6 +683,8 @@ class SqliteTier(Tier):
                 None if row is None or (row[3] is not None and row[3] <= now) else row_to_entry(row)
             )
             new = fn(current)
+            if new is UNCHANGED:
+                return current
             if new is None:
                 if row is not None:
                     conn.execute(self._q["delete"], (self.namespace, key))
@@ -668,6 +695,62 @@ class SqliteTier(Tier):
             self._enforce_capacity(conn, now)
             self.stats_counters.writes += 1
             return new
+
+    def put_if_newer(self, entries: Sequence[MemoryEntry]) -> list[MemoryEntry]:
+        """Write each entry unless its key holds a live entry at that version or a newer one (one transaction)."""
+        batch = self._normalized_batch(entries)
+        rows = {k: self._encode(e, 0) for k, e in batch.items()}
+        with self._lock, self._write(f"moving in a batch of {len(rows)} entries") as conn:
+            now = self.clock()
+            seq = conn.execute(self._q["max_seq"]).fetchone()[0]
+            written: list[MemoryEntry] = []
+            for key, entry in batch.items():
+                held = conn.execute(self._q["version"], (self.namespace, key, now)).fetchone()
+                if held is not None and held[0] >= entry.version:
+                    continue
+                seq += 1
+                conn.execute(self._q["upsert"], (*rows[key][:-1], seq))
+                self._pending.pop(key, None)
+                written.append(entry)
+            if written:
+                self._enforce_capacity(conn, now)
+            self.stats_counters.writes += len(written)
+        return written
+
+    def delete_if(self, versions: Mapping[str, int], *, older: bool = False) -> list[str]:
+        """Remove each key only if it holds the version given (``older``: a lower one), in one transaction."""
+        statement = self._q["delete_older" if older else "delete_version"]
+        removed: list[str] = []
+        with self._lock, self._write(f"removing {len(versions)} moved entries") as conn:
+            for key, version in versions.items():
+                if conn.execute(statement, (self.namespace, key, version)).rowcount:
+                    removed.append(key)
+            self.stats_counters.deletes += len(removed)
+        return removed
+
+    def versions(self, keys: Sequence[str]) -> dict[str, int]:
+        """Return the version of each key holding a live entry (one query per key, no read counted)."""
+        out: dict[str, int] = {}
+        with self._lock:
+            self._check_open()
+            now = self.clock()
+            for key in dict.fromkeys(keys):
+                row = self._conn.execute(self._q["version"], (self.namespace, key, now)).fetchone()
+                if row is not None:
+                    out[key] = int(row[0])
+        return out
+
+    def in_transaction(self) -> bool:
+        """Return True while a transaction is open on this tier's connection."""
+        return self._conn.in_transaction
+
+    def change_token(self) -> object:
+        """``PRAGMA data_version`` of a file database: it changes when another connection commits."""
+        if self.in_memory:
+            return None
+        with self._lock:
+            self._check_open()
+            return self._conn.execute("PRAGMA data_version").fetchone()[0]
 
     def cleanup(self) -> list[str]:
         """Delete expired entries; return their keys."""

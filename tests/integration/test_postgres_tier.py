@@ -92,7 +92,11 @@ def sql(dsn: str, query: str, params: tuple[object, ...] = ()) -> list[tuple[obj
 def test_migrations_are_recorded_once_and_reopening_is_idempotent(make, dsn, table):
     make().put(entry("k", 1))
     applied = sql(dsn, f'SELECT name, applied_at FROM "{table}_migrations" ORDER BY name')
-    assert [name for name, _ in applied] == ["0001_entries_and_search", "0002_semantic_outbox"]
+    assert [name for name, _ in applied] == [
+        "0001_entries_and_search",
+        "0002_semantic_outbox",
+        "0003_versions",
+    ]
     relations = postgres_relations(table)
     reopened = make()
     assert reopened.get("k").value == 1
@@ -117,7 +121,7 @@ def test_concurrent_openers_of_a_new_table_all_succeed(make, dsn, table):
     for t in threads:
         t.join()
     assert errors == []
-    assert sql(dsn, f'SELECT count(*) FROM "{table}_migrations"') == [(2,)]
+    assert sql(dsn, f'SELECT count(*) FROM "{table}_migrations"') == [(3,)]
 
 
 def test_a_newer_schema_is_refused(make, dsn, table):

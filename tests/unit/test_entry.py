@@ -112,13 +112,71 @@ def test_to_dict_from_dict_round_trip(clock) -> None:
     e = _full_entry(clock)
     d = e.to_dict()
     assert set(d) == {
-        "key", "value", "ttl", "priority", "metadata", "tags",
-        "created_at", "expires_at", "access_count", "last_accessed",
-    }  # fmt: skip
+        "key",
+        "value",
+        "ttl",
+        "priority",
+        "metadata",
+        "tags",
+        "created_at",
+        "expires_at",
+        "access_count",
+        "last_accessed",
+        "version",
+    }
     assert d["tags"] == ["user", "profile"]
     back = MemoryEntry.from_dict(d)
     assert back == e
     assert back is not e
+    assert back.version == e.version  # a round trip is the same write of the key
+
+
+def test_each_write_gets_a_new_larger_version_and_copies_keep_it(clock) -> None:
+    first, second = MemoryEntry("k", 1, clock=clock), MemoryEntry("k", 1, clock=clock)
+    assert second.version > first.version
+    assert first.copy().version == first.version
+    assert first == second  # same fields: versions say which write, not what was written
+    bumped = first.copy().new_version()
+    assert bumped.version > second.version
+    legacy = dict(first.to_dict())
+    del legacy["version"]
+    assert MemoryEntry.from_dict(legacy).version == 0  # written before versions: older than any write
+
+
+def test_versions_differ_between_processes() -> None:
+    import multiprocessing
+
+    from agentmem_plugin.entry import next_version
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(2) as pool:
+        theirs = pool.starmap(_versions, [(500,), (500,)])
+    ours = _versions(500)
+    everything = theirs[0] + theirs[1] + ours
+    assert len(set(everything)) == len(everything)
+    assert all(a < b for a, b in zip(ours, ours[1:]))
+    assert next_version() > ours[-1]
+
+
+def _versions(n: int) -> list[int]:
+    from agentmem_plugin.entry import next_version
+
+    return [next_version() for _ in range(n)]
+
+
+@pytest.mark.parametrize(
+    "field, bad",
+    [
+        ("created_at", "yesterday"),
+        ("last_accessed", "yesterday"),
+        ("expires_at", float("nan")),
+        ("version", -1),
+        ("version", "3"),
+    ],
+)
+def test_bad_times_and_versions_are_refused(field: str, bad: object) -> None:
+    with pytest.raises(InvalidArgumentError, match=field):
+        MemoryEntry("k", 1, **{field: bad})
 
 
 def test_round_trip_through_orjson(clock) -> None:
