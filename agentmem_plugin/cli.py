@@ -352,6 +352,7 @@ def _open(
     create: bool = False,
     namespace: str = "",
     embedder: Any = None,
+    reindex: bool = False,
 ) -> MemoryManager:
     """Open the store at *path* as a MemoryManager with this invocation's limits (checked first)."""
     _check_store(path, create=create)
@@ -366,15 +367,8 @@ def _open(
         storage_path=path,
         embedder=embedder,
         namespace=namespace or None,
+        reindex=reindex,
     )
-
-
-def _long_tier(manager: MemoryManager) -> SqliteTier:
-    """Return the long-term tier of a store opened here (always SQLite: this command takes no URLs)."""
-    tier = manager.long_tier
-    if not isinstance(tier, SqliteTier):  # pragma: no cover - _open never passes long_term=
-        raise StorageError(f"expected the SQLite long-term tier of a store, got {tier.name!r}")
-    return tier
 
 
 def _tiers(manager: MemoryManager) -> list[tuple[str, Tier]]:
@@ -393,11 +387,6 @@ def _peek(manager: MemoryManager, key: str) -> tuple[str, MemoryEntry]:
         if entry is not None:
             return name, entry
     raise KeyNotFoundError(f"no live memory under key {key!r}{_in(manager.namespace)}")
-
-
-def _archived_keys(tier: Tier) -> list[str]:
-    listing = getattr(tier, "archived_keys", tier.keys)
-    return list(listing())
 
 
 def _all_namespaces(manager: MemoryManager, path: Path) -> list[str]:
@@ -899,7 +888,7 @@ def _write_groups(
     total = sum(len(entries) for _, _, entries in groups)
     with _progress() as progress:
         task = progress.add_task(description, total=total)
-        with _long_tier(manager).transaction():
+        with manager.transaction():
             for ns in replace:
                 manager.with_namespace(ns).clear_short_term()
                 manager.with_namespace(ns).clear_long_term()
@@ -1154,32 +1143,15 @@ def reindex(ctx: typer.Context, path: PathArg, namespace: AllNamespacesOpt = Non
     Also the way to switch a store indexed with another model over to the default one.
     """
     with _open(ctx, path) as manager:
-        long_tier = _long_tier(manager)
-        table = long_tier.table
-        names = [_namespace(namespace)] if namespace is not None else long_tier.namespaces()
+        names = [_namespace(namespace)] if namespace is not None else manager.namespaces()
     total = 0
-    with _progress() as progress:
+    with _open(ctx, path, embedder="default", reindex=True) as manager, _progress() as progress:
         task = progress.add_task("reindexing", total=len(names))
         for ns in names:
             progress.update(task, description=f"reindexing {_label(ns)}")
-            total += _reindex_namespace(path, table, ns)
+            total += manager.with_namespace(ns).reindex()
             progress.advance(task)
     _say(f"reindexed {total} long-term entries in {_count(len(names), 'namespace')}")
-
-
-def _reindex_namespace(path: Path, table: str, namespace: str) -> int:
-    """Rebuild one namespace's index; a Memory over the long-term table may switch models (reindex=True)."""
-    tier = SqliteTier(path / DATABASE_FILENAME, table=table, namespace=namespace)
-    try:
-        memory = Memory(
-            capacity=None, memory_type="long_term", persistence=True, storage_path=path,
-            tier=tier, embedder="default", reindex=True,
-        )  # fmt: skip
-    except BaseException:
-        tier.close()
-        raise
-    with memory:
-        return memory.reindex()
 
 
 # -- demo --------------------------------------------------------------------------------------------------------

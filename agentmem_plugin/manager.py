@@ -9,24 +9,30 @@ external       :class:`ArchiveTier` in a temporary dir        ``DIR/archive`` (z
                                                              when a key is given)
 =============  ===========================================  ==============================================
 
-Behaviour (the spec's three diagrams):
+The manager receives its tiers as a :class:`~agentmem_plugin.tiers.factory.TierSet` (built from its arguments by
+:func:`~agentmem_plugin.tiers.factory.build_tiers`, or passed as ``tiers=``) and knows no backend. Behaviour (the
+spec's three diagrams):
 
 * **A key lives in exactly one tier.** Storing it into another tier moves it.
 * **Reads go through**: LRU cache → short-term → long-term (promoted to short-term) → external (restored to
-  long-term). Persistent short- and long-term share one SQLite connection, so a move is one transaction.
-* **Nothing is lost to capacity.** Short-term overflow is consolidated into long-term (inside the same
-  transaction as the write that caused it); only TTL expiry deletes. Long-term above ``long_term_limit`` moves
-  its least important entries (by the consolidation policy's score) to the archive.
+  long-term).
+* **Nothing is lost to capacity.** Short-term overflow is consolidated into long-term (inside the write that
+  caused it); only TTL expiry deletes. Long-term above ``long_term_limit`` moves its least important entries (by
+  the consolidation policy's score) to the archive.
+* **No move loses a write.** Every move (promotion, consolidation, overflow, archiving, restore, transfer) is
+  :func:`agentmem_plugin.moves.move`: the source gives an entry up only if it still holds the version that was
+  copied, so a write racing the move, from another thread or process, always wins. Where short- and long-term
+  share one transaction (a SQLite file, or the in-process buffer over SQLite), a move is one transaction.
 * **consolidate()** follows the spec's flow: triggers (manual, capacity threshold, time interval), the policy
-  selects and scores entries, batches go to long-term (values compressed by the SQLite codec) with verify and
-  retry, and leave short-term in the same transaction as their long-term write commits.
+  selects and scores entries, batches go to long-term (values compressed by the SQLite codec), are verified
+  by their versions, and leave short-term; a batch that fails is retried, then moved entry by entry, so one
+  entry that cannot move never holds back the rest.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -37,52 +43,127 @@ from typing import Any
 
 from agentmem_plugin.backup import read_backup, write_backup
 from agentmem_plugin.codec import normalize
-from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity, validate_key, validate_tags
-from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError, StorageError
-from agentmem_plugin.memory import Memory, _in_thread, entries_from_items, hit
-from agentmem_plugin.policies import ConsolidationPolicy, ImportanceConsolidationPolicy
-from agentmem_plugin.tiers.archive import ArchiveTier
+from agentmem_plugin.entry import Clock, MemoryEntry
+from agentmem_plugin.errors import AgentMemError, InvalidArgumentError, KeyNotFoundError, StorageError
+from agentmem_plugin.memory import Memory, entries_from_items, hit
+from agentmem_plugin.moves import move, place
+from agentmem_plugin.policies import ConsolidationPolicy, ImportanceConsolidationPolicy, consolidation_score
 from agentmem_plugin.tiers.base import Tier
-from agentmem_plugin.tiers.buffer import BufferTier
-from agentmem_plugin.tiers.sqlite import SqliteTier
-from agentmem_plugin.tiers.urls import (
-    archive_leaf,
-    is_durable_url,
-    is_server_url,
-    namespace_of_leaf,
-    open_archive,
-    open_tier,
+from agentmem_plugin.tiers.factory import TierSet, build_tiers
+from agentmem_plugin.twins import async_twin
+from agentmem_plugin.validation import (
+    MEMORY_TIERS,
+    validate_bool,
+    validate_filter,
+    validate_fraction,
+    validate_key,
+    validate_keys,
+    validate_limit,
+    validate_memory_type,
+    validate_mode,
+    validate_namespace,
+    validate_non_negative_int,
+    validate_seconds,
+    validate_tags,
 )
 
 __all__ = ["MEMORY_TIERS", "MemoryManager"]
 
 logger = logging.getLogger(__name__)
 
-MEMORY_TIERS: tuple[str, ...] = ("short_term", "long_term", "external")
+_COUNTERS = (
+    "cache_hits",
+    "promotions",
+    "restores",
+    "consolidations",
+    "consolidated",
+    "overflowed",
+    "archived",
+    "retries",
+    "stale_moves",
+)
 
 
-def _namespace(namespace: str | Sequence[str] | None) -> str:
-    if namespace is None:
-        return ""
-    if isinstance(namespace, str):
-        return namespace
-    parts = list(namespace)
-    for part in parts:
-        if not isinstance(part, str) or not part or "/" in part:
-            raise InvalidArgumentError(
-                f"namespace parts must be non-empty str without '/', got {part!r}"
-            )
-    return "/".join(parts)
-
-
-def _same_version(a: MemoryEntry, b: MemoryEntry) -> bool:
-    """Return True when *a* and *b* are the same write of a key (copies of one entry), not two writes."""
-    return a.created_at == b.created_at and a.value == b.value
+def _threshold(value: object) -> float | None:
+    if value is None:
+        return None
+    fraction = validate_fraction(value, what="consolidation_threshold")
+    if fraction == 0:
+        raise InvalidArgumentError(f"consolidation_threshold must be in (0, 1], got {value!r}")
+    return fraction
 
 
 def _below(namespace: str, base: str) -> bool:
     """Return True when *namespace* is *base* or nested under it (``""`` contains every namespace)."""
     return not base or namespace == base or namespace.startswith(base + "/")
+
+
+class _ReadCache:
+    """The LRU cache in front of the tiers, coherent with every writer.
+
+    * This manager's writes forget their keys and advance an epoch; a read fills the cache only if no write
+      happened since it began, so a slow reader never caches a value a faster writer replaced.
+    * Other processes' writes change the tiers' ``change_token``; the cache is emptied when it moves.
+    """
+
+    def __init__(self, size: int, token: Any) -> None:
+        self.size = size
+        self._token_of = token
+        self._entries: OrderedDict[str, MemoryEntry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._epoch = 0
+        self._token: object = None if size == 0 else token()
+
+    def _check(self) -> None:  # caller holds the lock
+        token = self._token_of()
+        if token != self._token:
+            self._entries.clear()
+            self._token = token
+            self._epoch += 1
+
+    def get(self, key: str, now: float) -> MemoryEntry | None:
+        """Return the cached live entry of *key*, or None."""
+        if not self.size:
+            return None
+        with self._lock:
+            self._check()
+            entry = self._entries.get(key)
+            if entry is None or entry.is_expired(now):
+                return None
+            self._entries.move_to_end(key)
+            return entry.copy()
+
+    def begin(self) -> int:
+        """Return the epoch a read starts in (pass it to :meth:`put`)."""
+        with self._lock:
+            if self.size:
+                self._check()
+            return self._epoch
+
+    def put(self, entry: MemoryEntry, epoch: int) -> None:
+        """Cache *entry*, read in *epoch*, unless a write happened since."""
+        if not self.size:
+            return
+        with self._lock:
+            self._check()
+            if epoch != self._epoch:
+                return
+            self._entries[entry.key] = entry.copy()
+            self._entries.move_to_end(entry.key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def forget(self, keys: Iterable[str] = ()) -> None:
+        """Drop *keys* (all when empty) and start a new epoch."""
+        with self._lock:
+            self._epoch += 1
+            if not keys:
+                self._entries.clear()
+            for key in keys:
+                self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class MemoryManager:
@@ -92,6 +173,9 @@ class MemoryManager:
         short_term_limit: Capacity of short-term memory; overflow moves to long-term (never dropped).
         long_term_limit: Capacity of long-term memory; overflow moves the least important to the archive.
         enable_logging: Log tier moves at INFO level (DEBUG otherwise).
+        tiers: The tiers to use (a :class:`~agentmem_plugin.tiers.factory.TierSet`); by default they are built
+            from the storage arguments below, which are then ignored. Short-term's capacity, when set, is the
+            short-term limit.
         storage_path: Directory making every tier persistent and reopenable; None keeps everything in memory
             for the life of the process (the archive then lives in a temporary directory).
         embedder: Enables semantic and hybrid search of long-term memory (``"default"`` = offline MiniLM).
@@ -100,7 +184,8 @@ class MemoryManager:
             archive is compressed and checksummed, **not encrypted** (``get_stats()`` says so).
         encrypt: True requires a key; False refuses one.
         namespace: A str or a tuple such as ``("user", "u1")``; a manager sees only its namespace.
-        cache_size: Entries kept in the LRU cache in front of the tiers (0 disables it).
+        cache_size: Entries kept in the LRU cache in front of the tiers (0 disables it; always off when the
+            tiers are shared by processes through servers).
         consolidation_policy: Selects and orders entries to consolidate (default: by importance).
         consolidation_threshold: Consolidate automatically when short-term is this full (0-1; None: never).
         consolidation_interval: Consolidate automatically when this many seconds passed since the last time.
@@ -113,9 +198,12 @@ class MemoryManager:
         long_term: A backend URL for long-term memory, e.g. ``"postgresql://127.0.0.1:5432/test"``; default:
             SQLite under *storage_path* (in memory without one).
         semantic: A Chroma server URL (``"http://127.0.0.1:8000"``) for the semantic index; default: beside
-            the store. See :mod:`agentmem_plugin.tiers.urls` for every scheme; passwords are never logged.
+            the store. See :mod:`agentmem_plugin.tiers.factory` for every scheme; passwords are never logged.
         reindex: Rebuild the semantic index when the store was indexed with another embedding model (instead of
             refusing to open it with an EmbeddingError).
+
+    Raises:
+        InvalidArgumentError: a bad argument (named in the message); nothing is opened.
 
     Example:
         >>> mm = MemoryManager(short_term_limit=2)
@@ -131,6 +219,7 @@ class MemoryManager:
         long_term_limit: int = 1000,
         enable_logging: bool = True,
         *,
+        tiers: TierSet | None = None,
         storage_path: str | PathLike[str] | None = None,
         embedder: Any = None,
         archive: Tier | str | None = None,
@@ -143,140 +232,71 @@ class MemoryManager:
         consolidation_interval: float | None = None,
         batch_size: int = 500,
         clock: Clock | None = None,
-        embed_text: Callable[[MemoryEntry], str | None] | None = None,
+        embed_text: Any = None,
         short_term: str | None = None,
         long_term: str | None = None,
         semantic: str | None = None,
         reindex: bool = False,
-        _parent: MemoryManager | None = None,
+        _root: MemoryManager | None = None,
     ) -> None:
-        self._settings: dict[str, Any] = {
-            "short_term_limit": short_term_limit, "long_term_limit": long_term_limit,
-            "enable_logging": enable_logging, "storage_path": storage_path, "embedder": embedder,
-            "archive_key": archive_key, "encrypt": encrypt, "cache_size": cache_size,
-            "consolidation_policy": consolidation_policy, "consolidation_threshold": consolidation_threshold,
-            "consolidation_interval": consolidation_interval, "batch_size": batch_size, "clock": clock,
-            "embed_text": embed_text, "short_term": short_term, "long_term": long_term, "semantic": semantic, "reindex": reindex,
-            "archive": archive if isinstance(archive, str) else None,
-        }  # fmt: skip
-        self._children: dict[str, MemoryManager] = {}
-        self._children_lock = threading.Lock()
-        self._parent = _parent
-        short_limit, long_limit = (
-            validate_capacity(short_term_limit),
-            validate_capacity(long_term_limit),
-        )
-        if short_limit is None or long_limit is None:
-            raise InvalidArgumentError("short_term_limit and long_term_limit must be positive ints")
-        self.short_term_limit: int = short_limit
-        self.long_term_limit: int = long_limit
-        if consolidation_threshold is not None and not 0 < consolidation_threshold <= 1:
-            raise InvalidArgumentError(
-                f"consolidation_threshold must be in (0, 1], got {consolidation_threshold!r}"
-            )
-        if cache_size < 0 or batch_size <= 0:
-            raise InvalidArgumentError(
-                f"cache_size must be >= 0 and batch_size > 0, got {cache_size}, {batch_size}"
-            )
-        self.enable_logging = enable_logging
-        self.namespace = _namespace(namespace)
-        self.storage_path = None if storage_path is None else Path(storage_path)
-        self.policy: ConsolidationPolicy = consolidation_policy or ImportanceConsolidationPolicy()
-        self.consolidation_threshold = consolidation_threshold
-        self.consolidation_interval = consolidation_interval
-        self.batch_size = batch_size
-        self.cache_size = cache_size
-        self.clock: Clock = clock or time.time
-        self._cache: OrderedDict[str, MemoryEntry] = OrderedDict()
-        self._counters = dict.fromkeys(
-            ("cache_hits", "promotions", "restores", "consolidations", "consolidated", "overflowed",
-             "archived", "retries"), 0)  # fmt: skip
+        short_limit = validate_limit(short_term_limit, what="short_term_limit")
+        self._options: dict[str, Any] = {
+            "short_term_limit": short_limit,
+            "long_term_limit": validate_limit(long_term_limit, what="long_term_limit"),
+            "enable_logging": validate_bool(enable_logging, what="enable_logging"),
+            "cache_size": validate_non_negative_int(cache_size, what="cache_size"),
+            "consolidation_policy": consolidation_policy,
+            "consolidation_threshold": _threshold(consolidation_threshold),
+            "consolidation_interval": None
+            if consolidation_interval is None
+            else validate_seconds(consolidation_interval, what="consolidation_interval"),
+            "batch_size": validate_limit(batch_size, what="batch_size"),
+            "clock": clock,
+        }
+        self.namespace = validate_namespace(namespace)
+        if tiers is None:
+            tiers = build_tiers(
+                namespace=self.namespace, short_term_limit=short_limit, storage_path=storage_path,
+                embedder=embedder, archive=archive, archive_key=archive_key, encrypt=encrypt, clock=clock,
+                embed_text=embed_text, short_term=short_term, long_term=long_term, semantic=semantic,
+                reindex=reindex,
+            )  # fmt: skip
+        self._open(tiers, _root)
+
+    def _open(self, tiers: TierSet, root: MemoryManager | None) -> None:
+        """Take *tiers* (the constructor's second half, shared with namespace views)."""
+        options = self._options
+        self.tiers = tiers
+        self.short_term_limit: int = tiers.short.capacity or options["short_term_limit"]
+        self.long_term_limit: int | None = options["long_term_limit"]
+        self.enable_logging: bool = options["enable_logging"]
+        self.policy: ConsolidationPolicy = options["consolidation_policy"] or ImportanceConsolidationPolicy()
+        self.consolidation_threshold: float | None = options["consolidation_threshold"]
+        self.consolidation_interval: float | None = options["consolidation_interval"]
+        self.batch_size: int = options["batch_size"]
+        self.clock: Clock = options["clock"] or tiers.long.clock
+        self.storage_path: Path | None = tiers.storage_path
+        self.cache_size: int = 0 if tiers.shared else options["cache_size"]
+        self._cache = _ReadCache(self.cache_size, tiers.change_token)
+        self._counters = dict.fromkeys(_COUNTERS, 0)
         self._last_consolidation = self.clock()
         self._memories: dict[str, Memory] = {}
-
-        ns = self.namespace
-        shared_short, shared_long = is_server_url(short_term), is_server_url(long_term)
-        if shared_short and not (
-            shared_long or is_durable_url(long_term) or self.storage_path is not None
-        ):
-            raise InvalidArgumentError(
-                "short_term on a server is shared by processes, so its overflow needs a long-term memory they "
-                "all see: pass long_term='postgresql://...' (or a storage_path)"
-            )
-        if shared_long and embedder is not None and semantic is None:
-            raise InvalidArgumentError(
-                "long_term on a server with an embedder needs a semantic index every process shares: pass "
-                "semantic='http://host:8000' (a Chroma server); a per-process index would miss others' writes"
-            )
-        if shared_short or shared_long:
-            cache_size = 0  # another process's write would not invalidate this process's cache
-            self.cache_size = 0
-        self._archive_private = False
-        if (
-            self.storage_path is not None
-            and self.storage_path.exists()
-            and not self.storage_path.is_dir()
-        ):
-            raise InvalidArgumentError(
-                f"storage_path must be a directory, got {str(self.storage_path)!r}"
-            )
-        db = None if self.storage_path is None else self.storage_path / "memory.sqlite3"
-        share = (
-            None
-            if _parent is None or not isinstance(_parent.long_tier, SqliteTier)
-            else _parent.long_tier
-        )
-        long_tier = None if long_term is None else open_tier(
-            long_term, role="long_term", namespace=ns, clock=self.clock,
-            share=None if _parent is None else _parent.long_tier,  # a view borrows the root's pool/client
-        )  # fmt: skip
-        if long_tier is None:
-            long_tier = SqliteTier(db, table="long_term", namespace=ns, clock=self.clock,
-                                   share_connection_with=share if share is not None and share.path == db else None)  # fmt: skip
-        self.long_tier: Tier = long_tier
-        short_tier = None if short_term is None else open_tier(
-            short_term, role="short_term", namespace=ns, capacity=self.short_term_limit, clock=self.clock,
-            on_evict=self._overflow, share=None if _parent is None else _parent.short_tier,
-        )  # fmt: skip
-        if (
-            short_tier is None and db is not None
-        ):  # shares the long-term connection: moves are one transaction
-            short_tier = SqliteTier(
-                db, table="short_term", namespace=ns, capacity=self.short_term_limit, clock=self.clock,
-                on_evict=self._overflow,
-                share_connection_with=long_tier if isinstance(long_tier, SqliteTier) and long_tier.path == db else None,
-            )  # fmt: skip
-        if short_tier is None:
-            short_tier = BufferTier(
-                self.short_term_limit, clock=self.clock, on_evict=self._overflow
-            )
-        self.short_tier: Tier = short_tier
-        if isinstance(archive, str):
-            archive = open_archive(
-                archive, namespace=ns, key=archive_key, encrypt=encrypt, clock=self.clock
-            )
-        elif archive is None and is_durable_url(long_term) and self.storage_path is None:
-            # Long-term lives on a server or in a file that outlives this process; a temporary archive would
-            # not, so overflow is never moved there (it would vanish at exit): long_term_limit is not enforced.
+        self._root = root
+        self._children: dict[str, MemoryManager] = {}
+        self._children_lock = threading.Lock()
+        self._local = threading.local()
+        self._archive_refused = tiers.long_durable and not tiers.archive_durable
+        if self._archive_refused:
+            # Long-term outlives this process but the archive would not: overflow is never moved there (it would
+            # vanish at exit), so long_term_limit is not enforced.
             logger.warning(
                 "long_term is a durable backend but no archive= or storage_path is given: long_term_limit "
                 "(%d) is not enforced; pass archive='s3://bucket/prefix' or a shared directory to archive overflow",
                 self.long_term_limit,
             )
-            self.long_term_limit = sys.maxsize
-            self._archive_private = True  # store(memory_type="external") is refused there
-            archive = ArchiveTier(None, key=archive_key, encrypt=encrypt, clock=self.clock)
-        if archive is None:
-            where = None
-            if self.storage_path is not None:
-                where = self.storage_path / "archive" / archive_leaf(ns)
-            archive = ArchiveTier(where, key=archive_key, encrypt=encrypt, clock=self.clock)
-        self.external_tier: Tier = archive
-        self.long_term = Memory(
-            capacity=None, memory_type="long_term", persistence=self.storage_path is not None,
-            storage_path=self.storage_path, tier=self.long_tier, embedder=embedder, embed_text=embed_text,
-            chroma=semantic, reindex=reindex,
-        )  # fmt: skip
+            self.long_term_limit = None
+        tiers.short.on_evict = self._overflow
+        self.long_term = Memory(capacity=None, memory_type="long_term", tier=tiers.long)
         self._reconcile()
 
     @classmethod
@@ -300,140 +320,80 @@ class MemoryManager:
             kwargs["namespace"] = tuple(namespace.split("/"))
         return cls(**kwargs)
 
-    # -- plumbing ------------------------------------------------------------------------------------------------
+    # -- the tiers ---------------------------------------------------------------------------------------------
+
+    @property
+    def short_tier(self) -> Tier:
+        """Short-term memory's tier."""
+        return self.tiers.short
+
+    @property
+    def long_tier(self) -> Tier:
+        """Long-term memory's tier (with its semantic index, when there is an embedder)."""
+        return self.tiers.long
+
+    @property
+    def external_tier(self) -> Tier:
+        """The archive's tier."""
+        return self.tiers.external
+
+    def _tier(self, memory_type: str) -> Tier:
+        return {"short_term": self.tiers.short, "long_term": self.tiers.long, "external": self.tiers.external}[
+            validate_memory_type(memory_type)
+        ]
 
     def _log(self, message: str, *args: Any) -> None:
         logger.log(logging.INFO if self.enable_logging else logging.DEBUG, message, *args)
 
-    def _tier(self, memory_type: str) -> Tier:
-        if memory_type == "short_term":
-            return self.short_tier
-        if memory_type == "long_term":
-            return self.long_tier
-        if memory_type == "external":
-            return self.external_tier
-        raise InvalidArgumentError(
-            f"memory_type must be one of {', '.join(MEMORY_TIERS)}; got {memory_type!r}"
-        )
-
-    def _move(
-        self, entries: list[MemoryEntry], target: Tier, other: Tier, *, copied: bool = False
-    ) -> None:
-        """Write *entries* to *target* and remove their keys from *other*, losing nothing if either step fails.
-
-        Writing to short-term can evict, and the victim may be an entry just written (when everything else
-        outranks it): it then overflows into long-term, which must keep it. *copied*: the entries were read
-        from *other* (a promotion), so on separate servers they leave it only as the versions that were read.
-        """
-        keys = [e.key for e in entries]
-        if self._grouped():  # one transaction: leave the other tier first, overflow may land in it
-            with self._txn():
-                other.delete_many(keys)
-                target.put_many(entries)
-            return
-        # Separate servers: write first, so a failed write leaves the old value where it was and no reader
-        # ever finds the key in neither tier; then leave the other tier, except for keys the write overflowed.
-        target.put_many(entries)
-        held = target.get_many(keys, touch=False)
-        moved = [e for e, h in zip(entries, held, strict=True) if h is not None]
-        if copied:
-            self._settle(moved, target, other)
-        else:  # a store: the newest write wins
-            other.delete_many([e.key for e in moved])
-
-    def _settle(self, moved: Sequence[MemoryEntry], target: Tier, source: Tier) -> None:
-        """Finish copying *moved* from *source* to *target* on separate servers, where no transaction spans both.
-
-        Each entry leaves *source* only if *source* still holds that very version (same creation time and
-        value). Where another process wrote a newer version meanwhile, that one stays, and the copy just written
-        to *target* is taken back, so the stale copy never shadows it.
-        """
-        for entry in moved:
-
-            def leave(cur: MemoryEntry | None, e: MemoryEntry = entry) -> MemoryEntry | None:
-                return None if cur is None or _same_version(cur, e) else cur
-
-            def take_back(cur: MemoryEntry | None, e: MemoryEntry = entry) -> MemoryEntry | None:
-                return None if cur is not None and _same_version(cur, e) else cur
-
-            if source.compute(entry.key, leave) is not None:
-                logger.info("key %r changed while it moved; the newer version stays", entry.key)
-                target.compute(entry.key, take_back)
-
-    def _grouped(self) -> bool:
-        """Return True when short- and long-term writes share one transaction that readers see at once."""
-        # In process (a buffer over SQLite), or both tables on one connection: uncommitted rows are visible to
-        # every reader of this manager, so grouping the writes hides nothing.
-        long_tier, short = self.long_tier, self.short_tier
-        return isinstance(long_tier, SqliteTier) and (
-            isinstance(short, BufferTier)
-            or (isinstance(short, SqliteTier) and short._conn is long_tier._conn)
-        )
-
-    @contextlib.contextmanager
-    def _txn(self) -> Iterator[None]:
-        """One transaction around short- and long-term writes when they share a SQLite connection.
-
-        Otherwise (Redis, PostgreSQL) each long-term write commits at once: entries evicted from a shared
-        short-term tier are durable in long-term before they leave it, so no process ever misses them, and
-        moves write before they delete (:meth:`_move`), so a failure leaves a duplicate, never a loss.
-        """
-        with self.long_tier.transaction() if self._grouped() else contextlib.nullcontext():  # type: ignore[attr-defined]
-            yield
+    def _move(self, entries: Sequence[MemoryEntry], source: Tier, target: Tier) -> list[MemoryEntry]:
+        """:func:`agentmem_plugin.moves.move` inside the tiers' shared transaction; return what moved."""
+        result = move(entries, source, target, transaction=self.tiers.transaction)
+        self._counters["stale_moves"] += len(result.stale)
+        return result.moved
 
     def _overflow(self, victims: list[MemoryEntry]) -> None:
-        """Short-term capacity eviction: consolidate the victims into long-term instead of dropping them."""
-        self.long_tier.put_many([v.copy() for v in victims])
+        """Short-term capacity eviction: consolidate the victims into long-term instead of dropping them.
+
+        Called by short-term inside the write that evicts, before the victims leave it, so they are never in
+        neither tier; a copy never replaces a newer version that long-term already holds.
+        """
+        self.tiers.long.put_if_newer([v.copy() for v in victims])
         self._counters["overflowed"] += len(victims)
         self._log("short-term full: %d entries consolidated into long-term", len(victims))
 
     def _after_long_write(self) -> None:
-        self.long_term._sync()
-        if self.long_term_limit == sys.maxsize:  # not enforced (no durable archive): skip the count
+        """Archive long-term's least important entries while it holds more than ``long_term_limit``."""
+        limit = self.long_term_limit
+        if limit is None or self.tiers.long.count() <= limit:
             return
-        excess = self.long_tier.count() - self.long_term_limit
-        if excess > 0:
-            self._archive_least_important(excess)
-
-    def _archive_least_important(self, n: int) -> None:
-        now = self.clock()
-        entries = self.long_tier.scan()
-        score = getattr(self.policy, "score", None)
-        ranked = sorted(
-            entries, key=lambda e: (score(e, now) if score else e.priority, e.created_at)
-        )
-        victims = ranked[:n]
-        self.external_tier.put_many(
-            [v.copy() for v in victims]
-        )  # durable first, then leave long-term
-        self.long_tier.delete_many([v.key for v in victims])
-        self.long_term._sync()
-        self._counters["archived"] += len(victims)
-        self._log("long-term above %d: %d entries archived", self.long_term_limit, len(victims))
+        with self.tiers.transaction():  # the scan and the move see one state of long-term
+            entries = self.tiers.long.scan()
+            excess = len(entries) - limit
+            if excess <= 0:
+                return
+            now = self.clock()
+            ranked = sorted(entries, key=lambda e: (consolidation_score(self.policy, e, now), e.created_at))
+            moved = self._move(ranked[:excess], self.tiers.long, self.tiers.external)
+        self._counters["archived"] += len(moved)
+        self._log("long-term above %d: %d entries archived", limit, len(moved))
 
     def _reconcile(self) -> None:
-        """After a crash between an archive write and the long-term delete, drop the archive's duplicates."""
-        listing = getattr(self.external_tier, "archived_keys", self.external_tier.keys)
-        archived = set(listing())  # the archive's index: no blob is opened at start-up
+        """After a crash between a move's write and its removal, keep only the newest copy of each key."""
+        archived = self.tiers.external.archived_keys()  # the archive's index: no blob is opened at start-up
         if not archived:
             return
-        present = [k for k in archived if self.long_tier.contains(k) or self.short_tier.contains(k)]
-        if present:
-            self.external_tier.delete_many(present)
-            logger.warning(
-                "removed %d archive copies of entries still in short/long-term", len(present)
-            )
-
-    def _cache_put(self, entry: MemoryEntry) -> None:
-        if self.cache_size:
-            self._cache[entry.key] = entry
-            self._cache.move_to_end(entry.key)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-
-    def _forget(self, keys: Iterable[str]) -> None:
-        for key in keys:
-            self._cache.pop(key, None)
+        short, long_ = self.tiers.short.versions(archived), self.tiers.long.versions(archived)
+        twice = [k for k in archived if k in short or k in long_]
+        if not twice:
+            return
+        ext = self.tiers.external.versions(twice)
+        newer_outside = {k: v for k, v in ext.items() if v <= max(short.get(k, -1), long_.get(k, -1))}
+        self.tiers.external.delete_if(newer_outside)
+        newer_inside = {k: v for k, v in ext.items() if k not in newer_outside}
+        with self.tiers.transaction():
+            self.tiers.short.delete_if(newer_inside, older=True)
+            self.tiers.long.delete_if(newer_inside, older=True)
+        logger.warning("kept the newest of %d keys found in two tiers after an interruption", len(twice))
 
     def _maybe_consolidate(self) -> None:
         now = self.clock()
@@ -442,7 +402,7 @@ class MemoryManager:
             and now - self._last_consolidation >= self.consolidation_interval
         )
         if not due and self.consolidation_threshold is not None:
-            due = self.short_tier.count() >= self.consolidation_threshold * self.short_term_limit
+            due = self.tiers.short.count() >= self.consolidation_threshold * self.short_term_limit
         if due:
             self.consolidate()
 
@@ -462,7 +422,8 @@ class MemoryManager:
             namespace: A str such as ``"user/u1"`` or a tuple such as ``("user", "u1")``; empty: this manager.
 
         Raises:
-            InvalidArgumentError: a namespace part that is empty, not a str, or contains ``/``.
+            InvalidArgumentError: a namespace part that is empty, not a str, or contains ``/``; or tiers passed
+                in with ``tiers=`` that cannot open another namespace.
 
         Example:
             >>> mm = MemoryManager()
@@ -474,18 +435,23 @@ class MemoryManager:
             'user/alice/notes'
 
         """
-        ns = _namespace(namespace)
+        ns = validate_namespace(namespace)
         return self._view("/".join(p for p in (self.namespace, ns) if p))
 
     def _view(self, full: str) -> MemoryManager:
         """Return the view of the absolute namespace *full* (created once, under the root's lock)."""
-        root = self._parent or self
+        root = self._root or self
         if full == root.namespace:
             return root
+        if root.tiers.view is None:
+            raise InvalidArgumentError("these tiers were passed in with tiers= and cannot open another namespace")
         with root._children_lock:  # one view per namespace, even when threads ask at once
             child = root._children.get(full)
             if child is None:
-                child = MemoryManager(**root._settings, namespace=full, _parent=root)
+                child = object.__new__(MemoryManager)
+                child._options = root._options
+                child.namespace = full
+                child._open(root.tiers.view(full), root)
                 root._children[full] = child
         return child
 
@@ -500,35 +466,26 @@ class MemoryManager:
             prefix: Only namespaces equal to it or below it (``"user"`` matches ``"user/u1"``, not ``"users"``).
 
         """
-        root = self._parent or self
+        wanted = None if prefix is None else validate_namespace(prefix)
+        root = self._root or self
         with root._children_lock:
             managers = [root, *root._children.values()]
         found: set[str] = set()
-        for attr in ("long_tier", "short_tier"):
-            listing = getattr(getattr(root, attr), "namespaces", None)
-            if listing is not None:  # a shared backend lists every namespace it holds
-                found.update(listing())
+        for pick in (lambda m: m.tiers.long, lambda m: m.tiers.short):
+            listed = pick(root).namespaces()
+            if listed is not None:  # a shared backend lists every namespace it holds
+                found.update(listed)
             else:  # an in-process buffer per view
-                found.update(m.namespace for m in managers if getattr(m, attr).count())
-        archive = None if root.storage_path is None else root.storage_path / "archive"
-        if archive is not None and archive.is_dir():  # namespaces whose entries are all archived
-            for folder in archive.iterdir():
-                ns = namespace_of_leaf(folder.name)
-                if (
-                    ns is not None
-                    and ns not in found
-                    and folder.is_dir()
-                    and _below(ns, self.namespace)
-                ):
-                    view = root._view(ns)
-                    if getattr(view.external_tier, "archived_keys", view.external_tier.keys)():
-                        found.add(ns)
+                found.update(m.namespace for m in managers if pick(m).count())
+        if root.tiers.archived_namespaces is not None:  # namespaces whose entries are all archived
+            for ns in root.tiers.archived_namespaces():
+                if ns not in found and _below(ns, self.namespace) and root._view(ns).tiers.external.archived_keys():
+                    found.add(ns)
         base = self.namespace
-        relative = {"" if ns == base else ns[len(base) + 1 :] if base else ns
+        relative = {ns[len(base) + 1 :] if base and ns != base else "" if ns == base else ns
                     for ns in found if _below(ns, base)}  # fmt: skip
-        if prefix is not None:
-            p = _namespace(prefix)
-            relative = {ns for ns in relative if _below(ns, p)}
+        if wanted is not None:
+            relative = {ns for ns in relative if _below(ns, wanted)}
         return sorted(relative)
 
     # -- writing ---------------------------------------------------------------------------------------------------
@@ -542,15 +499,16 @@ class MemoryManager:
             InvalidKeyError, InvalidArgumentError, SerializationError: bad input; nothing changed.
 
         """
-        entry = MemoryEntry(
-            key, value, ttl=ttl, priority=priority, metadata=metadata, tags=tags, clock=self.clock
-        )
+        entry = MemoryEntry(key, value, ttl=ttl, priority=priority, metadata=metadata, tags=tags, clock=self.clock)
         self._place([entry], memory_type)
 
     def store_many(self, items: Mapping[str, Any] | Iterable[tuple[str, Any] | MemoryEntry],
                    memory_type: str = "short_term", *, ttl: float | None = None, priority: int = 0,
                    metadata: Mapping[str, Any] | None = None, tags: Iterable[str] | None = None) -> int:  # fmt: skip
-        """Store many entries in one batch (one transaction for short- and long-term); return how many."""
+        """Store many entries in one batch (one transaction for short- and long-term); return how many.
+
+        A :class:`MemoryEntry` item keeps its fields but becomes a new write of its key (a new version).
+        """
         tag_list = validate_tags(tags)
         entries = entries_from_items(
             items,
@@ -558,7 +516,7 @@ class MemoryManager:
                                            tags=tag_list, clock=self.clock),
         )  # fmt: skip
         if entries:
-            self._place(entries, memory_type)
+            self._place([e.new_version() for e in entries], memory_type)
         return len(entries)
 
     def _place(self, entries: list[MemoryEntry], memory_type: str) -> None:
@@ -567,34 +525,72 @@ class MemoryManager:
             entry.value = normalize(entry.value, what=f"value of key {entry.key!r}")
             if entry.metadata:
                 entry.metadata = normalize(entry.metadata, what=f"metadata of key {entry.key!r}")
-        keys = [e.key for e in entries]
-        self._forget(keys)
-        if target is self.external_tier:
-            if self._archive_private:
-                raise InvalidArgumentError(
-                    "memory_type='external' needs an archive that outlives this process: long-term is durable "
-                    "but the archive is temporary; pass archive='s3://bucket/prefix' or a directory"
-                )
-            target.put_many(entries)  # durable in the archive first, then leave the other tiers
-            with self._txn():
-                self.short_tier.delete_many(keys)
-                self.long_tier.delete_many(keys)
-        else:
-            other = self.long_tier if target is self.short_tier else self.short_tier
-            self._move(entries, target, other)
-            self.external_tier.delete_many(keys)
+        if target is self.tiers.external and self._archive_refused:
+            raise InvalidArgumentError(
+                "memory_type='external' needs an archive that outlives this process: long-term is durable "
+                "but the archive is temporary; pass archive='s3://bucket/prefix' or a directory"
+            )
+        tiers = self.tiers
+        self._cache.forget([e.key for e in entries])
+        if target is tiers.external:  # durable in the archive first, then the older copies leave
+            place(entries, target, (tiers.short, tiers.long), transaction=tiers.transaction)
+        else:  # the archive is outside the transaction: its older copies go once the write has committed
+            other = tiers.long if target is tiers.short else tiers.short
+            place(entries, target, (other,), transaction=tiers.transaction, after=self._after_commit,
+                  outside=(tiers.external,))  # fmt: skip
         self._after_long_write()
         self._maybe_consolidate()
+
+    def _after_commit(self, work: Callable[[], object]) -> None:
+        """Run *work* once this thread's outermost :meth:`transaction` commits (at once outside one)."""
+        pending = getattr((self._root or self)._local, "after_commit", None)
+        if pending is None:
+            work()
+        else:
+            pending.append(work)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Make the writes inside the block (of this manager and its namespace views) one atomic unit.
+
+        Where short- and long-term share a transaction (a ``storage_path`` directory, or the in-memory default),
+        either every write inside the block lands or none does; an error inside rolls them back. Removing the
+        older copies of written keys from the archive, which has no transactions, waits until the block has
+        committed, so a rolled-back block never removes one. On separate servers each write is atomic on its
+        own and the block only orders them.
+
+        Example:
+            >>> mm = MemoryManager()
+            >>> with mm.transaction():
+            ...     mm.store("a", 1)
+            ...     mm.store("b", 2, memory_type="long_term")
+            >>> mm.tier_of("a"), mm.tier_of("b")
+            ('short_term', 'long_term')
+
+        """
+        local = (self._root or self)._local
+        outermost = getattr(local, "after_commit", None) is None
+        if outermost:
+            local.after_commit = []
+        try:
+            with self.tiers.transaction():
+                yield
+        except BaseException:
+            if outermost:
+                local.after_commit = None
+            raise
+        if outermost:
+            pending, local.after_commit = local.after_commit, None
+            for work in pending:
+                work()
 
     def delete(self, key: str) -> bool:
         """Delete *key* from every tier; return True when a live entry was removed."""
         key = validate_key(key)
-        self._forget([key])
-        with self._txn():
-            removed = self.short_tier.delete(key) | self.long_tier.delete(key)
-        removed |= self.external_tier.delete(key)
-        self.long_term._sync()
-        return removed
+        self._cache.forget([key])
+        with self.tiers.transaction():
+            removed = [tier.delete(key) for tier in (self.tiers.short, self.tiers.long, self.tiers.external)]
+        return any(removed)
 
     # -- reading ---------------------------------------------------------------------------------------------------
 
@@ -606,29 +602,26 @@ class MemoryManager:
 
         """
         key = validate_key(key)
-        cached = self._cache.get(key)
-        if cached is not None and not cached.is_expired(self.clock()):
-            self._cache.move_to_end(key)
+        cached = self._cache.get(key, self.clock())
+        if cached is not None:
             self._counters["cache_hits"] += 1
-            return cached.copy()
-        entry = self.short_tier.get(key)
+            return cached
+        epoch = self._cache.begin()
+        tiers = self.tiers
+        entry = tiers.short.get(key)
         if entry is None:
-            entry = self.long_tier.get(key)
+            with tiers.transaction():  # the read and the move see one state where the tiers share one
+                entry = tiers.long.get(key)
+                if entry is not None:
+                    self._counters["promotions"] += len(self._move([entry], tiers.long, tiers.short))
+                else:
+                    entry = tiers.external.get(key)
+                    if entry is None:
+                        raise KeyNotFoundError(f"no live memory under key {key!r} in any tier")
+                    self._counters["restores"] += len(self._move([entry], tiers.external, tiers.long))
             if entry is not None:
-                self._move([entry.copy()], self.short_tier, self.long_tier, copied=True)  # promote
-                self.long_term._sync()
-                self._counters["promotions"] += 1
-            else:
-                entry = self.external_tier.get(key)
-                if entry is None:
-                    raise KeyNotFoundError(f"no live memory under key {key!r} in any tier")
-                self.long_tier.put(
-                    entry.copy()
-                )  # restore: durable in long-term first, then leave the archive
-                self.external_tier.delete(key)
-                self._counters["restores"] += 1
                 self._after_long_write()
-        self._cache_put(entry.copy())
+        self._cache.put(entry, epoch)
         return entry.copy()
 
     def get_many(self, keys: Sequence[str], *, promote: bool = False) -> list[MemoryEntry | None]:
@@ -640,10 +633,10 @@ class MemoryManager:
                 (a chat history) without churning short-term; True reads like :meth:`get_entry`, key by key.
 
         Raises:
-            InvalidKeyError: a malformed key (nothing is read).
+            InvalidKeyError: a malformed key. InvalidArgumentError: *keys* is a single str (nothing is read).
 
         """
-        keys = [validate_key(k) for k in keys]
+        keys = validate_keys(keys)
         if promote:
             out: list[MemoryEntry | None] = []
             for key in keys:
@@ -653,11 +646,11 @@ class MemoryManager:
                     out.append(None)
             return out
         found: dict[str, MemoryEntry] = {}
-        for name in MEMORY_TIERS:
+        for tier in (self.tiers.short, self.tiers.long, self.tiers.external):
             missing = [k for k in dict.fromkeys(keys) if k not in found]
             if not missing:
                 break
-            for key, entry in zip(missing, self._tier(name).get_many(missing), strict=True):
+            for key, entry in zip(missing, tier.get_many(missing), strict=True):
                 if entry is not None:
                     found[key] = entry
         return [found[k].copy() if k in found else None for k in keys]
@@ -671,6 +664,7 @@ class MemoryManager:
 
     def tier_of(self, key: str) -> str | None:
         """Return the tier holding *key* (``"short_term"``, ``"long_term"``, ``"external"``), or None."""
+        key = validate_key(key)
         for name in MEMORY_TIERS:
             if self._tier(name).contains(key):
                 return name
@@ -678,11 +672,11 @@ class MemoryManager:
 
     def exists(self, key: str) -> bool:
         """Return True when some tier holds a live entry under *key* (not counted as a read)."""
-        return self.tier_of(validate_key(key)) is not None
+        return self.tier_of(key) is not None
 
     def keys(self, memory_type: str | None = None) -> list[str]:
         """Return the live keys of one tier, or of all."""
-        names = MEMORY_TIERS if memory_type is None else (memory_type,)
+        names = MEMORY_TIERS if memory_type is None else (validate_memory_type(memory_type),)
         return [k for name in names for k in self._tier(name).keys()]
 
     def search(self, query: str, limit: int = 10, *, mode: str | None = None,
@@ -700,16 +694,24 @@ class MemoryManager:
             memory_types: Tiers to search (default: all three).
             filter: ``{"tags": [...]}`` (all required) and/or metadata fields that must be equal.
 
+        Raises:
+            InvalidArgumentError: a bad query type, limit, mode, tier name or filter.
+
         """
-        if not isinstance(query, str) or not query.strip():
-            return []
-        names = list(memory_types) if memory_types is not None else list(MEMORY_TIERS)
+        if not isinstance(query, str):
+            raise InvalidArgumentError(f"query must be a str, got {type(query).__name__}")
+        limit = validate_limit(limit)
+        mode = validate_mode(mode)
+        wanted = validate_filter(filter)
+        if isinstance(memory_types, str):
+            raise InvalidArgumentError(f"memory_types must be a list of tier names, got {memory_types!r}")
+        names = list(MEMORY_TIERS if memory_types is None else memory_types)
         for name in names:
-            self._tier(name)
-        depth = limit * 3 if filter else limit
-        while (
-            True
-        ):  # with a filter, search deeper until *limit* hits pass it or the tiers are exhausted
+            validate_memory_type(name)
+        if not query.strip():
+            return []
+        depth = limit * 3 if wanted else limit
+        while True:  # with a filter, search deeper until *limit* hits pass it or the tiers are exhausted
             hits: list[dict[str, Any]] = []
             exhausted = True
             for name in names:
@@ -723,12 +725,12 @@ class MemoryManager:
                     h["tier"] = name
                     h["score"] = h["score"] / top
                 hits.extend(found)
-            if filter:
-                hits = [h for h in hits if _matches(h, filter)]
+            if wanted:
+                hits = [h for h in hits if _matches(h, wanted)]
             best: dict[str, dict[str, Any]] = {}
             for h in sorted(hits, key=lambda h: -h["score"]):
                 best.setdefault(h["key"], h)
-            if len(best) >= limit or exhausted or not filter:
+            if len(best) >= limit or exhausted or not wanted:
                 return list(best.values())[:limit]
             depth *= 4
 
@@ -737,65 +739,74 @@ class MemoryManager:
     def consolidate(self, *, retries: int = 3) -> dict[str, int]:
         """Move what the policy selects from short-term to long-term, in verified batches.
 
-        Each batch is written to long-term, read back and compared, and removed from short-term in the same
-        transaction; a failing batch is retried (*retries* times), then left in short-term and logged.
+        Each batch is written to long-term, verified by reading back the versions it holds, and leaves
+        short-term only where short-term still holds the version that was copied (an entry rewritten meanwhile
+        stays, counted in ``stale``). A batch that fails is retried (*retries* times), then moved entry by entry,
+        so an entry that cannot move (logged, counted in ``failed``) never holds back the rest.
 
         Returns:
-            ``{"selected", "moved", "batches", "failed"}``.
+            ``{"selected", "moved", "batches", "failed"}``: ``moved`` entries are in long-term now; the selected
+            entries neither moved nor failed were rewritten meanwhile (counted in ``get_stats()["stale_moves"]``).
 
         """
+        retries = validate_non_negative_int(retries, what="retries")
         now = self.clock()
-        selected = self.policy.select_entries_to_consolidate(self.short_tier.scan(), now)
+        selected = self.policy.select_entries_to_consolidate(self.tiers.short.scan(), now)
         report = {"selected": len(selected), "moved": 0, "batches": 0, "failed": 0}
         for start in range(0, len(selected), self.batch_size):
             batch = selected[start : start + self.batch_size]
-            for attempt in range(retries + 1):
-                try:
-                    self._transfer(batch)
-                except StorageError as exc:
-                    if attempt == retries:
-                        report["failed"] += len(batch)
-                        logger.error("consolidation of %d entries failed after %d tries: %s", len(batch),
-                                     retries + 1, exc)  # fmt: skip
-                    else:
-                        self._counters["retries"] += 1
-                        time.sleep(0.05 * (attempt + 1))
-                    continue
-                report["moved"] += len(batch)
+            moved = self._consolidate_batch(batch, retries)
+            if moved is None:  # the batch keeps failing: find the entries that cannot move
+                moved = []
+                for entry in batch:
+                    one = self._consolidate_batch([entry], 0)
+                    report["failed"] += one is None
+                    moved += one or []
+            else:
                 report["batches"] += 1
-                break
-        self.long_term._sync()
+            report["moved"] += len(moved)
         self._after_long_write()
         self._last_consolidation = now
         self._counters["consolidations"] += 1
         self._counters["consolidated"] += report["moved"]
-        self._log(
-            "consolidated %d of %d selected entries into long-term",
-            report["moved"],
-            report["selected"],
-        )
+        self._log("consolidated %d of %d selected entries into long-term", report["moved"], report["selected"])
         return report
 
-    def _transfer(self, batch: list[MemoryEntry]) -> None:
-        keys = [e.key for e in batch]
-        with self._txn():
-            self.long_tier.put_many([e.copy() for e in batch])
-            written = self.long_tier.get_many(keys, touch=False)
-            for entry, copy in zip(batch, written, strict=True):
-                if copy is None or copy.value != entry.value:
-                    raise StorageError(f"verification of consolidated key {entry.key!r} failed")
-            if self._grouped():
-                self.short_tier.delete_many(keys)
-            else:  # another process may have rewritten a key since the snapshot: keep its version
-                self._settle(batch, self.long_tier, self.short_tier)
+    def _consolidate_batch(self, batch: list[MemoryEntry], retries: int) -> list[MemoryEntry] | None:
+        """Move *batch* to long-term, retrying storage failures; None when it failed every time."""
+        for attempt in range(retries + 1):
+            try:
+                self._cache.forget([e.key for e in batch])
+                return self._move(batch, self.tiers.short, self.tiers.long)
+            except StorageError as exc:
+                if attempt == retries:
+                    logger.error("consolidation of %d entries failed after %d tries: %s", len(batch), attempt + 1, exc)
+                    return None
+                self._counters["retries"] += 1
+                time.sleep(0.05 * (attempt + 1))
+            except AgentMemError as exc:  # bad data, not a passing failure: no retry
+                logger.error("consolidation of %d entries failed: %s", len(batch), exc)
+                return None
+        return None  # pragma: no cover  (the loop always returns)
 
     # -- named memories, stats, clearing ---------------------------------------------------------------------------
 
     def create_memory(self, name: str, config: Mapping[str, Any]) -> Memory:
-        """Create a named :class:`Memory` from *config* (its constructor arguments)."""
+        """Create a named :class:`Memory` from *config* (its constructor arguments).
+
+        Raises:
+            InvalidArgumentError: the name is taken, or *config* has an unknown or bad argument.
+
+        """
+        name = validate_key(name)
         if name in self._memories:
             raise InvalidArgumentError(f"a memory named {name!r} already exists")
-        memory = Memory(**dict(config))
+        if not isinstance(config, Mapping):
+            raise InvalidArgumentError(f"config must be a dict of Memory arguments, got {config!r:.80}")
+        try:
+            memory = Memory(**dict(config))
+        except TypeError as exc:
+            raise InvalidArgumentError(f"config of memory {name!r} is not valid: {exc}") from None
         self._memories[name] = memory
         return memory
 
@@ -808,12 +819,14 @@ class MemoryManager:
         return sorted(self._memories)
 
     def transfer_memory(self, source: str, target: str, keys: Sequence[str]) -> int:
-        """Move *keys* from named memory *source* to *target*; return how many moved."""
+        """Move *keys* from named memory *source* to *target*; return how many are in *target* afterwards.
+
+        A key rewritten in *source* while it moves stays there, with its newer value; a key *target* cannot keep
+        (its capacity evicts it at once) stays in *source*. Transferring a memory to itself moves nothing.
+        """
         src, dst = self._named(source), self._named(target)
-        entries = [e for e in (src.tier.get_many(list(keys), touch=False)) if e is not None]
-        dst.tier.put_many([e.copy() for e in entries])
-        src.tier.delete_many([e.key for e in entries])
-        return len(entries)
+        entries = [e for e in src.tier.get_many(validate_keys(keys), touch=False) if e is not None]
+        return len(move(entries, src.tier, dst.tier, transaction=src.tier.transaction).moved)
 
     def backup_memory(self, name: str, backup_path: str | PathLike[str], *,
                       key: str | bytes | None = None) -> dict[str, Any]:  # fmt: skip
@@ -826,26 +839,26 @@ class MemoryManager:
 
     def restore_memory(self, name: str, backup_path: str | PathLike[str], *,
                        key: str | bytes | None = None) -> int:  # fmt: skip
-        """Replace the contents of named memory *name* with a backup; return how many entries it restored.
+        """Replace the contents of named memory *name* with a backup; return how many entries it holds after.
 
         The backup is verified completely first (a damaged one, or an encrypted one without its *key*, raises
         IntegrityError and changes nothing); the replacement is one transaction on a SQLite-backed memory.
+        Entries keep their versions; a memory smaller than the backup keeps what its capacity allows.
         """
         memory = self._named(name)
         _, entries = read_backup(backup_path, key=key)
         now = self.clock()
         live = [e for e in entries if not e.is_expired(now)]
         tier = memory.tier
-        grouped = tier.transaction() if isinstance(tier, SqliteTier) else contextlib.nullcontext()
-        with grouped:
+        with tier.transaction():
             tier.clear()
             if live:
                 tier.put_many(live)
-        memory._sync()
-        return len(live)
+        held = tier.versions([e.key for e in live])
+        return sum(1 for e in live if held.get(e.key) == e.version)
 
     def _named(self, name: str) -> Memory:
-        memory = self._memories.get(name)
+        memory = self._memories.get(name) if isinstance(name, str) else None
         if memory is None:
             raise KeyNotFoundError(f"no memory named {name!r}")
         return memory
@@ -867,43 +880,24 @@ class MemoryManager:
             {'short_term': 0, 'long_term': 0, 'external': 0}
 
         """
-        removed = {
-            "short_term": len(self.short_tier.cleanup()),
-            "long_term": self.long_term.cleanup(),
-            "external": len(self.external_tier.cleanup()),
-        }
-        self._cache.clear()
+        removed = {name: len(self._tier(name).cleanup()) for name in MEMORY_TIERS}
+        self._cache.forget()
         return removed
 
     def get_stats(self) -> dict[str, Any]:
         """Per-tier counts and capacity use, hits, promotions, consolidations, archive encryption, bytes on disk."""
-        short, long_, ext = (
-            self.short_tier.stats(),
-            self.long_tier.stats(),
-            self.external_tier.stats(),
-        )
+        short, long_, ext = self.tiers.short.stats(), self.tiers.long.stats(), self.tiers.external.stats()
         size = 0
         if self.storage_path is not None:
             size = sum(p.stat().st_size for p in self.storage_path.rglob("*") if p.is_file())
+        limit = self.long_term_limit
         return {
             "namespace": self.namespace,
-            "short_term": {
-                **short,
-                "limit": self.short_term_limit,
-                "use": short["size"] / self.short_term_limit,
-            },
-            "long_term": {
-                **long_,
-                "limit": self.long_term_limit,
-                "use": long_["size"] / self.long_term_limit,
-            },
+            "short_term": {**short, "limit": self.short_term_limit, "use": short["size"] / self.short_term_limit},
+            "long_term": {**long_, "limit": limit, "use": 0.0 if limit is None else long_["size"] / limit},
             "external": ext,
             "archive_encrypted": bool(ext.get("encrypted", False)),
-            "cache": {
-                "size": len(self._cache),
-                "capacity": self.cache_size,
-                "hits": self._counters["cache_hits"],
-            },
+            "cache": {"size": len(self._cache), "capacity": self.cache_size, "hits": self._counters["cache_hits"]},
             **{k: v for k, v in self._counters.items() if k != "cache_hits"},
             "bytes_on_disk": size,
             "persistent": self.storage_path is not None,
@@ -911,18 +905,18 @@ class MemoryManager:
 
     def clear_short_term(self) -> None:
         """Remove every short-term entry."""
-        self._cache.clear()
-        self.short_tier.clear()
+        self._cache.forget()
+        self.tiers.short.clear()
 
     def clear_long_term(self) -> None:
         """Remove every long-term entry (and its vectors)."""
-        self._cache.clear()
-        self.long_term.clear()
+        self._cache.forget()
+        self.tiers.long.clear()
 
     def clear_external(self) -> None:
         """Remove every archived entry."""
-        self._cache.clear()
-        self.external_tier.clear()
+        self._cache.forget()
+        self.tiers.external.clear()
 
     def clear_all(self) -> None:
         """Remove everything from every tier."""
@@ -935,61 +929,30 @@ class MemoryManager:
 
         Closing a view closes only it: the next ``with_namespace`` call for its namespace opens a fresh one.
         """
-        if self._parent is not None:
-            with self._parent._children_lock:
-                if self._parent._children.get(self.namespace) is self:
-                    del self._parent._children[self.namespace]
+        root = self._root
+        if root is not None:
+            with root._children_lock:
+                if root._children.get(self.namespace) is self:
+                    del root._children[self.namespace]
         with self._children_lock:
             children, self._children = list(self._children.values()), {}
         for child in children:
             child.close()
         for memory in self._memories.values():
             memory.close()
-        self.short_tier.close()
-        self.long_term.close()
-        self.external_tier.close()
+        self.tiers.close()
 
     # -- async twins (each runs the sync method in a worker thread) -----------------------------------------------
 
-    async def astore(
-        self, key: str, value: Any, memory_type: str = "short_term", **kwargs: Any
-    ) -> None:
-        """Async :meth:`store`."""
-        await _in_thread(self.store, key, value, memory_type, **kwargs)
-
-    async def astore_many(self, items: Any, memory_type: str = "short_term", **kwargs: Any) -> int:
-        """Async :meth:`store_many`."""
-        return await _in_thread(self.store_many, items, memory_type, **kwargs)
-
-    async def aretrieve(self, key: str) -> Any:
-        """Async :meth:`retrieve`."""
-        return await _in_thread(self.retrieve, key)
-
-    async def aget_entry(self, key: str) -> MemoryEntry:
-        """Async :meth:`get_entry`."""
-        return await _in_thread(self.get_entry, key)
-
-    async def aget_many(
-        self, keys: Sequence[str], *, promote: bool = False
-    ) -> list[MemoryEntry | None]:
-        """Async :meth:`get_many`."""
-        return await _in_thread(self.get_many, keys, promote=promote)
-
-    async def adelete(self, key: str) -> bool:
-        """Async :meth:`delete`."""
-        return await _in_thread(self.delete, key)
-
-    async def asearch(self, query: str, limit: int = 10, **kwargs: Any) -> list[dict[str, Any]]:
-        """Async :meth:`search`."""
-        return await _in_thread(self.search, query, limit, **kwargs)
-
-    async def aconsolidate(self) -> dict[str, int]:
-        """Async :meth:`consolidate`."""
-        return await _in_thread(self.consolidate)
-
-    async def aget_stats(self) -> dict[str, Any]:
-        """Async :meth:`get_stats`."""
-        return await _in_thread(self.get_stats)
+    astore = async_twin(store)
+    astore_many = async_twin(store_many)
+    aretrieve = async_twin(retrieve)
+    aget_entry = async_twin(get_entry)
+    aget_many = async_twin(get_many)
+    adelete = async_twin(delete)
+    asearch = async_twin(search)
+    aconsolidate = async_twin(consolidate)
+    aget_stats = async_twin(get_stats)
 
     def __enter__(self) -> MemoryManager:
         return self

@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import functools
 import logging
-import uuid
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
-from agentmem_plugin.entry import (
+from agentmem_plugin.entry import Clock, MemoryEntry
+from agentmem_plugin.validation import (
     MAX_KEY_LENGTH,
-    Clock,
-    MemoryEntry,
+    validate_bool,
     validate_capacity,
+    validate_fraction,
     validate_key,
+    validate_keys,
+    validate_limit,
+    validate_memory_type,
+    validate_mode,
+    validate_non_negative_int,
     validate_tags,
     validate_ttl,
 )
@@ -28,6 +34,7 @@ from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError
 from agentmem_plugin.search import fuse, spread_to_neighbors
 from agentmem_plugin.tiers.base import EvictionCallback, Tier
 from agentmem_plugin.tiers.buffer import BufferTier
+from agentmem_plugin.tiers.factory import DATABASE_FILENAME
 
 if TYPE_CHECKING:
     from agentmem_plugin.embeddings import Embedder
@@ -39,7 +46,6 @@ logger = logging.getLogger(__name__)
 
 MemoryType = Literal["short_term", "long_term"]
 MEMORY_TYPES: tuple[str, ...] = ("short_term", "long_term")
-SEARCH_MODES: tuple[str, ...] = ("hybrid", "keyword", "semantic")
 
 DEFAULT_KEYWORD_WEIGHT = 0.6
 """Weight of the keyword side in hybrid search (see :func:`agentmem_plugin.search.fuse`); tuned on LoCoMo."""
@@ -57,8 +63,6 @@ DEFAULT_CONTEXT_RADIUS = 2
 CONTEXT_CANDIDATES = 50
 """Fused candidates whose neighbours are looked up."""
 
-DATABASE_FILENAME = "memory.sqlite3"
-"""Name of the SQLite file a persistent Memory keeps inside its ``storage_path`` directory."""
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -106,12 +110,6 @@ async def _in_thread(fn: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwarg
 
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
-
-
-def _check_limit(limit: object) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
-        raise InvalidArgumentError(f"limit must be a positive int, got {limit!r}")
-    return limit
 
 
 class Memory:
@@ -170,75 +168,34 @@ class Memory:
         chroma: Any = None,
     ) -> None:
         self.capacity = validate_capacity(capacity)
-        if memory_type not in MEMORY_TYPES:
-            raise InvalidArgumentError(
-                f"memory_type must be one of {', '.join(MEMORY_TYPES)}; got {memory_type!r}"
-            )
-        self.memory_type = memory_type
+        self.memory_type = validate_memory_type(memory_type, MEMORY_TYPES)
         self.default_ttl = validate_ttl(default_ttl)
-        self.persistence = bool(persistence)
+        self.keyword_weight = validate_fraction(keyword_weight, what="keyword_weight")
+        self.context_weight = validate_fraction(context_weight, what="context_weight", high=math.inf)
+        self.context_radius = validate_non_negative_int(context_radius, what="context_radius")
+        self.persistence = validate_bool(persistence, what="persistence")
         self.storage_path = None if storage_path is None else Path(storage_path)
         if tier is None:
             tier = self._open_tier(on_evict=on_evict, clock=clock)
         self._tier = tier
         self._clock: Clock = tier.clock
-        if not 0.0 <= keyword_weight <= 1.0:
-            raise InvalidArgumentError(f"keyword_weight must be in [0, 1], got {keyword_weight!r}")
-        self.keyword_weight = keyword_weight
-        if (
-            context_weight < 0
-            or isinstance(context_radius, bool)
-            or not isinstance(context_radius, int)
-            or context_radius < 0
-        ):
-            raise InvalidArgumentError(
-                f"context_weight must be >= 0 and context_radius an int >= 0, got {context_weight!r}, {context_radius!r}"
-            )
-        self.context_weight = context_weight
-        self.context_radius = context_radius
-        self._semantic: SemanticIndex | None = None
-        self._embed_text = embed_text
-        self._chroma = chroma
         if embedder is not None:
+            from agentmem_plugin.tiers.indexed import IndexedTier, open_semantic
+
             try:
-                self._semantic = self._open_semantic(embedder, reindex=reindex)
+                index = open_semantic(
+                    tier, embedder, where=self._semantic_dir(tier), chroma=chroma, reindex=reindex,
+                    embed_text=embed_text,
+                )
             except BaseException:
                 tier.close()
                 raise
+            tier = self._tier = IndexedTier(tier, index)
+        self._semantic: SemanticIndex | None = tier.semantic_index()
 
-    def _open_semantic(self, embedder: Any, *, reindex: bool) -> SemanticIndex:
-        from agentmem_plugin.embeddings import CachedEmbedder, EmbeddingCache, as_embedder
-        from agentmem_plugin.tiers.chroma import SemanticIndex, collection_name, make_client
-
-        inner = as_embedder(embedder)
-        where = self._semantic_dir()
-        namespace = str(getattr(self._tier, "namespace", ""))
-        table = str(getattr(self._tier, "table", "memories"))
-        if (
-            self._chroma is not None
-        ):  # a Chroma server (URL) or a client: a stable collection per table+namespace
-            from agentmem_plugin.tiers.urls import open_chroma_client
-
-            client = (
-                open_chroma_client(self._chroma) if isinstance(self._chroma, str) else self._chroma
-            )
-            cache = EmbeddingCache(None if where is None else where / "embeddings.sqlite3")
-            name = collection_name(f"agentmem-{table}", namespace)
-        elif where is None:
-            cache, client = EmbeddingCache(), make_client()
-            name = collection_name(f"agentmem-{uuid.uuid4().hex[:12]}", namespace)
-        else:
-            cache = EmbeddingCache(where / "embeddings.sqlite3")
-            client = make_client(path=where / "chroma")
-            name = collection_name(f"agentmem-{table}", namespace)
-        return SemanticIndex(
-            self._tier, CachedEmbedder(inner, cache), client, name, reindex=reindex,
-            text_fn=self._embed_text,
-        )  # fmt: skip
-
-    def _semantic_dir(self) -> Path | None:
+    def _semantic_dir(self, tier: Tier) -> Path | None:
         """Where the vector index and embedding cache live: beside the store, or None for in memory."""
-        if not self._tier.persistent or self.storage_path is None:
+        if not tier.persistent or self.storage_path is None:
             return None
         if self.storage_path.is_dir() or not self.storage_path.suffix:
             return self.storage_path
@@ -248,10 +205,6 @@ class Memory:
     def embedder(self) -> Embedder | None:
         """The embedder behind semantic search (None when this memory has none)."""
         return None if self._semantic is None else self._semantic.embedder
-
-    def _sync(self) -> None:
-        if self._semantic is not None:
-            self._semantic.sync()
 
     def reindex(self) -> int:
         """Rebuild the semantic index from every live entry; return how many were indexed.
@@ -358,12 +311,7 @@ class Memory:
             )  # fmt: skip
         else:
             entry = self._entry(key, value, ttl, priority, metadata, tags)
-        if self._semantic is not None:
-            self._semantic.prepare([entry])  # bad vectors fail here, before anything is stored
-            self._tier.put(entry)
-            self._semantic.sync()
-        else:
-            self._tier.put(entry)
+        self._tier.put(entry)  # with an embedder, bad vectors fail before anything is stored
 
     def retrieve(self, key: str) -> Any:
         """Return the value stored under *key*, or None when it is missing or expired. Counts as an access."""
@@ -384,9 +332,7 @@ class Memory:
 
     def delete(self, key: str) -> bool:
         """Delete *key*; return True when a live entry was removed."""
-        removed = self._tier.delete(self._key(key))
-        self._sync()
-        return removed
+        return self._tier.delete(self._key(key))
 
     def exists(self, key: str) -> bool:
         """Return True when *key* holds a live entry (not counted as an access)."""
@@ -399,7 +345,6 @@ class Memory:
     def cleanup(self) -> int:
         """Remove expired entries now; return how many were removed."""
         removed = self._tier.cleanup()
-        self._sync()
         if removed:
             logger.debug("cleanup removed %d expired entries", len(removed))
         return len(removed)
@@ -427,13 +372,8 @@ class Memory:
         """
         if not isinstance(query, str):
             raise InvalidArgumentError(f"query must be a str, got {type(query).__name__}")
-        limit = _check_limit(limit)
-        if mode is None:
-            mode = "keyword" if self._semantic is None else "hybrid"
-        if mode not in SEARCH_MODES:
-            raise InvalidArgumentError(
-                f"mode must be one of {', '.join(SEARCH_MODES)}; got {mode!r}"
-            )
+        limit = validate_limit(limit)
+        mode = validate_mode(mode) or ("keyword" if self._semantic is None else "hybrid")
         if mode != "keyword" and self._semantic is None:
             raise InvalidArgumentError(
                 f"mode={mode!r} needs an embedder: create the memory with embedder='default' (or your own)"
@@ -487,7 +427,7 @@ class Memory:
             EmbeddingError: a vector of the wrong dimension, or with NaN/inf.
 
         """
-        limit = _check_limit(limit)
+        limit = validate_limit(limit)
         if self._semantic is None:
             raise InvalidArgumentError(
                 "search_by_vector needs an embedder: create the memory with embedder='default' (or your own)"
@@ -517,10 +457,9 @@ class Memory:
             if current is None:
                 return self._entry(key, func(default), None, 0, None, None)
             current.value = func(current.value)
-            return current
+            return current.new_version()  # a new write of the key
 
         entry = self._tier.compute(key, apply)
-        self._sync()
         assert entry is not None
         return entry.value
 
@@ -554,18 +493,12 @@ class Memory:
             items, lambda key, value: self._entry(key, value, ttl, priority, metadata, tag_list)
         )
         if entries:
-            if self._semantic is not None:
-                self._semantic.prepare(entries)  # bad vectors fail here, before anything is stored
             self._tier.put_many(entries)
-            self._sync()
         return len(entries)
 
     def retrieve_many(self, keys: Sequence[str]) -> list[Any]:
         """Return the value for each key (None where missing or expired), in the order given."""
-        if isinstance(keys, str):
-            raise InvalidArgumentError("keys must be a sequence of str, not a single str")
-        checked = [self._key(k) for k in keys]
-        return [None if e is None else e.value for e in self._tier.get_many(checked)]
+        return [None if e is None else e.value for e in self._tier.get_many(validate_keys(keys))]
 
     def get_stats(self) -> dict[str, Any]:
         """Return sizes and counters: size, capacity, hits, misses, hit_rate, writes, evictions, ..."""
@@ -583,12 +516,9 @@ class Memory:
     def clear(self) -> None:
         """Remove every entry."""
         self._tier.clear()
-        self._sync()
 
     def close(self) -> None:
         """Release the tier's resources (files, connections). The memory is unusable afterwards."""
-        if self._semantic is not None:
-            self._semantic.close()
         self._tier.close()
 
     # -- dunder helpers --------------------------------------------------------------------------------------

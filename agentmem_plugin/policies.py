@@ -24,6 +24,7 @@ from agentmem_plugin.errors import InvalidArgumentError
 
 __all__ = [
     "ConsolidationPolicy",
+    "consolidation_score",
     "ImportanceConsolidationPolicy",
     "LRUEvictionPolicy",
     "TTLEvictionPolicy",
@@ -320,3 +321,13 @@ class ImportanceConsolidationPolicy:
             (self.score(e, now), i, e) for i, e in enumerate(entries) if not e.is_expired(now)
         ]
         return [e for s, _, e in sorted(scored, key=lambda t: (-t[0], t[1])) if s >= self.min_score]
+
+
+def consolidation_score(policy: ConsolidationPolicy, entry: MemoryEntry, now: float) -> float:
+    """Return how important *policy* finds *entry*: its ``score(entry, now)``, or the priority without one.
+
+    The manager archives the lowest scores first when long-term outgrows its limit; a policy needs only the
+    two protocol methods, ``score`` is optional.
+    """
+    score = getattr(policy, "score", None)
+    return float(entry.priority if score is None else score(entry, now))

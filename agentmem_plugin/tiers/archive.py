@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -30,7 +32,7 @@ import secrets
 import shutil
 import tempfile
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any, Protocol
@@ -166,6 +168,24 @@ class DirectoryStore:
         """Return the directory."""
         return str(self.path)
 
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the directory's exclusive lock (``flock`` on ``.lock``): one writer at a time, across processes."""
+        with open(self.path / ".lock", "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def stamp(self, name: str) -> tuple[int, int, int] | None:
+        """Return what identifies the current content of the file *name* (inode, size, mtime), or None."""
+        try:
+            st = os.stat(self.path / name)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
 
 class S3Store:
     """Blobs as objects in an S3 bucket (or any S3-compatible server), through boto3.
@@ -279,7 +299,12 @@ class ArchiveTier(Tier):
             store = DirectoryStore(path)
         self.store: BlobStore = store
         self.where = store.describe()
+        # A directory is shared by the processes of one storage_path: writers take its lock and every reader
+        # notices another process's index. Other stores (S3) have one writer at a time.
+        self._dir = store if isinstance(store, DirectoryStore) else None
         self._keys: list[str] | None = None
+        self._stamp: object = None
+        self._dir_locked = False
         self._check_manifest()
 
     # -- format ------------------------------------------------------------------------------------------------
@@ -387,8 +412,29 @@ class ArchiveTier(Tier):
             self._seal(data, b"entry:" + entry.key.encode("utf-8", "surrogatepass")),
         )
 
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """This tier's lock and, for a directory, the directory's: read-modify-writes of the index are serial.
+
+        Reentrant: a thread already inside (``compute`` calling ``put_many``) does not lock again.
+        """
+        with self._lock:
+            if self._dir is None or self._dir_locked:
+                yield
+                return
+            with self._dir.lock():
+                self._dir_locked = True
+                try:
+                    yield
+                finally:
+                    self._dir_locked = False
+
     def _index(self) -> list[str]:
-        """Return the archived keys: read once, then kept in memory (one process writes an archive)."""
+        """Return the archived keys: kept in memory, read again whenever another process rewrote the index."""
+        if self._dir is not None:
+            stamp = self._dir.stamp(_INDEX)
+            if stamp != self._stamp:
+                self._keys, self._stamp = None, stamp
         if self._keys is None:
             raw = self.store.get(_INDEX)
             keys = (
@@ -409,6 +455,11 @@ class ArchiveTier(Tier):
     def _save_index(self, keys: list[str]) -> None:
         self.store.put(_INDEX, self._seal(encode_json(keys), b"index"))
         self._keys = list(keys)
+        self._stamp = None if self._dir is None else self._dir.stamp(_INDEX)
+
+    def change_token(self) -> object:
+        """The key index file's identity for a directory archive (another process rewrites it on every change)."""
+        return None if self._dir is None else self._dir.stamp(_INDEX)
 
     def _live(self, now: float) -> dict[str, MemoryEntry]:
         out: dict[str, MemoryEntry] = {}
@@ -423,34 +474,38 @@ class ArchiveTier(Tier):
     def put_many(self, entries: Sequence[MemoryEntry]) -> None:
         """Archive *entries* (atomically per entry; the key index is written last)."""
         batch = self._normalized_batch(entries)
-        with self._lock:
-            now = self.clock()
-            keys = self._index()
-            victims: list[MemoryEntry] = []
-            if self.capacity is not None:
-                live = self._live(now)
-                expired = [k for k in keys if k not in live]
-                victims = self._capacity_victims(live, batch)
-                for key in expired:
-                    self.store.delete(self._name(key))
-                self.stats_counters.expirations += len(expired)
-                keys = [k for k in keys if k not in set(expired)]
-            gone = {v.key for v in victims}
-            for entry in batch.values():
-                if entry.key not in gone:
-                    self._write_entry(entry)
-            for key in gone:
+        with self._exclusive():
+            self._write_batch(batch)
+
+    def _write_batch(self, batch: Mapping[str, MemoryEntry]) -> None:
+        """Write *batch* (normalized, unique keys), evicting for capacity; the caller holds ``_exclusive``."""
+        now = self.clock()
+        keys = self._index()
+        victims: list[MemoryEntry] = []
+        if self.capacity is not None:
+            live = self._live(now)
+            expired = [k for k in keys if k not in live]
+            victims = self._capacity_victims(live, batch)
+            for key in expired:
                 self.store.delete(self._name(key))
-            known = set(keys)
-            keys += [k for k in batch if k not in known and k not in gone]
-            self._save_index([k for k in keys if k not in gone])
-            self.stats_counters.writes += len(batch)
-            self.stats_counters.evictions += len(victims)
+            self.stats_counters.expirations += len(expired)
+            keys = [k for k in keys if k not in set(expired)]
+        gone = {v.key for v in victims}
+        for entry in batch.values():
+            if entry.key not in gone:
+                self._write_entry(entry)
+        for key in gone:
+            self.store.delete(self._name(key))
+        known = set(keys)
+        keys += [k for k in batch if k not in known and k not in gone]
+        self._save_index([k for k in keys if k not in gone])
+        self.stats_counters.writes += len(batch)
+        self.stats_counters.evictions += len(victims)
 
     def get_many(self, keys: Sequence[str], *, touch: bool = True) -> list[MemoryEntry | None]:
         """Return the live entry for each key; a counted read rewrites the blob with the new access fields."""
         out: list[MemoryEntry | None] = []
-        with self._lock:
+        with self._exclusive() if touch else self._lock:
             now = self.clock()
             known = set(self._index())  # keys not archived cost no blob read (an S3 GET)
             for key in keys:
@@ -469,7 +524,7 @@ class ArchiveTier(Tier):
 
     def delete_many(self, keys: Sequence[str]) -> int:
         """Delete *keys*; return how many live entries were removed."""
-        with self._lock:
+        with self._exclusive():
             now = self.clock()
             removed = 0
             gone = set()
@@ -498,12 +553,49 @@ class ArchiveTier(Tier):
     def compute(
         self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
     ) -> MemoryEntry | None:
-        """Read-modify-write of *key* (atomic within this process)."""
-        return self._compute_by_parts(key, fn)
+        """Read-modify-write of *key* (atomic across the processes sharing a directory archive)."""
+        with self._exclusive():
+            return self._compute_by_parts(key, fn)
+
+    def _held(self, keys: Sequence[str], now: float) -> dict[str, MemoryEntry]:
+        known = set(self._index())
+        found = {k: self._read(k) for k in dict.fromkeys(keys) if k in known}
+        return {k: e for k, e in found.items() if e is not None and not e.is_expired(now)}
+
+    def put_if_newer(self, entries: Sequence[MemoryEntry]) -> list[MemoryEntry]:
+        """Archive each entry unless its key holds that version or a newer one (the index is written once)."""
+        batch = self._normalized_batch(entries)
+        with self._exclusive():
+            held = self._held(list(batch), self.clock())
+            fresh = {k: e for k, e in batch.items() if k not in held or held[k].version < e.version}
+            if fresh:
+                self._write_batch(fresh)
+            return list(fresh.values())
+
+    def delete_if(self, versions: Mapping[str, int], *, older: bool = False) -> list[str]:
+        """Remove each key only if it holds the version given (``older``: a lower one)."""
+        with self._exclusive():
+            held = self._held(list(versions), self.clock())
+            doomed = [
+                k for k, v in versions.items()
+                if k in held and (held[k].version < v if older else held[k].version == v)
+            ]
+            for key in doomed:
+                self.store.delete(self._name(key))
+            if doomed:
+                gone = set(doomed)
+                self._save_index([k for k in self._index() if k not in gone])
+            self.stats_counters.deletes += len(doomed)
+            return doomed
+
+    def versions(self, keys: Sequence[str]) -> dict[str, int]:
+        """Return the version of each live archived key (keys not in the index cost no blob read)."""
+        with self._lock:
+            return {k: e.version for k, e in self._held(keys, self.clock()).items()}
 
     def cleanup(self) -> list[str]:
         """Delete expired entries; return their keys."""
-        with self._lock:
+        with self._exclusive():
             now = self.clock()
             keys = self._index()
             expired = []
@@ -524,7 +616,7 @@ class ArchiveTier(Tier):
 
     def clear(self) -> None:
         """Delete every archived entry."""
-        with self._lock:
+        with self._exclusive():
             for key in self._index():
                 self.store.delete(self._name(key))
             self._save_index([])

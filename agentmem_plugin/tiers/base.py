@@ -44,12 +44,15 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentmem_plugin.codec import decode_json, decode_value, encode_json, encode_value
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import AgentMemError, StorageError
 from agentmem_plugin.search import document_text
+
+if TYPE_CHECKING:
+    from agentmem_plugin.tiers.chroma import SemanticIndex
 
 __all__ = [
     "ROW_FIELDS",
@@ -119,6 +122,12 @@ class Tier(ABC):
     name: str = "tier"
     capacity: int | None = None
     persistent: bool = False
+    #: The namespace this tier's entries live in (backends that share storage between namespaces set it).
+    namespace: str = ""
+    #: The table (or key prefix) of the storage, naming derived stores such as the semantic collection.
+    table: str = "memories"
+    #: Called with the entries evicted for capacity, before they leave (see the module docstring).
+    on_evict: EvictionCallback | None = None
 
     def __init__(self, *, clock: Clock | None = None) -> None:
         #: Source of the current time for TTL and access bookkeeping.
@@ -252,9 +261,8 @@ class Tier(ABC):
             policy.add(e.key, e.priority)
         keys = policy.preview_victims(overflow, [(e.key, e.priority) for e in batch.values()])
         victims = [batch[k] if k in batch else live[k] for k in keys]
-        on_evict = getattr(self, "on_evict", None)
-        if on_evict is not None and victims:
-            on_evict(victims)
+        if self.on_evict is not None and victims:
+            self.on_evict(victims)
         return victims
 
     def _keyword_search_by_scan(self, query: str, limit: int) -> list[tuple[MemoryEntry, float]]:
@@ -354,6 +362,10 @@ class Tier(ABC):
     def archived_keys(self) -> list[str]:
         """Return every key held, expired ones included when that is cheaper (default: :meth:`keys`)."""
         return self.keys()
+
+    def semantic_index(self) -> SemanticIndex | None:
+        """Return the semantic index that follows this tier's writes, or None (see ``tiers.indexed``)."""
+        return None
 
     def change_token(self) -> object:
         """Return a value that changes whenever another process or connection writes this tier's storage.

@@ -865,6 +865,11 @@ class PostgresTier(Tier):
                 out[key] = [r[0] for r in reversed(before)] + [r[0] for r in after]
         return out
 
+    @property
+    def pool(self) -> Any:
+        """The connection pool; another tier (a namespace view) may borrow it with ``pool=``."""
+        return self._pool
+
     def namespaces(self) -> list[str]:
         """Return every namespace of this tier's table that holds at least one entry (expired included)."""
         return [r[0] for r in self._read("listing namespaces", self._q["namespaces"], ())]

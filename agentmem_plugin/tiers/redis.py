@@ -865,6 +865,11 @@ class RedisTier(Tier):
 
     # -- extras ----------------------------------------------------------------------------------------------------
 
+    @property
+    def client(self) -> Any:
+        """The redis-py client; another tier (a namespace view) may borrow it with ``client=``."""
+        return self._client
+
     def namespaces(self) -> list[str]:
         """Return every namespace under this tier's prefix that holds at least one entry (expired included)."""
         head, tail = f"{self.prefix}:", ":idx"

@@ -1,16 +1,8 @@
-"""Backends chosen by URL: the manager's ``short_term=``, ``long_term=``, ``semantic=`` and ``archive=`` strings.
+"""Backend URLs: telling them apart, naming archive folders, and keeping their passwords out of every message.
 
-=====================================  ==========================================================================
-URL                                    backend
-=====================================  ==========================================================================
-``memory://``                          the embedded default (buffer for short-term, in-memory SQLite otherwise)
-``sqlite:///abs/path.db``              :class:`~agentmem_plugin.tiers.sqlite.SqliteTier` in that file
-``redis://host:6379/0``                :class:`~agentmem_plugin.tiers.redis.RedisTier` (``rediss://`` for TLS)
-``postgresql://user@host:5432/db``     :class:`~agentmem_plugin.tiers.postgres.PostgresTier` (``postgres://`` too)
-``http://host:8000``                   a Chroma server for the semantic index (``https://`` too)
-``s3://bucket/prefix``                 an :class:`~agentmem_plugin.tiers.archive.ArchiveTier` in S3
-``file:///abs/dir`` or a plain path    an archive directory
-=====================================  ==========================================================================
+The manager's ``short_term=``, ``long_term=``, ``semantic=`` and ``archive=`` strings are opened by
+:mod:`agentmem_plugin.tiers.factory`; this module only reads URLs (the backends import it for redaction, so it
+imports no backend).
 
 Passwords in URLs never reach logs or error messages: :func:`redact_url` replaces them with ``***``.
 """
@@ -18,32 +10,18 @@ Passwords in URLs never reach logs or error messages: :func:`redact_url` replace
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
-from agentmem_plugin.entry import Clock
-from agentmem_plugin.errors import (
-    BackendUnavailableError,
-    InvalidArgumentError,
-    MissingDependencyError,
-)
-from agentmem_plugin.tiers.base import EvictionCallback, Tier
+from agentmem_plugin.errors import InvalidArgumentError
 
 __all__ = [
     "archive_leaf",
+    "check_scheme",
     "is_durable_url",
     "is_server_url",
     "namespace_of_leaf",
-    "open_archive",
-    "open_chroma_client",
-    "open_tier",
     "redact_url",
 ]
-
-TierFactory = Callable[..., Tier]
-
-_TIER_SCHEMES = ("memory", "sqlite", "redis", "rediss", "postgresql", "postgres")
 
 
 _PASSWORD_KV = re.compile(
@@ -112,7 +90,13 @@ def namespace_of_leaf(name: str) -> str | None:
     return None
 
 
-def _scheme(url: str, what: str, allowed: tuple[str, ...]) -> str:
+def check_scheme(url: object, what: str, allowed: tuple[str, ...]) -> str:
+    """Return *url*'s scheme (lower case) if it is one of *allowed*; raise otherwise (the message is redacted).
+
+    Raises:
+        InvalidArgumentError: not a URL, or another scheme.
+
+    """
     if not isinstance(url, str) or "://" not in url:
         raise InvalidArgumentError(
             f"{what} must be a URL such as {allowed[0]}://..., got {redact_url(str(url))!r}"
@@ -123,105 +107,3 @@ def _scheme(url: str, what: str, allowed: tuple[str, ...]) -> str:
             f"{what} URL scheme must be one of {', '.join(allowed)}; got {redact_url(url)!r}"
         )
     return scheme
-
-
-def open_tier(
-    url: str,
-    *,
-    role: str,
-    namespace: str = "",
-    capacity: int | None = None,
-    clock: Clock | None = None,
-    on_evict: EvictionCallback | None = None,
-    share: Tier | None = None,
-) -> Tier | None:
-    """Open the tier a URL names, for *role* ``"short_term"`` or ``"long_term"`` (also its table name).
-
-    Returns None for ``memory://`` (the caller builds its embedded default). *share*: a tier of the same backend
-    whose client (Redis) or connection pool (PostgreSQL) this one borrows instead of opening its own.
-
-    Raises:
-        InvalidArgumentError: an unknown scheme or a malformed URL (the message carries no password).
-        MissingDependencyError: the backend's extra (``redis``, ``postgres``) is not installed.
-        BackendUnavailableError: the server cannot be reached.
-
-    """
-    scheme = _scheme(url, role, _TIER_SCHEMES)
-    if scheme == "memory":
-        return None
-    if scheme == "sqlite":
-        from agentmem_plugin.tiers.sqlite import SqliteTier
-
-        path = unquote(urlsplit(url).path)
-        if not path or path == "/":
-            raise InvalidArgumentError(
-                f"sqlite URL needs a file path (sqlite:///abs/path.db), got {url!r}"
-            )
-        return SqliteTier(path, table=role, namespace=namespace, capacity=capacity, clock=clock,
-                          on_evict=on_evict)  # fmt: skip
-    if scheme in ("redis", "rediss"):
-        from agentmem_plugin.tiers.redis import RedisTier
-
-        client = getattr(share, "_client", None) if isinstance(share, RedisTier) else None
-        return RedisTier(url, namespace=namespace, capacity=capacity, clock=clock, on_evict=on_evict,
-                         prefix=f"agentmem:{role}", client=client)  # fmt: skip
-    from agentmem_plugin.tiers.postgres import PostgresTier
-
-    pool = getattr(share, "_pool", None) if isinstance(share, PostgresTier) else None
-    return PostgresTier(url, table=role, namespace=namespace, capacity=capacity, clock=clock,
-                        on_evict=on_evict, pool=pool)  # fmt: skip
-
-
-def open_chroma_client(url: str) -> Any:
-    """Return a chromadb ``HttpClient`` for a Chroma server URL (``http://host:8000``, ``https://...``)."""
-    scheme = _scheme(url, "semantic", ("http", "https"))
-    parts = urlsplit(url)
-    if not parts.hostname:
-        raise InvalidArgumentError(f"semantic URL needs a host, got {redact_url(url)!r}")
-    from agentmem_plugin.tiers.chroma import make_client
-
-    port = parts.port or (443 if scheme == "https" else 8000)
-    try:
-        return make_client(host=parts.hostname, port=port, ssl=scheme == "https")
-    except MissingDependencyError:
-        raise
-    except Exception as exc:  # chromadb raises ValueError("Could not connect ...") and HTTP errors
-        raise BackendUnavailableError(
-            f"the Chroma server at {redact_url(url)!r} cannot be reached: {redact_url(str(exc))}"
-        ) from None
-
-
-def open_archive(
-    url: str,
-    *,
-    namespace: str = "",
-    key: str | bytes | None = None,
-    encrypt: bool | None = None,
-    clock: Clock | None = None,
-) -> Tier:
-    """Open an archive at ``s3://bucket/prefix``, ``file:///dir`` or a plain directory path.
-
-    Each namespace gets its own sub-prefix (sub-directory), so namespaces never share archived entries.
-    """
-    from agentmem_plugin.tiers.archive import ArchiveTier, S3Store
-
-    leaf = archive_leaf(namespace)
-    if isinstance(url, str) and url.lower().startswith("s3://"):
-        parts = urlsplit(url)
-        if not parts.netloc:
-            raise InvalidArgumentError(
-                f"archive URL needs a bucket (s3://bucket/prefix), got {url!r}"
-            )
-        prefix = "/".join(p for p in (parts.path.strip("/"), leaf) if p) + "/"
-        return ArchiveTier(
-            store=S3Store(parts.netloc, prefix), key=key, encrypt=encrypt, clock=clock
-        )
-    if isinstance(url, str) and url.lower().startswith("file://"):
-        url = unquote(urlsplit(url).path)
-    elif isinstance(url, str) and "://" in url:
-        raise InvalidArgumentError(
-            f"archive must be s3://bucket/prefix, file:///dir or a directory path; got {redact_url(url)!r}"
-        )
-    from pathlib import Path
-
-    return ArchiveTier(Path(url) / leaf, key=key, encrypt=encrypt, clock=clock)

@@ -1,4 +1,4 @@
-"""Backends chosen by URL (agentmem_plugin.tiers.urls) and the manager's short_term/long_term/archive URLs."""
+"""Backends chosen by URL (agentmem_plugin.tiers.factory) and the manager's short_term/long_term/archive URLs."""
 
 from __future__ import annotations
 
@@ -10,14 +10,8 @@ from agentmem_plugin import MemoryManager
 from agentmem_plugin.errors import InvalidArgumentError
 from agentmem_plugin.tiers.archive import ArchiveTier
 from agentmem_plugin.tiers.sqlite import SqliteTier
-from agentmem_plugin.tiers.urls import (
-    archive_leaf,
-    namespace_of_leaf,
-    open_archive,
-    open_chroma_client,
-    open_tier,
-    redact_url,
-)
+from agentmem_plugin.tiers.factory import open_archive, open_chroma_client, open_tier
+from agentmem_plugin.tiers.urls import archive_leaf, namespace_of_leaf, redact_url
 
 
 @pytest.mark.parametrize(

@@ -111,7 +111,7 @@ def test_consolidation_policy_chooses_what_moves(make):
 def test_consolidation_retries_then_leaves_entries_in_short_term(make, monkeypatch):
     mm = make()
     mm.store_many({"a": 1, "b": 2})
-    real = mm.long_tier.put_many
+    real = mm.long_tier.put_if_newer  # what a move writes with
     failures = [1]
 
     def flaky(entries):
@@ -120,7 +120,7 @@ def test_consolidation_retries_then_leaves_entries_in_short_term(make, monkeypat
             raise StorageError("disk hiccup")
         return real(entries)
 
-    monkeypatch.setattr(mm.long_tier, "put_many", flaky)
+    monkeypatch.setattr(mm.long_tier, "put_if_newer", flaky)
     assert mm.consolidate(retries=2)["moved"] == 2
     assert mm.get_stats()["retries"] == 1
     mm.store_many({"c": 3})
@@ -252,14 +252,15 @@ CRASHER = textwrap.dedent(
     from agentmem_plugin import MemoryManager
     mm = MemoryManager(short_term_limit=1000, long_term_limit=100000, storage_path=sys.argv[1], batch_size=50)
     mm.store_many({f"k{i}": {"i": i} for i in range(500)})
-    real = mm._transfer
+    real = mm.short_tier.delete_if
     done = [0]
-    def dying(batch):
-        if done[0] == 3:
-            os._exit(9)  # die mid-consolidation, between batches' transactions
-        real(batch)
-        done[0] += 1
-    mm._transfer = dying
+    def dying(versions, *, older=False):
+        if not older:  # a move's compare-and-delete (a store removes older versions instead)
+            if done[0] == 3:
+                os._exit(9)  # die in the 4th batch: written to long-term, not yet gone from short-term
+            done[0] += 1
+        return real(versions, older=older)
+    mm.short_tier.delete_if = dying
     mm.consolidate()
     """
 )
@@ -412,11 +413,22 @@ def test_reopen_removes_archive_copies_left_by_a_crash(tmp_path, clock):
     with MemoryManager(storage_path=path, clock=clock) as mm:
         mm.store("k", "current", memory_type="long_term")
         # what a crash between "write to the archive" and "delete from long-term" leaves behind:
-        mm.external_tier.put(MemoryEntry("k", "archived copy", clock=clock))
-        assert mm.external_tier.archived_keys() == ["k"]  # type: ignore[attr-defined]
+        mm.external_tier.put(mm.long_tier.get("k", touch=False).copy())
+        assert mm.external_tier.archived_keys() == ["k"]
     with MemoryManager(storage_path=path, clock=clock) as mm:
         assert mm.keys("external") == [] and mm.tier_of("k") == "long_term"
         assert mm.retrieve("k") == "current"
+
+
+def test_reopen_keeps_the_newest_write_when_a_crash_left_a_key_in_two_tiers(tmp_path, clock):
+    path = tmp_path / "dup"
+    with MemoryManager(storage_path=path, clock=clock) as mm:
+        mm.store("k", "older", memory_type="long_term")
+        # a store(memory_type="external") that crashed after its archive write, before removing the older copy
+        mm.external_tier.put(MemoryEntry("k", "newer", clock=clock))
+    with MemoryManager(storage_path=path, clock=clock) as mm:
+        assert mm.keys("long_term") == [] and mm.tier_of("k") == "external"
+        assert mm.retrieve("k") == "newer"
 
 
 def test_store_many_refuses_a_str_as_tags(make):

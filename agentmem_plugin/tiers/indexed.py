@@ -1,0 +1,237 @@
+"""A tier that keeps its own semantic index in step: every write through it reaches the vectors.
+
+:class:`IndexedTier` wraps a source-of-truth tier (SQLite, PostgreSQL, a buffer) and a
+:class:`~agentmem_plugin.tiers.chroma.SemanticIndex` that follows the tier's change feed. Writers never call a
+sync themselves: a write embeds its entries first (a value that cannot be embedded fails before anything is
+stored), then stores them, then applies the change feed to the vector index. Inside an open transaction the
+feed is applied when the outermost transaction commits, so a rolled-back write never reaches the vectors.
+Searches apply whatever is still pending (another process's writes) before they query.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentmem_plugin.entry import MemoryEntry
+from agentmem_plugin.tiers.base import Tier
+
+if TYPE_CHECKING:
+    from agentmem_plugin.tiers.chroma import SemanticIndex
+
+__all__ = ["IndexedTier", "open_semantic"]
+
+
+def open_semantic(
+    tier: Tier,
+    embedder: Any,
+    *,
+    where: Path | None = None,
+    chroma: Any = None,
+    reindex: bool = False,
+    embed_text: Callable[[MemoryEntry], str | None] | None = None,
+) -> SemanticIndex:
+    """Open the semantic index of *tier*: vectors in Chroma, embeddings cached beside the store.
+
+    Args:
+        tier: The source-of-truth tier (its ``table`` and ``namespace`` name the collection).
+        embedder: ``"default"`` (offline MiniLM), an Embedder, a LangChain ``Embeddings`` or a callable.
+        where: The directory holding ``chroma/`` and ``embeddings.sqlite3``; None keeps both in memory.
+        chroma: A Chroma server URL (``"http://127.0.0.1:8000"``) or a chromadb client, instead of *where*.
+        reindex: Rebuild when the store was indexed with another model (instead of refusing to open).
+        embed_text: ``fn(entry) -> str | None``: the text an entry is embedded by (None keeps it out).
+
+    Raises:
+        EmbeddingError: the store was indexed with another model and *reindex* is False.
+        MissingDependencyError: the ``semantic`` extra is not installed.
+        BackendUnavailableError: the Chroma server cannot be reached.
+
+    """
+    from agentmem_plugin.embeddings import CachedEmbedder, EmbeddingCache, as_embedder
+    from agentmem_plugin.tiers.chroma import SemanticIndex, collection_name, make_client
+
+    inner = as_embedder(embedder)
+    if chroma is not None:  # a server (URL) or a client: a stable collection per table + namespace
+        if isinstance(chroma, str):
+            from agentmem_plugin.tiers.factory import open_chroma_client
+
+            chroma = open_chroma_client(chroma)
+        cache = EmbeddingCache(None if where is None else where / "embeddings.sqlite3")
+        client, name = chroma, collection_name(f"agentmem-{tier.table}", tier.namespace)
+    elif where is None:
+        cache, client = EmbeddingCache(), make_client()
+        name = collection_name(f"agentmem-{uuid.uuid4().hex[:12]}", tier.namespace)
+    else:
+        cache = EmbeddingCache(where / "embeddings.sqlite3")
+        client = make_client(path=where / "chroma")
+        name = collection_name(f"agentmem-{tier.table}", tier.namespace)
+    return SemanticIndex(
+        tier, CachedEmbedder(inner, cache), client, name, reindex=reindex, text_fn=embed_text
+    )
+
+
+class IndexedTier(Tier):
+    """*inner* plus the semantic index that follows it; see the module docstring.
+
+    Args:
+        inner: The tier holding the entries.
+        semantic: Its semantic index (built by :func:`open_semantic` over *inner*).
+
+    Every primitive, capability and extra of *inner* is available on this object (extras such as ``path`` or
+    ``compression_stats`` are forwarded).
+    """
+
+    def __init__(self, inner: Tier, semantic: SemanticIndex) -> None:
+        super().__init__(clock=inner.clock)
+        self.inner = inner
+        self.semantic = semantic
+        self.name = inner.name
+        self.capacity = inner.capacity
+        self.persistent = inner.persistent
+        self.namespace = inner.namespace
+        self.table = inner.table
+        self.stats_counters = inner.stats_counters
+        self._local = threading.local()  # depth of this thread's open transactions
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes this class lacks: the inner backend's extras (path, flush, analytics...).
+        if name.startswith("__") or name in ("inner", "semantic", "_local"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    @property
+    def on_evict(self) -> Any:  # type: ignore[override]
+        """The inner tier's eviction callback."""
+        return self.inner.on_evict
+
+    @on_evict.setter
+    def on_evict(self, callback: Any) -> None:
+        self.inner.on_evict = callback
+
+    def semantic_index(self) -> SemanticIndex:
+        """The semantic index kept in step with this tier."""
+        return self.semantic
+
+    # -- keeping the index in step ---------------------------------------------------------------------------
+
+    def _after_write(self) -> None:
+        if getattr(self._local, "depth", 0) == 0 and not self.inner.in_transaction():
+            self.semantic.sync()
+
+    def _wrote(self, result: Any) -> Any:
+        self._after_write()
+        return result
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:  # type: ignore[override]
+        """The inner tier's transaction; the vector index catches up when the outermost one commits."""
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        try:
+            with self.inner.transaction():
+                yield
+        finally:
+            self._local.depth -= 1
+        self._after_write()
+
+    # -- primitives: forwarded, writes followed by the index ---------------------------------------------------
+
+    def put_many(self, entries: Sequence[MemoryEntry]) -> None:
+        """Embed *entries* (failing before anything is stored), store them, then index them."""
+        self.semantic.prepare(entries)
+        self._wrote(self.inner.put_many(entries))
+
+    def put_if_newer(self, entries: Sequence[MemoryEntry]) -> list[MemoryEntry]:
+        """Embed, then write the entries the inner tier does not hold at that version or a newer one."""
+        self.semantic.prepare(entries)
+        return self._wrote(self.inner.put_if_newer(entries))  # type: ignore[no-any-return]
+
+    def get_many(self, keys: Sequence[str], *, touch: bool = True) -> list[MemoryEntry | None]:
+        """Forwarded."""
+        return self.inner.get_many(keys, touch=touch)
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Delete, then drop the vectors."""
+        return self._wrote(self.inner.delete_many(keys))  # type: ignore[no-any-return]
+
+    def delete_if(self, versions: Mapping[str, int], *, older: bool = False) -> list[str]:
+        """Compare-and-delete, then drop the vectors."""
+        return self._wrote(self.inner.delete_if(versions, older=older))  # type: ignore[no-any-return]
+
+    def versions(self, keys: Sequence[str]) -> dict[str, int]:
+        """Forwarded."""
+        return self.inner.versions(keys)
+
+    def scan(self) -> list[MemoryEntry]:
+        """Forwarded."""
+        return self.inner.scan()
+
+    def keyword_search(self, query: str, limit: int = 10) -> list[tuple[MemoryEntry, float]]:
+        """Forwarded."""
+        return self.inner.keyword_search(query, limit)
+
+    def compute(
+        self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
+    ) -> MemoryEntry | None:
+        """Forwarded; the index follows the result."""
+        return self._wrote(self.inner.compute(key, fn))  # type: ignore[no-any-return]
+
+    def cleanup(self) -> list[str]:
+        """Remove expired entries and their vectors."""
+        return self._wrote(self.inner.cleanup())  # type: ignore[no-any-return]
+
+    def count(self) -> int:
+        """Forwarded."""
+        return self.inner.count()
+
+    def clear(self) -> None:
+        """Remove every entry and its vector."""
+        self._wrote(self.inner.clear())
+
+    def neighbors(self, keys: Sequence[str], radius: int) -> dict[str, list[str]]:
+        """Forwarded."""
+        return self.inner.neighbors(keys, radius)
+
+    def in_transaction(self) -> bool:
+        """Forwarded."""
+        return self.inner.in_transaction()
+
+    def namespaces(self) -> list[str] | None:
+        """Forwarded."""
+        return self.inner.namespaces()
+
+    def archived_keys(self) -> list[str]:
+        """Forwarded."""
+        return self.inner.archived_keys()
+
+    def change_token(self) -> object:
+        """Forwarded."""
+        return self.inner.change_token()
+
+    def index_meta(self) -> tuple[str, int] | None:
+        """Forwarded."""
+        return self.inner.index_meta()
+
+    def set_index_meta(self, model: str, dim: int) -> None:
+        """Forwarded."""
+        self.inner.set_index_meta(model, dim)
+
+    def changes(self, limit: int) -> list[tuple[int, str]]:
+        """Forwarded."""
+        return self.inner.changes(limit)
+
+    def ack_changes(self, changes: Sequence[tuple[int, str]]) -> None:
+        """Forwarded."""
+        self.inner.ack_changes(changes)
+
+    def stats(self) -> dict[str, Any]:
+        """The inner tier's stats plus the number of vectors and entries the embedder refused."""
+        return {**self.inner.stats(), "vectors": self.semantic.index.count(), "unembeddable": self.semantic.failed}
+
+    def close(self) -> None:
+        """Close the index's embedding cache and the inner tier."""
+        self.semantic.close()
+        self.inner.close()
