@@ -91,6 +91,7 @@ from agentmem_plugin.errors import (
 )
 from agentmem_plugin.manager import MEMORY_TIERS, MemoryManager
 from agentmem_plugin.memory import DATABASE_FILENAME, Memory
+from agentmem_plugin.validation import validate_namespace
 from agentmem_plugin.tiers.base import Tier
 from agentmem_plugin.tiers.sqlite import SqliteTier
 
@@ -293,14 +294,10 @@ def _status(message: str) -> Iterator[None]:
 
 def _namespace(value: str | None) -> str:
     """Check a ``--namespace`` value (parts joined by ``/``); ``""`` and None mean the default namespace."""
-    if not value:
-        return ""
-    if any(not part for part in value.split("/")):
-        raise _CliError(
-            EXIT_USAGE,
-            f"namespace {value!r} has an empty part; give parts joined by '/', such as 'user/alice'",
-        )
-    return value
+    try:
+        return validate_namespace(value)
+    except InvalidArgumentError as exc:
+        raise _CliError(EXIT_USAGE, str(exc)) from None
 
 
 def _label(namespace: str) -> str:

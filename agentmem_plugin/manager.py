@@ -553,11 +553,12 @@ class MemoryManager:
     def transaction(self) -> Iterator[None]:
         """Make the writes inside the block (of this manager and its namespace views) one atomic unit.
 
-        Where short- and long-term share a transaction (a ``storage_path`` directory, or the in-memory default),
-        either every write inside the block lands or none does; an error inside rolls them back. Removing the
-        older copies of written keys from the archive, which has no transactions, waits until the block has
-        committed, so a rolled-back block never removes one. On separate servers each write is atomic on its
-        own and the block only orders them.
+        Where short- and long-term live in one SQLite database (a ``storage_path`` directory), either every
+        write inside the block lands or none does: an error inside rolls them back, and other threads and
+        processes wait for the block. Removing the older copies of written keys from the archive, which has no
+        transactions, waits until the block has committed, so a rolled-back block never removes one. Elsewhere
+        (the in-memory buffer, separate servers) each write is atomic on its own and the block only holds back
+        the archive's clean-up.
 
         Example:
             >>> mm = MemoryManager()

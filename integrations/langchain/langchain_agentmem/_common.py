@@ -14,6 +14,7 @@ from typing import Any
 
 from agentmem_plugin import MemoryManager
 from agentmem_plugin.entry import validate_key
+from agentmem_plugin.validation import validate_namespace
 from agentmem_plugin.errors import InvalidArgumentError
 from agentmem_plugin.manager import MEMORY_TIERS
 
@@ -72,22 +73,10 @@ def check_namespace(namespace: object) -> Namespace | None:
     """
     if namespace is None:
         return None
-    if isinstance(namespace, str):
-        if not namespace or any(not part for part in namespace.split("/")):
-            raise InvalidArgumentError(
-                f"namespace must be a non-empty str without empty '/'-separated parts, got {namespace!r}"
-            )
-        return namespace
-    if isinstance(namespace, (tuple, list)):
-        parts = tuple(namespace)
-        if not parts or any(not isinstance(p, str) or not p or "/" in p for p in parts):
-            raise InvalidArgumentError(
-                f"namespace parts must be non-empty str without '/', got {namespace!r}"
-            )
-        return parts
-    raise InvalidArgumentError(
-        f"namespace must be a str such as 'user/u1' or a tuple such as ('user', 'u1'), got {namespace!r}"
-    )
+    text = validate_namespace(namespace)  # the core's one namespace check
+    if not text:
+        raise InvalidArgumentError(f"namespace must not be empty, got {namespace!r}")
+    return text if isinstance(namespace, str) else tuple(text.split("/"))
 
 
 def check_filter(filter: object) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from agentmem_plugin.validation import validate_namespace
 from agentmem_plugin.errors import InvalidArgumentError
 from agentmem_plugin.manager import MemoryManager
 from llama_index.core.base.llms.types import ChatMessage
@@ -78,22 +79,10 @@ def check_filter(filter: object) -> dict[str, Any] | None:
 
 def namespace_parts(namespace: object) -> tuple[str, ...]:
     """Split a namespace (``"a/b"`` or ``("a", "b")``) into its parts; raise on an empty or bad part."""
-    if isinstance(namespace, str):
-        parts: list[object] = list(namespace.split("/"))
-    elif isinstance(namespace, Sequence) and not isinstance(namespace, (bytes, bytearray)):
-        parts = list(namespace)
-    else:
-        raise InvalidArgumentError(
-            f"namespace must be a str such as 'user/u1' or a tuple of str, got {namespace!r:.80}"
-        )
-    if not parts:
+    text = validate_namespace(namespace)  # the core's one namespace check
+    if not text:
         raise InvalidArgumentError(f"namespace must not be empty, got {namespace!r}")
-    for part in parts:
-        if not isinstance(part, str) or not part or "/" in part:
-            raise InvalidArgumentError(
-                f"namespace parts must be non-empty str without '/', got {part!r} in {namespace!r}"
-            )
-    return tuple(str(p) for p in parts)
+    return tuple(text.split("/"))
 
 
 def scoped(manager: MemoryManager, namespace: object | None) -> MemoryManager:
