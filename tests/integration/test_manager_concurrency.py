@@ -1,0 +1,128 @@
+"""Real concurrency on one store: every acknowledged write survives, whatever moves run beside it.
+
+Threads of one manager, and processes on one ``storage_path``, mix stores (to every tier), reads (which promote
+and restore), consolidations and searches, with limits small enough that entries move between tiers all the
+time. Each worker writes only its own keys and logs every write the manager acknowledged; at the end every key
+holds its last acknowledged value (0 lost, 0 regressed) in exactly one tier.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from integration.backends import require_postgres, require_redis
+
+from agentmem_plugin import MemoryManager
+
+pytestmark = pytest.mark.slow
+
+TIERS = ("short_term", "long_term", "external")
+
+
+def _work(mm: MemoryManager, worker: int, steps: int, keys_each: int, seed: int) -> dict[str, int]:
+    """Run a random mix of operations; return {key: last acknowledged value} of this worker's keys."""
+    rng = random.Random(seed)
+    acked: dict[str, int] = {}
+    mine = [f"w{worker}-k{i}" for i in range(keys_each)]
+    for step in range(steps):
+        roll = rng.random()
+        if roll < 0.45:
+            key = rng.choice(mine)
+            tier = rng.choices(TIERS, weights=(6, 3, 1))[0]
+            mm.store(key, step, memory_type=tier, priority=rng.randint(-1, 1))
+            acked[key] = step
+        elif roll < 0.8:
+            mm.retrieve(rng.choice(mine))  # promotes from long-term, restores from the archive
+        elif roll < 0.9:
+            mm.consolidate()
+        else:
+            mm.search(f"w{worker}", limit=5)
+    return acked
+
+
+def _check(mm: MemoryManager, acked: dict[str, int]) -> None:
+    lost, regressed, doubled = [], [], []
+    entries = mm.get_many(list(acked))
+    for (key, value), entry in zip(acked.items(), entries, strict=True):
+        if entry is None:
+            lost.append(key)
+        elif entry.value != value:
+            regressed.append((key, entry.value, value))
+        if sum(mm._tier(t).contains(key) for t in TIERS) > 1:
+            doubled.append(key)
+    assert (lost, regressed, doubled) == ([], [], [])
+
+
+def _threads(mm: MemoryManager, n_threads: int, steps: int) -> dict[str, int]:
+    results: list[dict[str, int]] = [{} for _ in range(n_threads)]
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = _work(mm, i, steps, 6, seed=i)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    return {k: v for r in results for k, v in r.items()}
+
+
+@pytest.mark.parametrize("kind", ["memory", "directory"])
+def test_eight_threads_moving_entries_all_the_time_lose_nothing(kind: str, tmp_path: Path) -> None:
+    storage = {"storage_path": tmp_path / "store"} if kind == "directory" else {}
+    with MemoryManager(short_term_limit=8, long_term_limit=16, enable_logging=False, **storage) as mm:
+        acked = _threads(mm, 8, 250)
+        _check(mm, acked)
+        assert mm.get_stats()["archived"] > 0 and mm.get_stats()["promotions"] > 0  # entries really moved
+    if kind == "directory":
+        with MemoryManager(short_term_limit=8, long_term_limit=16, **storage) as again:
+            _check(again, acked)
+
+
+def test_four_threads_on_redis_and_postgresql_lose_nothing(tmp_path: Path) -> None:
+    urls = {
+        "short_term": require_redis(),
+        "long_term": require_postgres(),
+        "archive": str(tmp_path / "archive"),
+        "namespace": f"concurrency-{uuid.uuid4().hex[:12]}",
+    }
+    with MemoryManager(short_term_limit=8, long_term_limit=16, enable_logging=False, **urls) as mm:
+        try:
+            acked = _threads(mm, 4, 80)
+            _check(mm, acked)
+        finally:
+            mm.clear_all()
+
+
+def _process(path: str, worker: int, steps: int, out: Any) -> None:
+    with MemoryManager(short_term_limit=8, long_term_limit=16, storage_path=path, enable_logging=False) as mm:
+        out.put(_work(mm, worker, steps, 8, seed=100 + worker))
+
+
+def test_two_processes_on_one_storage_path_lose_nothing(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared")
+    MemoryManager(storage_path=path).close()  # create the store before the workers race to
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    workers = [ctx.Process(target=_process, args=(path, i, 300, out)) for i in range(2)]
+    for w in workers:
+        w.start()
+    acked: dict[str, int] = {}
+    for _ in workers:
+        acked.update(out.get(timeout=300))
+    for w in workers:
+        w.join(timeout=60)
+        assert w.exitcode == 0
+    with MemoryManager(short_term_limit=8, long_term_limit=16, storage_path=path) as mm:
+        _check(mm, acked)
