@@ -132,7 +132,7 @@ class ManagerMachine(RuleBasedStateMachine):
 
 
 def test_manager_in_memory_matches_the_model() -> None:
-    run_state_machine_as_test(ManagerMachine, settings=settings(max_examples=60, stateful_step_count=30, deadline=None))
+    run_state_machine_as_test(ManagerMachine, settings=settings(max_examples=150, stateful_step_count=40, deadline=None))
 
 
 def test_manager_on_disk_matches_the_model_across_reopens() -> None:
