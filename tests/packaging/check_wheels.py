@@ -68,13 +68,18 @@ INTEGRATIONS = [
         [
             Block(
                 keyword=[
-                    ('storage_path="agent_memory", embedder="default"', 'storage_path="agent_memory"'),
+                    (
+                        'storage_path="agent_memory", embedder="default"',
+                        'storage_path="agent_memory"',
+                    ),
                     ('"which meals can I cook for them?"', '"what is the user allergic to?"'),
                 ],
                 expect=["The user is vegetarian and allergic to peanuts"],
                 needs_model=True,
             ),
-            Block(needs_model=True),  # the vector store: similarity search is semantic by definition
+            Block(
+                needs_model=True
+            ),  # the vector store: similarity search is semantic by definition
             Block(expect=["You are Ada.", "4"]),
             Block(),
         ],
@@ -102,7 +107,10 @@ INTEGRATIONS = [
         [
             Block(
                 keyword=[
-                    ('storage_path="agentmem-data", embedder="default"', 'storage_path="agentmem-data"'),
+                    (
+                        'storage_path="agentmem-data", embedder="default"',
+                        'storage_path="agentmem-data"',
+                    ),
                     ('mode="semantic"', 'mode="keyword"'),
                     ('"What should I avoid cooking for her?"', '"What is Alice allergic to?"'),
                     ('"Any dinner ideas for me?"', '"Any vegetarian dinner ideas for Alice?"'),
