@@ -146,8 +146,10 @@ def show_progress_default() -> bool:
 @contextlib.contextmanager
 def _quiet_transformers() -> Iterator[None]:
     """Hide transformers' (and huggingface_hub's) tqdm bars, such as "Loading weights", then restore them."""
+    import importlib
+
     try:
-        from transformers.utils import logging as hf_logging
+        hf_logging: Any = importlib.import_module("transformers.utils.logging")
     except ImportError:  # pragma: no cover - sentence-transformers always brings transformers
         yield
         return
