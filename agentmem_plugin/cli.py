@@ -13,6 +13,7 @@ Commands::
     agentmem inspect PATH KEY        the whole entry: tier, ttl/expiry, priority, tags, metadata, reads
     agentmem put PATH KEY VALUE      store a value (--json-value, --ttl, --priority, --tag, --tier, ...)
     agentmem delete PATH KEY         delete a key from every tier
+    agentmem list PATH               the entries of a namespace (--tier, --tag, --prefix, --limit/--offset)
     agentmem export PATH FILE        every entry of every namespace and tier as JSON lines (FILE "-": stdout)
     agentmem import PATH FILE        JSON lines back in; every line is checked before anything is written
     agentmem backup PATH DEST        a checksummed backup directory of the whole store
@@ -52,12 +53,14 @@ import datetime as dt
 import functools
 import logging
 import os
+import re
 import secrets
 import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from inspect import cleandoc
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -142,6 +145,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rich panels print a type such as <bool> beside every flag (--json, --force, --help).
+    rich_markup_mode=None,
 )
 
 
@@ -256,10 +261,22 @@ def _command(name: str, **kwargs: Any) -> Callable[[_F], _F]:
             with _errors():
                 return fn(*args, **kw)
 
+        kwargs.setdefault("help", _help_text(fn.__doc__))
         app.command(name, **kwargs)(run)
         return fn
 
     return register
+
+
+_REST_ROLE = re.compile(r":(?:mod|class|func|meth|attr|data|exc|obj):`~?([^`]+)`")
+_REST_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def _help_text(doc: str | None) -> str | None:
+    """Return a command's docstring as ``--help`` shows it: reST roles and literals become plain text."""
+    if doc is None:
+        return None
+    return _REST_LITERAL.sub(r"\1", _REST_ROLE.sub(r"\1", cleandoc(doc)))
 
 
 @contextlib.contextmanager
@@ -463,6 +480,7 @@ def _group(
         int | None,
         typer.Option(
             min=1,
+            metavar="N",
             envvar="AGENTMEM_SHORT_TERM_LIMIT",
             help="Short-term capacity while the store is open (default: no limit); overflow moves to long-term.",
         ),
@@ -471,6 +489,7 @@ def _group(
         int | None,
         typer.Option(
             min=1,
+            metavar="N",
             envvar="AGENTMEM_LONG_TERM_LIMIT",
             help="Long-term capacity while the store is open (default: no limit); overflow moves to the archive.",
         ),
@@ -497,12 +516,17 @@ KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="The memory key.", sh
 NamespaceOpt = Annotated[
     str | None,
     typer.Option(
-        "--namespace", "-n", help="Namespace, parts joined by '/' (default: the default namespace)."
+        "--namespace",
+        "-n",
+        metavar="NS",
+        help="Namespace, parts joined by '/' (default: the default namespace).",
     ),
 ]
 AllNamespacesOpt = Annotated[
     str | None,
-    typer.Option("--namespace", "-n", help="Only this namespace (default: every namespace)."),
+    typer.Option(
+        "--namespace", "-n", metavar="NS", help="Only this namespace (default: every namespace)."
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
 
@@ -604,7 +628,9 @@ def search(
             show_default=False,
         ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-k", min=1, help="Maximum hits.")] = 10,
+    limit: Annotated[
+        int, typer.Option("--limit", "-k", min=1, metavar="N", help="Maximum hits.")
+    ] = 10,
     namespace: NamespaceOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -731,14 +757,17 @@ def put(
         typer.Option("--json-value", help="Parse VALUE as JSON (an object, list, number, ...)."),
     ] = False,
     ttl: Annotated[
-        float | None, typer.Option(help="Seconds to live (default: never expires).")
+        float | None,
+        typer.Option(metavar="SECONDS", help="Seconds to live (default: never expires)."),
     ] = None,
-    priority: Annotated[int, typer.Option(help="Higher is kept longer.")] = 0,
+    priority: Annotated[int, typer.Option(metavar="N", help="Higher is kept longer.")] = 0,
     tag: Annotated[
-        list[str] | None, typer.Option("--tag", "-t", help="A tag (repeat for several).")
+        list[str] | None,
+        typer.Option("--tag", "-t", metavar="TAG", help="A tag (repeat for several)."),
     ] = None,
     metadata: Annotated[
-        str | None, typer.Option(help='Metadata as a JSON object, e.g. \'{"source": "cli"}\'.')
+        str | None,
+        typer.Option(metavar="JSON", help='Metadata as a JSON object, e.g. \'{"source": "cli"}\'.'),
     ] = None,
     tier: Annotated[TierName, typer.Option(help="The tier to store into.")] = "short_term",
     namespace: NamespaceOpt = None,
@@ -767,6 +796,89 @@ def delete(ctx: typer.Context, path: PathArg, key: KeyArg, namespace: NamespaceO
     if not removed:
         raise KeyNotFoundError(f"no live memory under key {key!r}{_in(ns)}")
     _say(f"deleted {key!r}{_in(ns)}")
+
+
+# -- list --------------------------------------------------------------------------------------------------------
+
+
+def _listing(
+    manager: MemoryManager,
+    *,
+    tier: str | None,
+    tags: Sequence[str],
+    prefix: str,
+) -> list[tuple[str, MemoryEntry]]:
+    """Every live (tier, entry) of the manager's namespace matching the filters: tiers in order, keys sorted."""
+    wanted = set(tags)
+    return [
+        (name, entry)
+        for name, store in _tiers(manager)
+        if tier is None or name == tier
+        for entry in sorted(store.scan(), key=lambda e: e.key)
+        if entry.key.startswith(prefix) and wanted.issubset(entry.tags)
+    ]
+
+
+@_command("list")
+def list_(
+    ctx: typer.Context,
+    path: PathArg,
+    namespace: NamespaceOpt = None,
+    tier: Annotated[
+        TierName | None,
+        typer.Option(help="Only this tier (default: every tier).", show_default=False),
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tag",
+            "-t",
+            metavar="TAG",
+            help="Only entries with this tag (repeat: with all of them).",
+        ),
+    ] = None,
+    prefix: Annotated[
+        str, typer.Option(metavar="TEXT", help="Only keys starting with TEXT.", show_default=False)
+    ] = "",
+    limit: Annotated[
+        int, typer.Option("--limit", "-k", min=1, metavar="N", help="At most N entries.")
+    ] = 50,
+    offset: Annotated[
+        int, typer.Option(min=0, metavar="N", help="Skip the first N matching entries.")
+    ] = 0,
+    json_output: JsonOpt = False,
+) -> None:
+    """List the entries of a namespace: key, tier, value, tags, priority, expiry (nothing counts as a read).
+
+    Entries come tier by tier (short_term, long_term, external), keys sorted in each; --limit and --offset page
+    through them. --json prints a list of entries as inspect --json does (namespace, tier and the entry's
+    fields); the table's title gives the range shown and the total.
+    """
+    ns = _namespace(namespace)
+    with _open(ctx, path, namespace=ns) as manager:
+        matches = _listing(manager, tier=tier, tags=tag or (), prefix=prefix)
+        now = manager.clock()
+    page = matches[offset : offset + limit]
+    if json_output:
+        _emit_json([{"namespace": ns, "tier": name, **entry.to_dict()} for name, entry in page])
+        return
+    if not page:
+        _say(f"no entries{_in(ns)} match (of {len(matches)} matching, offset {offset})")
+        return
+    title = f"entries {offset + 1}-{offset + len(page)} of {len(matches)}{_in(ns)}"
+    table = Table(title=Text(title))
+    for column in ("key", "tier", "value", "tags", "priority", "expires"):
+        table.add_column(column, justify="right" if column == "priority" else "left")
+    for name, entry in page:
+        table.add_row(
+            Text(entry.key),
+            name,
+            Text(_preview(entry.value, 48)),
+            Text(",".join(entry.tags)),
+            str(entry.priority),
+            Text("-" if entry.expires_at is None else _when(entry.expires_at, now)),
+        )
+    _stdout().print(table)
 
 
 # -- export / import ---------------------------------------------------------------------------------------------
