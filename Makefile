@@ -30,7 +30,7 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	@touch $@
 
 # The framework integrations are installed editable beside the core, resolved together in one pip run.
-INTEGRATIONS := integrations/langchain integrations/langgraph integrations/llamaindex
+INTEGRATIONS := integrations/langchain integrations/langgraph integrations/llamaindex integrations/mcp
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed $(addsuffix /pyproject.toml,$(INTEGRATIONS))
 	$(PIP) install --quiet --group dev -e ".[all]" $(foreach d,$(INTEGRATIONS),-e "$(d)[test]")
 	@touch $@
@@ -71,11 +71,11 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check agentmem_plugin tests benchmarks integrations
 	$(BIN)/ruff format --check agentmem_plugin integrations
 	$(BIN)/mypy
-	$(BIN)/mypy $(foreach d,langchain/langchain_agentmem langgraph/agentmem_langgraph llamaindex/agentmem_llamaindex,integrations/$(d))
+	$(BIN)/mypy $(foreach d,langchain/langchain_agentmem langgraph/agentmem_langgraph llamaindex/agentmem_llamaindex mcp/agentmem_mcp,integrations/$(d))
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
-	$(BIN)/mypy $(foreach d,langchain/langchain_agentmem langgraph/agentmem_langgraph llamaindex/agentmem_llamaindex,integrations/$(d))
+	$(BIN)/mypy $(foreach d,langchain/langchain_agentmem langgraph/agentmem_langgraph llamaindex/agentmem_llamaindex mcp/agentmem_mcp,integrations/$(d))
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/bench_tiers.py

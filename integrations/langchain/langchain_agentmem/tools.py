@@ -1,4 +1,4 @@
-"""Memory as LangChain tools an agent calls itself: remember, search, recall, forget and list memories.
+r"""Memory as LangChain tools an agent calls itself: remember, search, recall, forget and list memories.
 
 :func:`create_memory_tools` returns five ``StructuredTool``\\ s over a :class:`~agentmem_plugin.MemoryManager`:
 
@@ -28,7 +28,7 @@ import hashlib
 import heapq
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from os import PathLike
 from typing import Any, Literal
 
@@ -90,7 +90,9 @@ class SearchMemoriesInput(BaseModel):
 class RecallInput(BaseModel):
     """Arguments of ``recall``."""
 
-    key: str = Field(min_length=1, description="The memory's key, as returned by remember or a search.")
+    key: str = Field(
+        min_length=1, description="The memory's key, as returned by remember or a search."
+    )
 
 
 class ForgetInput(BaseModel):
@@ -178,7 +180,8 @@ def _search(
 
 
 def _recall(manager: MemoryManager, key: str) -> dict[str, Any]:
-    entry = manager.get_many([key])[0]  # read where it is: no promotion out of the semantic index's tier
+    # Read where it is: get_entry would promote it to short-term, out of the semantic index.
+    entry = manager.get_many([key])[0]
     if entry is None:
         raise KeyNotFoundError(f"no memory under key {key!r}")
     return _entry_data(entry)
@@ -244,7 +247,7 @@ def create_memory_tools(
     embedder: Any = "default",
     long_term_limit: int = 100_000,
 ) -> list[BaseTool]:
-    """Return the memory tools ``[remember, search_memories, recall, forget, list_memories]``.
+    r"""Return the memory tools ``[remember, search_memories, recall, forget, list_memories]``.
 
     Args:
         manager_or_path: A :class:`~agentmem_plugin.MemoryManager` (yours to close), or a store's directory: the

@@ -19,6 +19,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.warnings import LangGraphDeprecatedSinceV10
+from pydantic import Field
 
 import langchain_agentmem
 from langchain_agentmem import create_memory_tools
@@ -36,20 +37,24 @@ class ScriptedChatModel(GenericFakeChatModel):
     answer can be written from what a tool returned. ``bind_tools`` records the tool names and returns the model.
     """
 
-    bound_tools: list[str] = []
+    bound_tools: list[str] = Field(default_factory=list)
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedChatModel:  # type: ignore[override]
         self.bound_tools = [t.name for t in tools]
         return self
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         step: AIMessage | Callable[[list[BaseMessage]], AIMessage] = next(self.messages)
         message = step(messages) if callable(step) else step
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
 def tool_call(name: str, call_id: str, **args: Any) -> AIMessage:
-    return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": call_id, "type": "tool_call"}])
+    return AIMessage(
+        content="", tool_calls=[{"name": name, "args": args, "id": call_id, "type": "tool_call"}]
+    )
 
 
 def last_tool_json(messages: Sequence[BaseMessage]) -> Any:
@@ -89,20 +94,36 @@ def test_the_model_sees_typed_schemas_without_the_config(tools):
 
 
 def test_remember_search_recall_list_forget_as_compact_json(tools):
-    assert tools["remember"].invoke({"content": DIET, "key": "diet", "tags": ["food"], "importance": 0.9}) == (
-        '{"key":"diet","status":"created"}'
-    )
+    assert tools["remember"].invoke(
+        {"content": DIET, "key": "diet", "tags": ["food"], "importance": 0.9}
+    ) == ('{"key":"diet","status":"created"}')
     auto = json.loads(tools["remember"].invoke({"content": "Ada lives in Porto"}))
     assert auto["key"].startswith("mem-") and auto["status"] == "created"
-    assert json.loads(tools["remember"].invoke({"content": "Ada lives in Porto"}))["status"] == "updated"
+    assert (
+        json.loads(tools["remember"].invoke({"content": "Ada lives in Porto"}))["status"]
+        == "updated"
+    )
     hits = json.loads(tools["search_memories"].invoke({"query": "vegetarian", "mode": "keyword"}))
     assert hits == [{"key": "diet", "content": DIET, "score": 1.0, "tags": ["food"]}]
-    assert json.loads(tools["search_memories"].invoke({"query": "vegetarian", "tags": ["other"]})) == []
+    assert (
+        json.loads(tools["search_memories"].invoke({"query": "vegetarian", "tags": ["other"]}))
+        == []
+    )
     diet = json.loads(tools["recall"].invoke({"key": "diet"}))
-    assert diet["content"] == DIET and diet["importance"] == 0.9 and diet["created"].endswith("+00:00")
-    assert [m["key"] for m in json.loads(tools["list_memories"].invoke({"limit": 1}))] == [auto["key"]]
-    assert json.loads(tools["forget"].invoke({"key": "diet"})) == {"key": "diet", "status": "forgotten"}
-    assert json.loads(tools["forget"].invoke({"key": "diet"})) == {"key": "diet", "status": "not_found"}
+    assert (
+        diet["content"] == DIET and diet["importance"] == 0.9 and diet["created"].endswith("+00:00")
+    )
+    assert [m["key"] for m in json.loads(tools["list_memories"].invoke({"limit": 1}))] == [
+        auto["key"]
+    ]
+    assert json.loads(tools["forget"].invoke({"key": "diet"})) == {
+        "key": "diet",
+        "status": "forgotten",
+    }
+    assert json.loads(tools["forget"].invoke({"key": "diet"})) == {
+        "key": "diet",
+        "status": "not_found",
+    }
 
 
 @pytest.mark.parametrize(
@@ -133,11 +154,15 @@ def test_a_failing_store_is_a_tool_error_not_an_exception(tools, manager, monkey
 
     monkeypatch.setattr(manager, "store", broken)
     result = tools["remember"].invoke(as_call("remember", content="x"))
-    assert result.status == "error" and result.content == "internal error (RuntimeError): disk on fire"
+    assert (
+        result.status == "error" and result.content == "internal error (RuntimeError): disk on fire"
+    )
 
 
 def test_a_namespace_template_is_filled_from_the_config_per_call(manager):
-    remember, search, recall, _, recent = create_memory_tools(manager, namespace=("memories", "{user_id}"))
+    remember, search, recall, _, recent = create_memory_tools(
+        manager, namespace=("memories", "{user_id}")
+    )
     alice, bob = ({"configurable": {"user_id": u}} for u in ("alice", "bob"))
     remember.invoke({"content": "Alice likes jazz", "key": "music"}, alice)
     assert json.loads(recall.invoke({"key": "music"}, alice))["content"] == "Alice likes jazz"
@@ -147,7 +172,9 @@ def test_a_namespace_template_is_filled_from_the_config_per_call(manager):
     assert manager.retrieve("music") is None
     missing = search.invoke(as_call("search_memories", query="jazz"), {"configurable": {}})
     assert missing.status == "error" and "config['configurable']['user_id']" in missing.content
-    escape = remember.invoke(as_call("remember", content="x"), {"configurable": {"user_id": "../bob"}})
+    escape = remember.invoke(
+        as_call("remember", content="x"), {"configurable": {"user_id": "../bob"}}
+    )
     assert escape.status == "error" and "must not contain '/'" in escape.content
     # A fixed namespace needs no config.
     (fixed_remember, *_) = create_memory_tools(manager, namespace="notes")
@@ -188,8 +215,15 @@ def test_a_stategraph_with_a_toolnode_runs_the_tools(manager):
     builder.add_conditional_edges("agent", tools_condition)
     builder.add_edge("tools", "agent")
     graph = builder.compile()
-    out = graph.invoke({"messages": [HumanMessage("My cat is Miso")]}, {"configurable": {"user_id": "ada"}})
-    assert [type(m).__name__ for m in out["messages"]] == ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"]
+    out = graph.invoke(
+        {"messages": [HumanMessage("My cat is Miso")]}, {"configurable": {"user_id": "ada"}}
+    )
+    assert [type(m).__name__ for m in out["messages"]] == [
+        "HumanMessage",
+        "AIMessage",
+        "ToolMessage",
+        "AIMessage",
+    ]
     assert manager.with_namespace("memories/ada").retrieve("pet") == "Ada's cat is called Miso"
 
 
@@ -201,11 +235,14 @@ def test_a_react_agent_remembers_and_a_later_thread_finds_it_by_meaning(tmp_path
                 tool_call("remember", "c1", content=DIET, key="diet"),
                 AIMessage(content="Noted."),
                 tool_call("search_memories", "c2", query=QUESTION, k=1),
-                lambda messages: AIMessage(content=f"You told me: {last_tool_json(messages)[0]['content']}"),
+                lambda messages: AIMessage(
+                    content=f"You told me: {last_tool_json(messages)[0]['content']}"
+                ),
             ]
         )
     )
-    with warnings.catch_warnings():  # langgraph 1.x points at langchain.agents.create_agent; same graph
+    # langgraph 1.x points create_react_agent at langchain.agents.create_agent; the graph is the same.
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", LangGraphDeprecatedSinceV10)
         from langgraph.prebuilt import create_react_agent
 
@@ -219,5 +256,6 @@ def test_a_react_agent_remembers_and_a_later_thread_finds_it_by_meaning(tmp_path
 
     assert len(out["messages"]) == 4  # a fresh thread: question, tool call, tool result, answer
     assert out["messages"][-1].content == f"You told me: {DIET}"
-    with MemoryManager(storage_path=tmp_path / "memory") as reopened:  # stored on disk, in Ada's namespace
+    # Stored on disk, in Ada's namespace.
+    with MemoryManager(storage_path=tmp_path / "memory") as reopened:
         assert reopened.with_namespace("memories/ada").retrieve("diet") == DIET

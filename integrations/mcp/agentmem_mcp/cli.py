@@ -41,7 +41,7 @@ def parse_http_address(value: str) -> tuple[str, int]:
 
 
 def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IP addresses (127.0.0.0/8, ::1)."""
+    """Return True for ``localhost`` and loopback IP addresses (127.0.0.0/8, ::1)."""
     if host == "localhost":
         return True
     try:
@@ -56,14 +56,33 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve an agentmem memory store to MCP clients (tools: remember, search_memories, "
         "recall, forget, list_memories).",
     )
-    parser.add_argument("--storage", required=True, metavar="DIR", help="the store's directory (created when missing)")
-    parser.add_argument("--namespace", metavar="NS", help="serve only this namespace, e.g. user/alice")
-    parser.add_argument("--http", metavar="HOST:PORT", help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio")
-    parser.add_argument("--allow-remote", action="store_true", help="allow --http on a non-loopback address")
-    parser.add_argument("--no-semantic", action="store_true", help="keyword search only: never load the embedding model")
+    parser.add_argument(
+        "--storage",
+        required=True,
+        metavar="DIR",
+        help="the store's directory (created when missing)",
+    )
+    parser.add_argument(
+        "--namespace", metavar="NS", help="serve only this namespace, e.g. user/alice"
+    )
+    parser.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio",
+    )
+    parser.add_argument(
+        "--allow-remote", action="store_true", help="allow --http on a non-loopback address"
+    )
+    parser.add_argument(
+        "--no-semantic",
+        action="store_true",
+        help="keyword search only: never load the embedding model",
+    )
     parser.add_argument("--long-term-limit", type=int, default=100_000, metavar="N",
                         help="memories kept in long-term memory before the least important are archived (default 100000)")  # fmt: skip
-    parser.add_argument("--log-level", choices=_LOG_LEVELS, default="WARNING", help="log level (stderr)")
+    parser.add_argument(
+        "--log-level", choices=_LOG_LEVELS, default="WARNING", help="log level (stderr)"
+    )
     return parser
 
 
@@ -99,7 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except AgentMemError as exc:
         parser.error(str(exc))
-    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
     server = create_server(service, host=host, port=port, log_level=args.log_level)
     try:
         if args.http is None:
@@ -126,5 +147,9 @@ def _serve_http(server: object, host: str, port: int, log_level: str) -> None:
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     config = uvicorn.Config(app, log_level=log_level.lower(), lifespan="on")
-    print(f"agentmem-mcp: serving streamable HTTP on http://{shown}:{bound}/mcp", file=sys.stderr, flush=True)
+    print(
+        f"agentmem-mcp: serving streamable HTTP on http://{shown}:{bound}/mcp",
+        file=sys.stderr,
+        flush=True,
+    )
     anyio.run(uvicorn.Server(config).serve, [sock])

@@ -51,7 +51,9 @@ INSTRUCTIONS = (
 
 T = TypeVar("T")
 
-Key = Annotated[str, Field(min_length=1, description="The memory's key, as returned by remember or a search.")]
+Key = Annotated[
+    str, Field(min_length=1, description="The memory's key, as returned by remember or a search.")
+]
 
 
 def _dumps(data: Any) -> str:
@@ -64,7 +66,8 @@ async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
     except AgentMemError as exc:
         raise ToolError(f"{type(exc).__name__}: {exc}") from exc
-    except Exception as exc:  # a bug or a backend failure: this call fails, the server keeps serving
+    # A bug or a backend failure: this call fails, the server keeps serving.
+    except Exception as exc:
         logger.exception("agentmem tool call failed")
         raise ToolError(f"internal error ({type(exc).__name__}): {exc}") from exc
 
@@ -97,7 +100,9 @@ def create_server(
 
     @mcp.tool(annotations=writes, structured_output=False)
     async def remember(
-        content: Annotated[str, Field(min_length=1, description="The fact to remember, as a sentence.")],
+        content: Annotated[
+            str, Field(min_length=1, description="The fact to remember, as a sentence.")
+        ],
         key: Annotated[
             str | None,
             Field(
@@ -105,7 +110,9 @@ def create_server(
                 "Omitted: derived from the content."
             ),
         ] = None,
-        tags: Annotated[list[str] | None, Field(description="Labels to filter searches by.")] = None,
+        tags: Annotated[
+            list[str] | None, Field(description="Labels to filter searches by.")
+        ] = None,
         ttl: Annotated[
             float | None, Field(gt=0, description="Seconds until it is forgotten; omitted: kept.")
         ] = None,
@@ -126,7 +133,9 @@ def create_server(
         k: Annotated[int, Field(ge=1, le=MAX_K, description="Most memories to return.")] = 5,
         mode: Annotated[
             Literal["hybrid", "keyword", "semantic"] | None,
-            Field(description="hybrid (default): meaning and keywords; keyword; semantic: meaning only."),
+            Field(
+                description="hybrid (default): meaning and keywords; keyword; semantic: meaning only."
+            ),
         ] = None,
         tags: Annotated[
             list[str] | None, Field(description="Only memories with all of these tags.")

@@ -96,7 +96,7 @@ def _check_mode(mode: object) -> str | None:
         raise InvalidArgumentError(
             f"mode must be one of {', '.join(SEARCH_MODES)} (or omitted), got {mode!r}"
         )
-    return mode  # type: ignore[return-value]
+    return mode
 
 
 def derived_key(content: str) -> str:
@@ -142,8 +142,14 @@ class MemoryService:
         long_term_limit: int = 100_000,
     ) -> None:
         self.storage_path = None if storage_path is None else Path(storage_path)
-        if self.storage_path is not None and self.storage_path.exists() and not self.storage_path.is_dir():
-            raise InvalidArgumentError(f"storage must be a directory, got {str(self.storage_path)!r}")
+        if (
+            self.storage_path is not None
+            and self.storage_path.exists()
+            and not self.storage_path.is_dir()
+        ):
+            raise InvalidArgumentError(
+                f"storage must be a directory, got {str(self.storage_path)!r}"
+            )
         self.namespace = namespace
         self.embedder = embedder
         self.long_term_limit = long_term_limit

@@ -20,6 +20,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
+from pydantic import Field
 
 # Three facts and a question that shares no word with the one it is about.
 FACTS = {
@@ -48,7 +49,10 @@ async def stdio_session(storage: Path, *extra: str) -> AsyncIterator[ClientSessi
 @asynccontextmanager
 async def http_session(url: str) -> AsyncIterator[ClientSession]:
     """An initialized SDK ClientSession over streamable HTTP."""
-    async with streamable_http_client(url) as (read, write, _), ClientSession(read, write) as session:
+    async with (
+        streamable_http_client(url) as (read, write, _),
+        ClientSession(read, write) as session,
+    ):
         await session.initialize()
         yield session
 
@@ -66,7 +70,9 @@ def http_server(storage: Path, log: Path, *extra: str) -> Iterator[str]:
     try:
         deadline = time.monotonic() + 60
         while True:
-            found = re.search(r"serving streamable HTTP on (http://\S+)", log.read_text(errors="replace"))
+            found = re.search(
+                r"serving streamable HTTP on (http://\S+)", log.read_text(errors="replace")
+            )
             if found:
                 break
             assert proc.poll() is None, log.read_text(errors="replace")
@@ -115,13 +121,15 @@ class ScriptedChatModel(GenericFakeChatModel):
     schemas the model was given and returns the model itself.
     """
 
-    bound_tools: list[str] = []
+    bound_tools: list[str] = Field(default_factory=list)
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedChatModel:  # type: ignore[override]
         self.bound_tools = [getattr(t, "name", str(t)) for t in tools]
         return self
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         step = next(self.messages)
         message = step(messages) if callable(step) else step
         return ChatResult(generations=[ChatGeneration(message=message)])
@@ -138,4 +146,6 @@ def last_tool_result(messages: Sequence[BaseMessage]) -> Any:
 
 def tool_call(name: str, call_id: str, **args: Any) -> AIMessage:
     """An AIMessage that calls one tool."""
-    return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": call_id, "type": "tool_call"}])
+    return AIMessage(
+        content="", tool_calls=[{"name": name, "args": args, "id": call_id, "type": "tool_call"}]
+    )

@@ -57,7 +57,9 @@ def test_http_refuses_a_non_loopback_address_without_allow_remote(tmp_path):
     assert not (tmp_path / "store").exists()
 
 
-async def test_a_langgraph_agent_remembers_and_a_later_thread_finds_it_through_mcp_adapters(http_url):
+async def test_a_langgraph_agent_remembers_and_a_later_thread_finds_it_through_mcp_adapters(
+    http_url,
+):
     client = MultiServerMCPClient({"memory": {"transport": "streamable_http", "url": http_url}})
     tools = await client.get_tools()
     assert sorted(t.name for t in tools) == sorted(TOOL_NAMES)
@@ -67,11 +69,14 @@ async def test_a_langgraph_agent_remembers_and_a_later_thread_finds_it_through_m
                 tool_call("remember", "call-1", content=FACTS["diet"], key="agent-diet"),
                 AIMessage(content="Noted."),
                 tool_call("search_memories", "call-2", query=QUESTION, k=1),
-                lambda messages: AIMessage(content=f"You told me: {last_tool_result(messages)[0]['content']}"),
+                lambda messages: AIMessage(
+                    content=f"You told me: {last_tool_result(messages)[0]['content']}"
+                ),
             ]
         )
     )
-    with warnings.catch_warnings():  # langgraph 1.x points at langchain.agents.create_agent; same graph
+    # langgraph 1.x points create_react_agent at langchain.agents.create_agent; the graph is the same.
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", LangGraphDeprecatedSinceV10)
         from langgraph.prebuilt import create_react_agent
 

@@ -38,7 +38,9 @@ async def test_a_failing_store_fails_each_call_and_never_ends_the_server(tmp_pat
     service.close()
 
 
-async def test_an_unexpected_exception_is_a_tool_error_and_the_next_call_works(tmp_path, monkeypatch):
+async def test_an_unexpected_exception_is_a_tool_error_and_the_next_call_works(
+    tmp_path, monkeypatch
+):
     service = MemoryService(tmp_path / "store", embedder=None)
     calls = []
 
@@ -90,5 +92,7 @@ def test_remember_with_ttl_and_importance_is_recalled_with_them(tmp_path):
     entry = service.recall("meeting")
     assert entry["importance"] == 0.8 and entry["tags"] == ["work"] and "expires" in entry
     assert service.search("meeting", mode="keyword", tags=["home"]) == []
-    assert [h["key"] for h in service.search("meeting", mode="keyword", tags=["work"])] == ["meeting"]
+    assert [h["key"] for h in service.search("meeting", mode="keyword", tags=["work"])] == [
+        "meeting"
+    ]
     service.close()

@@ -46,12 +46,18 @@ async def test_a_session_lists_remembers_searches_by_meaning_recalls_and_forgets
         assert await call(session, "forget", key="pet") == {"key": "pet", "status": "not_found"}
         missing = await session.call_tool("recall", {"key": "pet"})
         assert missing.isError and "KeyNotFoundError: no memory under key 'pet'" in text(missing)
-        assert [h["key"] for h in await call(session, "search_memories", query="cat Miso", mode="keyword")] == []
+        assert [
+            h["key"]
+            for h in await call(session, "search_memories", query="cat Miso", mode="keyword")
+        ] == []
 
         # Without a key, the content is the key: the same fact twice is one memory.
         first = await call(session, "remember", content="Ada prefers tea to coffee", importance=0.9)
         again = await call(session, "remember", content="Ada prefers tea to coffee")
-        assert first["key"] == again["key"] and (first["status"], again["status"]) == ("created", "updated")
+        assert first["key"] == again["key"] and (first["status"], again["status"]) == (
+            "created",
+            "updated",
+        )
         newest = await call(session, "list_memories", limit=1)
         assert newest[0]["content"] == "Ada prefers tea to coffee"
 
@@ -92,4 +98,5 @@ async def test_a_second_session_on_the_same_storage_sees_the_first_ones_memories
         assert sorted(m["key"] for m in await call(second, "list_memories")) == ["diet", "pet"]
         hits = await call(second, "search_memories", query="Miso", mode="keyword")
         assert [h["key"] for h in hits] == ["pet"]
-        assert (await stats(second))["server"]["heavy_modules_loaded"] == []  # keyword work: no model
+        # Keyword work only: the model was never loaded.
+        assert (await stats(second))["server"]["heavy_modules_loaded"] == []
