@@ -1,6 +1,6 @@
 r"""Memory as LangChain tools an agent calls itself: remember, search, recall, forget and list memories.
 
-:func:`create_memory_tools` returns five ``StructuredTool``\\ s over a :class:`~agentmem_plugin.MemoryManager`:
+:func:`create_memory_tools` returns five ``StructuredTool`` tools over a :class:`~agentmem_plugin.MemoryManager`:
 
 ======================  ===================================================================================
 ``remember``            store a fact (content, optional key, tags, ttl, importance) in long-term memory
@@ -271,7 +271,7 @@ def create_memory_tools(
         >>> remember.invoke({"content": "Ada's cat is called Miso", "key": "pet"}, config)
         '{"key":"pet","status":"created"}'
         >>> search.invoke({"query": "Miso", "mode": "keyword"}, config)
-        '[{"key":"pet","content":"Ada\\'s cat is called Miso","score":1.0}]'
+        '[{"key":"pet","content":"Ada\'s cat is called Miso","score":1.0}]'
         >>> recall.invoke({"key": "pet"}, {"configurable": {"user_id": "bob"}})
         "KeyNotFoundError: no memory under key 'pet'"
         >>> mm.close()
