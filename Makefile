@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test test-core test-integrations test-notebooks test-packaging notebooks lint typecheck bench docs clean
+.PHONY: demo test test-core test-examples test-integrations test-packaging notebooks lint typecheck bench docs clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -44,16 +44,17 @@ demo: $(VENV)/.installed
 # own tmp_path, and only the core suite uses the Redis/PostgreSQL servers. Each job's output is printed whole when
 # it ends, and `make test` fails when any job failed.
 JOBS ?= 2
-TEST_JOBS := test-core test-notebooks $(addprefix test-integration-,$(notdir $(INTEGRATIONS))) test-packaging
+TEST_JOBS := test-core test-examples $(addprefix test-integration-,$(notdir $(INTEGRATIONS))) test-packaging
+EXAMPLE_TESTS := tests/integration/test_notebooks.py tests/unit/test_readme_blocks.py
 test: $(VENV)/.installed-dev
 	@$(MAKE) --no-print-directory --output-sync=target --jobs=$(JOBS) $(TEST_JOBS)
 
 test-core: $(VENV)/.installed-dev
-	$(PY) -m pytest -q --ignore=tests/integration/test_notebooks.py
+	$(PY) -m pytest -q $(addprefix --ignore=,$(EXAMPLE_TESTS))
 
-# Executes every notebook in a real kernel (tests/integration/test_notebooks.py).
-test-notebooks: $(VENV)/.installed-dev
-	$(PY) -m pytest -q tests/integration/test_notebooks.py
+# Executes every notebook in a real kernel, and every python block of README.md and docs/.
+test-examples: $(VENV)/.installed-dev
+	$(PY) -m pytest -q $(EXAMPLE_TESTS)
 
 test-integrations: $(addprefix test-integration-,$(notdir $(INTEGRATIONS)))
 test-integration-%: $(VENV)/.installed-dev
