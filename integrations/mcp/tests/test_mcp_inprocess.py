@@ -96,3 +96,18 @@ def test_remember_with_ttl_and_importance_is_recalled_with_them(tmp_path):
         "meeting"
     ]
     service.close()
+
+
+def test_the_readme_configs_are_json_and_name_real_options():
+    import json
+    import re
+    from pathlib import Path
+
+    from agentmem_mcp.cli import _parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    configs = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", readme, flags=re.DOTALL)]
+    assert len(configs) == 3 and all("agentmem" in c["mcpServers"] for c in configs)
+    options = {a for action in _parser()._actions for a in action.option_strings}
+    named = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", readme))
+    assert named <= options, named - options
