@@ -112,7 +112,9 @@ _DATABASE = "memory.sqlite3"
 # Files of a store that a restore replaces (the database and its journals, the archive) or drops because they
 # derive from the replaced contents (the semantic index and its embedding cache, rebuilt on open). Anything
 # else in the store directory is copied into the restored store.
-_STORE_OWN = re.compile(r"(memory\.sqlite3|embeddings\.sqlite3)(-wal|-shm|-journal)?|archive|chroma")
+_STORE_OWN = re.compile(
+    r"(memory\.sqlite3|embeddings\.sqlite3)(-wal|-shm|-journal)?|archive|chroma"
+)
 _UNBOUNDED = 2**62
 _CHUNK = 1024 * 1024
 _MAX_LINE = MAX_DECOMPRESSED_SIZE + _CHUNK  # one entry: a value of up to 256 MiB, and its fields
@@ -173,7 +175,9 @@ def _read_manifest(root: Path, name: str, *, required: bool = True) -> Any:
     try:
         size = path.stat().st_size
         if size > _MAX_MANIFEST_SIZE:
-            raise IntegrityError(f"the manifest {str(path)!r} is {size} bytes: not a backup manifest")
+            raise IntegrityError(
+                f"the manifest {str(path)!r} is {size} bytes: not a backup manifest"
+            )
         return orjson.loads(path.read_bytes())
     except FileNotFoundError as exc:
         if not required:
@@ -184,7 +188,7 @@ def _read_manifest(root: Path, name: str, *, required: bool = True) -> Any:
 
 
 def _is_backup(path: Path) -> bool:
-    """True when *path* is a directory holding one of our backups and nothing else."""
+    """Tell whether *path* is a directory holding one of our backups and nothing else."""
     try:
         manifest = _read_manifest(path, _MANIFEST)
         if not isinstance(manifest, dict) or manifest.get("format") != BACKUP_FORMAT:
@@ -196,7 +200,7 @@ def _is_backup(path: Path) -> bool:
 
 
 def _is_store_backup(path: Path) -> bool:
-    """True when *path* is a directory holding one of our store backups and nothing else."""
+    """Tell whether *path* is a directory holding one of our store backups and nothing else."""
     try:
         manifest = _read_manifest(path, _STORE_MANIFEST)
         if not isinstance(manifest, dict) or manifest.get("format") != STORE_BACKUP_FORMAT:
@@ -238,7 +242,7 @@ def _check_target(target: Path, *, ours: Any, kind: str) -> None:
 
 
 def _nested(a: Path, b: Path) -> bool:
-    """True when one of the two paths is inside the other (or they are the same), after resolving links."""
+    """Tell whether one of the two paths is inside the other (or they are the same), links resolved."""
     ra, rb = os.path.realpath(a), os.path.realpath(b)
     return os.path.commonpath([ra, rb]) in (ra, rb)
 
@@ -287,7 +291,9 @@ def _locked_beside(target: Path) -> Iterator[None]:
             logger.warning("putting back %s, left aside by an interrupted swap", olds[-1])
             os.rename(olds[-1], target)
         elif olds:
-            logger.warning("%s hold(s) what an interrupted swap replaced; remove them by hand", olds)
+            logger.warning(
+                "%s hold(s) what an interrupted swap replaced; remove them by hand", olds
+            )
         for leftover in _leftovers(target, _STAGING_SUFFIX):
             logger.info("removing %s, left by an interrupted backup or restore", leftover)
             shutil.rmtree(leftover, ignore_errors=True)
@@ -305,7 +311,13 @@ def _libc_exchange() -> Any:
         return None
     if sys.platform.startswith("linux") and hasattr(libc, "renameat2"):
         func = libc.renameat2
-        func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        func.argtypes = [
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_uint,
+        ]
         at_fdcwd, rename_exchange = -100, 2
         return lambda a, b: func(at_fdcwd, a, at_fdcwd, b, rename_exchange)
     if sys.platform == "darwin" and hasattr(libc, "renamex_np"):  # pragma: no cover - macOS
@@ -451,7 +463,9 @@ def write_backup(
     _check_target(target, ours=_is_backup, kind="backup")
     entries = list(entries)
     with _locked_beside(target):
-        _check_target(target, ours=_is_backup, kind="backup")  # again, now that nobody else writes here
+        _check_target(
+            target, ours=_is_backup, kind="backup"
+        )  # again, now that nobody else writes here
         staging = _staging_name(target)
         try:
             manifest = _write_backup_files(staging, entries, name=name, key=key)
@@ -506,7 +520,9 @@ def _stream_lines(blob: bytes, *, limit: int, count: int, where: str) -> Iterato
     except zstandard.ZstdError as exc:
         raise IntegrityError(f"backup {where} holds a corrupt zstandard frame: {exc}") from exc
     if partial:
-        yield bytes(partial)  # a last line without its newline: decoded (and counted) like the others
+        yield bytes(
+            partial
+        )  # a last line without its newline: decoded (and counted) like the others
 
 
 def _read_one(
@@ -545,7 +561,9 @@ def _read_one(
         try:
             blob = _aead(key).decrypt(blob[:12], blob[12:], _aad(str(manifest.get("name", ""))))
         except (InvalidTag, ValueError):
-            raise IntegrityError(f"backup {where} does not open with this key (wrong key)") from None
+            raise IntegrityError(
+                f"backup {where} does not open with this key (wrong key)"
+            ) from None
     entries: list[MemoryEntry] = []
     size = 0
     try:
@@ -560,7 +578,9 @@ def _read_one(
             raise
         raise IntegrityError(f"backup {where} holds an invalid entry: {exc}") from exc
     if len(entries) != count:
-        raise IntegrityError(f"backup {where} holds {len(entries)} entries; its manifest says {count}")
+        raise IntegrityError(
+            f"backup {where} holds {len(entries)} entries; its manifest says {count}"
+        )
     return manifest, entries, size
 
 
@@ -769,10 +789,18 @@ def backup_store(
                             continue
                         folder = f"part-{len(parts):04d}"
                         _write_backup_files(
-                            staging / folder, entries, name=f"{ns or '(default)'}:{tier_name}", key=key
+                            staging / folder,
+                            entries,
+                            name=f"{ns or '(default)'}:{tier_name}",
+                            key=key,
                         )
                         parts.append(
-                            {"namespace": ns, "tier": tier_name, "dir": folder, "count": len(entries)}
+                            {
+                                "namespace": ns,
+                                "tier": tier_name,
+                                "dir": folder,
+                                "count": len(entries),
+                            }
                         )
             manifest = {
                 "format": STORE_BACKUP_FORMAT,
@@ -782,7 +810,9 @@ def backup_store(
                 "count": sum(p["count"] for p in parts),
                 "parts": parts,
             }
-            (staging / _STORE_MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+            (staging / _STORE_MANIFEST).write_bytes(
+                orjson.dumps(manifest, option=orjson.OPT_INDENT_2)
+            )
             _fsync_file(staging / _STORE_MANIFEST)
             _swap_in(staging, dest)
         except OSError as exc:
@@ -793,18 +823,22 @@ def backup_store(
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-    logger.info("backed up %d entries (%d parts) of %s to %s", manifest["count"], len(parts), source, dest)
+    logger.info(
+        "backed up %d entries (%d parts) of %s to %s", manifest["count"], len(parts), source, dest
+    )
     return manifest
 
 
 def _store_state(path: Path) -> str:
-    """``"new"`` (missing or empty), ``"store"``, or raise for a directory that is not a store."""
+    """Return ``"new"`` (missing or empty) or ``"store"``; raise for a path that is not a store."""
     if path.is_symlink() and not path.exists():
         raise InvalidArgumentError(f"{str(path)!r} is a dangling symbolic link, not a store")
     if not path.exists():
         return "new"
     if not path.is_dir():
-        raise StoreCorruptError(f"{str(path)!r} is a file, not a store directory; it was left untouched")
+        raise StoreCorruptError(
+            f"{str(path)!r} is a file, not a store directory; it was left untouched"
+        )
     if (path / _DATABASE).is_file():
         return "store"
     if any(path.iterdir()):

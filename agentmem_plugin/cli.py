@@ -54,8 +54,6 @@ import functools
 import logging
 import os
 import re
-import secrets
-import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -78,13 +76,12 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from agentmem_plugin.backup import read_backup, write_backup
+from agentmem_plugin.backup import backup_store, restore_store
 from agentmem_plugin.codec import normalize
 from agentmem_plugin.entry import MemoryEntry, validate_key
 from agentmem_plugin.errors import (
     AgentMemError,
     EmbeddingError,
-    IntegrityError,
     InvalidArgumentError,
     InvalidKeyError,
     KeyNotFoundError,
@@ -129,9 +126,6 @@ SearchMode = Literal["hybrid", "keyword", "semantic"]
 
 _UNBOUNDED = 2**62
 """The tier limit of a store opened without --short-term-limit/--long-term-limit: never reached."""
-_STORE_BACKUP_FORMAT = "agentmem-store-backup"
-_STORE_BACKUP_VERSION = 1
-_STORE_BACKUP_MANIFEST = "agentmem-store.json"
 _ENTRY_FIELDS = frozenset(
     ("key", "value", "ttl", "priority", "metadata", "tags", "created_at", "expires_at",
      "access_count", "last_accessed")
@@ -1076,111 +1070,22 @@ def backup(
 ) -> None:
     """Write a verified, checksummed backup of every namespace and tier into the directory DEST.
 
-    DEST holds ``agentmem-store.json`` and one backup per namespace and tier in the format of
-    :mod:`agentmem_plugin.backup`. It is written beside DEST and renamed into place (a previous backup at DEST
-    is replaced only once the new one is complete). The semantic index is not backed up: ``reindex`` rebuilds it.
-    With ``$AGENTMEM_ARCHIVE_KEY`` set, every part is encrypted with it (AES-256-GCM); restore needs it too.
+    DEST holds ``agentmem-store.json`` and one backup per namespace and tier (the format of
+    :mod:`agentmem_plugin.backup`). It is built beside DEST and swapped in atomically: a previous backup at DEST
+    is replaced only by a complete one, and a DEST that is not empty and not a store backup is refused. The
+    semantic index is not backed up: ``reindex`` rebuilds it. With ``$AGENTMEM_ARCHIVE_KEY`` set, every part is
+    encrypted with it (AES-256-GCM); restore needs it too.
     """
-    if dest.exists() and not (dest / _STORE_BACKUP_MANIFEST).is_file():
-        raise _CliError(
-            EXIT_USAGE,
-            f"{str(dest)!r} exists and is not an agentmem store backup; choose a new path",
-        )
-    with _open(ctx, path) as manager:
-        namespaces = _all_namespaces(manager, path)
-        staging = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            staging.mkdir(parents=True)
-        except OSError as exc:
-            raise _CliError(EXIT_USAGE, f"cannot write the backup {str(dest)!r}: {exc}") from None
-        try:
-            parts: list[dict[str, Any]] = []
-            with _progress() as progress:
-                task = progress.add_task("backing up", total=len(namespaces) * len(MEMORY_TIERS))
-                for ns in namespaces:
-                    for name, tier in _tiers(manager.with_namespace(ns)):
-                        entries = tier.scan()
-                        progress.advance(task)
-                        if not entries:
-                            continue
-                        folder = f"part-{len(parts):04d}"
-                        write_backup(
-                            staging / folder,
-                            entries,
-                            name=f"{_label(ns)}:{name}",
-                            key=_backup_key(),
-                        )
-                        parts.append(
-                            {"namespace": ns, "tier": name, "dir": folder, "count": len(entries)}
-                        )
-            manifest = {
-                "format": _STORE_BACKUP_FORMAT,
-                "version": _STORE_BACKUP_VERSION,
-                "source": str(path.resolve()),
-                "count": sum(p["count"] for p in parts),
-                "parts": parts,
-            }
-            (staging / _STORE_BACKUP_MANIFEST).write_bytes(
-                orjson.dumps(manifest, option=orjson.OPT_INDENT_2)
-            )
-            _replace_dir(staging, dest)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-    _say(f"backed up {manifest['count']} entries ({len(parts)} namespace tiers) to {dest}")
+    _check_store(path, create=False)
+    with _status("backing up"):
+        manifest = backup_store(path, dest, key=_backup_key())
+    parts = len(manifest["parts"])
+    _say(f"backed up {manifest['count']} entries ({parts} namespace tiers) to {dest}")
 
 
 def _backup_key() -> str | None:
     """Return the key backups are sealed with: ``$AGENTMEM_ARCHIVE_KEY`` when set, else None."""
     return os.environ.get("AGENTMEM_ARCHIVE_KEY") or None
-
-
-def _replace_dir(staging: Path, target: Path) -> None:
-    old = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
-    try:
-        if target.exists():
-            os.replace(target, old)
-        os.replace(staging, target)
-    except OSError as exc:
-        if old.exists() and not target.exists():
-            os.replace(old, target)
-        raise StorageError(f"could not write the backup {str(target)!r}: {exc}") from exc
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _read_store_backup(src: Path) -> list[tuple[str, str, list[MemoryEntry]]]:
-    """Read and verify every part of a backup; a single-memory backup restores into default long-term."""
-    if not src.is_dir():
-        raise _CliError(EXIT_STORE, f"no backup at {str(src)!r}: not a directory")
-    manifest_file = src / _STORE_BACKUP_MANIFEST
-    if not manifest_file.is_file():
-        _, entries = read_backup(
-            src, key=_backup_key()
-        )  # a backup_memory() backup, or IntegrityError
-        return [("", "long_term", entries)]
-    try:
-        manifest = orjson.loads(manifest_file.read_bytes())
-        if manifest.get("format") != _STORE_BACKUP_FORMAT:
-            raise IntegrityError(f"{str(src)!r} is not an agentmem store backup")
-        if manifest.get("version") != _STORE_BACKUP_VERSION:
-            raise IntegrityError(
-                f"{str(src)!r} is store backup version {manifest.get('version')!r}; "
-                f"this version reads {_STORE_BACKUP_VERSION}"
-            )
-        parts = []
-        for part in manifest["parts"]:
-            ns, tier, folder = _namespace(part["namespace"]), part["tier"], str(part["dir"])
-            if tier not in MEMORY_TIERS or Path(folder).name != folder:
-                raise IntegrityError(f"the manifest of {str(src)!r} names a bad part: {part!r}")
-            _, entries = read_backup(src / folder, key=_backup_key())
-            if len(entries) != part["count"]:
-                raise IntegrityError(
-                    f"part {folder!r} of {str(src)!r} holds {len(entries)} entries; the manifest says {part['count']}"
-                )
-            parts.append((ns, tier, entries))
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, _CliError) as exc:
-        raise IntegrityError(f"the manifest of backup {str(src)!r} is damaged: {exc}") from None
-    return parts
 
 
 @_command("restore")
@@ -1197,27 +1102,14 @@ def restore(
 ) -> None:
     """Replace the contents of the store with the backup SRC; creates the store when missing.
 
-    The backup is verified completely (checksums, counts, every entry) before the store is touched. A store
-    holding entries is replaced only with --force. Expired entries are not restored.
+    The backup is verified completely (checksums, counts, every entry) before the store is touched; the new
+    store is built beside PATH and swapped in atomically, so an interrupted restore leaves the old store or the
+    new one. A store holding entries is replaced only with --force. Expired entries are not restored.
     """
-    parts = _read_store_backup(src)
-    with _open(ctx, path, create=True) as manager:
-        current = _all_namespaces(manager, path)
-        held = sum(tier.count() for ns in current for _, tier in _tiers(manager.with_namespace(ns)))
-        if held and not force:
-            raise _CliError(
-                EXIT_USAGE,
-                f"the store at {str(path)!r} holds {held} entries; restore replaces them all: add --force",
-            )
-        now = manager.clock()
-        live = [
-            (ns, tier, [e for e in entries if not e.is_expired(now)]) for ns, tier, entries in parts
-        ]
-        rows = [(ns, tier, e) for ns, tier, entries in live for e in entries]
-        _write_groups(manager, _groups(rows), "restoring", replace=current)
-    skipped = sum(len(entries) for _, _, entries in parts) - len(rows)
-    note = f" (skipped {skipped} expired)" if skipped else ""
-    _say(f"restored {len(rows)} entries from {src}{note}")
+    with _status("restoring"):
+        result = restore_store(src, path, key=_backup_key(), force=force)
+    note = f" (skipped {result.skipped} expired)" if result.skipped else ""
+    _say(f"restored {result.restored} entries from {src}{note}")
 
 
 # -- maintenance -------------------------------------------------------------------------------------------------

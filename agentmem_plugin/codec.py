@@ -130,7 +130,9 @@ def is_compressed(blob: bytes) -> bool:
     return blob[:4] == _ZSTD_MAGIC
 
 
-def decompress(data: bytes | memoryview, *, limit: int = MAX_DECOMPRESSED_SIZE, what: str = "value") -> bytes:
+def decompress(
+    data: bytes | memoryview, *, limit: int = MAX_DECOMPRESSED_SIZE, what: str = "value"
+) -> bytes:
     """Inflate one zstandard frame, refusing to produce more than *limit* bytes.
 
     A frame that declares a content size above *limit* is refused before anything is inflated; one that
