@@ -3,10 +3,10 @@ langchain-mcp-adapters (the same process serves both, so the embedding model loa
 
 from __future__ import annotations
 
-import subprocess
 import warnings
 
 import httpx
+import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_mcp_adapters.client import MultiServerMCPClient
 from langgraph.checkpoint.memory import InMemorySaver
@@ -18,10 +18,10 @@ from mcp_helpers import (
     call,
     http_session,
     last_tool_result,
-    server_command,
     tool_call,
 )
 
+from agentmem_mcp import main
 from agentmem_mcp.server import TOOL_NAMES
 
 
@@ -45,15 +45,10 @@ def test_http_refuses_another_host_header(http_url):
     assert response.status_code in (400, 403, 421)  # the SDK's DNS-rebinding protection on loopback
 
 
-def test_http_refuses_a_non_loopback_address_without_allow_remote(tmp_path):
-    result = subprocess.run(
-        [*server_command(tmp_path / "store", "--http", "0.0.0.0:0")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2 and "--allow-remote" in result.stderr
+def test_http_refuses_a_non_loopback_address_without_allow_remote(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--storage", str(tmp_path / "store"), "--http", "0.0.0.0:0"])
+    assert exit_.value.code == 2 and "--allow-remote" in capsys.readouterr().err
     assert not (tmp_path / "store").exists()
 
 
