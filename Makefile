@@ -42,12 +42,12 @@ demo: $(VENV)/.installed
 # `make test JOBS=N`): the core suite, the notebooks, the three integration suites (each its own pytest run: its
 # own pyproject holds its pytest settings) and the packaging check. They share no state: every test works in its
 # own tmp_path, and only the core suite uses the Redis/PostgreSQL servers. Each job's output is printed whole when
-# it ends, and `make test` fails when any job failed.
+# it ends; every job runs (--keep-going) and `make test` fails when any job failed.
 JOBS ?= 2
 TEST_JOBS := test-core test-examples $(addprefix test-integration-,$(notdir $(INTEGRATIONS))) test-packaging
 EXAMPLE_TESTS := tests/integration/test_notebooks.py tests/unit/test_readme_blocks.py
 test: $(VENV)/.installed-dev
-	@$(MAKE) --no-print-directory --output-sync=target --jobs=$(JOBS) $(TEST_JOBS)
+	@$(MAKE) --no-print-directory --output-sync=target --keep-going --jobs=$(JOBS) $(TEST_JOBS)
 
 test-core: $(VENV)/.installed-dev
 	$(PY) -m pytest -q $(addprefix --ignore=,$(EXAMPLE_TESTS))
