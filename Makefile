@@ -1,14 +1,20 @@
 # Two commands on a fresh clone: `make demo` and `make test`. Each creates .venv when missing.
 # CPU torch goes in first: a bare `torch` (or sentence-transformers alone) pulls a multi-GB CUDA build.
+# On a machine without a local CPU wheel, take it from PyTorch's CPU index:
+#     make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# (that index also holds torch's own dependencies; TORCH_SPEC picks the version). The defaults need no
+# extra index: this repository's CI machines hold the CPU wheel on disk and have no internet.
 SHELL := /bin/bash
 PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+TORCH_PIP_ARGS := $(if $(strip $(TORCH_INDEX)),--index-url $(TORCH_INDEX),)
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test lint typecheck bench docs clean
+.PHONY: demo test test-core test-examples test-integrations test-packaging notebooks lint typecheck bench docs clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +22,7 @@ $(BIN)/activate:
 
 # Stamp files record what was installed; they are remade when pyproject.toml changes.
 $(VENV)/.torch: | $(BIN)/activate
-	$(PIP) install --quiet "$(TORCH_SPEC)"
+	$(PIP) install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
 	@touch $@
 
 $(VENV)/.installed: pyproject.toml $(VENV)/.torch
@@ -24,7 +30,7 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	@touch $@
 
 # The framework integrations are installed editable beside the core, resolved together in one pip run.
-INTEGRATIONS := integrations/langchain integrations/langgraph integrations/llamaindex
+INTEGRATIONS := integrations/langchain integrations/langgraph integrations/llamaindex integrations/mcp
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed $(addsuffix /pyproject.toml,$(INTEGRATIONS))
 	$(PIP) install --quiet --group dev -e ".[all]" $(foreach d,$(INTEGRATIONS),-e "$(d)[test]")
 	@touch $@
@@ -32,20 +38,45 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed $(addsuffix /pyproject
 demo: $(VENV)/.installed
 	$(PY) -m agentmem_plugin demo
 
-# Each integration is its own pytest run: its own pyproject holds its pytest settings.
+# `make test` runs five independent jobs, two at a time (the CI machines have 2 cores; override with
+# `make test JOBS=N`): the core suite, the notebooks, the three integration suites (each its own pytest run: its
+# own pyproject holds its pytest settings) and the packaging check. They share no state: every test works in its
+# own tmp_path, and only the core suite uses the Redis/PostgreSQL servers. Each job's output is printed whole when
+# it ends; every job runs (--keep-going) and `make test` fails when any job failed.
+JOBS ?= 2
+TEST_JOBS := test-core test-examples $(addprefix test-integration-,$(notdir $(INTEGRATIONS))) test-packaging
+EXAMPLE_TESTS := tests/integration/test_notebooks.py tests/unit/test_readme_blocks.py
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest -q
-	$(foreach d,$(INTEGRATIONS),$(PY) -m pytest -q $(d) &&) true
+	@$(MAKE) --no-print-directory --output-sync=target --keep-going --jobs=$(JOBS) $(TEST_JOBS)
+
+test-core: $(VENV)/.installed-dev
+	$(PY) -m pytest -q $(addprefix --ignore=,$(EXAMPLE_TESTS))
+
+# Executes every notebook in a real kernel, and every python block of README.md and docs/.
+test-examples: $(VENV)/.installed-dev
+	$(PY) -m pytest -q $(EXAMPLE_TESTS)
+
+test-integrations: $(addprefix test-integration-,$(notdir $(INTEGRATIONS)))
+test-integration-%: $(VENV)/.installed-dev
+	$(PY) -m pytest -q integrations/$*
+
+# Builds every wheel and runs each integration's README in a fresh venv holding only its declared dependencies.
+test-packaging: $(VENV)/.installed-dev
+	$(PY) tests/packaging/check_wheels.py
+
+# Jupyter from the venv, on the notebooks directory.
+notebooks: $(VENV)/.installed-dev
+	$(BIN)/jupyter notebook notebooks/
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check agentmem_plugin tests benchmarks integrations
 	$(BIN)/ruff format --check agentmem_plugin integrations
 	$(BIN)/mypy
-	$(BIN)/mypy $(foreach d,langchain/langchain_agentmem langgraph/agentmem_langgraph llamaindex/agentmem_llamaindex,integrations/$(d))
+	$(BIN)/mypy $(foreach d,langchain/langchain_agentmem langgraph/agentmem_langgraph llamaindex/agentmem_llamaindex mcp/agentmem_mcp,integrations/$(d))
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
-	$(BIN)/mypy $(foreach d,langchain/langchain_agentmem langgraph/agentmem_langgraph llamaindex/agentmem_llamaindex,integrations/$(d))
+	$(BIN)/mypy $(foreach d,langchain/langchain_agentmem langgraph/agentmem_langgraph llamaindex/agentmem_llamaindex mcp/agentmem_mcp,integrations/$(d))
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/bench_tiers.py

@@ -13,6 +13,7 @@ Commands::
     agentmem inspect PATH KEY        the whole entry: tier, ttl/expiry, priority, tags, metadata, reads
     agentmem put PATH KEY VALUE      store a value (--json-value, --ttl, --priority, --tag, --tier, ...)
     agentmem delete PATH KEY         delete a key from every tier
+    agentmem list PATH               the entries of a namespace (--tier, --tag, --prefix, --limit/--offset)
     agentmem export PATH FILE        every entry of every namespace and tier as JSON lines (FILE "-": stdout)
     agentmem import PATH FILE        JSON lines back in; every line is checked before anything is written
     agentmem backup PATH DEST        a checksummed backup directory of the whole store
@@ -52,12 +53,12 @@ import datetime as dt
 import functools
 import logging
 import os
-import secrets
-import shutil
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from inspect import cleandoc
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -75,13 +76,12 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from agentmem_plugin.backup import read_backup, write_backup
+from agentmem_plugin.backup import backup_store, restore_store
 from agentmem_plugin.codec import normalize
 from agentmem_plugin.entry import MemoryEntry, validate_key
 from agentmem_plugin.errors import (
     AgentMemError,
     EmbeddingError,
-    IntegrityError,
     InvalidArgumentError,
     InvalidKeyError,
     KeyNotFoundError,
@@ -127,9 +127,6 @@ SearchMode = Literal["hybrid", "keyword", "semantic"]
 
 _UNBOUNDED = 2**62
 """The tier limit of a store opened without --short-term-limit/--long-term-limit: never reached."""
-_STORE_BACKUP_FORMAT = "agentmem-store-backup"
-_STORE_BACKUP_VERSION = 1
-_STORE_BACKUP_MANIFEST = "agentmem-store.json"
 _ENTRY_FIELDS = frozenset(
     ("key", "value", "ttl", "priority", "metadata", "tags", "created_at", "expires_at",
      "access_count", "last_accessed")
@@ -143,6 +140,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rich panels print a type such as <bool> beside every flag (--json, --force, --help).
+    rich_markup_mode=None,
 )
 
 
@@ -257,10 +256,22 @@ def _command(name: str, **kwargs: Any) -> Callable[[_F], _F]:
             with _errors():
                 return fn(*args, **kw)
 
+        kwargs.setdefault("help", _help_text(fn.__doc__))
         app.command(name, **kwargs)(run)
         return fn
 
     return register
+
+
+_REST_ROLE = re.compile(r":(?:mod|class|func|meth|attr|data|exc|obj):`~?([^`]+)`")
+_REST_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def _help_text(doc: str | None) -> str | None:
+    """Return a command's docstring as ``--help`` shows it: reST roles and literals become plain text."""
+    if doc is None:
+        return None
+    return _REST_LITERAL.sub(r"\1", _REST_ROLE.sub(r"\1", cleandoc(doc)))
 
 
 @contextlib.contextmanager
@@ -449,6 +460,7 @@ def _group(
         int | None,
         typer.Option(
             min=1,
+            metavar="N",
             envvar="AGENTMEM_SHORT_TERM_LIMIT",
             help="Short-term capacity while the store is open (default: no limit); overflow moves to long-term.",
         ),
@@ -457,6 +469,7 @@ def _group(
         int | None,
         typer.Option(
             min=1,
+            metavar="N",
             envvar="AGENTMEM_LONG_TERM_LIMIT",
             help="Long-term capacity while the store is open (default: no limit); overflow moves to the archive.",
         ),
@@ -483,12 +496,17 @@ KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="The memory key.", sh
 NamespaceOpt = Annotated[
     str | None,
     typer.Option(
-        "--namespace", "-n", help="Namespace, parts joined by '/' (default: the default namespace)."
+        "--namespace",
+        "-n",
+        metavar="NS",
+        help="Namespace, parts joined by '/' (default: the default namespace).",
     ),
 ]
 AllNamespacesOpt = Annotated[
     str | None,
-    typer.Option("--namespace", "-n", help="Only this namespace (default: every namespace)."),
+    typer.Option(
+        "--namespace", "-n", metavar="NS", help="Only this namespace (default: every namespace)."
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
 
@@ -590,7 +608,9 @@ def search(
             show_default=False,
         ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-k", min=1, help="Maximum hits.")] = 10,
+    limit: Annotated[
+        int, typer.Option("--limit", "-k", min=1, metavar="N", help="Maximum hits.")
+    ] = 10,
     namespace: NamespaceOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -717,14 +737,17 @@ def put(
         typer.Option("--json-value", help="Parse VALUE as JSON (an object, list, number, ...)."),
     ] = False,
     ttl: Annotated[
-        float | None, typer.Option(help="Seconds to live (default: never expires).")
+        float | None,
+        typer.Option(metavar="SECONDS", help="Seconds to live (default: never expires)."),
     ] = None,
-    priority: Annotated[int, typer.Option(help="Higher is kept longer.")] = 0,
+    priority: Annotated[int, typer.Option(metavar="N", help="Higher is kept longer.")] = 0,
     tag: Annotated[
-        list[str] | None, typer.Option("--tag", "-t", help="A tag (repeat for several).")
+        list[str] | None,
+        typer.Option("--tag", "-t", metavar="TAG", help="A tag (repeat for several)."),
     ] = None,
     metadata: Annotated[
-        str | None, typer.Option(help='Metadata as a JSON object, e.g. \'{"source": "cli"}\'.')
+        str | None,
+        typer.Option(metavar="JSON", help='Metadata as a JSON object, e.g. \'{"source": "cli"}\'.'),
     ] = None,
     tier: Annotated[TierName, typer.Option(help="The tier to store into.")] = "short_term",
     namespace: NamespaceOpt = None,
@@ -753,6 +776,89 @@ def delete(ctx: typer.Context, path: PathArg, key: KeyArg, namespace: NamespaceO
     if not removed:
         raise KeyNotFoundError(f"no live memory under key {key!r}{_in(ns)}")
     _say(f"deleted {key!r}{_in(ns)}")
+
+
+# -- list --------------------------------------------------------------------------------------------------------
+
+
+def _listing(
+    manager: MemoryManager,
+    *,
+    tier: str | None,
+    tags: Sequence[str],
+    prefix: str,
+) -> list[tuple[str, MemoryEntry]]:
+    """Every live (tier, entry) of the manager's namespace matching the filters: tiers in order, keys sorted."""
+    wanted = set(tags)
+    return [
+        (name, entry)
+        for name, store in _tiers(manager)
+        if tier is None or name == tier
+        for entry in sorted(store.scan(), key=lambda e: e.key)
+        if entry.key.startswith(prefix) and wanted.issubset(entry.tags)
+    ]
+
+
+@_command("list")
+def list_(
+    ctx: typer.Context,
+    path: PathArg,
+    namespace: NamespaceOpt = None,
+    tier: Annotated[
+        TierName | None,
+        typer.Option(help="Only this tier (default: every tier).", show_default=False),
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tag",
+            "-t",
+            metavar="TAG",
+            help="Only entries with this tag (repeat: with all of them).",
+        ),
+    ] = None,
+    prefix: Annotated[
+        str, typer.Option(metavar="TEXT", help="Only keys starting with TEXT.", show_default=False)
+    ] = "",
+    limit: Annotated[
+        int, typer.Option("--limit", "-k", min=1, metavar="N", help="At most N entries.")
+    ] = 50,
+    offset: Annotated[
+        int, typer.Option(min=0, metavar="N", help="Skip the first N matching entries.")
+    ] = 0,
+    json_output: JsonOpt = False,
+) -> None:
+    """List the entries of a namespace: key, tier, value, tags, priority, expiry (nothing counts as a read).
+
+    Entries come tier by tier (short_term, long_term, external), keys sorted in each; --limit and --offset page
+    through them. --json prints a list of entries as inspect --json does (namespace, tier and the entry's
+    fields); the table's title gives the range shown and the total.
+    """
+    ns = _namespace(namespace)
+    with _open(ctx, path, namespace=ns) as manager:
+        matches = _listing(manager, tier=tier, tags=tag or (), prefix=prefix)
+        now = manager.clock()
+    page = matches[offset : offset + limit]
+    if json_output:
+        _emit_json([{"namespace": ns, "tier": name, **entry.to_dict()} for name, entry in page])
+        return
+    if not page:
+        _say(f"no entries{_in(ns)} match (of {len(matches)} matching, offset {offset})")
+        return
+    title = f"entries {offset + 1}-{offset + len(page)} of {len(matches)}{_in(ns)}"
+    table = Table(title=Text(title))
+    for column in ("key", "tier", "value", "tags", "priority", "expires"):
+        table.add_column(column, justify="right" if column == "priority" else "left")
+    for name, entry in page:
+        table.add_row(
+            Text(entry.key),
+            name,
+            Text(_preview(entry.value, 48)),
+            Text(",".join(entry.tags)),
+            str(entry.priority),
+            Text("-" if entry.expires_at is None else _when(entry.expires_at, now)),
+        )
+    _stdout().print(table)
 
 
 # -- export / import ---------------------------------------------------------------------------------------------
@@ -950,111 +1056,22 @@ def backup(
 ) -> None:
     """Write a verified, checksummed backup of every namespace and tier into the directory DEST.
 
-    DEST holds ``agentmem-store.json`` and one backup per namespace and tier in the format of
-    :mod:`agentmem_plugin.backup`. It is written beside DEST and renamed into place (a previous backup at DEST
-    is replaced only once the new one is complete). The semantic index is not backed up: ``reindex`` rebuilds it.
-    With ``$AGENTMEM_ARCHIVE_KEY`` set, every part is encrypted with it (AES-256-GCM); restore needs it too.
+    DEST holds ``agentmem-store.json`` and one backup per namespace and tier (the format of
+    :mod:`agentmem_plugin.backup`). It is built beside DEST and swapped in atomically: a previous backup at DEST
+    is replaced only by a complete one, and a DEST that is not empty and not a store backup is refused. The
+    semantic index is not backed up: ``reindex`` rebuilds it. With ``$AGENTMEM_ARCHIVE_KEY`` set, every part is
+    encrypted with it (AES-256-GCM); restore needs it too.
     """
-    if dest.exists() and not (dest / _STORE_BACKUP_MANIFEST).is_file():
-        raise _CliError(
-            EXIT_USAGE,
-            f"{str(dest)!r} exists and is not an agentmem store backup; choose a new path",
-        )
-    with _open(ctx, path) as manager:
-        namespaces = _all_namespaces(manager, path)
-        staging = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            staging.mkdir(parents=True)
-        except OSError as exc:
-            raise _CliError(EXIT_USAGE, f"cannot write the backup {str(dest)!r}: {exc}") from None
-        try:
-            parts: list[dict[str, Any]] = []
-            with _progress() as progress:
-                task = progress.add_task("backing up", total=len(namespaces) * len(MEMORY_TIERS))
-                for ns in namespaces:
-                    for name, tier in _tiers(manager.with_namespace(ns)):
-                        entries = tier.scan()
-                        progress.advance(task)
-                        if not entries:
-                            continue
-                        folder = f"part-{len(parts):04d}"
-                        write_backup(
-                            staging / folder,
-                            entries,
-                            name=f"{_label(ns)}:{name}",
-                            key=_backup_key(),
-                        )
-                        parts.append(
-                            {"namespace": ns, "tier": name, "dir": folder, "count": len(entries)}
-                        )
-            manifest = {
-                "format": _STORE_BACKUP_FORMAT,
-                "version": _STORE_BACKUP_VERSION,
-                "source": str(path.resolve()),
-                "count": sum(p["count"] for p in parts),
-                "parts": parts,
-            }
-            (staging / _STORE_BACKUP_MANIFEST).write_bytes(
-                orjson.dumps(manifest, option=orjson.OPT_INDENT_2)
-            )
-            _replace_dir(staging, dest)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-    _say(f"backed up {manifest['count']} entries ({len(parts)} namespace tiers) to {dest}")
+    _check_store(path, create=False)
+    with _status("backing up"):
+        manifest = backup_store(path, dest, key=_backup_key())
+    parts = len(manifest["parts"])
+    _say(f"backed up {manifest['count']} entries ({parts} namespace tiers) to {dest}")
 
 
 def _backup_key() -> str | None:
     """Return the key backups are sealed with: ``$AGENTMEM_ARCHIVE_KEY`` when set, else None."""
     return os.environ.get("AGENTMEM_ARCHIVE_KEY") or None
-
-
-def _replace_dir(staging: Path, target: Path) -> None:
-    old = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
-    try:
-        if target.exists():
-            os.replace(target, old)
-        os.replace(staging, target)
-    except OSError as exc:
-        if old.exists() and not target.exists():
-            os.replace(old, target)
-        raise StorageError(f"could not write the backup {str(target)!r}: {exc}") from exc
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _read_store_backup(src: Path) -> list[tuple[str, str, list[MemoryEntry]]]:
-    """Read and verify every part of a backup; a single-memory backup restores into default long-term."""
-    if not src.is_dir():
-        raise _CliError(EXIT_STORE, f"no backup at {str(src)!r}: not a directory")
-    manifest_file = src / _STORE_BACKUP_MANIFEST
-    if not manifest_file.is_file():
-        _, entries = read_backup(
-            src, key=_backup_key()
-        )  # a backup_memory() backup, or IntegrityError
-        return [("", "long_term", entries)]
-    try:
-        manifest = orjson.loads(manifest_file.read_bytes())
-        if manifest.get("format") != _STORE_BACKUP_FORMAT:
-            raise IntegrityError(f"{str(src)!r} is not an agentmem store backup")
-        if manifest.get("version") != _STORE_BACKUP_VERSION:
-            raise IntegrityError(
-                f"{str(src)!r} is store backup version {manifest.get('version')!r}; "
-                f"this version reads {_STORE_BACKUP_VERSION}"
-            )
-        parts = []
-        for part in manifest["parts"]:
-            ns, tier, folder = _namespace(part["namespace"]), part["tier"], str(part["dir"])
-            if tier not in MEMORY_TIERS or Path(folder).name != folder:
-                raise IntegrityError(f"the manifest of {str(src)!r} names a bad part: {part!r}")
-            _, entries = read_backup(src / folder, key=_backup_key())
-            if len(entries) != part["count"]:
-                raise IntegrityError(
-                    f"part {folder!r} of {str(src)!r} holds {len(entries)} entries; the manifest says {part['count']}"
-                )
-            parts.append((ns, tier, entries))
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, _CliError) as exc:
-        raise IntegrityError(f"the manifest of backup {str(src)!r} is damaged: {exc}") from None
-    return parts
 
 
 @_command("restore")
@@ -1071,27 +1088,14 @@ def restore(
 ) -> None:
     """Replace the contents of the store with the backup SRC; creates the store when missing.
 
-    The backup is verified completely (checksums, counts, every entry) before the store is touched. A store
-    holding entries is replaced only with --force. Expired entries are not restored.
+    The backup is verified completely (checksums, counts, every entry) before the store is touched; the new
+    store is built beside PATH and swapped in atomically, so an interrupted restore leaves the old store or the
+    new one. A store holding entries is replaced only with --force. Expired entries are not restored.
     """
-    parts = _read_store_backup(src)
-    with _open(ctx, path, create=True) as manager:
-        current = _all_namespaces(manager, path)
-        held = sum(tier.count() for ns in current for _, tier in _tiers(manager.with_namespace(ns)))
-        if held and not force:
-            raise _CliError(
-                EXIT_USAGE,
-                f"the store at {str(path)!r} holds {held} entries; restore replaces them all: add --force",
-            )
-        now = manager.clock()
-        live = [
-            (ns, tier, [e for e in entries if not e.is_expired(now)]) for ns, tier, entries in parts
-        ]
-        rows = [(ns, tier, e) for ns, tier, entries in live for e in entries]
-        _write_groups(manager, _groups(rows), "restoring", replace=current)
-    skipped = sum(len(entries) for _, _, entries in parts) - len(rows)
-    note = f" (skipped {skipped} expired)" if skipped else ""
-    _say(f"restored {len(rows)} entries from {src}{note}")
+    with _status("restoring"):
+        result = restore_store(src, path, key=_backup_key(), force=force)
+    note = f" (skipped {result.skipped} expired)" if result.skipped else ""
+    _say(f"restored {result.restored} entries from {src}{note}")
 
 
 # -- maintenance -------------------------------------------------------------------------------------------------

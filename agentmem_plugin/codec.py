@@ -25,6 +25,7 @@ __all__ = [
     "MAX_DECOMPRESSED_SIZE",
     "decode_json",
     "decode_value",
+    "decompress",
     "encode_json",
     "encode_value",
     "is_compressed",
@@ -35,7 +36,12 @@ DEFAULT_COMPRESSION_THRESHOLD = 4096
 """Encoded values longer than this many bytes are zstd-compressed."""
 
 MAX_DECOMPRESSED_SIZE = 256 * 1024 * 1024
-"""Refuse to inflate a blob beyond this (guards against decompression bombs)."""
+"""Refuse to inflate a blob beyond this many bytes (256 MiB; guards against decompression bombs).
+
+Enforced by :func:`decompress` whatever size a frame declares: python-zstandard's own ``max_output_size`` is
+ignored for frames that declare their content size, so nothing here relies on it."""
+
+_CHUNK = 1024 * 1024
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -124,19 +130,68 @@ def is_compressed(blob: bytes) -> bool:
     return blob[:4] == _ZSTD_MAGIC
 
 
-def decode_value(blob: bytes | memoryview, *, what: str = "value") -> Any:
-    """Decode bytes made by :func:`encode_value`.
+def decompress(
+    data: bytes | memoryview, *, limit: int = MAX_DECOMPRESSED_SIZE, what: str = "value"
+) -> bytes:
+    """Inflate one zstandard frame, refusing to produce more than *limit* bytes.
+
+    A frame that declares a content size above *limit* is refused before anything is inflated; one that
+    declares none is first inflated in 1 MiB steps that are counted and dropped, and refused as soon as it
+    passes *limit*. So the memory used is bounded by *limit* however small and crafted the input is.
+
+    Args:
+        data: A zstandard frame.
+        limit: The most bytes the frame may inflate to (a positive int).
+        what: How to name the data in an error message.
 
     Raises:
-        IntegrityError: The bytes are neither valid JSON nor a valid zstandard frame of JSON.
+        IntegrityError: not a valid frame, or it would inflate beyond *limit* (the message names both).
+        InvalidArgumentError: *limit* is not a positive int.
+
+    Example:
+        >>> decompress(zstandard.ZstdCompressor().compress(b"x" * 100))[:3]
+        b'xxx'
+
+    """
+    if type(limit) is not int or limit <= 0:
+        from agentmem_plugin.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"limit must be a positive int (bytes), got {limit!r}")
+    raw = bytes(data)
+    try:
+        declared = zstandard.frame_content_size(raw)
+    except zstandard.ZstdError as exc:
+        raise IntegrityError(f"stored {what} is a corrupt zstandard frame: {exc}") from exc
+    if declared > limit:
+        raise IntegrityError(
+            f"stored {what} declares {declared} bytes once decompressed, more than the limit of {limit} bytes"
+        )
+    dctx = zstandard.ZstdDecompressor()
+    try:
+        if declared < 0:  # no declared size: count the output in 1 MiB steps, keeping none of it
+            produced = 0
+            with dctx.stream_reader(raw) as reader:
+                while chunk := reader.read(_CHUNK):
+                    produced += len(chunk)
+                    if produced > limit:
+                        raise IntegrityError(
+                            f"stored {what} decompresses to more than {limit} bytes (the limit); refused"
+                        )
+        # Now known to inflate to at most *limit*; this also refuses a truncated or lying frame.
+        return bytes(dctx.decompress(raw, max_output_size=limit))
+    except zstandard.ZstdError as exc:
+        raise IntegrityError(f"stored {what} is a corrupt zstandard frame: {exc}") from exc
+
+
+def decode_value(blob: bytes | memoryview, *, what: str = "value") -> Any:
+    """Decode bytes made by :func:`encode_value`; a compressed value inflates to at most 256 MiB.
+
+    Raises:
+        IntegrityError: The bytes are neither valid JSON nor a valid zstandard frame of JSON, or the frame
+            would inflate beyond :data:`MAX_DECOMPRESSED_SIZE`.
 
     """
     data = bytes(blob)
     if data[:4] == _ZSTD_MAGIC:
-        try:
-            data = zstandard.ZstdDecompressor().decompress(
-                data, max_output_size=MAX_DECOMPRESSED_SIZE
-            )
-        except zstandard.ZstdError as exc:
-            raise IntegrityError(f"stored {what} is a corrupt zstandard frame: {exc}") from exc
+        data = decompress(data, what=what)
     return decode_json(data, what=what)

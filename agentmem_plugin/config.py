@@ -3,7 +3,10 @@
 From a dict, a YAML/TOML file or the environment (``AGENTMEM_*`` variables), validated with pydantic-settings.
 
 Precedence: explicit overrides > the dict or file > ``AGENTMEM_*`` environment variables > defaults. Every
-error names the bad field. Needs the ``config`` extra: ``pip install "agentmem-plugin[config]"``.
+error names the bad field, and never echoes a secret: the value of a secret field (``archive_key``,
+``short_term``, ``long_term``) or of an unknown field (perhaps a misspelt secret) is not shown, and any other
+value is shown through :func:`~agentmem_plugin.tiers.urls.redact_url`. Needs the ``config`` extra:
+``pip install "agentmem-plugin[config]"``.
 
 Example:
     >>> cfg = load_manager_config({"short_term_limit": 50, "namespace": "user/u1"})  # doctest: +SKIP
@@ -25,6 +28,8 @@ from agentmem_plugin.errors import InvalidArgumentError, MissingDependencyError
 __all__ = ["load_manager_config", "manager_config_class"]
 
 _CLASS: Any = None
+_SECRETS = frozenset({"archive_key", "short_term", "long_term"})
+"""Fields whose value is never shown in an error (the key, and URLs that may carry a password)."""
 
 
 def manager_config_class() -> Any:
@@ -112,8 +117,16 @@ def _read_file(path: Path) -> dict[str, Any]:
             )
     except InvalidArgumentError:
         raise
-    except Exception as exc:  # the parsers' own errors: say which file and why
-        raise InvalidArgumentError(f"config file {str(path)!r} does not parse: {exc}") from exc
+    except Exception as exc:
+        # The parsers' own errors: say which file, why and where, but not the text there (it may be a secret).
+        mark = getattr(exc, "problem_mark", None)
+        reason = getattr(exc, "problem", None) or _redacted(
+            str(exc).splitlines()[0] if str(exc) else ""
+        )
+        at = "" if mark is None else f" (line {mark.line + 1}, column {mark.column + 1})"
+        raise InvalidArgumentError(
+            f"config file {str(path)!r} does not parse: {reason}{at}"
+        ) from None
     if not isinstance(data, dict):
         raise InvalidArgumentError(f"config file {str(path)!r} must hold a mapping of settings")
     section = data.get("agentmem", data)
@@ -151,8 +164,37 @@ def load_manager_config(
     try:
         return cls(**data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']} (got {err.get('input')!r:.60})"
-            for err in exc.errors()
+        known = set(cls.model_fields)
+        problems = "; ".join(_problem(err, known) for err in exc.errors())
+        # Not chained: the pydantic error's own text carries every input value.
+        raise InvalidArgumentError(f"invalid MemoryManager config: {problems}") from None
+    except Exception as exc:
+        # pydantic-settings' SettingsError: an environment value that does not parse.
+        if type(exc).__name__ != "SettingsError":
+            raise
+        raise InvalidArgumentError(
+            f"invalid MemoryManager config from the environment: {_redacted(str(exc))}"
+        ) from None
+
+
+def _redacted(text: str) -> str:
+    from agentmem_plugin.tiers.urls import redact_url
+
+    return redact_url(text)
+
+
+def _problem(err: Mapping[str, Any], known: set[str]) -> str:
+    """Describe one validation error: the field and the reason, and the value unless it may be a secret."""
+    where = ".".join(str(p) for p in err["loc"]) or "config"
+    field = str(err["loc"][0]) if err["loc"] else ""
+    if err.get("type") == "extra_forbidden" or field not in known:
+        shown = "an unknown field (its value is not shown)"
+        return f"{where}: {shown}; known fields: {', '.join(sorted(known))}"
+    if field in _SECRETS:
+        return (
+            f"{where}: {_redacted(str(err['msg']))} (the value is not shown: it may hold a secret)"
         )
-        raise InvalidArgumentError(f"invalid MemoryManager config: {problems}") from exc
+    value = _redacted(repr(err.get("input")))
+    if len(value) > 80:
+        value = value[:79] + "…"
+    return f"{where}: {_redacted(str(err['msg']))} (got {value})"

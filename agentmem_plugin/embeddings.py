@@ -15,12 +15,14 @@ Anything else raises :class:`~agentmem_plugin.errors.EmbeddingError` before anyt
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
+import os
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -29,6 +31,7 @@ from agentmem_plugin.errors import EmbeddingError, InvalidArgumentError, Missing
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
+    "SHOW_PROGRESS_ENV",
     "CachedEmbedder",
     "CallableEmbedder",
     "Embedder",
@@ -38,6 +41,7 @@ __all__ = [
     "as_embedder",
     "check_vectors",
     "default_embedder",
+    "show_progress_default",
 ]
 
 logger = logging.getLogger(__name__)
@@ -130,13 +134,43 @@ _MODELS: dict[tuple[str, str], Any] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def _load_sentence_transformer(path: str, device: str) -> Any:
+SHOW_PROGRESS_ENV = "AGENTMEM_SHOW_PROGRESS"
+"""Set to ``1`` (or ``true``, ``yes``, ``on``) to show the model's progress bars when ``show_progress`` is not given."""
+
+
+def show_progress_default() -> bool:
+    """Return whether model progress bars are shown by default: True when ``$AGENTMEM_SHOW_PROGRESS`` is true."""
+    return os.environ.get(SHOW_PROGRESS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Hide transformers' (and huggingface_hub's) tqdm bars, such as "Loading weights", then restore them."""
+    import importlib
+
+    try:
+        hf_logging: Any = importlib.import_module("transformers.utils.logging")
+    except ImportError:  # pragma: no cover - sentence-transformers always brings transformers
+        yield
+        return
+    if not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
+
+
+def _load_sentence_transformer(path: str, device: str, *, show_progress: bool = False) -> Any:
     with _MODELS_LOCK:
         model = _MODELS.get((path, device))
         if model is None:
             st = _require("sentence_transformers")
             logger.info("loading sentence-transformers model from %s on %s", path, device)
-            model = st.SentenceTransformer(path, device=device, local_files_only=True)
+            with contextlib.nullcontext() if show_progress else _quiet_transformers():
+                model = st.SentenceTransformer(path, device=device, local_files_only=True)
             _MODELS[(path, device)] = model
         return model
 
@@ -150,6 +184,9 @@ class SentenceTransformerEmbedder:
             directory name).
         device: ``"cpu"`` unless you ask for another torch device.
         batch_size: Texts per forward pass.
+        show_progress: Show the progress bars of loading the model ("Loading weights") and of encoding, on
+            stderr. Default: hidden, unless ``$AGENTMEM_SHOW_PROGRESS`` is true (see
+            :func:`show_progress_default`).
 
     Raises:
         MissingDependencyError: the ``semantic`` extra is not installed (when the model is first needed).
@@ -168,9 +205,11 @@ class SentenceTransformerEmbedder:
         name: str | None = None,
         device: str = "cpu",
         batch_size: int = 32,
+        show_progress: bool | None = None,
     ) -> None:
         if batch_size <= 0:
             raise InvalidArgumentError(f"batch_size must be positive, got {batch_size!r}")
+        self.show_progress = show_progress_default() if show_progress is None else show_progress
         self._path = None if model_path is None else str(model_path)
         self._name = name or (DEFAULT_MODEL_NAME if model_path is None else Path(model_path).name)
         self.device = device
@@ -191,7 +230,9 @@ class SentenceTransformerEmbedder:
     @property
     def model(self) -> Any:
         """The loaded ``SentenceTransformer`` (loaded on first use, shared in the process)."""
-        return _load_sentence_transformer(self.model_path, self.device)
+        return _load_sentence_transformer(
+            self.model_path, self.device, show_progress=self.show_progress
+        )
 
     @property
     def dim(self) -> int:
@@ -209,7 +250,7 @@ class SentenceTransformerEmbedder:
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
-            show_progress_bar=False,
+            show_progress_bar=self.show_progress,
         )
 
     def embed_documents(self, texts: Sequence[str]) -> list[Vector]:

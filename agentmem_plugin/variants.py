@@ -102,7 +102,10 @@ class CompressedMemory(Memory):
 
 
 class PersistentMemory(Memory):
-    """A memory kept in one JSON file, saved atomically after every write.
+    """A memory kept in one JSON file, saved atomically after every write; several processes may share it.
+
+    Each save locks the file (``.<name>.lock`` beside it) and merges what other processes saved meanwhile, so
+    concurrent writers lose nothing (see :class:`~agentmem_plugin.tiers.jsonfile.JsonFileTier`).
 
     Args:
         storage_path: The JSON *file* (its directory is created when missing).
@@ -146,19 +149,9 @@ class PersistentMemory(Memory):
 
     def load_from_disk(self) -> int:
         """Re-read the file, replacing what is in memory; return how many live entries were loaded."""
-        entries = read_snapshot(self._json_path) if self._json_path.exists() else []
         tier = self.tier
         assert isinstance(tier, JsonFileTier)
-        with tier._lock:
-            saved, tier.auto_save = tier.auto_save, False
-            try:
-                tier.clear()
-                now = self._clock()
-                live = [e for e in entries if not e.is_expired(now)]
-                tier.put_many(live)
-            finally:
-                tier.auto_save = saved
-        return len(live)
+        return tier.reload()
 
 
 class DatabaseMemory(Memory):

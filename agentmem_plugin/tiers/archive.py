@@ -196,7 +196,13 @@ class S3Store:
         client: A boto3 S3 client; default ``boto3.client("s3", endpoint_url=endpoint_url)``.
         endpoint_url: For S3-compatible servers (MinIO, moto, ...).
 
+    Credentials never go in the bucket or URL (``s3://key:secret@bucket`` is refused): boto3 finds them by its
+    usual chain (environment, shared config, instance role). Messages and :meth:`describe` show the bucket and
+    prefix only, through :func:`~agentmem_plugin.tiers.urls.redact_url`.
+
     Raises:
+        InvalidArgumentError: *bucket* is not a bucket name (empty, or holding ``@``, ``/`` or whitespace, as
+            credentials in a URL would); the message shows it redacted.
         MissingDependencyError: boto3 is not installed (``pip install "agentmem-plugin[s3]"``).
 
     """
@@ -204,6 +210,19 @@ class S3Store:
     def __init__(
         self, bucket: str, prefix: str = "", *, client: Any = None, endpoint_url: str | None = None
     ) -> None:
+        from agentmem_plugin.tiers.urls import redact_url
+
+        if (
+            not isinstance(bucket, str)
+            or not bucket
+            or any(c in bucket for c in "@/")
+            or any(c.isspace() for c in bucket)
+            or not isinstance(prefix, str)
+        ):
+            raise InvalidArgumentError(
+                f"S3 bucket must be a bucket name, got {redact_url(f's3://{bucket}/{prefix}')!r}; credentials "
+                "never go in the URL: boto3 finds them in the environment, its shared config or an instance role"
+            )
         if client is None:
             try:
                 import boto3
@@ -217,8 +236,12 @@ class S3Store:
         self.prefix = prefix
 
     def _errors(self, what: str, name: str) -> Any:
+        from agentmem_plugin.tiers.urls import redact_url
+
         return storage_errors(
-            "S3", f"{what} s3://{self.bucket}/{self.prefix}{name}", ("botocore", "boto3")
+            "S3",
+            redact_url(f"{what} s3://{self.bucket}/{self.prefix}{name}"),
+            ("botocore", "boto3"),
         )
 
     def put(self, name: str, data: bytes) -> None:
@@ -241,8 +264,10 @@ class S3Store:
             self.client.delete_object(Bucket=self.bucket, Key=self.prefix + name)
 
     def describe(self) -> str:
-        """Return the bucket and prefix."""
-        return f"s3://{self.bucket}/{self.prefix}"
+        """Return the bucket and prefix (redacted)."""
+        from agentmem_plugin.tiers.urls import redact_url
+
+        return redact_url(f"s3://{self.bucket}/{self.prefix}")
 
 
 class ArchiveTier(Tier):

@@ -25,17 +25,24 @@ __all__ = [
 
 
 _PASSWORD_KV = re.compile(
-    r"\b((?:password|pass|pwd|passwd)\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&#]+)", re.IGNORECASE
+    r"(?<![A-Za-z0-9])((?:[A-Za-z0-9_-]*(?:password|passwd|pwd|secret|token|api_?key|api-key|access_?key|"
+    r"credential|auth)[A-Za-z0-9_-]*|pass|key)\s*=\s*)"
+    r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s&#;,'\"]+)",
+    re.IGNORECASE,
 )
-# user-info runs to the *last* "@" before the path: redis-py reads a password containing "@" that way
-_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)([^/?#]*)@", re.IGNORECASE)
+# A URL anywhere in the text, up to whitespace or a quote; its user info runs to the *last* "@" in it, so a
+# password holding "@", "/", "?" or "#" is still covered (redis-py reads a password containing "@" that way).
+_USERINFO = re.compile(r"(?<![A-Za-z0-9+.-])([a-z][a-z0-9+.-]*://)([^\s'\"<>]*)@", re.IGNORECASE)
 
 
 def redact_url(url: str) -> str:
     """Return *url* with every password replaced by ``***`` (safe to log or to put in an error message).
 
-    Covers the user-info part (``scheme://user:secret@host``), query parameters (``?password=secret``) and
-    libpq ``key=value`` strings (``host=db password=secret``). The one redaction used by every backend.
+    Covers the user-info part of every URL in the text (``scheme://user:secret@host``, also when the password
+    holds ``@``, ``/``, ``?`` or ``#``), query parameters and libpq ``key=value`` settings naming a secret
+    (``password``, ``sslpassword``, ``secret``, ``token``, ``api_key``, ``access_key``, ``aws_secret_access_key``,
+    ``auth...``, ``key``, ...). The one redaction used by every backend and by config errors. A URL without a
+    password (``scheme://user@host``) keeps its user name.
 
     Example:
         >>> redact_url("postgresql://app:s3cret@db:5432/mem")
@@ -47,11 +54,14 @@ def redact_url(url: str) -> str:
 
     """
     text = _PASSWORD_KV.sub(r"\1***", str(url))
-    match = _USERINFO.match(text)
-    if match and ":" in match.group(2):
-        user = match.group(2).split(":", 1)[0]
-        text = f"{match.group(1)}{user}:***@{text[match.end() :]}"
-    return text
+
+    def userinfo(match: re.Match[str]) -> str:
+        info = match.group(2)
+        if ":" not in info:
+            return match.group(0)
+        return f"{match.group(1)}{info.split(':', 1)[0]}:***@"
+
+    return _USERINFO.sub(userinfo, text)
 
 
 def _scheme_of(url: object) -> str:

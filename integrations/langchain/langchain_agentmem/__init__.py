@@ -1,4 +1,4 @@
-"""LangChain bindings for agentmem-plugin: a retriever, a vector store, key-value stores and a chat message history.
+"""LangChain bindings for agentmem-plugin: a retriever, a vector store, key-value stores, a chat message history and agent tools.
 
 Example:
     >>> from agentmem_plugin import MemoryManager
@@ -14,6 +14,7 @@ Example:
 from langchain_agentmem.chat_message_histories import AgentMemChatMessageHistory
 from langchain_agentmem.retrievers import AgentMemRetriever
 from langchain_agentmem.stores import AgentMemByteStore, AgentMemStore
+from langchain_agentmem.tools import create_memory_tools
 from langchain_agentmem.vectorstores import AgentMemVectorStore
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "AgentMemRetriever",
     "AgentMemStore",
     "AgentMemVectorStore",
+    "create_memory_tools",
 ]

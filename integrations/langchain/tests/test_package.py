@@ -24,6 +24,7 @@ def test_exports_are_pinned():
         "AgentMemRetriever",
         "AgentMemStore",
         "AgentMemVectorStore",
+        "create_memory_tools",
     ]
     for name in langchain_agentmem.__all__:
         assert getattr(langchain_agentmem, name).__module__.startswith("langchain_agentmem.")
