@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import orjson
 import zstandard
 
-from agentmem_plugin.codec import encode_json
+from agentmem_plugin.codec import decompress, encode_json
 from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity
 from agentmem_plugin.errors import (
     IntegrityError,
@@ -406,12 +406,7 @@ class ArchiveTier(Tier):
             digest, payload = body[:32], body[32:]
             if len(digest) != 32 or hashlib.sha256(payload).digest() != digest:
                 raise IntegrityError(f"{what} fails its checksum (tampered or truncated)")
-        try:
-            return bytes(
-                zstandard.ZstdDecompressor().decompress(payload, max_output_size=256 * 1024 * 1024)
-            )
-        except zstandard.ZstdError as exc:
-            raise IntegrityError(f"{what} does not decompress: {exc}") from exc
+        return decompress(payload, what=what)  # bounded: a crafted frame cannot inflate past the cap
 
     # -- entries and the key index ---------------------------------------------------------------------------
 

@@ -195,3 +195,21 @@ def test_a_backup_of_many_small_lines_beyond_its_count_stops_early(tmp_path: Pat
     (target / "manifest.json").write_bytes(orjson.dumps(manifest))
     with pytest.raises(IntegrityError, match="more entries than its manifest says"):
         read_backup(target)
+
+
+def test_an_archived_blob_declaring_a_huge_size_is_refused(tmp_path: Path, declared_bomb: bytes) -> None:
+    """A plain archive checks its blob's checksum, then inflates it through the same bounded decompress."""
+    import hashlib
+
+    from agentmem_plugin.entry import MemoryEntry
+    from agentmem_plugin.tiers.archive import ArchiveTier
+
+    archive = ArchiveTier(tmp_path / "archive", encrypt=False)
+    archive.put(MemoryEntry("k", "small"))
+    blob_path = next(p for p in (tmp_path / "archive").iterdir() if p.suffix == ".amar")
+    header = blob_path.read_bytes()[:6]
+    # a well-formed plain blob (valid checksum) whose payload is the bomb: only the bound stops it
+    blob_path.write_bytes(header + hashlib.sha256(declared_bomb).digest() + declared_bomb)
+    with pytest.raises(IntegrityError, match="268435456"):
+        archive.get("k")
+    archive.close()
