@@ -19,7 +19,7 @@ from agentmem_plugin.adapters import (
     SharedMemory,
     WorkingMemory,
 )
-from agentmem_plugin.entry import MAX_KEY_LENGTH, MemoryEntry
+from agentmem_plugin.entry import MemoryEntry
 from agentmem_plugin.errors import (
     AccessDeniedError,
     AgentMemError,
@@ -50,6 +50,7 @@ from agentmem_plugin.tiers.base import Tier
 from agentmem_plugin.tiers.buffer import BufferTier
 from agentmem_plugin.tiers.jsonfile import JsonFileTier
 from agentmem_plugin.tiers.sqlite import SqliteTier
+from agentmem_plugin.validation import MAX_KEY_LENGTH
 from agentmem_plugin.variants import (
     CompressedMemory,
     DatabaseMemory,

@@ -78,7 +78,7 @@ from rich.text import Text
 
 from agentmem_plugin.backup import backup_store, restore_store
 from agentmem_plugin.codec import normalize
-from agentmem_plugin.entry import MemoryEntry, validate_key
+from agentmem_plugin.entry import MemoryEntry
 from agentmem_plugin.errors import (
     AgentMemError,
     EmbeddingError,
@@ -87,13 +87,11 @@ from agentmem_plugin.errors import (
     KeyNotFoundError,
     MissingDependencyError,
     SerializationError,
-    StorageError,
 )
 from agentmem_plugin.manager import MEMORY_TIERS, MemoryManager
 from agentmem_plugin.memory import DATABASE_FILENAME, Memory
-from agentmem_plugin.validation import validate_namespace
 from agentmem_plugin.tiers.base import Tier
-from agentmem_plugin.tiers.sqlite import SqliteTier
+from agentmem_plugin.validation import validate_key, validate_namespace
 
 __all__ = [
     "EXIT_DEPENDENCY",

@@ -15,8 +15,10 @@ from typing import Any
 
 from agentmem_plugin.errors import InvalidArgumentError
 from agentmem_plugin.validation import (
-    MAX_KEY_LENGTH,
-    validate_capacity,
+    MAX_KEY_LENGTH as MAX_KEY_LENGTH,  # checks live there; kept importable
+)
+from agentmem_plugin.validation import validate_capacity as validate_capacity
+from agentmem_plugin.validation import (
     validate_key,
     validate_metadata,
     validate_non_negative_int,
@@ -25,18 +27,7 @@ from agentmem_plugin.validation import (
     validate_ttl,
 )
 
-__all__ = [
-    "MAX_KEY_LENGTH",
-    "Clock",
-    "MemoryEntry",
-    "validate_capacity",
-    "validate_key",
-    "validate_metadata",
-    "validate_priority",
-    "validate_tags",
-    "validate_ttl",
-    "next_version",
-]
+__all__ = ["Clock", "MemoryEntry", "next_version"]
 
 Clock = Callable[[], float]
 """A zero-argument callable returning the current time in POSIX seconds."""

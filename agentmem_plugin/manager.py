@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -44,10 +45,19 @@ from typing import Any
 from agentmem_plugin.backup import read_backup, write_backup
 from agentmem_plugin.codec import normalize
 from agentmem_plugin.entry import Clock, MemoryEntry
-from agentmem_plugin.errors import AgentMemError, InvalidArgumentError, KeyNotFoundError, StorageError
+from agentmem_plugin.errors import (
+    AgentMemError,
+    InvalidArgumentError,
+    KeyNotFoundError,
+    StorageError,
+)
 from agentmem_plugin.memory import Memory, entries_from_items, hit
 from agentmem_plugin.moves import move, place
-from agentmem_plugin.policies import ConsolidationPolicy, ImportanceConsolidationPolicy, consolidation_score
+from agentmem_plugin.policies import (
+    ConsolidationPolicy,
+    ImportanceConsolidationPolicy,
+    consolidation_score,
+)
 from agentmem_plugin.tiers.base import Tier
 from agentmem_plugin.tiers.factory import TierSet, build_tiers
 from agentmem_plugin.twins import async_twin
@@ -268,7 +278,7 @@ class MemoryManager:
         options = self._options
         self.tiers = tiers
         self.short_term_limit: int = tiers.short.capacity or options["short_term_limit"]
-        self.long_term_limit: int | None = options["long_term_limit"]
+        self.long_term_limit: int = options["long_term_limit"]
         self.enable_logging: bool = options["enable_logging"]
         self.policy: ConsolidationPolicy = options["consolidation_policy"] or ImportanceConsolidationPolicy()
         self.consolidation_threshold: float | None = options["consolidation_threshold"]
@@ -294,7 +304,7 @@ class MemoryManager:
                 "(%d) is not enforced; pass archive='s3://bucket/prefix' or a shared directory to archive overflow",
                 self.long_term_limit,
             )
-            self.long_term_limit = None
+            self.long_term_limit = sys.maxsize
         tiers.short.on_evict = self._overflow
         self.long_term = Memory(capacity=None, memory_type="long_term", tier=tiers.long)
         self._reconcile()
@@ -364,7 +374,7 @@ class MemoryManager:
     def _after_long_write(self) -> None:
         """Archive long-term's least important entries while it holds more than ``long_term_limit``."""
         limit = self.long_term_limit
-        if limit is None or self.tiers.long.count() <= limit:
+        if limit == sys.maxsize or self.tiers.long.count() <= limit:  # not enforced: skip even the count
             return
         with self.tiers.transaction():  # the scan and the move see one state of long-term
             entries = self.tiers.long.scan()
@@ -471,12 +481,12 @@ class MemoryManager:
         with root._children_lock:
             managers = [root, *root._children.values()]
         found: set[str] = set()
-        for pick in (lambda m: m.tiers.long, lambda m: m.tiers.short):
-            listed = pick(root).namespaces()
+        for role in ("long_term", "short_term"):
+            listed = root._tier(role).namespaces()
             if listed is not None:  # a shared backend lists every namespace it holds
                 found.update(listed)
             else:  # an in-process buffer per view
-                found.update(m.namespace for m in managers if pick(m).count())
+                found.update(m.namespace for m in managers if m._tier(role).count())
         if root.tiers.archived_namespaces is not None:  # namespaces whose entries are all archived
             for ns in root.tiers.archived_namespaces():
                 if ns not in found and _below(ns, self.namespace) and root._view(ns).tiers.external.archived_keys():
@@ -891,11 +901,10 @@ class MemoryManager:
         size = 0
         if self.storage_path is not None:
             size = sum(p.stat().st_size for p in self.storage_path.rglob("*") if p.is_file())
-        limit = self.long_term_limit
         return {
             "namespace": self.namespace,
             "short_term": {**short, "limit": self.short_term_limit, "use": short["size"] / self.short_term_limit},
-            "long_term": {**long_, "limit": limit, "use": 0.0 if limit is None else long_["size"] / limit},
+            "long_term": {**long_, "limit": self.long_term_limit, "use": long_["size"] / self.long_term_limit},
             "external": ext,
             "archive_encrypted": bool(ext.get("encrypted", False)),
             "cache": {"size": len(self._cache), "capacity": self.cache_size, "hits": self._counters["cache_hits"]},

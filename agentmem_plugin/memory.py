@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from agentmem_plugin.entry import Clock, MemoryEntry
+from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError
+from agentmem_plugin.search import fuse, spread_to_neighbors
+from agentmem_plugin.tiers.base import EvictionCallback, Tier
+from agentmem_plugin.tiers.buffer import BufferTier
+from agentmem_plugin.tiers.factory import DATABASE_FILENAME
 from agentmem_plugin.validation import (
     MAX_KEY_LENGTH,
     validate_bool,
@@ -30,11 +35,6 @@ from agentmem_plugin.validation import (
     validate_tags,
     validate_ttl,
 )
-from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError
-from agentmem_plugin.search import fuse, spread_to_neighbors
-from agentmem_plugin.tiers.base import EvictionCallback, Tier
-from agentmem_plugin.tiers.buffer import BufferTier
-from agentmem_plugin.tiers.factory import DATABASE_FILENAME
 
 if TYPE_CHECKING:
     from agentmem_plugin.embeddings import Embedder

@@ -24,10 +24,10 @@ from agentmem_plugin.errors import InvalidArgumentError
 
 __all__ = [
     "ConsolidationPolicy",
-    "consolidation_score",
     "ImportanceConsolidationPolicy",
     "LRUEvictionPolicy",
     "TTLEvictionPolicy",
+    "consolidation_score",
 ]
 
 

@@ -33,9 +33,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from agentmem_plugin.entry import Clock, MemoryEntry, validate_key
+from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError, StorageError
 from agentmem_plugin.memory import Memory
+from agentmem_plugin.validation import validate_key
 
 __all__ = ["FEDERATION_METADATA_KEY", "MemoryFederation", "Version", "version_of"]
 

@@ -32,9 +32,10 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity, validate_key
+from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError
 from agentmem_plugin.memory import Memory, _in_thread
+from agentmem_plugin.validation import validate_capacity, validate_key
 
 __all__ = ["DEFAULT_LEVELS", "DEFAULT_PROMOTION_RULES", "LEVEL_ORDER", "HierarchicalMemory"]
 

@@ -18,9 +18,10 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from agentmem_plugin.entry import Clock, MemoryEntry, validate_ttl
+from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import InvalidArgumentError
 from agentmem_plugin.memory import Memory, _in_thread
+from agentmem_plugin.validation import validate_ttl
 
 __all__ = ["WorkingMemory", "validate_importance"]
 

@@ -41,7 +41,7 @@ import orjson
 import zstandard
 
 from agentmem_plugin.codec import decompress, encode_json
-from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity
+from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import (
     IntegrityError,
     InvalidArgumentError,
@@ -50,6 +50,7 @@ from agentmem_plugin.errors import (
     StoreCorruptError,
 )
 from agentmem_plugin.tiers.base import EvictionCallback, Tier, storage_errors
+from agentmem_plugin.validation import validate_capacity
 
 __all__ = [
     "ARCHIVE_KEY_ENV",
@@ -434,7 +435,7 @@ class ArchiveTier(Tier):
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
-        """This tier's lock and, for a directory, the directory's: read-modify-writes of the index are serial.
+        """Hold this tier's lock and, for a directory, the directory's: read-modify-writes of the index are serial.
 
         Reentrant: a thread already inside (``compute`` calling ``put_many``) does not lock again.
         """
@@ -478,7 +479,7 @@ class ArchiveTier(Tier):
         self._stamp = None if self._dir is None else self._dir.stamp(_INDEX)
 
     def change_token(self) -> object:
-        """The key index file's identity for a directory archive (another process rewrites it on every change)."""
+        """Return the key index file's identity for a directory archive (another process rewrites it on each change)."""
         return None if self._dir is None else self._dir.stamp(_INDEX)
 
     def _live(self, now: float) -> dict[str, MemoryEntry]:

@@ -44,7 +44,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from agentmem_plugin.codec import decode_json, decode_value, encode_json, encode_value
 from agentmem_plugin.entry import Clock, MemoryEntry
@@ -70,7 +70,8 @@ class _Unchanged:
         return "UNCHANGED"
 
 
-UNCHANGED: Any = _Unchanged()
+# Typed as an entry so a callback may return it wherever it returns one; compared by identity only.
+UNCHANGED: MemoryEntry = cast(MemoryEntry, _Unchanged())
 """Returned by a ``compute`` callback to leave the key exactly as it is (no write, no change recorded)."""
 
 ROW_FIELDS = 11
@@ -334,7 +335,7 @@ class Tier(ABC):
                 return UNCHANGED
 
             self.compute(key, stale)
-        return removed
+        return removed  # filled by stale()
 
     def versions(self, keys: Sequence[str]) -> dict[str, int]:
         """Return the version of each key that holds a live entry (not counted as a read)."""

@@ -17,10 +17,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from agentmem_plugin.codec import normalize
-from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity
+from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.policies import LRUEvictionPolicy, TTLEvictionPolicy
 from agentmem_plugin.search import SearchIndex, document_text
 from agentmem_plugin.tiers.base import UNCHANGED, EvictionCallback, Tier
+from agentmem_plugin.validation import validate_capacity
 
 __all__ = ["BufferTier"]
 

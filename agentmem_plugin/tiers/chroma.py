@@ -31,7 +31,7 @@ from typing import Any
 
 from agentmem_plugin.codec import decode_json, encode_json
 from agentmem_plugin.embeddings import Embedder, check_vectors
-from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity
+from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import (
     EmbeddingError,
     InvalidArgumentError,
@@ -39,6 +39,7 @@ from agentmem_plugin.errors import (
 )
 from agentmem_plugin.search import document_text
 from agentmem_plugin.tiers.base import EvictionCallback, Tier, storage_errors
+from agentmem_plugin.validation import validate_capacity
 
 __all__ = [
     "ChromaIndex",

@@ -34,7 +34,11 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from agentmem_plugin.entry import Clock, MemoryEntry
-from agentmem_plugin.errors import BackendUnavailableError, InvalidArgumentError, MissingDependencyError
+from agentmem_plugin.errors import (
+    BackendUnavailableError,
+    InvalidArgumentError,
+    MissingDependencyError,
+)
 from agentmem_plugin.tiers.base import EvictionCallback, Tier
 from agentmem_plugin.tiers.urls import (
     archive_leaf,
@@ -109,7 +113,7 @@ class TierSet:
         return self.long.transaction() if self.atomic else contextlib.nullcontext()
 
     def change_token(self) -> tuple[object, ...]:
-        """What changes when another process writes any of these tiers (see ``Tier.change_token``)."""
+        """Return what changes when another process writes any of these tiers (see ``Tier.change_token``)."""
         return (self.short.change_token(), self.long.change_token(), self.external.change_token())
 
     def close(self) -> None:
@@ -194,11 +198,7 @@ def build_tiers(
     archive_durable = True
     if isinstance(archive, str):
         archive = open_archive(archive, namespace=namespace, key=archive_key, encrypt=encrypt, clock=clock)
-    elif archive is None:
-        where = None if path is None else path / "archive" / archive_leaf(namespace)
-        archive = ArchiveTier(where, key=archive_key, encrypt=encrypt, clock=clock)
-        archive_durable = path is not None
-    elif share is not None:  # a custom archive object has no namespaces: a view archives beside the store
+    elif archive is None or share is not None:
         where = None if path is None else path / "archive" / archive_leaf(namespace)
         archive = ArchiveTier(where, key=archive_key, encrypt=encrypt, clock=clock)
         archive_durable = path is not None
@@ -241,14 +241,14 @@ def _view(options: dict[str, Any], root: TierSet, namespace: str) -> TierSet:
 
 
 def _inner(tier: Tier) -> Tier:
-    """The source-of-truth tier under a semantic index (what a view shares connections with)."""
+    """Return the source-of-truth tier under a semantic index (what a view shares connections with)."""
     from agentmem_plugin.tiers.indexed import IndexedTier
 
     return tier.inner if isinstance(tier, IndexedTier) else tier
 
 
 def _archived_namespaces(path: Path) -> list[str]:
-    """The namespaces with an archive directory under ``path/archive`` (which may be empty)."""
+    """List the namespaces with an archive directory under ``path/archive`` (which may be empty)."""
     folder = path / "archive"
     if not folder.is_dir():
         return []

@@ -83,6 +83,7 @@ class IndexedTier(Tier):
 
     Every primitive, capability and extra of *inner* is available on this object (extras such as ``path`` or
     ``compression_stats`` are forwarded).
+
     """
 
     def __init__(self, inner: Tier, semantic: SemanticIndex) -> None:
@@ -104,8 +105,8 @@ class IndexedTier(Tier):
         return getattr(self.inner, name)
 
     @property
-    def on_evict(self) -> Any:  # type: ignore[override]
-        """The inner tier's eviction callback."""
+    def on_evict(self) -> Any:
+        """Return the inner tier's eviction callback."""
         return self.inner.on_evict
 
     @on_evict.setter
@@ -113,7 +114,7 @@ class IndexedTier(Tier):
         self.inner.on_evict = callback
 
     def semantic_index(self) -> SemanticIndex:
-        """The semantic index kept in step with this tier."""
+        """Return the semantic index kept in step with this tier."""
         return self.semantic
 
     # -- keeping the index in step ---------------------------------------------------------------------------
@@ -127,8 +128,8 @@ class IndexedTier(Tier):
         return result
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:  # type: ignore[override]
-        """The inner tier's transaction; the vector index catches up when the outermost one commits."""
+    def transaction(self) -> Iterator[None]:
+        """Open the inner tier's transaction; the vector index catches up when the outermost one commits."""
         self._local.depth = getattr(self._local, "depth", 0) + 1
         try:
             with self.inner.transaction():
@@ -150,7 +151,7 @@ class IndexedTier(Tier):
         return self._wrote(self.inner.put_if_newer(entries))  # type: ignore[no-any-return]
 
     def get_many(self, keys: Sequence[str], *, touch: bool = True) -> list[MemoryEntry | None]:
-        """Forwarded."""
+        """Forward to the inner tier."""
         return self.inner.get_many(keys, touch=touch)
 
     def delete_many(self, keys: Sequence[str]) -> int:
@@ -162,21 +163,21 @@ class IndexedTier(Tier):
         return self._wrote(self.inner.delete_if(versions, older=older))  # type: ignore[no-any-return]
 
     def versions(self, keys: Sequence[str]) -> dict[str, int]:
-        """Forwarded."""
+        """Forward to the inner tier."""
         return self.inner.versions(keys)
 
     def scan(self) -> list[MemoryEntry]:
-        """Forwarded."""
+        """Forward to the inner tier."""
         return self.inner.scan()
 
     def keyword_search(self, query: str, limit: int = 10) -> list[tuple[MemoryEntry, float]]:
-        """Forwarded."""
+        """Forward to the inner tier."""
         return self.inner.keyword_search(query, limit)
 
     def compute(
         self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
     ) -> MemoryEntry | None:
-        """Forwarded; the index follows the result."""
+        """Forward to the inner tier; the index follows the result."""
         return self._wrote(self.inner.compute(key, fn))  # type: ignore[no-any-return]
 
     def cleanup(self) -> list[str]:
@@ -184,7 +185,7 @@ class IndexedTier(Tier):
         return self._wrote(self.inner.cleanup())  # type: ignore[no-any-return]
 
     def count(self) -> int:
-        """Forwarded."""
+        """Forward to the inner tier."""
         return self.inner.count()
 
     def clear(self) -> None:
@@ -192,43 +193,43 @@ class IndexedTier(Tier):
         self._wrote(self.inner.clear())
 
     def neighbors(self, keys: Sequence[str], radius: int) -> dict[str, list[str]]:
-        """Forwarded."""
+        """Forward to the inner tier."""
         return self.inner.neighbors(keys, radius)
 
     def in_transaction(self) -> bool:
-        """Forwarded."""
+        """Forward to the inner tier."""
         return self.inner.in_transaction()
 
     def namespaces(self) -> list[str] | None:
-        """Forwarded."""
+        """Forward to the inner tier."""
         return self.inner.namespaces()
 
     def archived_keys(self) -> list[str]:
-        """Forwarded."""
+        """Forward to the inner tier."""
         return self.inner.archived_keys()
 
     def change_token(self) -> object:
-        """Forwarded."""
+        """Forward to the inner tier."""
         return self.inner.change_token()
 
     def index_meta(self) -> tuple[str, int] | None:
-        """Forwarded."""
+        """Forward to the inner tier."""
         return self.inner.index_meta()
 
     def set_index_meta(self, model: str, dim: int) -> None:
-        """Forwarded."""
+        """Forward to the inner tier."""
         self.inner.set_index_meta(model, dim)
 
     def changes(self, limit: int) -> list[tuple[int, str]]:
-        """Forwarded."""
+        """Forward to the inner tier."""
         return self.inner.changes(limit)
 
     def ack_changes(self, changes: Sequence[tuple[int, str]]) -> None:
-        """Forwarded."""
+        """Forward to the inner tier."""
         self.inner.ack_changes(changes)
 
     def stats(self) -> dict[str, Any]:
-        """The inner tier's stats plus the number of vectors and entries the embedder refused."""
+        """Return the inner tier's stats plus the number of vectors and of entries the embedder refused."""
         return {**self.inner.stats(), "vectors": self.semantic.index.count(), "unembeddable": self.semantic.failed}
 
     def close(self) -> None:

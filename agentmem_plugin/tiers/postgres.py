@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 from agentmem_plugin.codec import (
     DEFAULT_COMPRESSION_THRESHOLD,
 )
-from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity
+from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import (
     AgentMemError,
     BackendUnavailableError,
@@ -55,8 +55,8 @@ from agentmem_plugin.errors import (
 )
 from agentmem_plugin.search import words
 from agentmem_plugin.tiers.base import (
-    UNCHANGED,
     ROW_FIELDS,
+    UNCHANGED,
     EvictionCallback,
     Tier,
     entry_to_row,
@@ -64,6 +64,7 @@ from agentmem_plugin.tiers.base import (
 )
 from agentmem_plugin.tiers.sqlite import validate_identifier
 from agentmem_plugin.tiers.urls import redact_url
+from agentmem_plugin.validation import validate_capacity
 
 __all__ = ["PostgresTier", "redact_dsn"]
 

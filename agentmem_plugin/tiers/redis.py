@@ -54,7 +54,7 @@ from agentmem_plugin.codec import (
     encode_json,
     encode_value,
 )
-from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity
+from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import (
     AgentMemError,
     BackendUnavailableError,
@@ -66,6 +66,7 @@ from agentmem_plugin.policies import LRUEvictionPolicy
 from agentmem_plugin.search import SearchIndex, document_text
 from agentmem_plugin.tiers.base import UNCHANGED, EvictionCallback, Tier
 from agentmem_plugin.tiers.urls import redact_url
+from agentmem_plugin.validation import validate_capacity
 
 __all__ = ["RedisTier", "redact_url"]
 

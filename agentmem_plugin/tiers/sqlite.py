@@ -40,7 +40,7 @@ from typing import Any
 from agentmem_plugin.codec import (
     DEFAULT_COMPRESSION_THRESHOLD,
 )
-from agentmem_plugin.entry import Clock, MemoryEntry, validate_capacity
+from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import (
     InvalidArgumentError,
     ReadOnlyStoreError,
@@ -50,13 +50,14 @@ from agentmem_plugin.errors import (
 )
 from agentmem_plugin.search import words
 from agentmem_plugin.tiers.base import (
-    UNCHANGED,
     ROW_FIELDS,
+    UNCHANGED,
     EvictionCallback,
     Tier,
     entry_to_row,
     row_to_entry,
 )
+from agentmem_plugin.validation import validate_capacity
 
 __all__ = ["SqliteTier", "validate_identifier"]
 
@@ -511,7 +512,7 @@ class SqliteTier(Tier):
         self._pending.clear()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:  # type: ignore[override]
+    def transaction(self) -> Iterator[None]:
         """Group writes of this tier (and of tiers sharing its connection) into one atomic transaction."""
         with self._lock, self._write("a grouped write"):
             yield

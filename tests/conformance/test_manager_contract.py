@@ -155,10 +155,14 @@ def test_transaction_rolls_back_every_write_inside(harness: Harness) -> None:
         pytest.skip("only one SQLite database holding both tiers rolls back: a buffer or servers do not")
     mm = harness.open()
     mm.store("kept", 1, memory_type="external")
-    with pytest.raises(RuntimeError, match="boom"), mm.transaction():
-        mm.store("a", 1)
-        mm.store("kept", 2, memory_type="long_term")  # would end the archived copy, once committed
-        raise RuntimeError("boom")
+    def failing_block() -> None:
+        with mm.transaction():
+            mm.store("a", 1)
+            mm.store("kept", 2, memory_type="long_term")  # would end the archived copy, once committed
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        failing_block()
     assert mm.keys("short_term") == [] and mm.keys("long_term") == []
     assert mm.retrieve("kept") == 1  # the archive's copy was never removed
 

@@ -9,8 +9,8 @@ import pytest
 from agentmem_plugin import MemoryManager
 from agentmem_plugin.errors import InvalidArgumentError
 from agentmem_plugin.tiers.archive import ArchiveTier
-from agentmem_plugin.tiers.sqlite import SqliteTier
 from agentmem_plugin.tiers.factory import open_archive, open_chroma_client, open_tier
+from agentmem_plugin.tiers.sqlite import SqliteTier
 from agentmem_plugin.tiers.urls import archive_leaf, namespace_of_leaf, redact_url
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import math
 
 import orjson
@@ -154,7 +155,7 @@ def test_versions_differ_between_processes() -> None:
     ours = _versions(500)
     everything = theirs[0] + theirs[1] + ours
     assert len(set(everything)) == len(everything)
-    assert all(a < b for a, b in zip(ours, ours[1:]))
+    assert all(a < b for a, b in itertools.pairwise(ours))
     assert next_version() > ours[-1]
 
 
@@ -165,7 +166,7 @@ def _versions(n: int) -> list[int]:
 
 
 @pytest.mark.parametrize(
-    "field, bad",
+    ("field", "bad"),
     [
         ("created_at", "yesterday"),
         ("last_accessed", "yesterday"),

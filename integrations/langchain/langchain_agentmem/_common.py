@@ -13,10 +13,9 @@ from os import PathLike
 from typing import Any
 
 from agentmem_plugin import MemoryManager
-from agentmem_plugin.entry import validate_key
-from agentmem_plugin.validation import validate_namespace
 from agentmem_plugin.errors import InvalidArgumentError
 from agentmem_plugin.manager import MEMORY_TIERS
+from agentmem_plugin.validation import validate_key, validate_namespace
 
 __all__ = [
     "SEARCH_MODES",

@@ -13,8 +13,8 @@ from os import PathLike
 from typing import Any
 
 from agentmem_plugin import MemoryManager
-from agentmem_plugin.entry import validate_key
 from agentmem_plugin.errors import IntegrityError, InvalidArgumentError
+from agentmem_plugin.validation import validate_key
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
 

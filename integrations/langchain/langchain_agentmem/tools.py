@@ -33,8 +33,9 @@ from os import PathLike
 from typing import Any, Literal
 
 from agentmem_plugin import MemoryManager
-from agentmem_plugin.entry import MemoryEntry, validate_key, validate_tags, validate_ttl
+from agentmem_plugin.entry import MemoryEntry
 from agentmem_plugin.errors import AgentMemError, InvalidArgumentError, KeyNotFoundError
+from agentmem_plugin.validation import validate_key, validate_tags, validate_ttl
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field, ValidationError

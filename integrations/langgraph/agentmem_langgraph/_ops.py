@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from agentmem_plugin.codec import normalize
-from agentmem_plugin.entry import validate_key
 from agentmem_plugin.errors import InvalidArgumentError
+from agentmem_plugin.validation import validate_key
 from langgraph.store.base import (
     GetOp,
     InvalidNamespaceError,

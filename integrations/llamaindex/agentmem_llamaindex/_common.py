@@ -11,9 +11,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agentmem_plugin.validation import validate_namespace
 from agentmem_plugin.errors import InvalidArgumentError
 from agentmem_plugin.manager import MemoryManager
+from agentmem_plugin.validation import validate_namespace
 from llama_index.core.base.llms.types import ChatMessage
 
 SEARCH_MODES: tuple[str, ...] = ("hybrid", "keyword", "semantic")

@@ -8,8 +8,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from agentmem_plugin.entry import MemoryEntry, validate_tags, validate_ttl
+from agentmem_plugin.entry import MemoryEntry
 from agentmem_plugin.manager import MemoryManager
+from agentmem_plugin.validation import validate_tags, validate_ttl
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.memory.memory import BaseMemoryBlock

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from agentmem_plugin import MemoryManager
-from agentmem_plugin.entry import MemoryEntry, validate_key, validate_tags, validate_ttl
+from agentmem_plugin.entry import MemoryEntry
 from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError
+from agentmem_plugin.validation import validate_key, validate_tags, validate_ttl
 
 __all__ = ["HEAVY_MODULES", "SEARCH_MODES", "MemoryService", "derived_key", "entry_data"]
 
