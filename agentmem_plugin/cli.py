@@ -126,9 +126,19 @@ SearchMode = Literal["hybrid", "keyword", "semantic"]
 _UNBOUNDED = 2**62
 """The tier limit of a store opened without --short-term-limit/--long-term-limit: never reached."""
 _ENTRY_FIELDS = frozenset(
-    ("key", "value", "ttl", "priority", "metadata", "tags", "created_at", "expires_at",
-     "access_count", "last_accessed")
-)  # fmt: skip
+    (
+        "key",
+        "value",
+        "ttl",
+        "priority",
+        "metadata",
+        "tags",
+        "created_at",
+        "expires_at",
+        "access_count",
+        "last_accessed",
+    )
+)
 _WRITE_BATCH = 500
 """Entries per store_many call of import and restore (one progress step)."""
 
@@ -364,9 +374,13 @@ def _open(
     _check_store(path, create=create)
     session = ctx.ensure_object(_Session)
     logger.debug(
-        "opening the store at %s (namespace %r, embedder %r, limits %s/%s)", path, namespace,
-        embedder, session.short_term_limit or "none", session.long_term_limit or "none",
-    )  # fmt: skip
+        "opening the store at %s (namespace %r, embedder %r, limits %s/%s)",
+        path,
+        namespace,
+        embedder,
+        session.short_term_limit or "none",
+        session.long_term_limit or "none",
+    )
     return MemoryManager(
         short_term_limit=session.short_term_limit or _UNBOUNDED,
         long_term_limit=session.long_term_limit or _UNBOUNDED,
@@ -1257,15 +1271,27 @@ def run_demo(storage_path: Path, *, semantic: bool = True) -> dict[str, Any]:
 def _semantic_demo(storage_path: Path, clock: _DemoClock) -> None:
     """Reopen the same store with the offline MiniLM embedder and search it by meaning."""
     try:
-        memory = Memory(capacity=1000, memory_type="long_term", persistence=True, storage_path=storage_path,
-                        clock=clock, embedder="default")  # fmt: skip
+        memory = Memory(
+            capacity=1000,
+            memory_type="long_term",
+            persistence=True,
+            storage_path=storage_path,
+            clock=clock,
+            embedder="default",
+        )
     except MissingDependencyError as exc:
         print(f"(semantic search skipped: {exc})")
         return
     with memory:
         query = "which language and time zone is the user in?"
-        rows = [(h["key"], f"{h['score']:.3f}", "-" if h["similarity"] is None else f"{h['similarity']:.3f}")
-                for h in memory.search(query, limit=3)]  # fmt: skip
+        rows = [
+            (
+                h["key"],
+                f"{h['score']:.3f}",
+                "-" if h["similarity"] is None else f"{h['similarity']:.3f}",
+            )
+            for h in memory.search(query, limit=3)
+        ]
         print(f"reopened with embedder='default': hybrid search (keyword + meaning) for {query!r}")
         print(_table(rows, ("key", "score", "cosine")))
 

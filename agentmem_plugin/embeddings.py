@@ -353,8 +353,14 @@ class LangChainEmbedder(CallableEmbedder):
 
     """
 
-    def __init__(self, embeddings: Any, *, name: str | None = None, dim: int | None = None,
-                 normalize: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        embeddings: Any,
+        *,
+        name: str | None = None,
+        dim: int | None = None,
+        normalize: bool = True,
+    ) -> None:
         if not (hasattr(embeddings, "embed_documents") and hasattr(embeddings, "embed_query")):
             raise InvalidArgumentError(
                 f"{type(embeddings).__name__} has no embed_documents/embed_query: not a LangChain Embeddings"
@@ -364,8 +370,13 @@ class LangChainEmbedder(CallableEmbedder):
             or getattr(embeddings, "model_name", None)
             or type(embeddings).__name__
         )
-        super().__init__(embeddings.embed_documents, name=label, dim=dim, normalize=normalize,
-                         query_fn=embeddings.embed_query)  # fmt: skip
+        super().__init__(
+            embeddings.embed_documents,
+            name=label,
+            dim=dim,
+            normalize=normalize,
+            query_fn=embeddings.embed_query,
+        )
         self.embeddings = embeddings
 
 

@@ -143,7 +143,9 @@ class MemoryEntry:
         self.access_count: int = validate_non_negative_int(access_count, what="access_count")
         self.last_accessed: float | None = _time_or_none(last_accessed, what="last_accessed")
         self.version: int = (
-            next_version() if version is None else validate_non_negative_int(version, what="version")
+            next_version()
+            if version is None
+            else validate_non_negative_int(version, what="version")
         )
 
     @classmethod

@@ -266,11 +266,20 @@ class MemoryManager:
         self.namespace = validate_namespace(namespace)
         if tiers is None:
             tiers = build_tiers(
-                namespace=self.namespace, short_term_limit=short_limit, storage_path=storage_path,
-                embedder=embedder, archive=archive, archive_key=archive_key, encrypt=encrypt, clock=clock,
-                embed_text=embed_text, short_term=short_term, long_term=long_term, semantic=semantic,
+                namespace=self.namespace,
+                short_term_limit=short_limit,
+                storage_path=storage_path,
+                embedder=embedder,
+                archive=archive,
+                archive_key=archive_key,
+                encrypt=encrypt,
+                clock=clock,
+                embed_text=embed_text,
+                short_term=short_term,
+                long_term=long_term,
+                semantic=semantic,
                 reindex=reindex,
-            )  # fmt: skip
+            )
         self._open(tiers, _root)
 
     def _open(self, tiers: TierSet, root: MemoryManager | None) -> None:
@@ -280,7 +289,9 @@ class MemoryManager:
         self.short_term_limit: int = tiers.short.capacity or options["short_term_limit"]
         self.long_term_limit: int = options["long_term_limit"]
         self.enable_logging: bool = options["enable_logging"]
-        self.policy: ConsolidationPolicy = options["consolidation_policy"] or ImportanceConsolidationPolicy()
+        self.policy: ConsolidationPolicy = (
+            options["consolidation_policy"] or ImportanceConsolidationPolicy()
+        )
         self.consolidation_threshold: float | None = options["consolidation_threshold"]
         self.consolidation_interval: float | None = options["consolidation_interval"]
         self.batch_size: int = options["batch_size"]
@@ -348,14 +359,18 @@ class MemoryManager:
         return self.tiers.external
 
     def _tier(self, memory_type: str) -> Tier:
-        return {"short_term": self.tiers.short, "long_term": self.tiers.long, "external": self.tiers.external}[
-            validate_memory_type(memory_type)
-        ]
+        return {
+            "short_term": self.tiers.short,
+            "long_term": self.tiers.long,
+            "external": self.tiers.external,
+        }[validate_memory_type(memory_type)]
 
     def _log(self, message: str, *args: Any) -> None:
         logger.log(logging.INFO if self.enable_logging else logging.DEBUG, message, *args)
 
-    def _move(self, entries: Sequence[MemoryEntry], source: Tier, target: Tier) -> list[MemoryEntry]:
+    def _move(
+        self, entries: Sequence[MemoryEntry], source: Tier, target: Tier
+    ) -> list[MemoryEntry]:
         """:func:`agentmem_plugin.moves.move` inside the tiers' shared transaction; return what moved."""
         result = move(entries, source, target, transaction=self.tiers.transaction)
         self._counters["stale_moves"] += len(result.stale)
@@ -374,7 +389,9 @@ class MemoryManager:
     def _after_long_write(self) -> None:
         """Archive long-term's least important entries while it holds more than ``long_term_limit``."""
         limit = self.long_term_limit
-        if limit == sys.maxsize or self.tiers.long.count() <= limit:  # not enforced: skip even the count
+        if (
+            limit == sys.maxsize or self.tiers.long.count() <= limit
+        ):  # not enforced: skip even the count
             return
         with self.tiers.transaction():  # the scan and the move see one state of long-term
             entries = self.tiers.long.scan()
@@ -382,14 +399,18 @@ class MemoryManager:
             if excess <= 0:
                 return
             now = self.clock()
-            ranked = sorted(entries, key=lambda e: (consolidation_score(self.policy, e, now), e.created_at))
+            ranked = sorted(
+                entries, key=lambda e: (consolidation_score(self.policy, e, now), e.created_at)
+            )
             moved = self._move(ranked[:excess], self.tiers.long, self.tiers.external)
         self._counters["archived"] += len(moved)
         self._log("long-term above %d: %d entries archived", limit, len(moved))
 
     def _reconcile(self) -> None:
         """After a crash between a move's write and its removal, keep only the newest copy of each key."""
-        archived = self.tiers.external.archived_keys()  # the archive's index: no blob is opened at start-up
+        archived = (
+            self.tiers.external.archived_keys()
+        )  # the archive's index: no blob is opened at start-up
         if not archived:
             return
         short, long_ = self.tiers.short.versions(archived), self.tiers.long.versions(archived)
@@ -397,13 +418,17 @@ class MemoryManager:
         if not twice:
             return
         ext = self.tiers.external.versions(twice)
-        newer_outside = {k: v for k, v in ext.items() if v <= max(short.get(k, -1), long_.get(k, -1))}
+        newer_outside = {
+            k: v for k, v in ext.items() if v <= max(short.get(k, -1), long_.get(k, -1))
+        }
         self.tiers.external.delete_if(newer_outside)
         newer_inside = {k: v for k, v in ext.items() if k not in newer_outside}
         with self.tiers.transaction():
             self.tiers.short.delete_if(newer_inside, older=True)
             self.tiers.long.delete_if(newer_inside, older=True)
-        logger.warning("kept the newest of %d keys found in two tiers after an interruption", len(twice))
+        logger.warning(
+            "kept the newest of %d keys found in two tiers after an interruption", len(twice)
+        )
 
     def _maybe_consolidate(self) -> None:
         now = self.clock()
@@ -454,7 +479,9 @@ class MemoryManager:
         if full == root.namespace:
             return root
         if root.tiers.view is None:
-            raise InvalidArgumentError("these tiers were passed in with tiers= and cannot open another namespace")
+            raise InvalidArgumentError(
+                "these tiers were passed in with tiers= and cannot open another namespace"
+            )
         with root._children_lock:  # one view per namespace, even when threads ask at once
             child = root._children.get(full)
             if child is None:
@@ -489,32 +516,55 @@ class MemoryManager:
                 found.update(m.namespace for m in managers if m._tier(role).count())
         if root.tiers.archived_namespaces is not None:  # namespaces whose entries are all archived
             for ns in root.tiers.archived_namespaces():
-                if ns not in found and _below(ns, self.namespace) and root._view(ns).tiers.external.archived_keys():
+                if (
+                    ns not in found
+                    and _below(ns, self.namespace)
+                    and root._view(ns).tiers.external.archived_keys()
+                ):
                     found.add(ns)
         base = self.namespace
-        relative = {ns[len(base) + 1 :] if base and ns != base else "" if ns == base else ns
-                    for ns in found if _below(ns, base)}  # fmt: skip
+        relative = {
+            ns[len(base) + 1 :] if base and ns != base else "" if ns == base else ns
+            for ns in found
+            if _below(ns, base)
+        }
         if wanted is not None:
             relative = {ns for ns in relative if _below(ns, wanted)}
         return sorted(relative)
 
     # -- writing ---------------------------------------------------------------------------------------------------
 
-    def store(self, key: str, value: Any, memory_type: str = "short_term", ttl: float | None = None,
-              priority: int = 0, metadata: Mapping[str, Any] | None = None,
-              tags: Iterable[str] | None = None) -> None:  # fmt: skip
+    def store(
+        self,
+        key: str,
+        value: Any,
+        memory_type: str = "short_term",
+        ttl: float | None = None,
+        priority: int = 0,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> None:
         """Store *value* under *key* in *memory_type*, moving the key there if another tier holds it.
 
         Raises:
             InvalidKeyError, InvalidArgumentError, SerializationError: bad input; nothing changed.
 
         """
-        entry = MemoryEntry(key, value, ttl=ttl, priority=priority, metadata=metadata, tags=tags, clock=self.clock)
+        entry = MemoryEntry(
+            key, value, ttl=ttl, priority=priority, metadata=metadata, tags=tags, clock=self.clock
+        )
         self._place([entry], memory_type)
 
-    def store_many(self, items: Mapping[str, Any] | Iterable[tuple[str, Any] | MemoryEntry],
-                   memory_type: str = "short_term", *, ttl: float | None = None, priority: int = 0,
-                   metadata: Mapping[str, Any] | None = None, tags: Iterable[str] | None = None) -> int:  # fmt: skip
+    def store_many(
+        self,
+        items: Mapping[str, Any] | Iterable[tuple[str, Any] | MemoryEntry],
+        memory_type: str = "short_term",
+        *,
+        ttl: float | None = None,
+        priority: int = 0,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> int:
         """Store many entries in one batch (one transaction for short- and long-term); return how many.
 
         A :class:`MemoryEntry` item keeps its fields but becomes a new write of its key (a new version).
@@ -522,9 +572,16 @@ class MemoryManager:
         tag_list = validate_tags(tags)
         entries = entries_from_items(
             items,
-            lambda key, value: MemoryEntry(key, value, ttl=ttl, priority=priority, metadata=metadata,
-                                           tags=tag_list, clock=self.clock),
-        )  # fmt: skip
+            lambda key, value: MemoryEntry(
+                key,
+                value,
+                ttl=ttl,
+                priority=priority,
+                metadata=metadata,
+                tags=tag_list,
+                clock=self.clock,
+            ),
+        )
         if entries:
             self._place([e.new_version() for e in entries], memory_type)
         return len(entries)
@@ -546,8 +603,14 @@ class MemoryManager:
             place(entries, target, (tiers.short, tiers.long), transaction=tiers.transaction)
         else:  # the archive is outside the transaction: its older copies go once the write has committed
             other = tiers.long if target is tiers.short else tiers.short
-            place(entries, target, (other,), transaction=tiers.transaction, after=self._after_commit,
-                  outside=(tiers.external,))  # fmt: skip
+            place(
+                entries,
+                target,
+                (other,),
+                transaction=tiers.transaction,
+                after=self._after_commit,
+                outside=(tiers.external,),
+            )
         self._after_long_write()
         self._maybe_consolidate()
 
@@ -600,7 +663,10 @@ class MemoryManager:
         key = validate_key(key)
         self._cache.forget([key])
         with self.tiers.transaction():
-            removed = [tier.delete(key) for tier in (self.tiers.short, self.tiers.long, self.tiers.external)]
+            removed = [
+                tier.delete(key)
+                for tier in (self.tiers.short, self.tiers.long, self.tiers.external)
+            ]
         return any(removed)
 
     # -- reading ---------------------------------------------------------------------------------------------------
@@ -621,15 +687,22 @@ class MemoryManager:
         tiers = self.tiers
         entry = tiers.short.get(key)
         if entry is None:
-            with tiers.transaction():  # the read and the move see one state where the tiers share one
+            with (
+                tiers.transaction()
+            ):  # the read and the move see one state where the tiers share one
                 entry = tiers.long.get(key)
                 if entry is not None:
-                    self._counters["promotions"] += len(self._move([entry], tiers.long, tiers.short))
-                else:
-                    entry = tiers.external.get(key)
+                    self._counters["promotions"] += len(
+                        self._move([entry], tiers.long, tiers.short)
+                    )
+                else:  # read without rewriting the blob: the read is counted on the restored copy
+                    entry = tiers.external.get(key, touch=False)
                     if entry is None:
                         raise KeyNotFoundError(f"no live memory under key {key!r} in any tier")
-                    self._counters["restores"] += len(self._move([entry], tiers.external, tiers.long))
+                    entry.update_access(self.clock())
+                    self._counters["restores"] += len(
+                        self._move([entry], tiers.external, tiers.long)
+                    )
             if entry is not None:
                 self._after_long_write()
         self._cache.put(entry, epoch)
@@ -690,9 +763,15 @@ class MemoryManager:
         names = MEMORY_TIERS if memory_type is None else (validate_memory_type(memory_type),)
         return [k for name in names for k in self._tier(name).keys()]
 
-    def search(self, query: str, limit: int = 10, *, mode: str | None = None,
-               memory_types: Sequence[str] | None = None,
-               filter: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    def search(
+        self,
+        query: str,
+        limit: int = 10,
+        *,
+        mode: str | None = None,
+        memory_types: Sequence[str] | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
         """Search across tiers: one ranked, de-duplicated list of ``{key, value, score, tier, metadata, tags}``.
 
         Short-term and the archive are searched by keyword; long-term by *mode* (hybrid by default when there
@@ -715,14 +794,18 @@ class MemoryManager:
         mode = validate_mode(mode)
         wanted = validate_filter(filter)
         if isinstance(memory_types, str):
-            raise InvalidArgumentError(f"memory_types must be a list of tier names, got {memory_types!r}")
+            raise InvalidArgumentError(
+                f"memory_types must be a list of tier names, got {memory_types!r}"
+            )
         names = list(MEMORY_TIERS if memory_types is None else memory_types)
         for name in names:
             validate_memory_type(name)
         if not query.strip():
             return []
         depth = limit * 3 if wanted else limit
-        while True:  # with a filter, search deeper until *limit* hits pass it or the tiers are exhausted
+        while (
+            True
+        ):  # with a filter, search deeper until *limit* hits pass it or the tiers are exhausted
             hits: list[dict[str, Any]] = []
             exhausted = True
             for name in names:
@@ -780,10 +863,16 @@ class MemoryManager:
         self._last_consolidation = now
         self._counters["consolidations"] += 1
         self._counters["consolidated"] += report["moved"]
-        self._log("consolidated %d of %d selected entries into long-term", report["moved"], report["selected"])
+        self._log(
+            "consolidated %d of %d selected entries into long-term",
+            report["moved"],
+            report["selected"],
+        )
         return report
 
-    def _consolidate_batch(self, batch: list[MemoryEntry], retries: int) -> list[MemoryEntry] | None:
+    def _consolidate_batch(
+        self, batch: list[MemoryEntry], retries: int
+    ) -> list[MemoryEntry] | None:
         """Move *batch* to long-term, retrying storage failures; None when it failed every time."""
         for attempt in range(retries + 1):
             try:
@@ -791,7 +880,12 @@ class MemoryManager:
                 return self._move(batch, self.tiers.short, self.tiers.long)
             except StorageError as exc:
                 if attempt == retries:
-                    logger.error("consolidation of %d entries failed after %d tries: %s", len(batch), attempt + 1, exc)
+                    logger.error(
+                        "consolidation of %d entries failed after %d tries: %s",
+                        len(batch),
+                        attempt + 1,
+                        exc,
+                    )
                     return None
                 self._counters["retries"] += 1
                 time.sleep(0.05 * (attempt + 1))
@@ -813,7 +907,9 @@ class MemoryManager:
         if name in self._memories:
             raise InvalidArgumentError(f"a memory named {name!r} already exists")
         if not isinstance(config, Mapping):
-            raise InvalidArgumentError(f"config must be a dict of Memory arguments, got {config!r:.80}")
+            raise InvalidArgumentError(
+                f"config must be a dict of Memory arguments, got {config!r:.80}"
+            )
         try:
             memory = Memory(**dict(config))
         except TypeError as exc:
@@ -839,8 +935,9 @@ class MemoryManager:
         entries = [e for e in src.tier.get_many(validate_keys(keys), touch=False) if e is not None]
         return len(move(entries, src.tier, dst.tier, transaction=src.tier.transaction).moved)
 
-    def backup_memory(self, name: str, backup_path: str | PathLike[str], *,
-                      key: str | bytes | None = None) -> dict[str, Any]:  # fmt: skip
+    def backup_memory(
+        self, name: str, backup_path: str | PathLike[str], *, key: str | bytes | None = None
+    ) -> dict[str, Any]:
         """Write every live entry of named memory *name* to a backup directory; return its manifest.
 
         The format (manifest + checksummed, compressed JSON lines) is described in :mod:`agentmem_plugin.backup`;
@@ -848,8 +945,9 @@ class MemoryManager:
         """
         return write_backup(backup_path, self._named(name).tier.scan(), name=name, key=key)
 
-    def restore_memory(self, name: str, backup_path: str | PathLike[str], *,
-                       key: str | bytes | None = None) -> int:  # fmt: skip
+    def restore_memory(
+        self, name: str, backup_path: str | PathLike[str], *, key: str | bytes | None = None
+    ) -> int:
         """Replace the contents of named memory *name* with a backup; return how many entries it holds after.
 
         The backup is verified completely first (a damaged one, or an encrypted one without its *key*, raises
@@ -897,17 +995,33 @@ class MemoryManager:
 
     def get_stats(self) -> dict[str, Any]:
         """Per-tier counts and capacity use, hits, promotions, consolidations, archive encryption, bytes on disk."""
-        short, long_, ext = self.tiers.short.stats(), self.tiers.long.stats(), self.tiers.external.stats()
+        short, long_, ext = (
+            self.tiers.short.stats(),
+            self.tiers.long.stats(),
+            self.tiers.external.stats(),
+        )
         size = 0
         if self.storage_path is not None:
             size = sum(p.stat().st_size for p in self.storage_path.rglob("*") if p.is_file())
         return {
             "namespace": self.namespace,
-            "short_term": {**short, "limit": self.short_term_limit, "use": short["size"] / self.short_term_limit},
-            "long_term": {**long_, "limit": self.long_term_limit, "use": long_["size"] / self.long_term_limit},
+            "short_term": {
+                **short,
+                "limit": self.short_term_limit,
+                "use": short["size"] / self.short_term_limit,
+            },
+            "long_term": {
+                **long_,
+                "limit": self.long_term_limit,
+                "use": long_["size"] / self.long_term_limit,
+            },
             "external": ext,
             "archive_encrypted": bool(ext.get("encrypted", False)),
-            "cache": {"size": len(self._cache), "capacity": self.cache_size, "hits": self._counters["cache_hits"]},
+            "cache": {
+                "size": len(self._cache),
+                "capacity": self.cache_size,
+                "hits": self._counters["cache_hits"],
+            },
             **{k: v for k, v in self._counters.items() if k != "cache_hits"},
             "bytes_on_disk": size,
             "persistent": self.storage_path is not None,

@@ -171,7 +171,9 @@ class Memory:
         self.memory_type = validate_memory_type(memory_type, MEMORY_TYPES)
         self.default_ttl = validate_ttl(default_ttl)
         self.keyword_weight = validate_fraction(keyword_weight, what="keyword_weight")
-        self.context_weight = validate_fraction(context_weight, what="context_weight", high=math.inf)
+        self.context_weight = validate_fraction(
+            context_weight, what="context_weight", high=math.inf
+        )
         self.context_radius = validate_non_negative_int(context_radius, what="context_radius")
         self.persistence = validate_bool(persistence, what="persistence")
         self.storage_path = None if storage_path is None else Path(storage_path)
@@ -184,7 +186,11 @@ class Memory:
 
             try:
                 index = open_semantic(
-                    tier, embedder, where=self._semantic_dir(tier), chroma=chroma, reindex=reindex,
+                    tier,
+                    embedder,
+                    where=self._semantic_dir(tier),
+                    chroma=chroma,
+                    reindex=reindex,
                     embed_text=embed_text,
                 )
             except BaseException:
@@ -306,9 +312,13 @@ class Memory:
             now = self._clock()
             default_ttl = self.default_ttl
             entry = MemoryEntry._trusted(
-                self._key(key), value, default_ttl, priority, now,
+                self._key(key),
+                value,
+                default_ttl,
+                priority,
+                now,
                 None if default_ttl is None else now + default_ttl,
-            )  # fmt: skip
+            )
         else:
             entry = self._entry(key, value, ttl, priority, metadata, tags)
         self._tier.put(entry)  # with an embedder, bad vectors fail before anything is stored

@@ -107,7 +107,9 @@ def move(
         changed = [k for k in leaving if k not in gone]
         if changed:  # written meanwhile: the stale copy must not shadow the newer write
             now = source.versions(changed)
-            take_back = {k: leaving[k] for k in changed if k in written and now.get(k, -1) > leaving[k]}
+            take_back = {
+                k: leaving[k] for k in changed if k in written and now.get(k, -1) > leaving[k]
+            }
             if take_back:
                 target.delete_if(take_back)
             result.stale += changed

@@ -48,6 +48,8 @@ def async_twin(
 
     twin.__name__ = "a" + name
     twin.__qualname__ = method.__qualname__.rpartition(".")[0] + ".a" + name
-    twin.__doc__ = f"Async :meth:`{name}`: runs it in a worker thread, so the event loop never blocks."
+    twin.__doc__ = (
+        f"Async :meth:`{name}`: runs it in a worker thread, so the event loop never blocks."
+    )
     twin.__wrapped__ = method  # type: ignore[attr-defined]  # inspect.signature shows the sync signature
     return twin

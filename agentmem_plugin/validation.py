@@ -78,7 +78,9 @@ def validate_text(value: object, *, what: str) -> str:
     """
     if type(value) is not str:
         if not isinstance(value, str):
-            raise InvalidArgumentError(f"{what} must be a str, got {type(value).__name__}: {value!r:.80}")
+            raise InvalidArgumentError(
+                f"{what} must be a str, got {type(value).__name__}: {value!r:.80}"
+            )
         value = str.__str__(value)
     if "\x00" in value or not _encodable(value):
         raise InvalidArgumentError(
@@ -112,7 +114,9 @@ def validate_key(key: object) -> str:
     if "\x00" in key:
         raise InvalidKeyError(f"key must not contain NUL characters: {key!r:.80}")
     if not _encodable(key):
-        raise InvalidKeyError(f"key must be valid UTF-8 text (it has a lone surrogate): {key!r:.80}")
+        raise InvalidKeyError(
+            f"key must be valid UTF-8 text (it has a lone surrogate): {key!r:.80}"
+        )
     return key
 
 
@@ -124,7 +128,9 @@ def validate_keys(keys: object) -> list[str]:
 
     """
     if isinstance(keys, (str, bytes)) or not isinstance(keys, Iterable):
-        raise InvalidArgumentError(f"keys must be a list of str, not {type(keys).__name__}: {keys!r:.80}")
+        raise InvalidArgumentError(
+            f"keys must be a list of str, not {type(keys).__name__}: {keys!r:.80}"
+        )
     return [validate_key(k) for k in keys]
 
 
@@ -270,7 +276,9 @@ def validate_namespace(namespace: object) -> str:
 def validate_memory_type(memory_type: object, allowed: Sequence[str] = MEMORY_TIERS) -> str:
     """Return *memory_type* if it is one of *allowed*; raise otherwise."""
     if not isinstance(memory_type, str) or memory_type not in allowed:
-        raise InvalidArgumentError(f"memory_type must be one of {', '.join(allowed)}; got {memory_type!r:.80}")
+        raise InvalidArgumentError(
+            f"memory_type must be one of {', '.join(allowed)}; got {memory_type!r:.80}"
+        )
     return memory_type
 
 
@@ -279,7 +287,9 @@ def validate_mode(mode: object) -> str | None:
     if mode is None:
         return None
     if not isinstance(mode, str) or mode not in SEARCH_MODES:
-        raise InvalidArgumentError(f"mode must be one of {', '.join(SEARCH_MODES)}; got {mode!r:.80}")
+        raise InvalidArgumentError(
+            f"mode must be one of {', '.join(SEARCH_MODES)}; got {mode!r:.80}"
+        )
     return mode
 
 
@@ -293,7 +303,9 @@ def validate_filter(filter: object) -> dict[str, Any] | None:
     if filter is None:
         return None
     if not isinstance(filter, Mapping):
-        raise InvalidArgumentError(f"filter must be a dict, got {type(filter).__name__}: {filter!r:.80}")
+        raise InvalidArgumentError(
+            f"filter must be a dict, got {type(filter).__name__}: {filter!r:.80}"
+        )
     out: dict[str, Any] = {}
     for field, wanted in filter.items():
         validate_text(field, what="a filter field")

@@ -496,8 +496,14 @@ class SemanticMemory(Memory):
         if embedding is not None:
             semantic = self._semantic
             assert semantic is not None
-            probe = self._entry(key, value, kwargs.get("ttl"), kwargs.get("priority", 0),
-                                kwargs.get("metadata"), kwargs.get("tags"))  # fmt: skip
+            probe = self._entry(
+                key,
+                value,
+                kwargs.get("ttl"),
+                kwargs.get("priority", 0),
+                kwargs.get("metadata"),
+                kwargs.get("tags"),
+            )
             semantic.remember(probe, embedding)
         self.store(key, value, **kwargs)
 

@@ -1,6 +1,6 @@
-"""MemoryManager benchmarks, each beside the bare tier measured in the same run.
+"""MemoryManager benchmarks, each beside the bare tier measured in the same run (and, optionally, another build).
 
-Run: ``.venv/bin/python benchmarks/bench_manager.py [--quick]``
+Run: ``.venv/bin/python benchmarks/bench_manager.py [--quick] [--before DIR]``
 
 1. ``retrieve`` latency for a hit in each tier (cache, short-term, long-term, external), beside a bare ``get`` of
    that tier. Hits in long-term and the archive move the entry (promotion, restore), so each is measured on a
@@ -8,12 +8,18 @@ Run: ``.venv/bin/python benchmarks/bench_manager.py [--quick]``
 2. Consolidation throughput: N entries from short-term into long-term (persistent, verified batches), beside raw
    ``SqliteTier.put_many`` of the same entries.
 3. Cross-tier ``search`` p50 at N entries (keyword; LoCoMo turns), beside the long-term tier's own FTS5 search.
+
+``--before DIR`` runs the same measurements, in the same run, against the package found in *DIR* (a checkout of
+an earlier commit, e.g. ``git worktree add /tmp/before <commit>``) and prints both side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,41 +50,34 @@ def texts(n: int) -> list[str]:
     return [f"{turns[i % len(turns)]} (#{i})" for i in range(n)]
 
 
-def bench_retrieve(tmp: Path, n: int) -> None:
+def _filled(path: Path, n: int, cache: int) -> MemoryManager:
     mm = MemoryManager(
-        short_term_limit=n + 10, long_term_limit=10 * n, storage_path=tmp / "r", cache_size=n
+        short_term_limit=n + 10, long_term_limit=10 * n, storage_path=path, cache_size=cache
     )
     mm.store_many({f"s{i}": i for i in range(n)})
     mm.store_many({f"l{i}": i for i in range(n)}, memory_type="long_term")
     mm.store_many({f"e{i}": i for i in range(n)}, memory_type="external")
+    return mm
+
+
+def bench_retrieve(tmp: Path, n: int) -> dict[str, float]:
+    cached = _filled(tmp / "cached", n, n)
     for i in range(n):
-        mm.retrieve(f"s{i}")  # now cached too
-    print(f"retrieve latency, one hit per tier ({n} keys each, persistent manager)")
-    p50, p95 = lat(lambda i: mm.retrieve(f"s{i}"), n)
-    print(f"  {'MemoryManager.retrieve, cache hit':<44} p50 {p50:8.1f} us  p95 {p95:8.1f} us")
-    mm._cache.clear()
-    ref = lat(lambda i: mm.short_tier.get(f"s{i}"), n)
-    p50, p95 = lat(lambda i: mm.retrieve(f"s{i}"), n)
-    print(f"  {'bare short-term get':<44} p50 {ref[0]:8.1f} us  p95 {ref[1]:8.1f} us")
-    print(
-        f"  {'MemoryManager.retrieve, short-term hit':<44} p50 {p50:8.1f} us  p95 {p95:8.1f} us  = {p50 / ref[0]:.2f}x bare"
-    )
-    ref = lat(lambda i: mm.long_tier.get(f"l{i}", touch=False), n)
-    p50, p95 = lat(lambda i: mm.retrieve(f"l{i}"), n)
-    print(f"  {'bare long-term get':<44} p50 {ref[0]:8.1f} us  p95 {ref[1]:8.1f} us")
-    print(
-        f"  {'MemoryManager.retrieve, long-term hit':<44} p50 {p50:8.1f} us  p95 {p95:8.1f} us  (promotes: a write)"
-    )
-    ref = lat(lambda i: mm.external_tier.get(f"e{i}", touch=False), n)
-    p50, p95 = lat(lambda i: mm.retrieve(f"e{i}"), n)
-    print(f"  {'bare archive get':<44} p50 {ref[0]:8.1f} us  p95 {ref[1]:8.1f} us")
-    print(
-        f"  {'MemoryManager.retrieve, external hit':<44} p50 {p50:8.1f} us  p95 {p95:8.1f} us  (restores: two writes)"
-    )
+        cached.retrieve(f"s{i}")  # now cached
+    out = {"retrieve: cache hit": lat(lambda i: cached.retrieve(f"s{i}"), n)[0]}
+    cached.close()
+    mm = _filled(tmp / "uncached", n, 0)
+    out["bare short-term get"] = lat(lambda i: mm.short_tier.get(f"s{i}"), n)[0]
+    out["retrieve: short-term hit"] = lat(lambda i: mm.retrieve(f"s{i}"), n)[0]
+    out["bare long-term get"] = lat(lambda i: mm.long_tier.get(f"l{i}", touch=False), n)[0]
+    out["retrieve: long-term hit (promotes)"] = lat(lambda i: mm.retrieve(f"l{i}"), n)[0]
+    out["bare archive get"] = lat(lambda i: mm.external_tier.get(f"e{i}", touch=False), n)[0]
+    out["retrieve: external hit (restores)"] = lat(lambda i: mm.retrieve(f"e{i}"), n)[0]
     mm.close()
+    return out
 
 
-def bench_consolidation(tmp: Path, n: int) -> None:
+def bench_consolidation(tmp: Path, n: int) -> dict[str, float]:
     values = texts(n)
     raw = SqliteTier(tmp / "raw.sqlite3", table="long_term")
     entries = [MemoryEntry(f"k{i}", v) for i, v in enumerate(values)]
@@ -93,34 +92,52 @@ def bench_consolidation(tmp: Path, n: int) -> None:
     t0 = time.perf_counter()
     report = mm.consolidate()
     ours = time.perf_counter() - t0
-    print(
-        f"\nconsolidation of {n:,} entries (LoCoMo turns) from short-term into long-term, persistent"
-    )
-    print(f"  {'raw SqliteTier.put_many (same entries)':<44} {n / raw_s:10,.0f} entries/s")
-    print(
-        f"  {'MemoryManager.consolidate (verified batches)':<44} {report['moved'] / ours:10,.0f} entries/s  = {raw_s / ours:.2f}x raw"
-    )
-    t0 = time.perf_counter()
+    assert report["moved"] == n, report
     queries = [v.split(":", 1)[1][:60] for v in values[:: max(1, n // 50)]][:50]
     ref = lat(lambda i: mm.long_tier.keyword_search(queries[i % len(queries)], 10), len(queries))
-    p50, p95 = lat(lambda i: mm.search(queries[i % len(queries)], 10), len(queries))
-    print(f"\ncross-tier search at {n:,} entries (keyword; {len(queries)} queries)")
-    print(
-        f"  {'long-term FTS5 search alone':<44} p50 {ref[0] / 1000:8.1f} ms  p95 {ref[1] / 1000:8.1f} ms"
-    )
-    print(
-        f"  {'MemoryManager.search (all three tiers)':<44} p50 {p50 / 1000:8.1f} ms  p95 {p95 / 1000:8.1f} ms  = {p50 / ref[0]:.2f}x"
-    )
+    p50, _ = lat(lambda i: mm.search(queries[i % len(queries)], 10), len(queries))
     mm.close()
+    return {
+        "raw put_many entries/s": n / raw_s,
+        "consolidate entries/s": n / ours,
+        "consolidate / raw": raw_s / ours,
+        "long-term FTS5 search p50 (us)": ref[0],
+        "search, all tiers p50 (us)": p50,
+    }
+
+
+def measure(quick: bool) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = bench_retrieve(Path(tmp), 300 if quick else 2000)
+        out.update(bench_consolidation(Path(tmp), 10_000 if quick else 100_000))
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    parser.add_argument("--before", type=Path, help="also measure the package in this checkout")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        bench_retrieve(Path(tmp), 300 if args.quick else 2000)
-        bench_consolidation(Path(tmp), 10_000 if args.quick else 100_000)
+    before: dict[str, float] = {}
+    if args.before is not None:
+        env = {**os.environ, "PYTHONPATH": str(args.before.resolve())}
+        cmd = [sys.executable, __file__, "--json", *(["--quick"] if args.quick else [])]
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        before = json.loads(result.stdout.strip().splitlines()[-1])
+    after = measure(args.quick)
+    if args.json:
+        print(json.dumps(after))
+        return
+    n = "10,000" if args.quick else "100,000"
+    print(f"MemoryManager, persistent (storage_path); consolidation and search at {n} LoCoMo turns")
+    print(f"  {'measure':<40} {'before':>12} {'after':>12} {'after/before':>13}")
+    for name, value in after.items():
+        unit = "" if "/s" in name or "/ raw" in name else " us"
+        old = before.get(name)
+        ratio = f"{value / old:12.2f}x" if old else ""
+        shown_old = f"{old:12,.1f}" if old is not None else f"{'':12}"
+        print(f"  {name + unit:<40} {shown_old} {value:12,.1f} {ratio:>13}")
 
 
 if __name__ == "__main__":

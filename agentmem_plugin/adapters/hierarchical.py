@@ -35,6 +35,7 @@ from typing import Any
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError
 from agentmem_plugin.memory import Memory, _in_thread
+from agentmem_plugin.moves import move
 from agentmem_plugin.validation import validate_capacity, validate_key
 
 __all__ = ["DEFAULT_LEVELS", "DEFAULT_PROMOTION_RULES", "LEVEL_ORDER", "HierarchicalMemory"]
@@ -192,6 +193,9 @@ class HierarchicalMemory:
         self.promotion_rules = _compile_rules(promotion_rules)
         self.storage_path = None if storage_path is None else Path(storage_path)
         self._lock = threading.RLock()
+        self._evicted: list[MemoryEntry] | None = (
+            None  # a promotion in progress collects evictions here
+        )
         self.levels: dict[str, Memory] = {}
         try:
             for name in LEVEL_ORDER:
@@ -204,6 +208,7 @@ class HierarchicalMemory:
                     if persistent and self.storage_path
                     else None,
                     clock=clock,
+                    on_evict=self._on_evict,
                 )
         except BaseException:
             self.close()
@@ -222,15 +227,6 @@ class HierarchicalMemory:
     @staticmethod
     def _item(entry: MemoryEntry, level: str) -> dict[str, Any]:
         return {**entry.metadata, "key": entry.key, "value": entry.value, "level": level}
-
-    def _put(self, level: str, entry: MemoryEntry) -> None:
-        self.levels[level].store(
-            entry.key,
-            entry.value,
-            priority=entry.priority,
-            metadata=entry.metadata,
-            tags=entry.tags,
-        )
 
     def _should_promote(self, entry: MemoryEntry, level: str) -> str | None:
         """Return the next level when its rule says so; a raising rule is logged and means no."""
@@ -252,14 +248,28 @@ class HierarchicalMemory:
         return target if verdict else None
 
     def _promote(self, entry: MemoryEntry, level: str) -> str:
-        """Move *entry* one level up if its rule says so; return the level it is in afterwards."""
+        """Move *entry* one level up if its rule says so; return the level it is in afterwards.
+
+        The move is :func:`agentmem_plugin.moves.move` (the old level gives the item up only once the new one
+        holds it). A full level makes room by letting its least valuable item go; that item steps *down* into
+        the place the promoted one left, so a promotion never drops an item and changes no other level.
+        """
         target = self._should_promote(entry, level)
         if target is None:
             return level
-        self._put(target, entry)
-        if not self.levels[target].exists(
-            entry.key
-        ):  # the full level evicted the promoted item itself
+        source, dest = self.levels[level].tier, self.levels[target].tier
+        self._evicted = []
+        try:
+            moved = move([entry], source, dest).moved
+            stepped_down = [v for v in self._evicted if v.key != entry.key]
+        finally:
+            self._evicted = None
+        if stepped_down:
+            source.put_if_newer(stepped_down)
+            logger.info(
+                "%s was full: %s stepped down to %s", target, [v.key for v in stepped_down], level
+            )
+        if not moved:  # the full level let the promoted item itself go: it stays
             logger.info(
                 "%r not promoted: %s is full of higher priorities; it stays in %s",
                 entry.key,
@@ -267,9 +277,13 @@ class HierarchicalMemory:
                 level,
             )
             return level
-        self.levels[level].delete(entry.key)
         logger.info("promoted %r from %s to %s", entry.key, level, target)
         return target
+
+    def _on_evict(self, victims: list[MemoryEntry]) -> None:
+        """Keep what a level evicts for capacity while a promotion runs (see :meth:`_promote`)."""
+        if self._evicted is not None:
+            self._evicted.extend(v.copy() for v in victims)
 
     # -- public API --------------------------------------------------------------------------------------
 
@@ -334,7 +348,7 @@ class HierarchicalMemory:
             level, entry = found
             entry.metadata["access_count"] = int(entry.metadata.get("access_count", 0)) + 1
             entry.metadata["last_accessed"] = self._clock()
-            self._put(level, entry)
+            self.levels[level].tier.put(entry.new_version())  # the same item, its counters updated
             self._promote(entry, level)
             return entry.value
 
@@ -359,7 +373,7 @@ class HierarchicalMemory:
             level, entry = found
             count = int(entry.metadata.get("validation_count", 0)) + 1
             entry.metadata["validation_count"] = count
-            self._put(level, entry)
+            self.levels[level].tier.put(entry.new_version())
             return count
 
     def level_of(self, key: str) -> str | None:

@@ -295,10 +295,17 @@ class ArchiveTier(Tier):
     name = "archive"
     persistent = True
 
-    def __init__(self, path: str | PathLike[str] | None = None, *, store: BlobStore | None = None,
-                 key: str | bytes | None = None,
-                 encrypt: bool | None = None, capacity: int | None = None, clock: Clock | None = None,
-                 on_evict: EvictionCallback | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: str | PathLike[str] | None = None,
+        *,
+        store: BlobStore | None = None,
+        key: str | bytes | None = None,
+        encrypt: bool | None = None,
+        capacity: int | None = None,
+        clock: Clock | None = None,
+        on_evict: EvictionCallback | None = None,
+    ) -> None:
         super().__init__(clock=clock)
         self.capacity = validate_capacity(capacity)
         self.on_evict = on_evict
@@ -407,7 +414,9 @@ class ArchiveTier(Tier):
             digest, payload = body[:32], body[32:]
             if len(digest) != 32 or hashlib.sha256(payload).digest() != digest:
                 raise IntegrityError(f"{what} fails its checksum (tampered or truncated)")
-        return decompress(payload, what=what)  # bounded: a crafted frame cannot inflate past the cap
+        return decompress(
+            payload, what=what
+        )  # bounded: a crafted frame cannot inflate past the cap
 
     # -- entries and the key index ---------------------------------------------------------------------------
 
@@ -598,7 +607,8 @@ class ArchiveTier(Tier):
         with self._exclusive():
             held = self._held(list(versions), self.clock())
             doomed = [
-                k for k, v in versions.items()
+                k
+                for k, v in versions.items()
                 if k in held and (held[k].version < v if older else held[k].version == v)
             ]
             for key in doomed:
@@ -644,8 +654,14 @@ class ArchiveTier(Tier):
 
     def stats(self) -> dict[str, Any]:
         """Counters plus where the archive is and whether it is encrypted."""
-        return {**super().stats(), "path": self.where, "encrypted": self.encrypted,
-                "encryption": "AES-256-GCM" if self.encrypted else "none (compressed and checksummed only)"}  # fmt: skip
+        return {
+            **super().stats(),
+            "path": self.where,
+            "encrypted": self.encrypted,
+            "encryption": "AES-256-GCM"
+            if self.encrypted
+            else "none (compressed and checksummed only)",
+        }
 
     def close(self) -> None:
         """Remove the directory when it was a temporary one."""

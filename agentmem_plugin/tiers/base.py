@@ -65,6 +65,7 @@ __all__ = [
     "storage_errors",
 ]
 
+
 class _Unchanged:
     def __repr__(self) -> str:
         return "UNCHANGED"
@@ -340,7 +341,9 @@ class Tier(ABC):
     def versions(self, keys: Sequence[str]) -> dict[str, int]:
         """Return the version of each key that holds a live entry (not counted as a read)."""
         return {
-            e.key: e.version for e in self.get_many(list(dict.fromkeys(keys)), touch=False) if e is not None
+            e.key: e.version
+            for e in self.get_many(list(dict.fromkeys(keys)), touch=False)
+            if e is not None
         }
 
     # -- capabilities (safe defaults; backends that have one override it) ---------------------------------------
@@ -414,9 +417,19 @@ def row_to_entry(row: Sequence[Any]) -> MemoryEntry:
     access_count, last_accessed, version`` (value, tags and metadata as stored by the codec). Shared by the SQL
     tiers (SQLite, PostgreSQL); trusted rows skip the constructor's validation.
     """
-    key, value, created_at, expires_at, ttl, priority, tags, metadata, access_count, last, version = row[
-        :ROW_FIELDS
-    ]
+    (
+        key,
+        value,
+        created_at,
+        expires_at,
+        ttl,
+        priority,
+        tags,
+        metadata,
+        access_count,
+        last,
+        version,
+    ) = row[:ROW_FIELDS]
     entry = object.__new__(MemoryEntry)
     entry.key = key
     entry.value = decode_value(value, what=f"value of key {key!r}")

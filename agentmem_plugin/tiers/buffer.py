@@ -284,7 +284,9 @@ class BufferTier(Tier):
             now = self.clock()
             for key, version in versions.items():
                 held = self._live(key, now)
-                if held is not None and (held.version < version if older else held.version == version):
+                if held is not None and (
+                    held.version < version if older else held.version == version
+                ):
                     self._remove(key)
                     removed.append(key)
             self.stats_counters.deletes += len(removed)
@@ -294,7 +296,9 @@ class BufferTier(Tier):
         """Return the version of each key holding a live entry (no read counted)."""
         with self._lock:
             now = self.clock()
-            return {k: e.version for k in dict.fromkeys(keys) if (e := self._live(k, now)) is not None}
+            return {
+                k: e.version for k in dict.fromkeys(keys) if (e := self._live(k, now)) is not None
+            }
 
     def cleanup(self) -> list[str]:
         """Remove every expired entry; return their keys."""

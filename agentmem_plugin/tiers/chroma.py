@@ -56,9 +56,12 @@ _SAFE = re.compile(r"[^a-zA-Z0-9._-]+")
 
 
 def make_client(
-    *, path: str | PathLike[str] | None = None, host: str | None = None, port: int = 8000,
+    *,
+    path: str | PathLike[str] | None = None,
+    host: str | None = None,
+    port: int = 8000,
     ssl: bool = False,
-) -> Any:  # fmt: skip
+) -> Any:
     """Return a chromadb client with telemetry off.
 
     ``HttpClient`` when *host* is given, ``PersistentClient`` for *path*, else ``EphemeralClient``.
@@ -117,8 +120,13 @@ class ChromaIndex:
         )
         self._batch = max(1, int(client.get_max_batch_size()))
 
-    def upsert(self, keys: Sequence[str], vectors: Sequence[Sequence[float]],
-               metadatas: Sequence[dict[str, Any]] | None = None, documents: Sequence[str] | None = None) -> None:  # fmt: skip
+    def upsert(
+        self,
+        keys: Sequence[str],
+        vectors: Sequence[Sequence[float]],
+        metadatas: Sequence[dict[str, Any]] | None = None,
+        documents: Sequence[str] | None = None,
+    ) -> None:
         """Insert or replace vectors (and optional metadata/documents), in batches of the client's maximum."""
         if not keys:
             return
@@ -156,8 +164,13 @@ class ChromaIndex:
             for key, d in zip(result["ids"][0], result["distances"][0], strict=True)
         ]
 
-    def get(self, keys: Sequence[str] | None = None, *, include: Sequence[str] = ("metadatas",),
-            where: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    def get(
+        self,
+        keys: Sequence[str] | None = None,
+        *,
+        include: Sequence[str] = ("metadatas",),
+        where: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Return Chroma's ``get`` result for *keys* (all when None)."""
         return dict(
             self.collection.get(
@@ -204,9 +217,17 @@ class SemanticIndex:
 
     """
 
-    def __init__(self, tier: Tier, embedder: Embedder, client: Any, collection: str, *,
-                 batch_size: int = 256, reindex: bool = False,
-                 text_fn: Callable[[MemoryEntry], str | None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        tier: Tier,
+        embedder: Embedder,
+        client: Any,
+        collection: str,
+        *,
+        batch_size: int = 256,
+        reindex: bool = False,
+        text_fn: Callable[[MemoryEntry], str | None] | None = None,
+    ) -> None:
         self.tier = tier
         self.embedder = embedder
         self.text_fn = text_fn
@@ -298,8 +319,11 @@ class SemanticIndex:
                         ok, vectors = self._embed_live(live)
                     except EmbeddingError as exc:
                         self.failed += 1
-                        logger.error("entry %r cannot be embedded and stays out of the semantic index: %s",
-                                     live[0][0], exc)  # fmt: skip
+                        logger.error(
+                            "entry %r cannot be embedded and stays out of the semantic index: %s",
+                            live[0][0],
+                            exc,
+                        )
                         ok, vectors = [], []
                     gone += [k for k, _ in live if k not in set(ok)]
                     if ok:
@@ -393,10 +417,20 @@ class ChromaTier(Tier):
 
     name = "chroma"
 
-    def __init__(self, embedder: Embedder, *, client: Any = None, path: str | PathLike[str] | None = None,
-                 host: str | None = None, port: int = 8000, namespace: str = "", capacity: int | None = None,
-                 clock: Clock | None = None, on_evict: EvictionCallback | None = None,
-                 collection_prefix: str = "agentmem") -> None:  # fmt: skip
+    def __init__(
+        self,
+        embedder: Embedder,
+        *,
+        client: Any = None,
+        path: str | PathLike[str] | None = None,
+        host: str | None = None,
+        port: int = 8000,
+        namespace: str = "",
+        capacity: int | None = None,
+        clock: Clock | None = None,
+        on_evict: EvictionCallback | None = None,
+        collection_prefix: str = "agentmem",
+    ) -> None:
         super().__init__(clock=clock)
         self.embedder = embedder
         self.capacity = validate_capacity(capacity)
@@ -413,8 +447,10 @@ class ChromaTier(Tier):
 
     @staticmethod
     def _meta(entry: MemoryEntry) -> dict[str, Any]:
-        meta: dict[str, Any] = {"entry": encode_json(entry.to_dict(), what=f"entry {entry.key!r}").decode(),
-                                "priority": entry.priority}  # fmt: skip
+        meta: dict[str, Any] = {
+            "entry": encode_json(entry.to_dict(), what=f"entry {entry.key!r}").decode(),
+            "priority": entry.priority,
+        }
         if entry.expires_at is not None:
             meta["expires_at"] = entry.expires_at
         return meta
@@ -431,8 +467,12 @@ class ChromaTier(Tier):
         vectors = self.embedder.embed_documents(
             [embedding_text(e.key, e.value, e.tags) for e in entries]
         )
-        self.index.upsert([e.key for e in entries], vectors, [self._meta(e) for e in entries],
-                          documents=[document_text(e.key, e.value, e.tags) for e in entries])  # fmt: skip
+        self.index.upsert(
+            [e.key for e in entries],
+            vectors,
+            [self._meta(e) for e in entries],
+            documents=[document_text(e.key, e.value, e.tags) for e in entries],
+        )
 
     def _guard(self, what: str) -> Any:
         """Chromadb and HTTP failures (connection refused, server errors) become StorageError."""

@@ -114,6 +114,10 @@ class TierSet:
 
     def change_token(self) -> tuple[object, ...]:
         """Return what changes when another process writes any of these tiers (see ``Tier.change_token``)."""
+        if (
+            self.atomic
+        ):  # short-term is in this process or on long-term's connection: one token covers both
+            return (self.long.change_token(), self.external.change_token())
         return (self.short.change_token(), self.long.change_token(), self.external.change_token())
 
     def close(self) -> None:
@@ -172,32 +176,56 @@ def build_tiers(
     db = None if path is None else path / DATABASE_FILENAME
     root_long = None if share is None else _inner(share.long)
     root_short = None if share is None else share.short
-    long_tier = None if long_term is None else open_tier(
-        long_term, role="long_term", namespace=namespace, clock=clock, share=root_long
+    long_tier = (
+        None
+        if long_term is None
+        else open_tier(
+            long_term, role="long_term", namespace=namespace, clock=clock, share=root_long
+        )
     )
     if long_tier is None:
         borrow = root_long if isinstance(root_long, SqliteTier) and root_long.path == db else None
-        long_tier = SqliteTier(db, table="long_term", namespace=namespace, clock=clock, share_connection_with=borrow)
-    short_tier = None if short_term is None else open_tier(
-        short_term, role="short_term", namespace=namespace, capacity=short_term_limit, clock=clock,
-        share=root_short,
+        long_tier = SqliteTier(
+            db, table="long_term", namespace=namespace, clock=clock, share_connection_with=borrow
+        )
+    short_tier = (
+        None
+        if short_term is None
+        else open_tier(
+            short_term,
+            role="short_term",
+            namespace=namespace,
+            capacity=short_term_limit,
+            clock=clock,
+            share=root_short,
+        )
     )
-    if short_tier is None and db is not None:  # beside long-term on one connection: moves are one transaction
+    if (
+        short_tier is None and db is not None
+    ):  # beside long-term on one connection: moves are one transaction
         on_one = long_tier if isinstance(long_tier, SqliteTier) and long_tier.path == db else None
         short_tier = SqliteTier(
-            db, table="short_term", namespace=namespace, capacity=short_term_limit, clock=clock,
+            db,
+            table="short_term",
+            namespace=namespace,
+            capacity=short_term_limit,
+            clock=clock,
             share_connection_with=on_one,
         )
     if short_tier is None:
         short_tier = BufferTier(short_term_limit, clock=clock)
     atomic = isinstance(long_tier, SqliteTier) and (
-        isinstance(short_tier, BufferTier)  # in process: every reader of the manager sees the open transaction
+        isinstance(
+            short_tier, BufferTier
+        )  # in process: every reader of the manager sees the open transaction
         or (isinstance(short_tier, SqliteTier) and short_tier.shares_connection(long_tier))
     )
     long_durable = is_durable_url(long_term) or path is not None
     archive_durable = True
     if isinstance(archive, str):
-        archive = open_archive(archive, namespace=namespace, key=archive_key, encrypt=encrypt, clock=clock)
+        archive = open_archive(
+            archive, namespace=namespace, key=archive_key, encrypt=encrypt, clock=clock
+        )
     elif archive is None or share is not None:
         where = None if path is None else path / "archive" / archive_leaf(namespace)
         archive = ArchiveTier(where, key=archive_key, encrypt=encrypt, clock=clock)
@@ -207,7 +235,12 @@ def build_tiers(
 
         try:
             index = open_semantic(
-                long_tier, embedder, where=path, chroma=semantic, reindex=reindex, embed_text=embed_text
+                long_tier,
+                embedder,
+                where=path,
+                chroma=semantic,
+                reindex=reindex,
+                embed_text=embed_text,
             )
         except BaseException:
             for tier in (short_tier, long_tier, archive):
@@ -215,9 +248,17 @@ def build_tiers(
             raise
         long_tier = IndexedTier(long_tier, index)
     options = dict(
-        short_term_limit=short_term_limit, storage_path=storage_path, embedder=embedder,
-        archive=archive if isinstance(archive, str) else None, archive_key=archive_key, encrypt=encrypt,
-        clock=clock, embed_text=embed_text, short_term=short_term, long_term=long_term, semantic=semantic,
+        short_term_limit=short_term_limit,
+        storage_path=storage_path,
+        embedder=embedder,
+        archive=archive if isinstance(archive, str) else None,
+        archive_key=archive_key,
+        encrypt=encrypt,
+        clock=clock,
+        embed_text=embed_text,
+        short_term=short_term,
+        long_term=long_term,
+        semantic=semantic,
         reindex=reindex,
     )
     tiers = TierSet(
@@ -295,13 +336,23 @@ def open_tier(
         from agentmem_plugin.tiers.redis import RedisTier
 
         return RedisTier(
-            url, namespace=namespace, capacity=capacity, clock=clock, on_evict=on_evict,
-            prefix=f"agentmem:{role}", client=share.client if isinstance(share, RedisTier) else None,
+            url,
+            namespace=namespace,
+            capacity=capacity,
+            clock=clock,
+            on_evict=on_evict,
+            prefix=f"agentmem:{role}",
+            client=share.client if isinstance(share, RedisTier) else None,
         )
     from agentmem_plugin.tiers.postgres import PostgresTier
 
     return PostgresTier(
-        url, table=role, namespace=namespace, capacity=capacity, clock=clock, on_evict=on_evict,
+        url,
+        table=role,
+        namespace=namespace,
+        capacity=capacity,
+        clock=clock,
+        on_evict=on_evict,
         pool=share.pool if isinstance(share, PostgresTier) else None,
     )
 
@@ -347,7 +398,9 @@ def open_archive(
                 f"archive URL needs a bucket (s3://bucket/prefix), got {redact_url(url)!r}"
             )
         prefix = "/".join(p for p in (parts.path.strip("/"), leaf) if p) + "/"
-        return ArchiveTier(store=S3Store(parts.netloc, prefix), key=key, encrypt=encrypt, clock=clock)
+        return ArchiveTier(
+            store=S3Store(parts.netloc, prefix), key=key, encrypt=encrypt, clock=clock
+        )
     if isinstance(url, str) and url.lower().startswith("file://"):
         url = unquote(urlsplit(url).path)
     elif isinstance(url, str) and "://" in url:

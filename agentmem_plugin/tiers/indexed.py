@@ -230,7 +230,11 @@ class IndexedTier(Tier):
 
     def stats(self) -> dict[str, Any]:
         """Return the inner tier's stats plus the number of vectors and of entries the embedder refused."""
-        return {**self.inner.stats(), "vectors": self.semantic.index.count(), "unembeddable": self.semantic.failed}
+        return {
+            **self.inner.stats(),
+            "vectors": self.semantic.index.count(),
+            "unembeddable": self.semantic.failed,
+        }
 
     def close(self) -> None:
         """Close the index's embedding cache and the inner tier."""

@@ -489,11 +489,19 @@ class RedisTier(Tier):
         self._scripts = {
             name: client.register_script(source)
             for name, source in (
-                ("write", _WRITE), ("get", _GET), ("scan", _SCAN), ("versions", _VERSIONS), ("delete", _DELETE),
-                ("cleanup", _CLEANUP), ("plan", _PLAN), ("count", _COUNT), ("clear", _CLEAR),
-                ("ack", _ACK), ("release", _RELEASE),
+                ("write", _WRITE),
+                ("get", _GET),
+                ("scan", _SCAN),
+                ("versions", _VERSIONS),
+                ("delete", _DELETE),
+                ("cleanup", _CLEANUP),
+                ("plan", _PLAN),
+                ("count", _COUNT),
+                ("clear", _CLEAR),
+                ("ack", _ACK),
+                ("release", _RELEASE),
             )
-        }  # fmt: skip
+        }
         try:
             with self._errors("connecting"):
                 client.ping()

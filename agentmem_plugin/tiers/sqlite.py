@@ -70,11 +70,22 @@ _COLUMNS = (
     "version"
 )
 _TOUCH_FLUSH_COUNT = 1024
+_CHUNK = 500  # keys per batched query (SQLite allows 32766 variables)
 _UPDATES = ", ".join(
     f"{c} = excluded.{c}"
     for c in (
-        "value", "search_text", "created_at", "expires_at", "ttl", "priority", "tags", "metadata",
-        "access_count", "last_accessed", "version", "seq",
+        "value",
+        "search_text",
+        "created_at",
+        "expires_at",
+        "ttl",
+        "priority",
+        "tags",
+        "metadata",
+        "access_count",
+        "last_accessed",
+        "version",
+        "seq",
     )
 )
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
@@ -413,9 +424,6 @@ class SqliteTier(Tier):
                 "tags, metadata, access_count, last_accessed, version, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                 f"ON CONFLICT (namespace, key) DO UPDATE SET {_UPDATES}"
             ),
-            "version": f"SELECT version FROM {t} WHERE namespace = ? AND key = ? AND {_LIVE}",
-            "delete_version": f"DELETE FROM {t} WHERE namespace = ? AND key = ? AND version = ?",
-            "delete_older": f"DELETE FROM {t} WHERE namespace = ? AND key = ? AND version < ?",
             "delete": f"DELETE FROM {t} WHERE namespace = ? AND key = ?",
             "max_seq": f"SELECT coalesce(max(seq), 0) FROM {t}",
             "touch": (
@@ -697,49 +705,66 @@ class SqliteTier(Tier):
             self.stats_counters.writes += 1
             return new
 
+    def _versions(
+        self, conn: sqlite3.Connection, keys: Sequence[str], now: float
+    ) -> dict[str, int]:
+        """Return the live versions of *keys*, in batches of ``_CHUNK`` keys per query."""
+        out: dict[str, int] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))  # placeholders only: no caller text enters the SQL
+            rows = conn.execute(
+                f'SELECT key, version FROM "{self.table}" WHERE namespace = ? AND key IN ({marks}) AND {_LIVE}',
+                (self.namespace, *chunk, now),
+            )
+            out.update((str(k), int(v)) for k, v in rows)
+        return out
+
     def put_if_newer(self, entries: Sequence[MemoryEntry]) -> list[MemoryEntry]:
         """Write each entry unless its key holds a live entry at that version or a newer one (one transaction)."""
         batch = self._normalized_batch(entries)
         rows = {k: self._encode(e, 0) for k, e in batch.items()}
         with self._lock, self._write(f"moving in a batch of {len(rows)} entries") as conn:
             now = self.clock()
-            seq = conn.execute(self._q["max_seq"]).fetchone()[0]
-            written: list[MemoryEntry] = []
-            for key, entry in batch.items():
-                held = conn.execute(self._q["version"], (self.namespace, key, now)).fetchone()
-                if held is not None and held[0] >= entry.version:
-                    continue
-                seq += 1
-                conn.execute(self._q["upsert"], (*rows[key][:-1], seq))
-                self._pending.pop(key, None)
-                written.append(entry)
+            held = self._versions(conn, list(batch), now)
+            written = [e for k, e in batch.items() if held.get(k, -1) < e.version]
             if written:
+                seq = conn.execute(self._q["max_seq"]).fetchone()[0]
+                conn.executemany(
+                    self._q["upsert"],
+                    [(*rows[e.key][:-1], seq + i) for i, e in enumerate(written, 1)],
+                )
+                for entry in written:
+                    self._pending.pop(entry.key, None)
                 self._enforce_capacity(conn, now)
             self.stats_counters.writes += len(written)
         return written
 
     def delete_if(self, versions: Mapping[str, int], *, older: bool = False) -> list[str]:
         """Remove each key only if it holds the version given (``older``: a lower one), in one transaction."""
-        statement = self._q["delete_older" if older else "delete_version"]
+        compare = "<" if older else "="
+        items = list(versions.items())
         removed: list[str] = []
-        with self._lock, self._write(f"removing {len(versions)} moved entries") as conn:
-            for key, version in versions.items():
-                if conn.execute(statement, (self.namespace, key, version)).rowcount:
-                    removed.append(key)
+        with self._lock, self._write(f"removing {len(items)} moved entries") as conn:
+            for start in range(0, len(items), _CHUNK):
+                chunk = items[start : start + _CHUNK]
+                pairs = ",".join("(?, ?)" for _ in chunk)  # placeholders only
+                t = f'"{self.table}"'
+                rows = conn.execute(
+                    f"DELETE FROM {t} WHERE id IN (SELECT e.id FROM {t} e JOIN (VALUES {pairs}) AS v "
+                    f"ON e.key = v.column1 WHERE e.namespace = ? AND e.version {compare} v.column2) RETURNING key",
+                    (*(x for pair in chunk for x in pair), self.namespace),
+                ).fetchall()
+                removed += [str(r[0]) for r in rows]
             self.stats_counters.deletes += len(removed)
         return removed
 
     def versions(self, keys: Sequence[str]) -> dict[str, int]:
-        """Return the version of each key holding a live entry (one query per key, no read counted)."""
-        out: dict[str, int] = {}
+        """Return the version of each key holding a live entry (no read counted)."""
         with self._lock:
             self._check_open()
-            now = self.clock()
-            for key in dict.fromkeys(keys):
-                row = self._conn.execute(self._q["version"], (self.namespace, key, now)).fetchone()
-                if row is not None:
-                    out[key] = int(row[0])
-        return out
+            return self._versions(self._conn, keys, self.clock())
 
     def in_transaction(self) -> bool:
         """Return True while a transaction is open on this tier's connection."""

@@ -90,7 +90,9 @@ class HookedTier(Tier):
     def keyword_search(self, query: str, limit: int = 10) -> list[tuple[MemoryEntry, float]]:
         return self.inner.keyword_search(query, limit)
 
-    def compute(self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]) -> MemoryEntry | None:
+    def compute(
+        self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
+    ) -> MemoryEntry | None:
         return self._call("compute", key, fn)  # type: ignore[no-any-return]
 
     def cleanup(self) -> list[str]:
@@ -146,6 +148,9 @@ def hooked(tiers: TierSet) -> TierSet:
     import dataclasses
 
     return dataclasses.replace(
-        tiers, short=HookedTier(tiers.short), long=HookedTier(tiers.long), external=HookedTier(tiers.external),
+        tiers,
+        short=HookedTier(tiers.short),
+        long=HookedTier(tiers.long),
+        external=HookedTier(tiers.external),
         view=None,
-    )  # fmt: skip
+    )

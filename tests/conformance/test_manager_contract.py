@@ -26,7 +26,15 @@ from agentmem_plugin.tiers.buffer import BufferTier
 from agentmem_plugin.tiers.factory import build_tiers
 
 KINDS = ["memory", "directory", "servers"]
-_TIER_ARGS = {"short_term_limit", "storage_path", "archive", "short_term", "long_term", "namespace", "clock"}
+_TIER_ARGS = {
+    "short_term_limit",
+    "storage_path",
+    "archive",
+    "short_term",
+    "long_term",
+    "namespace",
+    "clock",
+}
 
 
 class Harness:
@@ -60,7 +68,9 @@ class Harness:
         self.settings = settings
         args = {**self.storage, **settings}
         tier_args = {k: v for k, v in args.items() if k in _TIER_ARGS}
-        manager_args = {k: v for k, v in args.items() if k not in _TIER_ARGS - {"clock", "namespace"}}
+        manager_args = {
+            k: v for k, v in args.items() if k not in _TIER_ARGS - {"clock", "namespace"}
+        }
         manager_args.pop("short_term_limit", None)
         tiers = hooked(build_tiers(**tier_args))
         mm = MemoryManager(args.get("short_term_limit", 100), tiers=tiers, **manager_args)
@@ -99,7 +109,9 @@ def hook(mm: MemoryManager, tier: str) -> HookedTier:
 
 def holders(mm: MemoryManager, key: str) -> list[str]:
     """The tiers holding a live entry under *key* (read without counting or moving anything)."""
-    return [name for name in ("short_term", "long_term", "external") if mm._tier(name).contains(key)]
+    return [
+        name for name in ("short_term", "long_term", "external") if mm._tier(name).contains(key)
+    ]
 
 
 def settled(h: Harness, mm: MemoryManager, key: str, value: Any) -> None:
@@ -119,7 +131,9 @@ def test_overflow_promotion_and_archiving_lose_nothing(harness: Harness) -> None
     mm = harness.open(short_term_limit=3, long_term_limit=4)
     for i in range(12):
         mm.store(f"k{i}", {"i": i}, priority=i % 3)
-    assert mm.short_tier.count() == 3 and mm.long_tier.count() == 4 and mm.external_tier.count() == 5
+    assert (
+        mm.short_tier.count() == 3 and mm.long_tier.count() == 4 and mm.external_tier.count() == 5
+    )
     for i in range(12):
         assert mm.retrieve(f"k{i}") == {"i": i}
         assert len(holders(mm, f"k{i}")) == 1
@@ -138,7 +152,9 @@ def test_consolidate_reports_what_long_term_holds_afterwards(harness: Harness) -
     mm = harness.open(batch_size=2)
     mm.store_many({f"k{i}": i for i in range(5)})
     assert mm.consolidate() == {"selected": 5, "moved": 5, "batches": 3, "failed": 0}
-    assert mm.keys("short_term") == [] and sorted(mm.keys("long_term")) == [f"k{i}" for i in range(5)]
+    assert mm.keys("short_term") == [] and sorted(mm.keys("long_term")) == [
+        f"k{i}" for i in range(5)
+    ]
 
 
 def test_delete_removes_a_key_from_every_tier(harness: Harness) -> None:
@@ -152,13 +168,18 @@ def test_delete_removes_a_key_from_every_tier(harness: Harness) -> None:
 
 def test_transaction_rolls_back_every_write_inside(harness: Harness) -> None:
     if harness.kind != "directory":
-        pytest.skip("only one SQLite database holding both tiers rolls back: a buffer or servers do not")
+        pytest.skip(
+            "only one SQLite database holding both tiers rolls back: a buffer or servers do not"
+        )
     mm = harness.open()
     mm.store("kept", 1, memory_type="external")
+
     def failing_block() -> None:
         with mm.transaction():
             mm.store("a", 1)
-            mm.store("kept", 2, memory_type="long_term")  # would end the archived copy, once committed
+            mm.store(
+                "kept", 2, memory_type="long_term"
+            )  # would end the archived copy, once committed
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
@@ -181,7 +202,9 @@ def test_consolidation_keeps_a_write_made_after_its_scan(harness: Harness) -> No
     assert holders(mm, "j") == ["long_term"]
 
 
-def test_consolidation_takes_its_copy_back_when_the_source_changes_after_the_copy(harness: Harness) -> None:
+def test_consolidation_takes_its_copy_back_when_the_source_changes_after_the_copy(
+    harness: Harness,
+) -> None:
     mm = harness.open()
     other = harness.writer(mm)
     mm.store("k", "v1")
@@ -191,7 +214,9 @@ def test_consolidation_takes_its_copy_back_when_the_source_changes_after_the_cop
     assert holders(mm, "k") == ["short_term"]
 
 
-def test_a_write_between_the_moves_check_and_its_copy_wins_and_the_copy_is_taken_back(harness: Harness) -> None:
+def test_a_write_between_the_moves_check_and_its_copy_wins_and_the_copy_is_taken_back(
+    harness: Harness,
+) -> None:
     mm = harness.open()
     other = harness.writer(mm)
     mm.store("k", "v1")
@@ -210,7 +235,9 @@ def test_a_copy_evicted_between_its_landing_and_the_sources_delete_returns_to_th
     other = harness.writer(mm)
     mm.store("k", "v1", memory_type="long_term", priority=0)
     # promotion lands k in short-term; before long-term lets it go, two higher priorities evict it again
-    hook(mm, "short").after("versions", lambda: other.store_many({"a": 1, "b": 2}, priority=9), key="k")
+    hook(mm, "short").after(
+        "versions", lambda: other.store_many({"a": 1, "b": 2}, priority=9), key="k"
+    )
     assert mm.retrieve("k") == "v1"
     settled(harness, mm, "k", "v1")
     assert holders(mm, "k") == ["long_term"]
@@ -229,12 +256,16 @@ def test_promotion_keeps_a_write_made_between_its_copy_and_its_delete(harness: H
     mm = harness.open(cache_size=0)
     other = harness.writer(mm)
     mm.store("k", "v1", memory_type="long_term")
-    hook(mm, "short").after("put_if_newer", lambda: other.store("k", "v2", memory_type="long_term"), key="k")
+    hook(mm, "short").after(
+        "put_if_newer", lambda: other.store("k", "v2", memory_type="long_term"), key="k"
+    )
     mm.retrieve("k")
     settled(harness, mm, "k", "v2")
 
 
-def test_promotion_into_a_full_short_term_that_evicts_the_copy_keeps_it_in_long_term(harness: Harness) -> None:
+def test_promotion_into_a_full_short_term_that_evicts_the_copy_keeps_it_in_long_term(
+    harness: Harness,
+) -> None:
     mm = harness.open(short_term_limit=2, cache_size=0)
     mm.store_many({"a": 1, "b": 2}, priority=5)
     mm.store("low", "x", memory_type="long_term", priority=-1)
@@ -247,31 +278,45 @@ def test_archiving_keeps_a_write_made_after_it_chose_its_victims(harness: Harnes
     other = harness.writer(mm)
     mm.store("victim", "v1", memory_type="long_term", priority=-5)
     mm.store("a", 1, memory_type="long_term", priority=5)
-    hook(mm, "long").after("scan", lambda: other.store("victim", "v2", memory_type="long_term", priority=-5))
-    mm.store("b", 2, memory_type="long_term", priority=5)  # above the limit: the lowest score is archived
+    hook(mm, "long").after(
+        "scan", lambda: other.store("victim", "v2", memory_type="long_term", priority=-5)
+    )
+    mm.store(
+        "b", 2, memory_type="long_term", priority=5
+    )  # above the limit: the lowest score is archived
     assert mm.get_many(["victim"])[0].value == "v2"  # type: ignore[union-attr]
     assert len(holders(mm, "victim")) == 1
 
 
-def test_restore_from_the_archive_keeps_an_archive_write_made_after_the_read(harness: Harness) -> None:
+def test_restore_from_the_archive_keeps_an_archive_write_made_after_the_read(
+    harness: Harness,
+) -> None:
     mm = harness.open(cache_size=0)
     other = harness.writer(mm)
     mm.store("k", "v1", memory_type="external")
-    hook(mm, "external").after("get", lambda: other.store("k", "v2", memory_type="external"), key="k")
+    hook(mm, "external").after(
+        "get", lambda: other.store("k", "v2", memory_type="external"), key="k"
+    )
     assert mm.retrieve("k") == "v1"
     settled(harness, mm, "k", "v2")
 
 
-def test_a_store_keeps_a_newer_write_to_another_tier_that_lands_before_it_ends(harness: Harness) -> None:
+def test_a_store_keeps_a_newer_write_to_another_tier_that_lands_before_it_ends(
+    harness: Harness,
+) -> None:
     mm = harness.open(cache_size=0)
     other = harness.writer(mm)
     mm.store("k", "v0", memory_type="external")
-    hook(mm, "short").after("put_many", lambda: other.store("k", "v2", memory_type="long_term"), key="k")
+    hook(mm, "short").after(
+        "put_many", lambda: other.store("k", "v2", memory_type="long_term"), key="k"
+    )
     mm.store("k", "v1")  # older than v2, which landed while this store was removing older copies
     settled(harness, mm, "k", "v2")
 
 
-def test_transfer_keeps_a_write_to_the_source_and_counts_what_the_target_holds(harness: Harness) -> None:
+def test_transfer_keeps_a_write_to_the_source_and_counts_what_the_target_holds(
+    harness: Harness,
+) -> None:
     mm = harness.open()
     src = HookedTier(BufferTier(10))
     mm.create_memory("src", {"tier": src})

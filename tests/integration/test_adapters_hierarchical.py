@@ -109,7 +109,7 @@ def test_a_rule_set_to_none_disables_that_step(clock) -> None:  # type: ignore[n
 
 def test_consolidation_promotes_one_level_per_call_without_duplicates(clock) -> None:  # type: ignore[no-untyped-def]
     always = {step: (lambda item: True) for step in
-              ("immediate_to_recent", "recent_to_important", "important_to_learned")}  # fmt: skip
+              ("immediate_to_recent", "recent_to_important", "important_to_learned")}
     with HierarchicalMemory(promotion_rules=always, clock=clock) as hm:
         hm.store("k", "v")
         for expected in ("recent", "important", "learned", "learned"):
@@ -258,3 +258,26 @@ def test_promotion_into_a_level_full_of_higher_priorities_keeps_the_item() -> No
     assert hm.retrieve("low") == "must survive"
     assert hm.level_of("low") == "immediate"
     assert hm.retrieve("vip") == "kept"
+
+
+def test_promotion_into_a_full_level_drops_nothing_and_leaves_other_levels_alone() -> None:
+    """Regression: the full level's victim was dropped, and a chain of promotions emptied every level a little."""
+    from agentmem_plugin.adapters.hierarchical import HierarchicalMemory
+
+    hm = HierarchicalMemory(
+        levels={"immediate": 3, "recent": 2, "important": 2},
+        promotion_rules={"immediate_to_recent": {"access_count": 0}, "recent_to_important": None},
+    )
+    hm.store("r1", "first recent", level="recent")
+    hm.store("r2", "second recent", level="recent")
+    hm.store("i1", "immediate one")
+    hm.store("i2", "immediate two")
+    hm.store("keep", "important", level="important")
+    assert hm.retrieve("i1") == "immediate one"  # promoted into the full "recent" level
+    assert hm.level_of("i1") == "recent"
+    stepped = [k for k in ("r1", "r2") if hm.level_of(k) == "immediate"]
+    assert len(stepped) == 1  # the recent item it displaced stepped down into the freed place
+    levels = {k: hm.level_of(k) for k in ("r1", "r2", "i1", "i2", "keep")}
+    assert None not in levels.values()  # nothing dropped
+    assert [len(hm.levels[n]) for n in ("immediate", "recent", "important")] == [2, 2, 1]
+    assert hm.retrieve("keep") == "important" and hm.level_of("keep") == "important"

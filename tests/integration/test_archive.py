@@ -128,7 +128,7 @@ def s3_endpoint():
         pytest.fail("moto_server is not installed (the test group installs moto[server])")
     port = _free_port()
     proc = subprocess.Popen([str(moto_server), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:

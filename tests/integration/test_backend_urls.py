@@ -83,7 +83,7 @@ def test_chroma_url_is_checked() -> None:
 def test_manager_with_sqlite_long_term_url_and_archive_dir(tmp_path: Path) -> None:
     url = f"sqlite://{tmp_path}/long.db"
     with MemoryManager(short_term_limit=2, long_term_limit=3, long_term=url,
-                       archive=str(tmp_path / "arch")) as mm:  # fmt: skip
+                       archive=str(tmp_path / "arch")) as mm:
         for i in range(8):
             mm.store(f"k{i}", f"value {i}", priority=i)
         assert mm.short_tier.count() == 2

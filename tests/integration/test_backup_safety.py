@@ -402,7 +402,7 @@ def test_a_damaged_manifest_is_an_integrity_error(tmp_path: Path) -> None:
     backup_store(tmp_path / "s", tmp_path / "sb")
     manifest = orjson.loads((tmp_path / "sb" / "agentmem-store.json").read_bytes())
     for parts in ("nope", [5], [{**manifest["parts"][0], "tier": "elsewhere"}],
-                  [{**manifest["parts"][0], "namespace": "a//b"}]):  # fmt: skip
+                  [{**manifest["parts"][0], "namespace": "a//b"}]):
         (tmp_path / "sb" / "agentmem-store.json").write_bytes(
             orjson.dumps({**manifest, "parts": parts})
         )

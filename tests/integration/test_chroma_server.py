@@ -171,7 +171,7 @@ def test_manager_on_servers_only_redis_postgres_and_chroma(chroma_server):
 
     _, port = chroma_server
     urls = {"short_term": require_redis(), "long_term": require_postgres(),
-            "semantic": f"http://{HOST}:{port}"}  # fmt: skip
+            "semantic": f"http://{HOST}:{port}"}
     namespace = f"servers-{uuid.uuid4().hex[:10]}"
     first_embedder, second_embedder = FakeHashEmbedder(), FakeHashEmbedder()
     first = MemoryManager(namespace=namespace, embedder=first_embedder, short_term_limit=2, **urls)

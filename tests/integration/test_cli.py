@@ -41,10 +41,10 @@ def build_store(path: Path, **kwargs: Any) -> None:
     """A store with entries in every tier of two namespaces, with ttl, priority, tags and metadata."""
     with MemoryManager(storage_path=path, **kwargs) as mm:
         mm.store("user_preferences", {"language": "english", "timezone": "UTC-8"}, "long_term",
-                 priority=5, metadata={"source": "onboarding"}, tags=["user", "preferences"])  # fmt: skip
+                 priority=5, metadata={"source": "onboarding"}, tags=["user", "preferences"])
         mm.store("current_task", "summarize the quarterly report", ttl=3600, tags=["task"])
         mm.store("old_project", {"name": "apollo", "status": "done"}, "external", priority=-1,
-                 metadata={"year": 2019})  # fmt: skip
+                 metadata={"year": 2019})
         mm.store("greeting", "héllo wörld ✓ [bold]not markup[/bold]", "long_term")
         alice = mm.with_namespace(("user", "alice"))
         alice.store("color", "blue", "long_term", tags=["pref"])
@@ -120,7 +120,7 @@ def test_put_then_get_inspect_and_delete(tmp_path: Path) -> None:
     path = tmp_path / "new-store"
     result = run("put", path, "prefs", '{"language": "english", "n": [1, 2]}', "--json-value",
                  "--ttl", "3600", "--priority", "4", "--tag", "user", "-t", "prefs",
-                 "--metadata", '{"source": "cli"}', "--tier", "long_term", "--namespace", "user/bob")  # fmt: skip
+                 "--metadata", '{"source": "cli"}', "--tier", "long_term", "--namespace", "user/bob")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     assert "stored 'prefs' in long_term in namespace 'user/bob'" in result.stderr
@@ -136,7 +136,7 @@ def test_put_then_get_inspect_and_delete(tmp_path: Path) -> None:
     assert full["namespace"] == "user/bob" and full["tier"] == "long_term"
     assert (full["priority"], full["tags"], full["metadata"], full["ttl"]) == (
         4, ["user", "prefs"], {"source": "cli"}, 3600.0,
-    )  # fmt: skip
+    )
     assert full["expires_at"] == pytest.approx(full["created_at"] + 3600)
     assert full["access_count"] == 0
 
@@ -214,7 +214,7 @@ def test_stats_table_and_json(store: Path) -> None:
     assert result.exit_code == 0
     out = result.stdout
     for text in ("short_term", "long_term", "external", "user/alice", "(default)",
-                 "none (compressed and checksummed only)", "namespaces"):  # fmt: skip
+                 "none (compressed and checksummed only)", "namespaces"):
         assert text in out
     data = orjson.loads(run("stats", store, "--json").stdout)
     assert data["short_term"]["size"] == 1 and data["long_term"]["size"] == 2
@@ -268,7 +268,7 @@ def test_search_namespace_limit_and_no_match(store: Path) -> None:
     assert [h["key"] for h in alice] == ["draft"]
     assert orjson.loads(run("search", store, "roadmap", "--mode", "keyword", "--json").stdout) == []
     both = orjson.loads(run("search", store, "alice note blue", "--mode", "keyword", "--json",
-                            "-n", "user/alice", "--limit", "1").stdout)  # fmt: skip
+                            "-n", "user/alice", "--limit", "1").stdout)
     assert len(both) == 1
     none = run("search", store, "zeppelin", "--mode", "keyword")
     assert none.exit_code == 0 and none.stdout == ""
@@ -308,7 +308,7 @@ def test_semantic_search_and_reindex(tmp_path: Path, real_embedder: Any) -> None
     index = orjson.loads(run("stats", path, "--json").stdout)["namespaces"][""]["semantic_index"]
     assert index == {"model": "all-MiniLM-L6-v2", "dim": 384}
     semantic = orjson.loads(run("search", path, "which language does the user use?", "--mode", "semantic",
-                                "--json").stdout)  # fmt: skip
+                                "--json").stdout)
     assert (
         semantic[0]["key"] == "user_preferences"
     )  # no word in common but "user": found by meaning
@@ -560,7 +560,7 @@ def test_cleanup_removes_expired_rows(tmp_path: Path) -> None:
 READ_COMMANDS = [
     ["stats"], ["get", "k"], ["inspect", "k"], ["delete", "k"], ["search", "q", "--mode", "keyword"],
     ["export", "-"], ["backup", "BACKUP"], ["consolidate"], ["cleanup"], ["reindex"],
-]  # fmt: skip
+]
 
 
 def _args(command: list[str], path: Path, tmp_path: Path) -> list[str]:
@@ -706,7 +706,7 @@ def test_version_and_help() -> None:
 
 def test_module_entry_point(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "agentmem_plugin", "demo", "--no-semantic", "--path", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "after reopening the store:" in proc.stdout
 
@@ -716,7 +716,7 @@ def test_module_exit_codes_in_a_subprocess(tmp_path: Path) -> None:
 
     def agentmem(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "agentmem_plugin", *args],
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+                              capture_output=True, text=True, timeout=120)
 
     assert agentmem("put", str(path), "k", '{"a": 1}', "--json-value").returncode == 0
     got = agentmem("get", str(path), "k")
@@ -735,9 +735,9 @@ def test_console_script_pipes_export_into_import(store: Path, tmp_path: Path) ->
     assert script.is_file(), "the agentmem console script is installed with the package"
     fresh = tmp_path / "fresh"
     exporter = subprocess.Popen([str(script), "export", str(store), "-"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)  # fmt: skip
+                                stderr=subprocess.PIPE)
     importer = subprocess.run([str(script), "import", str(fresh), "-"], stdin=exporter.stdout,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+                              capture_output=True, text=True, timeout=120)
     assert exporter.stdout is not None
     exporter.stdout.close()
     assert exporter.wait(timeout=120) == 0

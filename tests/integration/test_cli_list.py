@@ -105,7 +105,7 @@ def test_list_refuses_bad_input(store: Path, tmp_path: Path) -> None:
 
 
 COMMANDS = ["stats", "search", "get", "inspect", "put", "delete", "list", "export", "import",
-            "backup", "restore", "consolidate", "reindex", "cleanup", "demo"]  # fmt: skip
+            "backup", "restore", "consolidate", "reindex", "cleanup", "demo"]
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])

@@ -81,10 +81,14 @@ def _threads(mm: MemoryManager, n_threads: int, steps: int) -> dict[str, int]:
 @pytest.mark.parametrize("kind", ["memory", "directory"])
 def test_eight_threads_moving_entries_all_the_time_lose_nothing(kind: str, tmp_path: Path) -> None:
     storage = {"storage_path": tmp_path / "store"} if kind == "directory" else {}
-    with MemoryManager(short_term_limit=8, long_term_limit=16, enable_logging=False, **storage) as mm:
+    with MemoryManager(
+        short_term_limit=8, long_term_limit=16, enable_logging=False, **storage
+    ) as mm:
         acked = _threads(mm, 8, 250)
         _check(mm, acked)
-        assert mm.get_stats()["archived"] > 0 and mm.get_stats()["promotions"] > 0  # entries really moved
+        assert (
+            mm.get_stats()["archived"] > 0 and mm.get_stats()["promotions"] > 0
+        )  # entries really moved
     if kind == "directory":
         with MemoryManager(short_term_limit=8, long_term_limit=16, **storage) as again:
             _check(again, acked)
@@ -106,7 +110,9 @@ def test_four_threads_on_redis_and_postgresql_lose_nothing(tmp_path: Path) -> No
 
 
 def _process(path: str, worker: int, steps: int, out: Any) -> None:
-    with MemoryManager(short_term_limit=8, long_term_limit=16, storage_path=path, enable_logging=False) as mm:
+    with MemoryManager(
+        short_term_limit=8, long_term_limit=16, storage_path=path, enable_logging=False
+    ) as mm:
         out.put(_work(mm, worker, steps, 8, seed=100 + worker))
 
 

@@ -194,7 +194,7 @@ def test_expired_entries_do_not_crowd_out_live_hits(real_embedder, clock):
 def test_capacity_eviction_removes_the_vector(real_embedder, clock):
     evicted: list[str] = []
     with Memory(capacity=2, embedder=real_embedder, clock=clock,
-                on_evict=lambda es: evicted.extend(e.key for e in es)) as memory:  # fmt: skip
+                on_evict=lambda es: evicted.extend(e.key for e in es)) as memory:
         memory.store("pet", DOCS["pet"])
         clock.advance(1)
         memory.store("finance", DOCS["finance"])
@@ -361,7 +361,7 @@ def test_outbox_finishes_what_a_crash_interrupted(tmp_path, point, op):
     where = tmp_path / "store"
     code = CHILD.format(tests=str(Path(__file__).parents[1]))
     child = subprocess.run([sys.executable, "-c", code, str(where), point, op],
-                           capture_output=True, text=True, timeout=120)  # fmt: skip
+                           capture_output=True, text=True, timeout=120)
     assert child.returncode == 17, child.stderr
     changed = "crash" if op == "store" else "first"
 

@@ -140,7 +140,7 @@ def build_wheels(dist: Path) -> dict[str, Path]:
     """Build the core wheel and the three integration wheels into *dist*; return them by distribution."""
     sources = [ROOT, *(ROOT / i.directory for i in INTEGRATIONS)]
     run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", str(dist), *map(str, sources)])  # fmt: skip
+         "--wheel-dir", str(dist), *map(str, sources)])
     wheels = {w.name.split("-")[0]: w for w in dist.glob("*.whl")}
     wanted = {"agentmem_plugin", *(i.distribution for i in INTEGRATIONS)}
     assert set(wheels) == wanted, f"built {sorted(wheels)}, expected {sorted(wanted)}"
@@ -156,11 +156,11 @@ def check(integration: Integration, wheels: dict[str, Path], work: Path) -> list
     run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
     python = venv / "bin" / "python"
     run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
-         str(wheels["agentmem_plugin"]), str(wheels[integration.distribution])])  # fmt: skip
+         str(wheels["agentmem_plugin"]), str(wheels[integration.distribution])])
     present = run([str(python), "-c", (
         "import importlib.util, sys; "
         "print(','.join(m for m in sys.argv[1:] if importlib.util.find_spec(m)))"
-    ), *HEAVY]).strip()  # fmt: skip
+    ), *HEAVY]).strip()
     assert present == "", f"{integration.distribution} pulled the semantic stack: {present}"
     done = [f"{integration.distribution}: installed without {', '.join(HEAVY)}"]
 
@@ -202,7 +202,7 @@ def _run_block(
     """Run *code* in an empty *cwd*; with *ok* return its stdout (it must succeed), else its stderr."""
     cwd.mkdir()
     done = subprocess.run([str(python), "-c", textwrap.dedent(code)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+                          capture_output=True, text=True, timeout=300, check=False)
     if ok:
         if done.returncode != 0:
             raise RuntimeError(f"block failed in {cwd}:\n{code}\n{done.stdout}\n{done.stderr}")

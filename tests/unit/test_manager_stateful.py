@@ -38,11 +38,15 @@ class ManagerMachine(RuleBasedStateMachine):
         super().__init__()
         self.model: dict[str, Any] = {}
         self.named: dict[str, dict[str, Any]] = {"a": {}, "b": {}}
-        self.directory = tempfile.mkdtemp(prefix="agentmem-manager-machine-") if self.PERSISTENT else None
+        self.directory = (
+            tempfile.mkdtemp(prefix="agentmem-manager-machine-") if self.PERSISTENT else None
+        )
         self.mm = self._open()
 
     def _open(self) -> MemoryManager:
-        return MemoryManager(short_term_limit=3, long_term_limit=3, storage_path=self.directory, cache_size=4)
+        return MemoryManager(
+            short_term_limit=3, long_term_limit=3, storage_path=self.directory, cache_size=4
+        )
 
     @initialize()
     def named_memories(self) -> None:
@@ -86,7 +90,11 @@ class ManagerMachine(RuleBasedStateMachine):
         self.named[name][key] = value
         self._sync_named(name)
 
-    @rule(source=st.sampled_from(["a", "b"]), dest=st.sampled_from(["a", "b"]), keys=st.lists(KEYS, max_size=3))
+    @rule(
+        source=st.sampled_from(["a", "b"]),
+        dest=st.sampled_from(["a", "b"]),
+        keys=st.lists(KEYS, max_size=3),
+    )
     def transfer(self, source: str, dest: str, keys: list[str]) -> None:
         target = dest
         moved = self.mm.transfer_memory(source, target, keys)
@@ -138,11 +146,15 @@ class ManagerMachine(RuleBasedStateMachine):
 
 
 def test_manager_in_memory_matches_the_model() -> None:
-    run_state_machine_as_test(ManagerMachine, settings=settings(max_examples=150, stateful_step_count=40, deadline=None))
+    run_state_machine_as_test(
+        ManagerMachine, settings=settings(max_examples=150, stateful_step_count=40, deadline=None)
+    )
 
 
 def test_manager_on_disk_matches_the_model_across_reopens() -> None:
     class OnDisk(ManagerMachine):
         PERSISTENT = True
 
-    run_state_machine_as_test(OnDisk, settings=settings(max_examples=25, stateful_step_count=25, deadline=None))
+    run_state_machine_as_test(
+        OnDisk, settings=settings(max_examples=25, stateful_step_count=25, deadline=None)
+    )

@@ -42,11 +42,13 @@ RAG_PROMPT = ChatPromptTemplate.from_messages(
 
 def test_rag_chain_over_the_retriever_sends_the_retrieved_text_to_the_model(semantic_manager):
     semantic_manager.store_many(
-        {"wifi": "The office wifi password is printed under the coffee machine",
-         "parking": "Visitors park on level minus two of the garage",
-         "lunch": "The canteen serves lunch from noon until two"},
+        {
+            "wifi": "The office wifi password is printed under the coffee machine",
+            "parking": "Visitors park on level minus two of the garage",
+            "lunch": "The canteen serves lunch from noon until two",
+        },
         "long_term",
-    )  # fmt: skip
+    )
     retriever = AgentMemRetriever(memory=semantic_manager, k=1, mode="semantic")
     llm = FakeListChatModel(responses=["Look under the coffee machine."])
     chain = (
@@ -113,8 +115,12 @@ def test_runnable_with_message_history_remembers_per_session_across_restarts(tmp
     assert [m.content for m in third] == ["You are helpful.", "Who am I?"]  # s2 does not see s1
     with MemoryManager(storage_path=tmp_path / "chat") as mm:  # a new process, the same directory
         saved = AgentMemChatMessageHistory("s1", manager=mm).messages
-    assert saved == [HumanMessage("I am Ada"), AIMessage("Hi Ada!", id=saved[1].id),
-                     HumanMessage("Who am I?"), AIMessage("You are Ada.", id=saved[3].id)]  # fmt: skip
+    assert saved == [
+        HumanMessage("I am Ada"),
+        AIMessage("Hi Ada!", id=saved[1].id),
+        HumanMessage("Who am I?"),
+        AIMessage("You are Ada.", id=saved[3].id),
+    ]
 
 
 async def test_runnable_with_message_history_async():

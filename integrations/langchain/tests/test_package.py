@@ -32,9 +32,14 @@ def test_exports_are_pinned():
 
 @pytest.mark.parametrize(
     "module",
-    ["langchain_agentmem", "langchain_agentmem.retrievers", "langchain_agentmem.vectorstores",
-     "langchain_agentmem.stores", "langchain_agentmem.chat_message_histories"],
-)  # fmt: skip
+    [
+        "langchain_agentmem",
+        "langchain_agentmem.retrievers",
+        "langchain_agentmem.vectorstores",
+        "langchain_agentmem.stores",
+        "langchain_agentmem.chat_message_histories",
+    ],
+)
 def test_docstring_examples_run(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0

@@ -52,15 +52,25 @@ def test_keyword_mode_does_not_find_it_without_shared_words(semantic_manager):
 
 def test_document_carries_key_score_tier_tags_and_entry_metadata():
     with MemoryManager() as mm:
-        mm.store("profile", {"name": "Ada", "city": "Lisbon"}, "long_term", metadata={"source": "form"},
-                 tags=["user"])  # fmt: skip
+        mm.store(
+            "profile",
+            {"name": "Ada", "city": "Lisbon"},
+            "long_term",
+            metadata={"source": "form"},
+            tags=["user"],
+        )
         [doc] = AgentMemRetriever(memory=mm).invoke("Lisbon")
     assert doc.id == "profile"
     assert (
         doc.page_content == '{"name": "Ada", "city": "Lisbon"}'
     )  # a non-str value is rendered as JSON
-    assert doc.metadata == {"source": "form", "key": "profile", "score": 1.0, "tier": "long_term",
-                            "tags": ["user"]}  # fmt: skip
+    assert doc.metadata == {
+        "source": "form",
+        "key": "profile",
+        "score": 1.0,
+        "tier": "long_term",
+        "tags": ["user"],
+    }
 
 
 def test_over_a_plain_memory_the_tier_is_its_memory_type(tmp_path):
@@ -77,8 +87,10 @@ def test_manager_search_spans_every_tier():
         mm.store("x", "orbit notes archived", "external")
         docs = AgentMemRetriever(memory=mm, k=10).invoke("orbit notes")
     assert {d.id: d.metadata["tier"] for d in docs} == {
-        "s": "short_term", "l": "long_term", "x": "external",
-    }  # fmt: skip
+        "s": "short_term",
+        "l": "long_term",
+        "x": "external",
+    }
 
 
 # -- namespaces -----------------------------------------------------------------------------------------------

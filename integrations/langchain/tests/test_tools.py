@@ -129,18 +129,30 @@ def test_remember_search_recall_list_forget_as_compact_json(tools):
 @pytest.mark.parametrize(
     ("name", "args", "message"),
     [
-        ("remember", {"content": "x", "tags": [""]}, "InvalidArgumentError: each tag must be a non-empty str"),
+        (
+            "remember",
+            {"content": "x", "tags": [""]},
+            "InvalidArgumentError: each tag must be a non-empty str",
+        ),
         ("remember", {"content": "x", "key": "k\x00"}, "InvalidKeyError"),
-        ("remember", {"content": "x", "ttl": -5}, "InvalidArgumentError: ttl: Input should be greater than 0"),
+        (
+            "remember",
+            {"content": "x", "ttl": -5},
+            "InvalidArgumentError: ttl: Input should be greater than 0",
+        ),
         ("remember", {"content": "   "}, "InvalidArgumentError: content must be a non-empty str"),
         ("remember", {"key": "k"}, "InvalidArgumentError: content: Field required"),
-        ("search_memories", {"query": "x", "k": 0}, "k: Input should be greater than or equal to 1"),
+        (
+            "search_memories",
+            {"query": "x", "k": 0},
+            "k: Input should be greater than or equal to 1",
+        ),
         ("search_memories", {"query": "x", "mode": "fuzzy"}, "mode: Input should be"),
         ("search_memories", {"query": "x", "mode": "semantic"}, "needs an embedder"),
         ("recall", {"key": "nope"}, "KeyNotFoundError: no memory under key 'nope'"),
         ("list_memories", {"limit": 99}, "limit: Input should be less than or equal to 50"),
     ],
-)  # fmt: skip
+)
 def test_errors_come_back_to_the_model_as_tool_errors(tools, manager, name, args, message):
     result = tools[name].invoke(as_call(name, **args))
     assert isinstance(result, ToolMessage) and result.status == "error"

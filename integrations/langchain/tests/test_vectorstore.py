@@ -33,10 +33,22 @@ class MiniLMEmbeddings(Embeddings):
 
 
 KB = [
-    Document(page_content="Refunds are issued within 14 days of the return being received", metadata={"topic": "billing"}, id="refund"),
-    Document(page_content="Our headquarters moved to a new office building downtown", metadata={"topic": "company"}, id="office"),
-    Document(page_content="Reset your password from the account security page", metadata={"topic": "account"}, id="password"),
-]  # fmt: skip
+    Document(
+        page_content="Refunds are issued within 14 days of the return being received",
+        metadata={"topic": "billing"},
+        id="refund",
+    ),
+    Document(
+        page_content="Our headquarters moved to a new office building downtown",
+        metadata={"topic": "company"},
+        id="office",
+    ),
+    Document(
+        page_content="Reset your password from the account security page",
+        metadata={"topic": "account"},
+        id="password",
+    ),
+]
 
 
 def test_real_embeddings_find_by_meaning_with_relevance_scores(tmp_path):
@@ -103,8 +115,9 @@ def test_namespace_isolation(tmp_path, fake_embeddings):
 
 def test_filter_by_metadata_and_by_predicate(fake_embeddings):
     with AgentMemVectorStore(fake_embeddings) as store:
-        store.add_texts([f"chunk {i}" for i in range(40)],
-                        [{"page": i, "even": i % 2 == 0} for i in range(40)])  # fmt: skip
+        store.add_texts(
+            [f"chunk {i}" for i in range(40)], [{"page": i, "even": i % 2 == 0} for i in range(40)]
+        )
         docs = store.similarity_search("chunk 3", k=3, filter={"page": 37})
         assert [d.metadata["page"] for d in docs] == [37]  # found although ranked far below k*4
         assert all(

@@ -327,9 +327,12 @@ class AgentMemStore(BaseStore):
                     f"mode={mode!r} needs an index, e.g. index={{'embed': 'default', 'dims': 384}}"
                 )
             self._manager = MemoryManager(
-                long_term_limit=_UNBOUNDED, storage_path=storage_path, embedder=embedder,
-                embed_text=embed_text, clock=clock,
-            )  # fmt: skip
+                long_term_limit=_UNBOUNDED,
+                storage_path=storage_path,
+                embedder=embedder,
+                embed_text=embed_text,
+                clock=clock,
+            )
             self._owns_manager = True
         has_embedder = self._manager.long_term.embedder is not None
         if mode in ("hybrid", "semantic") and not has_embedder:
@@ -441,8 +444,13 @@ class AgentMemStore(BaseStore):
     def _item(self, namespace: tuple[str, ...], entry: MemoryEntry) -> Item:
         created = _created(entry)
         updated = float(entry.metadata.get(UPDATED_AT, created))
-        return Item(value=entry.value, key=entry.key, namespace=namespace,
-                    created_at=_when(created), updated_at=_when(updated))  # fmt: skip
+        return Item(
+            value=entry.value,
+            key=entry.key,
+            namespace=namespace,
+            created_at=_when(created),
+            updated_at=_when(updated),
+        )
 
     def _get(self, op: GetOp, known: set[str], refresh: dict[str, set[str]]) -> Item | None:
         name = encode_namespace(op.namespace)
@@ -537,8 +545,16 @@ class AgentMemStore(BaseStore):
         out = []
         for score, ns, key, value, meta, created in page:
             updated = float(meta.get(UPDATED_AT, created))
-            out.append(SearchItem(namespace=ns, key=key, value=value, created_at=_when(created),
-                                  updated_at=_when(updated), score=score))  # fmt: skip
+            out.append(
+                SearchItem(
+                    namespace=ns,
+                    key=key,
+                    value=value,
+                    created_at=_when(created),
+                    updated_at=_when(updated),
+                    score=score,
+                )
+            )
             if op.refresh_ttl:
                 refresh.setdefault(encode_namespace(ns), set()).add(key)
         return out
@@ -608,8 +624,15 @@ class AgentMemStore(BaseStore):
                     meta: dict[str, Any] = {CREATED_AT: created, UPDATED_AT: now}
                     if op.index is not None:
                         meta[INDEX] = False if op.index is False else list(op.index)
-                    entries.append(MemoryEntry(op.key, dict(op.value), ttl=ttl_seconds(op.ttl),
-                                               metadata=meta, clock=self._manager.clock))  # fmt: skip
+                    entries.append(
+                        MemoryEntry(
+                            op.key,
+                            dict(op.value),
+                            ttl=ttl_seconds(op.ttl),
+                            metadata=meta,
+                            clock=self._manager.clock,
+                        )
+                    )
                 view.store_many(entries, "long_term")
             for key in deletes:
                 view.delete(key)

@@ -272,18 +272,28 @@ _LIST_CASES: list[dict[str, Any]] = [
 def test_list_namespaces_matches_inmemorystore(store: AgentMemStore) -> None:
     reference = InMemoryStore()
     namespaces = [
-        ("a", "b", "c"), ("a", "b", "d", "e"), ("a", "b", "d", "i"), ("a", "b", "f"), ("a", "c", "f"),
-        ("b", "a", "f"), ("users", "123"), ("users", "456", "settings"), ("admin", "users", "789"),
-        ("guests", "456", "preferences"), ("h", "i", "j", "k"),
-    ]  # fmt: skip
+        ("a", "b", "c"),
+        ("a", "b", "d", "e"),
+        ("a", "b", "d", "i"),
+        ("a", "b", "f"),
+        ("a", "c", "f"),
+        ("b", "a", "f"),
+        ("users", "123"),
+        ("users", "456", "settings"),
+        ("admin", "users", "789"),
+        ("guests", "456", "preferences"),
+        ("h", "i", "j", "k"),
+    ]
     for s in (store, reference):
         for i, ns in enumerate(namespaces):
             s.put(ns, f"id_{i}", {"data": f"value_{i:02d}"})
     for case in _LIST_CASES:
         assert store.list_namespaces(**case) == reference.list_namespaces(**case), case
     assert store.list_namespaces(prefix=("a", "b"), max_depth=3) == [
-        ("a", "b", "c"), ("a", "b", "d"), ("a", "b", "f"),
-    ]  # fmt: skip
+        ("a", "b", "c"),
+        ("a", "b", "d"),
+        ("a", "b", "f"),
+    ]
 
 
 def test_list_namespaces_pagination(store: AgentMemStore) -> None:
@@ -332,8 +342,13 @@ def test_batch_results_in_op_order_reads_before_writes_like_inmemorystore(
 
     assert plain(ours) == plain(theirs)
     assert plain(ours) == [
-        None, None, None, [(("b",), "k0", {"v": 0})], [("b",)], (("b",), "k0", {"v": 0}),
-    ]  # fmt: skip
+        None,
+        None,
+        None,
+        [(("b",), "k0", {"v": 0})],
+        [("b",)],
+        (("b",), "k0", {"v": 0}),
+    ]
     assert store.get(("b",), "k1").value == {"v": 2}  # type: ignore[union-attr]  # the last put won
     assert store.batch([]) == []
 

@@ -36,9 +36,12 @@ def test_chat_engine_flushes_messages_into_the_manager_and_recalls_them(
     block = AgentMemMemoryBlock(manager, k=2)
     # History above 0.5 * 60 = 30 words is flushed to the block in chunks of about 10 words.
     memory = llama_memory(
-        session_id="s1", token_limit=60, chat_history_token_ratio=0.5, token_flush_size=10,
+        session_id="s1",
+        token_limit=60,
+        chat_history_token_ratio=0.5,
+        token_flush_size=10,
         memory_blocks=[block],
-    )  # fmt: skip
+    )
     engine = SimpleChatEngine.from_defaults(llm=llm, memory=memory)
 
     engine.chat("My sister Ingrid lives in Bergen and teaches violin.")

@@ -14,9 +14,12 @@ from agentmem_llamaindex import AgentMemChatMemory, AgentMemRetriever
 
 def test_query_engine_answers_from_a_stored_memory(manager: MemoryManager) -> None:
     manager.store(
-        "trip", "The user flies to Oslo on the fifth of May.", memory_type="long_term",
-        metadata={"source": "calendar"}, tags=["travel"],
-    )  # fmt: skip
+        "trip",
+        "The user flies to Oslo on the fifth of May.",
+        memory_type="long_term",
+        metadata={"source": "calendar"},
+        tags=["travel"],
+    )
     manager.store("pet", "The user has a cat named Miso.", memory_type="long_term")
     retriever = AgentMemRetriever(manager, similarity_top_k=2)
     engine = RetrieverQueryEngine.from_args(retriever, llm=MockLLM())  # MockLLM echoes its prompt

@@ -78,8 +78,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keyword search only: never load the embedding model",
     )
-    parser.add_argument("--long-term-limit", type=int, default=100_000, metavar="N",
-                        help="memories kept in long-term memory before the least important are archived (default 100000)")  # fmt: skip
+    parser.add_argument(
+        "--long-term-limit",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="memories kept in long-term memory before the least important are archived (default 100000)",
+    )
     parser.add_argument(
         "--log-level", choices=_LOG_LEVELS, default="WARNING", help="log level (stderr)"
     )

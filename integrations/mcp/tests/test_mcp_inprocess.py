@@ -73,8 +73,13 @@ async def test_a_namespace_sees_only_its_own_memories(tmp_path):
 
 def test_the_service_checks_its_arguments_before_storing(tmp_path):
     service = MemoryService(tmp_path / "store", embedder=None)
-    for bad in ({"content": ""}, {"content": 3}, {"content": "x", "importance": True},
-                {"content": "x", "importance": float("nan")}, {"content": "x", "ttl": 0}):  # fmt: skip
+    for bad in (
+        {"content": ""},
+        {"content": 3},
+        {"content": "x", "importance": True},
+        {"content": "x", "importance": float("nan")},
+        {"content": "x", "ttl": 0},
+    ):
         with pytest.raises(InvalidArgumentError):
             service.remember(**bad)
     with pytest.raises(InvalidArgumentError, match="k must be an int"):

@@ -63,7 +63,11 @@ async def test_a_session_lists_remembers_searches_by_meaning_recalls_and_forgets
 
 
 BAD_CALLS = [
-    ("remember", {"content": "x", "tags": [""]}, "InvalidArgumentError: each tag must be a non-empty str"),
+    (
+        "remember",
+        {"content": "x", "tags": [""]},
+        "InvalidArgumentError: each tag must be a non-empty str",
+    ),
     ("remember", {"content": "x", "key": "k\x00"}, "InvalidKeyError"),
     ("remember", {"content": "x", "ttl": -1}, "greater than 0"),
     ("remember", {"content": "x", "importance": 3}, "less than or equal to 1"),
@@ -73,7 +77,7 @@ BAD_CALLS = [
     ("recall", {"key": "nope"}, "KeyNotFoundError: no memory under key 'nope'"),
     ("list_memories", {"limit": 51}, "less than or equal to 50"),
     ("no_such_tool", {}, "Unknown tool"),
-]  # fmt: skip
+]
 
 
 async def test_bad_arguments_are_tool_errors_with_the_message_and_the_server_goes_on(tmp_path):
