@@ -36,13 +36,13 @@ import logging
 import sys
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 from agentmem_plugin.backup import read_backup, write_backup
+from agentmem_plugin.cache import ReadCache
 from agentmem_plugin.codec import normalize
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import (
@@ -106,74 +106,6 @@ def _threshold(value: object) -> float | None:
 def _below(namespace: str, base: str) -> bool:
     """Return True when *namespace* is *base* or nested under it (``""`` contains every namespace)."""
     return not base or namespace == base or namespace.startswith(base + "/")
-
-
-class _ReadCache:
-    """The LRU cache in front of the tiers, coherent with every writer.
-
-    * This manager's writes forget their keys and advance an epoch; a read fills the cache only if no write
-      happened since it began, so a slow reader never caches a value a faster writer replaced.
-    * Other processes' writes change the tiers' ``change_token``; the cache is emptied when it moves.
-    """
-
-    def __init__(self, size: int, token: Any) -> None:
-        self.size = size
-        self._token_of = token
-        self._entries: OrderedDict[str, MemoryEntry] = OrderedDict()
-        self._lock = threading.Lock()
-        self._epoch = 0
-        self._token: object = None if size == 0 else token()
-
-    def _check(self) -> None:  # caller holds the lock
-        token = self._token_of()
-        if token != self._token:
-            self._entries.clear()
-            self._token = token
-            self._epoch += 1
-
-    def get(self, key: str, now: float) -> MemoryEntry | None:
-        """Return the cached live entry of *key*, or None."""
-        if not self.size:
-            return None
-        with self._lock:
-            self._check()
-            entry = self._entries.get(key)
-            if entry is None or entry.is_expired(now):
-                return None
-            self._entries.move_to_end(key)
-            return entry.copy()
-
-    def begin(self) -> int:
-        """Return the epoch a read starts in (pass it to :meth:`put`)."""
-        with self._lock:
-            if self.size:
-                self._check()
-            return self._epoch
-
-    def put(self, entry: MemoryEntry, epoch: int) -> None:
-        """Cache *entry*, read in *epoch*, unless a write happened since."""
-        if not self.size:
-            return
-        with self._lock:
-            self._check()
-            if epoch != self._epoch:
-                return
-            self._entries[entry.key] = entry.copy()
-            self._entries.move_to_end(entry.key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-
-    def forget(self, keys: Iterable[str] = ()) -> None:
-        """Drop *keys* (all when empty) and start a new epoch."""
-        with self._lock:
-            self._epoch += 1
-            if not keys:
-                self._entries.clear()
-            for key in keys:
-                self._entries.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 class MemoryManager:
@@ -298,7 +230,7 @@ class MemoryManager:
         self.clock: Clock = options["clock"] or tiers.long.clock
         self.storage_path: Path | None = tiers.storage_path
         self.cache_size: int = 0 if tiers.shared else options["cache_size"]
-        self._cache = _ReadCache(self.cache_size, tiers.change_token)
+        self._cache = ReadCache(self.cache_size, tiers.change_token)
         self._counters = dict.fromkeys(_COUNTERS, 0)
         self._last_consolidation = self.clock()
         self._memories: dict[str, Memory] = {}

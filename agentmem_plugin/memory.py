@@ -7,7 +7,6 @@ Every method has an ``a``-prefixed async twin that runs it in a worker thread, s
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,6 +20,7 @@ from agentmem_plugin.search import fuse, spread_to_neighbors
 from agentmem_plugin.tiers.base import EvictionCallback, Tier
 from agentmem_plugin.tiers.buffer import BufferTier
 from agentmem_plugin.tiers.factory import DATABASE_FILENAME
+from agentmem_plugin.twins import async_twin, in_thread
 from agentmem_plugin.validation import (
     MAX_KEY_LENGTH,
     validate_bool,
@@ -105,11 +105,7 @@ def hit(entry: MemoryEntry, score: float, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def _in_thread(fn: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-    import asyncio  # deferred: importing asyncio costs ~30 ms, most users never call the async twins
-
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
+_in_thread = in_thread  # kept for code that imported it from here
 
 
 class Memory:
@@ -553,78 +549,17 @@ class Memory:
 
     # -- async twins ---------------------------------------------------------------------------------------
 
-    async def astore(
-        self,
-        key: str,
-        value: Any,
-        ttl: float | None = None,
-        priority: int = 0,
-        metadata: Mapping[str, Any] | None = None,
-        tags: Iterable[str] | None = None,
-    ) -> None:
-        """Async :meth:`store` (runs in a worker thread)."""
-        await _in_thread(self.store, key, value, ttl, priority, metadata, tags)
-
-    async def aretrieve(self, key: str) -> Any:
-        """Async :meth:`retrieve`."""
-        return await _in_thread(self.retrieve, key)
-
-    async def aget_entry(self, key: str) -> MemoryEntry:
-        """Async :meth:`get_entry`."""
-        return await _in_thread(self.get_entry, key)
-
-    async def adelete(self, key: str) -> bool:
-        """Async :meth:`delete`."""
-        return await _in_thread(self.delete, key)
-
-    async def aexists(self, key: str) -> bool:
-        """Async :meth:`exists`."""
-        return await _in_thread(self.exists, key)
-
-    async def akeys(self) -> list[str]:
-        """Async :meth:`keys`."""
-        return await _in_thread(self.keys)
-
-    async def acleanup(self) -> int:
-        """Async :meth:`cleanup`."""
-        return await _in_thread(self.cleanup)
-
-    async def asearch(
-        self, query: str, limit: int = 10, *, mode: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Async :meth:`search`."""
-        return await _in_thread(self.search, query, limit, mode=mode)
-
-    async def areindex(self) -> int:
-        """Async :meth:`reindex`."""
-        return await _in_thread(self.reindex)
-
-    async def aupdate(self, key: str, func: Callable[[Any], Any], default: Any = None) -> Any:
-        """Async :meth:`update`."""
-        return await _in_thread(self.update, key, func, default)
-
-    async def astore_many(
-        self,
-        items: Items,
-        *,
-        ttl: float | None = None,
-        priority: int = 0,
-        metadata: Mapping[str, Any] | None = None,
-        tags: Iterable[str] | None = None,
-    ) -> int:
-        """Async :meth:`store_many`."""
-        return await _in_thread(
-            self.store_many, items, ttl=ttl, priority=priority, metadata=metadata, tags=tags
-        )
-
-    async def aretrieve_many(self, keys: Sequence[str]) -> list[Any]:
-        """Async :meth:`retrieve_many`."""
-        return await _in_thread(self.retrieve_many, keys)
-
-    async def aget_stats(self) -> dict[str, Any]:
-        """Async :meth:`get_stats`."""
-        return await _in_thread(self.get_stats)
-
-    async def aclear(self) -> None:
-        """Async :meth:`clear`."""
-        await _in_thread(self.clear)
+    astore = async_twin(store)
+    aretrieve = async_twin(retrieve)
+    aget_entry = async_twin(get_entry)
+    adelete = async_twin(delete)
+    aexists = async_twin(exists)
+    akeys = async_twin(keys)
+    acleanup = async_twin(cleanup)
+    asearch = async_twin(search)
+    areindex = async_twin(reindex)
+    aupdate = async_twin(update)
+    astore_many = async_twin(store_many)
+    aretrieve_many = async_twin(retrieve_many)
+    aget_stats = async_twin(get_stats)
+    aclear = async_twin(clear)

@@ -21,8 +21,9 @@ from typing import Any, TypeVar
 from agentmem_plugin.adapters.working import WorkingMemory
 from agentmem_plugin.entry import Clock
 from agentmem_plugin.errors import InvalidArgumentError, SerializationError
-from agentmem_plugin.memory import Memory, _in_thread
+from agentmem_plugin.memory import Memory
 from agentmem_plugin.search import fuse
+from agentmem_plugin.twins import async_twin, in_thread
 from agentmem_plugin.variants import SemanticMemory
 
 __all__ = ["MEMORY_KINDS", "AgentMemory", "validate_agent_name"]
@@ -357,17 +358,9 @@ class AgentMemory:
     async def aremember(
         self, key: str, value: Any, memory_type: str = "working", **kwargs: Any
     ) -> None:
-        """Async :meth:`remember` (runs in a worker thread)."""
-        await _in_thread(self.remember, key, value, memory_type, **kwargs)
+        """Async :meth:`remember`: runs it in a worker thread, so the event loop never blocks."""
+        await in_thread(self.remember, key, value, memory_type, **kwargs)
 
-    async def arecall(self, key: str, memory_type: str | None = None) -> Any:
-        """Async :meth:`recall` (runs in a worker thread)."""
-        return await _in_thread(self.recall, key, memory_type)
-
-    async def asearch_memories(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
-        """Async :meth:`search_memories` (runs in a worker thread)."""
-        return await _in_thread(self.search_memories, query, limit)
-
-    async def aconsolidate_memories(self) -> int:
-        """Async :meth:`consolidate_memories` (runs in a worker thread)."""
-        return await _in_thread(self.consolidate_memories)
+    arecall = async_twin(recall)
+    asearch_memories = async_twin(search_memories)
+    aconsolidate_memories = async_twin(consolidate_memories)

@@ -34,8 +34,9 @@ from typing import Any
 
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError
-from agentmem_plugin.memory import Memory, _in_thread
+from agentmem_plugin.memory import Memory
 from agentmem_plugin.moves import move
+from agentmem_plugin.twins import async_twin
 from agentmem_plugin.validation import validate_capacity, validate_key
 
 __all__ = ["DEFAULT_LEVELS", "DEFAULT_PROMOTION_RULES", "LEVEL_ORDER", "HierarchicalMemory"]
@@ -435,20 +436,6 @@ class HierarchicalMemory:
 
     # -- async twins ---------------------------------------------------------------------------------------
 
-    async def astore(
-        self,
-        key: str,
-        value: Any,
-        level: str = "immediate",
-        metadata: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Async :meth:`store` (runs in a worker thread)."""
-        await _in_thread(self.store, key, value, level, metadata)
-
-    async def aretrieve(self, key: str) -> Any:
-        """Async :meth:`retrieve` (runs in a worker thread)."""
-        return await _in_thread(self.retrieve, key)
-
-    async def aconsolidate_memory(self) -> dict[str, int]:
-        """Async :meth:`consolidate_memory` (runs in a worker thread)."""
-        return await _in_thread(self.consolidate_memory)
+    astore = async_twin(store)
+    aretrieve = async_twin(retrieve)
+    aconsolidate_memory = async_twin(consolidate_memory)

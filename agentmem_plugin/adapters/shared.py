@@ -25,7 +25,8 @@ from typing import Any
 
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import AccessDeniedError, InvalidArgumentError, KeyNotFoundError
-from agentmem_plugin.memory import Items, Memory, _in_thread
+from agentmem_plugin.memory import Items, Memory
+from agentmem_plugin.twins import async_twin
 
 __all__ = ["AuditRecord", "SharedMemory", "SharedMemoryHandle"]
 
@@ -509,32 +510,8 @@ class SharedMemoryHandle:
 
     # -- async twins ------------------------------------------------------------------------------------------
 
-    async def astore(
-        self,
-        key: str,
-        value: Any,
-        ttl: float | None = None,
-        priority: int = 0,
-        metadata: Mapping[str, Any] | None = None,
-        tags: Iterable[str] | None = None,
-    ) -> None:
-        """Async :meth:`store`."""
-        await _in_thread(self.store, key, value, ttl, priority, metadata, tags)
-
-    async def aretrieve(self, key: str) -> Any:
-        """Async :meth:`retrieve`."""
-        return await _in_thread(self.retrieve, key)
-
-    async def adelete(self, key: str) -> bool:
-        """Async :meth:`delete`."""
-        return await _in_thread(self.delete, key)
-
-    async def akeys(self) -> list[str]:
-        """Async :meth:`keys`."""
-        return await _in_thread(self.keys)
-
-    async def asearch(
-        self, query: str, limit: int = 10, *, mode: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Async :meth:`search`."""
-        return await _in_thread(self.search, query, limit, mode=mode)
+    astore = async_twin(store)
+    aretrieve = async_twin(retrieve)
+    adelete = async_twin(delete)
+    akeys = async_twin(keys)
+    asearch = async_twin(search)

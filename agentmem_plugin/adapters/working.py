@@ -20,7 +20,8 @@ from typing import Any
 
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import InvalidArgumentError
-from agentmem_plugin.memory import Memory, _in_thread
+from agentmem_plugin.memory import Memory
+from agentmem_plugin.twins import async_twin
 from agentmem_plugin.validation import validate_ttl
 
 __all__ = ["WorkingMemory", "validate_importance"]
@@ -259,12 +260,5 @@ class WorkingMemory:
 
     # -- async twins ---------------------------------------------------------------------------------------
 
-    async def astore_context(self, key: str, value: Any, importance: float = 0.5) -> None:
-        """Async :meth:`store_context` (runs in a worker thread)."""
-        await _in_thread(self.store_context, key, value, importance)
-
-    async def aget_active_context(
-        self, max_items: int = 20, query: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Async :meth:`get_active_context` (runs in a worker thread)."""
-        return await _in_thread(self.get_active_context, max_items, query)
+    astore_context = async_twin(store_context)
+    aget_active_context = async_twin(get_active_context)

@@ -149,7 +149,7 @@ def test_versions_differ_between_processes() -> None:
 
     from agentmem_plugin.entry import next_version
 
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(2) as pool:
         theirs = pool.starmap(_versions, [(500,), (500,)])
     ours = _versions(500)
@@ -157,6 +157,28 @@ def test_versions_differ_between_processes() -> None:
     assert len(set(everything)) == len(everything)
     assert all(a < b for a, b in itertools.pairwise(ours))
     assert next_version() > ours[-1]
+
+
+def test_a_forked_child_draws_its_own_process_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import secrets
+
+    from agentmem_plugin.entry import next_version
+
+    ours = next_version() & 1023  # the low 10 bits name the process
+    drawn = ours ^ 1  # what the child will draw: anything but ours
+    monkeypatch.setattr(secrets, "randbits", lambda bits: drawn)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no test machinery, just its next version, then out
+        os.write(write, str(next_version()).encode())
+        os._exit(0)
+    os.close(write)
+    child = int(os.read(read, 64))
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert child & 1023 == drawn  # redrawn at fork: a child never repeats its parent's versions
+    assert next_version() & 1023 == ours  # the parent keeps its own
 
 
 def _versions(n: int) -> list[int]:
