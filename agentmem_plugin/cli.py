@@ -126,20 +126,6 @@ SearchMode = Literal["hybrid", "keyword", "semantic"]
 
 _UNBOUNDED = 2**62
 """The tier limit of a store opened without --short-term-limit/--long-term-limit: never reached."""
-_ENTRY_FIELDS = frozenset(
-    (
-        "key",
-        "value",
-        "ttl",
-        "priority",
-        "metadata",
-        "tags",
-        "created_at",
-        "expires_at",
-        "access_count",
-        "last_accessed",
-    )
-)
 _WRITE_BATCH = 500
 """Entries per store_many call of import and restore (one progress step)."""
 

@@ -860,12 +860,15 @@ class MemoryManager:
     def transfer_memory(self, source: str, target: str, keys: Sequence[str]) -> int:
         """Move *keys* from named memory *source* to *target*; return how many are in *target* afterwards.
 
-        A key rewritten in *source* while it moves stays there, with its newer value; a key *target* cannot keep
-        (its capacity evicts it at once) stays in *source*. Transferring a memory to itself moves nothing.
+        A moved entry replaces *target*'s entry under its key. A key rewritten in *source* while it moves stays
+        there, with its newer value; a key *target* cannot keep (its capacity evicts it at once) stays in
+        *source*. Transferring a memory to itself moves nothing.
         """
         src, dst = self._named(source), self._named(target)
         entries = [e for e in src.tier.get_many(validate_keys(keys), touch=False) if e is not None]
-        return len(move(entries, src.tier, dst.tier, transaction=src.tier.transaction).moved)
+        return len(
+            move(entries, src.tier, dst.tier, transaction=src.tier.transaction, replace=True).moved
+        )
 
     def backup_memory(
         self, name: str, backup_path: str | PathLike[str], *, key: str | bytes | None = None

@@ -72,6 +72,7 @@ def move(
     target: Tier,
     *,
     transaction: Transaction = contextlib.nullcontext,
+    replace: bool = False,
 ) -> MoveResult:
     """Move *entries*, as read from *source*, into *target*; see the module docstring for the guarantees.
 
@@ -81,6 +82,8 @@ def move(
         source: Where they are now.
         target: Where they go.
         transaction: One transaction around both tiers, when they share one.
+        replace: The target's own entries under these keys are replaced whatever their version (two
+            independent memories, as ``transfer_memory`` moves between, rather than two tiers of one key).
 
     Returns:
         A :class:`MoveResult`: ``len(result.moved)`` entries are in *target* afterwards.
@@ -99,9 +102,16 @@ def move(
         held = source.versions(list(copies))
         fresh = [c for k, c in copies.items() if held.get(k) == c.version]
         result.stale = [k for k, c in copies.items() if held.get(k) != c.version]
-        written = {e.key for e in target.put_if_newer(fresh)}
+        if replace:
+            target.put_many([c.copy() for c in fresh])
+            written = {c.key for c in fresh}
+        else:
+            written = {e.key for e in target.put_if_newer(fresh)}
         landed = target.versions([c.key for c in fresh])
-        leaving = {c.key: c.version for c in fresh if landed.get(c.key, -1) >= c.version}
+        arrived = (
+            (lambda k, v: landed.get(k) == v) if replace else (lambda k, v: landed.get(k, -1) >= v)
+        )
+        leaving = {c.key: c.version for c in fresh if arrived(c.key, c.version)}
         result.refused = [c.key for c in fresh if c.key not in leaving]
         gone = set(source.delete_if(leaving))
         changed = [k for k in leaving if k not in gone]

@@ -260,14 +260,14 @@ def validate_namespace(namespace: object) -> str:
         return text
     if isinstance(namespace, bytes) or not isinstance(namespace, Sequence):
         raise InvalidArgumentError(
-            f"namespace must be a str such as 'user/alice' or a tuple of str, got {type(namespace).__name__}: "
-            f"{namespace!r:.80}"
+            f"namespace must be a str such as 'user/alice' or a tuple of str, got {namespace!r:.80} "
+            f"({type(namespace).__name__})"
         )
     parts = list(namespace)
     for part in parts:
         if not isinstance(part, str) or not part or "/" in part:
             raise InvalidArgumentError(
-                f"namespace parts must be non-empty str without '/', got {part!r:.80} in {namespace!r:.80}"
+                f"namespace parts must be non-empty str without '/', got {namespace!r:.80} (the part {part!r:.80})"
             )
         validate_text(part, what="a namespace part")
     return "/".join(parts)

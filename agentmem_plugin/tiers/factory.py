@@ -155,6 +155,9 @@ def build_tiers(
         BackendUnavailableError: a server cannot be reached.
 
     """
+    options = {
+        k: v for k, v in locals().items() if k not in ("namespace", "share")
+    }  # what views reopen with
     path = None if storage_path is None else Path(storage_path)
     if path is not None and path.exists() and not path.is_dir():
         raise InvalidArgumentError(f"storage_path must be a directory, got {str(path)!r}")
@@ -247,20 +250,6 @@ def build_tiers(
                 tier.close()
             raise
         long_tier = IndexedTier(long_tier, index)
-    options = dict(
-        short_term_limit=short_term_limit,
-        storage_path=storage_path,
-        embedder=embedder,
-        archive=archive if isinstance(archive, str) else None,
-        archive_key=archive_key,
-        encrypt=encrypt,
-        clock=clock,
-        embed_text=embed_text,
-        short_term=short_term,
-        long_term=long_term,
-        semantic=semantic,
-        reindex=reindex,
-    )
     tiers = TierSet(
         short=short_tier,
         long=long_tier,

@@ -96,16 +96,21 @@ class ManagerMachine(RuleBasedStateMachine):
         keys=st.lists(KEYS, max_size=3),
     )
     def transfer(self, source: str, dest: str, keys: list[str]) -> None:
-        target = dest
-        moved = self.mm.transfer_memory(source, target, keys)
-        if source != target:
-            for key in dict.fromkeys(keys):
-                if key in self.named[source]:
-                    self.named[target][key] = self.named[source].pop(key)
-        self._sync_named(target)
+        moved = self.mm.transfer_memory(source, dest, keys)
+        wanted = [k for k in dict.fromkeys(keys) if k in self.named[source]]
+        if source == dest:
+            assert moved == len(wanted)  # nothing moves; all of them are "in the target" already
+            return
+        target = self.mm.get_memory(dest)
+        assert target is not None
+        landed = [k for k in wanted if target.exists(k)]
+        assert moved == len(
+            landed
+        )  # what the target holds afterwards; the rest stays in the source
+        for key in landed:
+            self.named[dest][key] = self.named[source].pop(key)
+        self._sync_named(dest)
         self._sync_named(source)
-        wanted = {k for k in keys if k in self.named[target]}
-        assert moved <= len(wanted)
 
     def _sync_named(self, name: str) -> None:
         """A named memory is a bounded Memory: capacity may drop entries; the model follows what it kept."""

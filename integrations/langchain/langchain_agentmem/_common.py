@@ -14,8 +14,14 @@ from typing import Any
 
 from agentmem_plugin import MemoryManager
 from agentmem_plugin.errors import InvalidArgumentError
-from agentmem_plugin.manager import MEMORY_TIERS
-from agentmem_plugin.validation import validate_key, validate_namespace
+from agentmem_plugin.validation import (
+    SEARCH_MODES,
+    validate_key,
+    validate_limit,
+    validate_memory_type,
+    validate_mode,
+    validate_namespace,
+)
 
 __all__ = [
     "SEARCH_MODES",
@@ -32,36 +38,22 @@ __all__ = [
     "value_text",
 ]
 
-SEARCH_MODES: tuple[str, ...] = ("hybrid", "keyword", "semantic")
-
 Namespace = str | tuple[str, ...]
 
 
 def check_k(k: object, *, name: str = "k") -> int:
     """Return *k* if it is a positive int (not a bool); raise InvalidArgumentError otherwise."""
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-        raise InvalidArgumentError(f"{name} must be a positive int, got {k!r}")
-    return k
+    return validate_limit(k, what=name)
 
 
 def check_mode(mode: object) -> str | None:
     """Return *mode* if it is None or one of :data:`SEARCH_MODES`; raise InvalidArgumentError otherwise."""
-    if mode is None:
-        return None
-    if not isinstance(mode, str) or mode not in SEARCH_MODES:
-        raise InvalidArgumentError(
-            f"mode must be None or one of {', '.join(SEARCH_MODES)}; got {mode!r}"
-        )
-    return mode
+    return validate_mode(mode)
 
 
 def check_memory_type(memory_type: object) -> str:
     """Return *memory_type* if it names a MemoryManager tier; raise InvalidArgumentError otherwise."""
-    if not isinstance(memory_type, str) or memory_type not in MEMORY_TIERS:
-        raise InvalidArgumentError(
-            f"memory_type must be one of {', '.join(MEMORY_TIERS)}; got {memory_type!r}"
-        )
-    return memory_type
+    return validate_memory_type(memory_type)
 
 
 def check_namespace(namespace: object) -> Namespace | None:
