@@ -51,10 +51,7 @@ def _label(page: Path) -> str:
 
 # Pages whose blocks do not run yet, with the reason (their owners fix them; strict: a fixed page fails here
 # until its entry is removed).
-NOT_YET_RUNNABLE: dict[str, str] = {
-    "docs/adapters_sharing.md": "block 1 ends in a call that raises AccessDeniedError on purpose",
-    "docs/adapters_working.md": "block 1 uses WorkingMemory without importing it",
-}
+NOT_YET_RUNNABLE: dict[str, str] = {}
 
 RUNNABLE = [p for p in PAGES if any(skip is None for _, _, skip in _blocks(p))]
 SKIPPED = [(p, n, skip) for p in PAGES for n, _, skip in _blocks(p) if skip is not None]
