@@ -1154,6 +1154,31 @@ def reindex(ctx: typer.Context, path: PathArg, namespace: AllNamespacesOpt = Non
     _say(f"reindexed {total} long-term entries in {_count(len(names), 'namespace')}")
 
 
+# -- mcp ---------------------------------------------------------------------------------------------------------
+
+
+@app.command(
+    "mcp",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def mcp(ctx: typer.Context) -> None:
+    """Serve a store to MCP clients (Claude Desktop, Cursor, LangGraph): agentmem mcp --storage DIR [--http H:P].
+
+    The same as the agentmem-mcp command of the agentmem-mcp package (agentmem mcp --help lists its options).
+    """
+    try:
+        from agentmem_mcp.cli import main as serve
+    except ImportError:
+        raise _die(
+            EXIT_DEPENDENCY,
+            "the MCP server is in the agentmem-mcp package: pip install ./integrations/mcp (from a clone)",
+        ) from None
+    code = serve(list(ctx.args))
+    if code:
+        raise typer.Exit(code)
+
+
 # -- demo --------------------------------------------------------------------------------------------------------
 
 

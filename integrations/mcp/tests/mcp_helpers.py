@@ -37,9 +37,16 @@ def server_command(storage: Path, *extra: str) -> list[str]:
 
 
 @asynccontextmanager
-async def stdio_session(storage: Path, *extra: str) -> AsyncIterator[ClientSession]:
-    """A fresh server process over stdio and an initialized SDK ClientSession to it."""
+async def stdio_session(
+    storage: Path, *extra: str, core_cli: bool = False
+) -> AsyncIterator[ClientSession]:
+    """A fresh server process over stdio and an initialized SDK ClientSession to it.
+
+    *core_cli*: start it as ``agentmem mcp`` (the core package's command) instead of ``agentmem-mcp``.
+    """
     command = server_command(storage, *extra)
+    if core_cli:
+        command = [sys.executable, "-m", "agentmem_plugin", "mcp", *command[3:]]
     params = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()

@@ -104,3 +104,13 @@ async def test_a_second_session_on_the_same_storage_sees_the_first_ones_memories
         assert [h["key"] for h in hits] == ["pet"]
         # Keyword work only: the model was never loaded.
         assert (await stats(second))["server"]["heavy_modules_loaded"] == []
+
+
+async def test_agentmem_mcp_in_the_core_command_serves_the_same_store(tmp_path):
+    async with stdio_session(tmp_path / "store", "--no-semantic", core_cli=True) as session:
+        tools = await session.list_tools()
+        assert sorted(t.name for t in tools.tools) == sorted(TOOL_NAMES)
+        await call(session, "remember", content=FACTS["pet"], key="pet")
+    async with stdio_session(tmp_path / "store", "--no-semantic") as again:  # the package's own command
+        assert (await call(again, "recall", key="pet"))["content"] == FACTS["pet"]
+
