@@ -111,6 +111,6 @@ async def test_agentmem_mcp_in_the_core_command_serves_the_same_store(tmp_path):
         tools = await session.list_tools()
         assert sorted(t.name for t in tools.tools) == sorted(TOOL_NAMES)
         await call(session, "remember", content=FACTS["pet"], key="pet")
-    async with stdio_session(tmp_path / "store", "--no-semantic") as again:  # the package's own command
+    # ... and the package's own command opens the same store
+    async with stdio_session(tmp_path / "store", "--no-semantic") as again:
         assert (await call(again, "recall", key="pet"))["content"] == FACTS["pet"]
-
