@@ -132,3 +132,26 @@ def test_two_processes_on_one_storage_path_lose_nothing(tmp_path: Path) -> None:
         assert w.exitcode == 0
     with MemoryManager(short_term_limit=8, long_term_limit=16, storage_path=path) as mm:
         _check(mm, acked)
+
+
+def _archiver(path: str, worker: int, n: int) -> None:
+    with MemoryManager(storage_path=path, enable_logging=False) as mm:
+        for i in range(n):
+            mm.store(f"w{worker}-{i}", {"worker": worker, "i": i}, memory_type="external")
+
+
+def test_two_processes_archiving_into_one_storage_path_lose_nothing(tmp_path: Path) -> None:
+    """Regression: each process cached the archive's key index and rewrote it whole (192 of 400 lost)."""
+    path = str(tmp_path / "shared")
+    MemoryManager(storage_path=path).close()
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_archiver, args=(path, i, 200)) for i in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=300)
+        assert w.exitcode == 0
+    with MemoryManager(storage_path=path) as mm:
+        archived = set(mm.keys("external"))
+        assert archived == {f"w{w}-{i}" for w in range(2) for i in range(200)}
+        assert mm.retrieve("w1-199") == {"worker": 1, "i": 199}
