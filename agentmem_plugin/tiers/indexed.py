@@ -11,6 +11,7 @@ Searches apply whatever is still pending (another process's writes) before they 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -18,12 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentmem_plugin.entry import MemoryEntry
+from agentmem_plugin.errors import EmbeddingError
 from agentmem_plugin.tiers.base import Tier
 
 if TYPE_CHECKING:
     from agentmem_plugin.tiers.chroma import SemanticIndex
 
 __all__ = ["IndexedTier", "open_semantic"]
+
+logger = logging.getLogger(__name__)
 
 
 def open_semantic(
@@ -146,8 +150,23 @@ class IndexedTier(Tier):
         self._wrote(self.inner.put_many(entries))
 
     def put_if_newer(self, entries: Sequence[MemoryEntry]) -> list[MemoryEntry]:
-        """Embed, then write the entries the inner tier does not hold at that version or a newer one."""
-        self.semantic.prepare(entries)
+        """Write copies moving in (overflow, consolidation, restore), then index them.
+
+        A move never fails for a reason the entry's own write did not: an entry the embedder cannot embed still
+        moves, and stays out of the semantic index (logged and counted in ``stats()["unembeddable"]``), so one
+        such entry never blocks the writes behind it.
+        """
+        try:
+            self.semantic.prepare(entries)
+        except (
+            EmbeddingError
+        ) as exc:  # the index's sync embeds the rest one by one and skips the bad ones
+            logger.warning(
+                "%d entries moving into %s include one that cannot be embedded: %s",
+                len(entries),
+                self.name,
+                exc,
+            )
         return self._wrote(self.inner.put_if_newer(entries))  # type: ignore[no-any-return]
 
     def get_many(self, keys: Sequence[str], *, touch: bool = True) -> list[MemoryEntry | None]:

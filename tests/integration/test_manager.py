@@ -461,3 +461,32 @@ def test_named_memory_backup_can_be_encrypted(tmp_path):
     assert mm.restore_memory("notes", tmp_path / "b", key=key) == 1
     assert mm.get_memory("notes").retrieve("secret") == "the vault code is 1234"
     mm.close()
+
+
+class _RefusesPoison:
+    """A FAKE embedder (no meaning) that cannot embed any text mentioning "poison", as a model can fail on one."""
+
+    name, dim = "fake-refuses-poison", 8
+
+    def embed_documents(self, texts):  # type: ignore[no-untyped-def]
+        from agentmem_plugin.errors import EmbeddingError
+
+        if any("poison" in t for t in texts):
+            raise EmbeddingError("this text cannot be embedded")
+        return [[1.0] + [0.0] * 7 for _ in texts]
+
+    def embed_query(self, text):  # type: ignore[no-untyped-def]
+        return [1.0] + [0.0] * 7
+
+
+def test_an_entry_that_cannot_be_embedded_never_blocks_overflow_or_consolidation():
+    """Regression: once the entry had to move to long-term, every later store() and consolidate() raised."""
+    mm = MemoryManager(short_term_limit=2, embedder=_RefusesPoison())
+    mm.store("bad", "poison pill", priority=-1)  # short-term is not embedded: it is stored
+    for i in range(5):
+        mm.store(f"k{i}", f"note {i}")  # overflow moves "bad" to long-term: stores keep working
+    mm.store_many({"x": "more", "y": "and more"})
+    assert mm.consolidate()["failed"] == 0
+    assert mm.retrieve("bad") == "poison pill"  # not lost: only left out of the semantic index
+    assert {h["key"] for h in mm.search("note", mode="keyword", limit=10)} >= {"k0", "k1", "k2"}
+    mm.close()
