@@ -108,10 +108,11 @@ def move(
         else:
             written = {e.key for e in target.put_if_newer(fresh)}
         landed = target.versions([c.key for c in fresh])
-        arrived = (
-            (lambda k, v: landed.get(k) == v) if replace else (lambda k, v: landed.get(k, -1) >= v)
-        )
-        leaving = {c.key: c.version for c in fresh if arrived(c.key, c.version)}
+        leaving = {  # the target holds the copy (with replace, exactly it; else it or something newer)
+            c.key: c.version
+            for c in fresh
+            if (landed.get(c.key) == c.version if replace else landed.get(c.key, -1) >= c.version)
+        }
         result.refused = [c.key for c in fresh if c.key not in leaving]
         gone = set(source.delete_if(leaving))
         changed = [k for k in leaving if k not in gone]
