@@ -126,6 +126,21 @@ def bench_buffer(n: int) -> None:
     res = timed(mem_mix, n)
     row("Memory 80/20 retrieve/store", n, *res, ref=ref_mix)
 
+    # Reads hand out copies (a caller cannot change the store through what it read): the cost of copying a
+    # small JSON document beside the int values above.
+    doc = {"user": "alice", "tags": ["a", "b", "c"], "score": 0.5, "nested": {"n": 1, "l": [1, 2, 3]}}
+    bare = BareLRU(capacity)
+    memory = Memory(capacity=capacity)
+    for i in range(capacity):
+        bare.set(f"key-{i}", doc)
+        memory.store(f"key-{i}", doc)
+    ref_doc = timed(lambda i: bare.get(hot[i]), n)
+    row("bare OrderedDict get (dict value)", n, *ref_doc)
+    res = timed(lambda i: memory.retrieve(hot[i]), n)
+    row("Memory.retrieve (hit, dict value)", n, *res, ref=ref_doc)
+    res = timed(lambda i: memory.get_entry(hot[i]), n)
+    row("Memory.get_entry (hit, dict value)", n, *res, ref=ref_doc)
+
 
 LOCOMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo" / "locomo_dev.json"
 

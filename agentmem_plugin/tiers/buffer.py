@@ -5,9 +5,14 @@
 * Reads of an expired entry remove it and miss; ``count()``, ``scan()`` and searches never show one.
 * Keyword search uses a :class:`~agentmem_plugin.search.SearchIndex` brought up to date lazily: writes only
   mark a key dirty (a set insertion), so storing stays O(1) and tokenizing is paid once per search burst.
-* Values are normalized through JSON on the way in (:func:`agentmem_plugin.codec.normalize`), so they read
-  back exactly as they would from a persistent tier and later changes to the caller's object do not leak in.
-  Reads return the stored object itself (no copy, for speed): treat retrieved values as read-only.
+* The tier shares nothing mutable with its callers. A write stores its own copy of each entry, with the value
+  and metadata normalized through JSON (:func:`agentmem_plugin.codec.normalize`), so they read back exactly as
+  they would from a persistent tier and later changes to the caller's objects do not leak in. Every read
+  (``get``, ``get_many``, ``scan``, ``keyword_search``, ``compute``'s callback and result) hands out a copy whose
+  value and metadata are copies too, so a caller that mutates what it read (a read-only agent of a
+  :class:`~agentmem_plugin.adapters.shared.SharedMemory`, say) cannot change the store. Scalars (str, int,
+  float, bool, None) are immutable and shared; lists and dicts are copied with an orjson round trip, about
+  1.4 us for a small document (faster than a recursive copy; ``benchmarks/bench_tiers.py`` measures it).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import orjson
 
 from agentmem_plugin.codec import normalize
 from agentmem_plugin.entry import Clock, MemoryEntry
@@ -28,6 +35,66 @@ __all__ = ["BufferTier"]
 logger = logging.getLogger(__name__)
 
 _UNBOUNDED = 2**62
+
+_IMMUTABLE = frozenset((str, int, float, bool, type(None)))
+
+
+def _copy_json(value: Any) -> Any:
+    """Return a copy of a stored (already normalized) JSON value that shares nothing mutable with it."""
+    if type(value) in _IMMUTABLE:
+        return value
+    return orjson.loads(orjson.dumps(value))
+
+
+def _detached(entry: MemoryEntry) -> MemoryEntry:
+    """Return a copy of a stored entry whose value and metadata are copies too (what every read hands out)."""
+    new = object.__new__(MemoryEntry)
+    new.key = entry.key
+    new.value = _copy_json(entry.value)
+    new.ttl = entry.ttl
+    new.priority = entry.priority
+    new.metadata = orjson.loads(orjson.dumps(entry.metadata)) if entry.metadata else {}
+    new.tags = entry.tags  # a tuple of str: immutable
+    new.created_at = entry.created_at
+    new.expires_at = entry.expires_at
+    new.access_count = entry.access_count
+    new.last_accessed = entry.last_accessed
+    new.version = entry.version
+    return new
+
+
+def _owned(entry: MemoryEntry) -> MemoryEntry:
+    """Return the tier's own copy of an incoming entry, value and metadata normalized (fresh objects).
+
+    Raises:
+        SerializationError: the value or metadata cannot be stored as JSON.
+
+    """
+    key = entry.key
+    new = object.__new__(MemoryEntry)
+    new.key = key
+    new.value = normalize(entry.value, what=f"value of key {key!r}")
+    new.ttl = entry.ttl
+    new.priority = entry.priority
+    new.metadata = (
+        normalize(entry.metadata, what=f"metadata of key {key!r}") if entry.metadata else {}
+    )
+    new.tags = tuple(entry.tags)
+    new.created_at = entry.created_at
+    new.expires_at = entry.expires_at
+    new.access_count = entry.access_count
+    new.last_accessed = entry.last_accessed
+    new.version = entry.version
+    return new
+
+
+def _owned_batch(entries: Sequence[MemoryEntry]) -> dict[str, MemoryEntry]:
+    """Own copies of *entries* by key (a later duplicate wins and takes the later position); raises first."""
+    batch: dict[str, MemoryEntry] = {}
+    for entry in entries:
+        batch.pop(entry.key, None)
+        batch[entry.key] = _owned(entry)
+    return batch
 
 
 class BufferTier(Tier):
@@ -134,7 +201,7 @@ class BufferTier(Tier):
                     incoming = {e.key: e for e in batch}
                     try:
                         self.on_evict(
-                            [incoming[k] if k in incoming else entries[k] for k in victim_keys]
+                            [_detached(incoming.get(k) or entries[k]) for k in victim_keys]
                         )
                     except BaseException:
                         logger.warning(
@@ -161,26 +228,24 @@ class BufferTier(Tier):
     # -- primitives ---------------------------------------------------------------------------------------------
 
     def put_many(self, entries: Sequence[MemoryEntry]) -> None:
-        """Insert or replace *entries* (the tier takes ownership of them; values are normalized first).
+        """Insert or replace *entries* (the tier stores its own copies; the caller's entries are untouched).
 
         Raises:
             SerializationError: a value or metadata is not JSON-serializable; nothing was stored.
 
         """
-        batch = self._normalized_batch(entries)
+        batch = _owned_batch(entries)
         with self._lock:
             self._write(list(batch.values()))
 
     def put(self, entry: MemoryEntry) -> None:
-        """Insert or replace one entry (fast path of :meth:`put_many`)."""
-        entry.value = normalize(entry.value, what=f"value of key {entry.key!r}")
-        if entry.metadata:
-            entry.metadata = normalize(entry.metadata, what=f"metadata of key {entry.key!r}")
+        """Insert or replace one entry (fast path of :meth:`put_many`; the tier stores its own copy)."""
+        entry = _owned(entry)
         with self._lock:
             self._write((entry,))
 
     def get(self, key: str, *, touch: bool = True) -> MemoryEntry | None:
-        """Return the live entry for *key* or None (fast path of :meth:`get_many`)."""
+        """Return a copy of the live entry for *key*, or None (fast path of :meth:`get_many`)."""
         with self._lock:
             now = self.clock()
             entry = self._entries.get(key)
@@ -199,10 +264,10 @@ class BufferTier(Tier):
                 entry.last_accessed = now
                 self._lru.update_access(key)
                 self.stats_counters.hits += 1
-            return entry
+            return _detached(entry)
 
     def get_many(self, keys: Sequence[str], *, touch: bool = True) -> list[MemoryEntry | None]:
-        """Return the live entry for each key, or None; ``touch`` counts the reads."""
+        """Return a copy of the live entry for each key, or None; ``touch`` counts the reads."""
         return [self.get(key, touch=touch) for key in keys]
 
     def delete_many(self, keys: Sequence[str]) -> int:
@@ -218,13 +283,13 @@ class BufferTier(Tier):
         return removed
 
     def scan(self) -> list[MemoryEntry]:
-        """Return a snapshot of the live entries, least recently written first."""
+        """Return copies of the live entries, least recently written first."""
         with self._lock:
             self._purge_expired(self.clock())
-            return list(self._entries.values())
+            return [_detached(e) for e in self._entries.values()]
 
     def keyword_search(self, query: str, limit: int = 10) -> list[tuple[MemoryEntry, float]]:
-        """BM25 over key, value text and tags; reads are not counted as accesses."""
+        """BM25 over key, value text and tags (copies of the entries); reads are not counted as accesses."""
         with self._lock:
             self._purge_expired(self.clock())
             if not self._indexed:
@@ -241,41 +306,46 @@ class BufferTier(Tier):
                     else:
                         self._index.add_entry(key, document_text(key, entry.value, entry.tags))
                 self._dirty.clear()
-            return [(self._entries[k], score) for k, score in self._index.search(query, limit)]
+            return [
+                (_detached(self._entries[k]), score)
+                for k, score in self._index.search(query, limit)
+            ]
 
     def compute(
         self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
     ) -> MemoryEntry | None:
-        """Atomically replace *key*'s entry by ``fn(copy of current or None)``; None deletes."""
+        """Atomically replace *key*'s entry by ``fn(copy of current or None)``; None deletes.
+
+        *fn* gets a copy it may change freely (value included); the result is a copy of what is stored.
+        """
         with self._lock:
             current = self._live(key, self.clock())
-            new = fn(None if current is None else current.copy())
+            new = fn(None if current is None else _detached(current))
             if new is UNCHANGED:
-                return current
+                return None if current is None else _detached(current)
             if new is None:
                 if current is not None:
                     self._remove(key)
                     self.stats_counters.deletes += 1
                 return None
-            new.value = normalize(new.value, what=f"value of key {key!r}")
-            if new.metadata:
-                new.metadata = normalize(new.metadata, what=f"metadata of key {key!r}")
-            self._write((new,))
-            return new
+            stored = _owned(new)
+            self._write((stored,))
+            return _detached(stored)
 
     def put_if_newer(self, entries: Sequence[MemoryEntry]) -> list[MemoryEntry]:
         """Write each entry unless its key holds a live entry at that version or a newer one (one locked step)."""
-        batch = self._normalized_batch(entries)
+        batch = {e.key: e for e in entries}  # the last of a key wins
+        owned = _owned_batch(entries)
         with self._lock:
             now = self.clock()
             fresh = []
-            for key, entry in batch.items():
+            for key, entry in owned.items():
                 held = self._live(key, now)
                 if held is None or held.version < entry.version:
                     fresh.append(entry)
             if fresh:
                 self._write(fresh)
-            return fresh
+            return [batch[e.key] for e in fresh]
 
     def delete_if(self, versions: Mapping[str, int], *, older: bool = False) -> list[str]:
         """Remove each key only if it holds the version given (``older``: a lower one), in one locked step."""
