@@ -619,9 +619,8 @@ class MemoryManager:
         tiers = self.tiers
         entry = tiers.short.get(key)
         if entry is None:
-            with (
-                tiers.transaction()
-            ):  # the read and the move see one state where the tiers share one
+            # the read and the move see one state where the tiers share one transaction
+            with tiers.transaction():
                 entry = tiers.long.get(key)
                 if entry is not None:
                     self._counters["promotions"] += len(
@@ -632,11 +631,11 @@ class MemoryManager:
                     if entry is None:
                         raise KeyNotFoundError(f"no live memory under key {key!r} in any tier")
                     entry.update_access(self.clock())
-                    self._counters["restores"] += len(
-                        self._move([entry], tiers.external, tiers.long)
-                    )
-            if entry is not None:
-                self._after_long_write()
+                    restored = self._move([entry], tiers.external, tiers.long)
+                    self._counters["restores"] += len(restored)
+                    if not restored:  # left in the archive (rewritten meanwhile): never cache it
+                        epoch = -1
+                    self._after_long_write()  # long-term grew
         self._cache.put(entry, epoch)
         return entry.copy()
 

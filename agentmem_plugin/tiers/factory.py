@@ -113,12 +113,18 @@ class TierSet:
         return self.long.transaction() if self.atomic else contextlib.nullcontext()
 
     def change_token(self) -> tuple[object, ...]:
-        """Return what changes when another process writes any of these tiers (see ``Tier.change_token``)."""
+        """Return what changes when another process writes a key this manager may have cached.
+
+        Short- and long-term's tokens (see ``Tier.change_token``); one where they share a connection. The archive
+        needs none: a write into it by another writer also removes the key's older copies from short- and
+        long-term (which changes their token), and the cache never holds an entry read from the archive alone
+        (a read restores it to long-term).
+        """
         if (
             self.atomic
         ):  # short-term is in this process or on long-term's connection: one token covers both
-            return (self.long.change_token(), self.external.change_token())
-        return (self.short.change_token(), self.long.change_token(), self.external.change_token())
+            return (self.long.change_token(),)
+        return (self.short.change_token(), self.long.change_token())
 
     def close(self) -> None:
         """Close every tier."""
