@@ -50,6 +50,11 @@ from agentmem_plugin.codec import decode_json, decode_value, encode_json, encode
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import AgentMemError, StorageError
 from agentmem_plugin.search import document_text
+from agentmem_plugin.validation import (
+    validate_capacity,
+    validate_namespace,
+    validate_non_negative_int,
+)
 
 if TYPE_CHECKING:
     from agentmem_plugin.tiers.chroma import SemanticIndex
@@ -137,6 +142,29 @@ class Tier(ABC):
         self.stats_counters = TierStats()
         #: Guards the tier's state and its counters; reentrant so ``compute`` callbacks may read the tier.
         self._lock = threading.RLock()
+
+    def _configure(
+        self,
+        *,
+        namespace: object = "",
+        capacity: object = None,
+        on_evict: EvictionCallback | None = None,
+        compression_threshold: object = None,
+    ) -> None:
+        """Check and set the options backends share (one check for all of them, with one message each).
+
+        Raises:
+            InvalidArgumentError: a bad namespace, capacity or compression threshold.
+
+        """
+        self.namespace = validate_namespace(namespace)
+        self.capacity = validate_capacity(capacity)
+        self.on_evict = on_evict
+        self.compression_threshold: int | None = (
+            None
+            if compression_threshold is None
+            else validate_non_negative_int(compression_threshold, what="compression_threshold")
+        )
 
     # -- primitives -------------------------------------------------------------------------------------------
 

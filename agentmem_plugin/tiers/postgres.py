@@ -64,7 +64,6 @@ from agentmem_plugin.tiers.base import (
 )
 from agentmem_plugin.tiers.sqlite import validate_identifier
 from agentmem_plugin.tiers.urls import redact_url
-from agentmem_plugin.validation import validate_capacity
 
 __all__ = ["PostgresTier", "redact_dsn"]
 
@@ -289,10 +288,12 @@ class PostgresTier(Tier):
             raise InvalidArgumentError(
                 f"table must be at most {_MAX_TABLE_LENGTH} characters and not start with 'pg_'; got {table!r}"
             )
-        if not isinstance(namespace, str) or "\x00" in namespace:
-            raise InvalidArgumentError(
-                f"namespace must be a str without NUL, got {namespace!r:.80}"
-            )
+        self._configure(
+            namespace=namespace,
+            capacity=capacity,
+            on_evict=on_evict,
+            compression_threshold=compression_threshold,
+        )
         for what, size in (("min_size", min_size), ("max_size", max_size)):
             if isinstance(size, bool) or not isinstance(size, int) or size < (what == "max_size"):
                 raise InvalidArgumentError(f"{what} must be a non-negative int, got {size!r}")
@@ -300,20 +301,8 @@ class PostgresTier(Tier):
             raise InvalidArgumentError(
                 f"max_size ({max_size}) must be at least min_size ({min_size})"
             )
-        if compression_threshold is not None and (
-            isinstance(compression_threshold, bool)
-            or not isinstance(compression_threshold, int)
-            or compression_threshold < 0
-        ):
-            raise InvalidArgumentError(
-                f"compression_threshold must be an int >= 0 or None, got {compression_threshold!r}"
-            )
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise InvalidArgumentError(f"timeout must be a positive number, got {timeout!r}")
-        self.namespace = namespace
-        self.capacity = validate_capacity(capacity)
-        self.on_evict = on_evict
-        self.compression_threshold = compression_threshold
         self.timeout = float(timeout)
         self.dsn = redact_dsn(dsn) if pool is None else "<pool>"
         self._secrets = _secrets_of(dsn) if pool is None else []

@@ -66,7 +66,6 @@ from agentmem_plugin.policies import LRUEvictionPolicy
 from agentmem_plugin.search import SearchIndex, document_text
 from agentmem_plugin.tiers.base import UNCHANGED, EvictionCallback, Tier
 from agentmem_plugin.tiers.urls import redact_url
-from agentmem_plugin.validation import validate_capacity
 
 __all__ = ["RedisTier", "redact_url"]
 
@@ -417,30 +416,20 @@ class RedisTier(Tier):
         socket_timeout: float = 10.0,
     ) -> None:
         super().__init__(clock=clock)
-        if not isinstance(namespace, str) or "\x00" in namespace:
-            raise InvalidArgumentError(
-                f"namespace must be a str without NUL, got {namespace!r:.80}"
-            )
+        self._configure(
+            namespace=namespace,
+            capacity=capacity,
+            on_evict=on_evict,
+            compression_threshold=compression_threshold,
+        )
         if not isinstance(prefix, str) or not prefix or any(c in prefix for c in "\x00\r\n "):
             raise InvalidArgumentError(
                 f"prefix must be a non-empty str without spaces or NUL, got {prefix!r:.80}"
             )
-        if compression_threshold is not None and (
-            isinstance(compression_threshold, bool)
-            or not isinstance(compression_threshold, int)
-            or compression_threshold < 0
-        ):
-            raise InvalidArgumentError(
-                f"compression_threshold must be an int >= 0 or None, got {compression_threshold!r}"
-            )
         for what, seconds in (("lock_timeout", lock_timeout), ("socket_timeout", socket_timeout)):
             if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
                 raise InvalidArgumentError(f"{what} must be a positive number, got {seconds!r}")
-        self.capacity = validate_capacity(capacity)
-        self.on_evict = on_evict
-        self.namespace = namespace
         self.prefix = prefix
-        self.compression_threshold = compression_threshold
         self.lock_timeout = float(lock_timeout)
         self.url = redact_url(url) if client is None else "<client>"
         self._secrets = _secrets_of(url) if client is None else []

@@ -57,7 +57,6 @@ from agentmem_plugin.tiers.base import (
     entry_to_row,
     row_to_entry,
 )
-from agentmem_plugin.validation import validate_capacity
 
 __all__ = ["SqliteTier", "validate_identifier"]
 
@@ -286,20 +285,12 @@ class SqliteTier(Tier):
     ) -> None:
         super().__init__(clock=clock)
         self.table = validate_identifier(table)
-        if not isinstance(namespace, str):
-            raise InvalidArgumentError(f"namespace must be a str, got {namespace!r}")
-        self.namespace = namespace
-        self.capacity = validate_capacity(capacity)
-        self.on_evict = on_evict
-        if compression_threshold is not None and (
-            isinstance(compression_threshold, bool)
-            or not isinstance(compression_threshold, int)
-            or compression_threshold < 0
-        ):
-            raise InvalidArgumentError(
-                f"compression_threshold must be an int >= 0 or None, got {compression_threshold!r}"
-            )
-        self.compression_threshold = compression_threshold
+        self._configure(
+            namespace=namespace,
+            capacity=capacity,
+            on_evict=on_evict,
+            compression_threshold=compression_threshold,
+        )
         if synchronous not in ("NORMAL", "FULL"):
             raise InvalidArgumentError(
                 f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}"
