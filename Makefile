@@ -31,8 +31,13 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 
 # The framework integrations are installed editable beside the core, resolved together in one pip run.
 INTEGRATIONS := integrations/langchain integrations/langgraph integrations/llamaindex integrations/mcp
+# What tests, lint and docs need; Jupyter itself (the notebooks group) only when `make notebooks` asks for it.
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed $(addsuffix /pyproject.toml,$(INTEGRATIONS))
-	$(PIP) install --quiet --group dev -e ".[all]" $(foreach d,$(INTEGRATIONS),-e "$(d)[test]")
+	$(PIP) install --quiet --group test --group lint --group docs -e ".[all]" $(foreach d,$(INTEGRATIONS),-e "$(d)[test]")
+	@touch $@
+
+$(VENV)/.installed-notebooks: pyproject.toml $(VENV)/.installed-dev
+	$(PIP) install --quiet --group notebooks
 	@touch $@
 
 demo: $(VENV)/.installed
@@ -65,7 +70,7 @@ test-packaging: $(VENV)/.installed-dev
 	$(PY) tests/packaging/check_wheels.py
 
 # Jupyter from the venv, on the notebooks directory.
-notebooks: $(VENV)/.installed-dev
+notebooks: $(VENV)/.installed-notebooks
 	$(BIN)/jupyter notebook notebooks/
 
 lint: $(VENV)/.installed-dev
