@@ -8,7 +8,10 @@
 * :class:`SemanticIndex` keeps a :class:`ChromaIndex` in step with a tier that is the source of truth: it drains
   the tier's change feed (for SQLite an outbox written in the same transaction as the entry), embeds what
   changed, writes it to Chroma, and only then acknowledges the changes. A crash in between leaves the changes
-  in the outbox; they are finished on the next open.
+  in the outbox; they are finished on the next open. A rebuild (:meth:`SemanticIndex.reindex`) records itself
+  as in progress with the tier before it starts (the model is recorded as ``"rebuilding:<model>"``) and as
+  complete only at its end, so one killed half-way is detected and finished on the next open; a collection
+  that Chroma cannot read any more is dropped and rebuilt from the tier the same way.
 * :class:`ChromaTier` stores whole entries in Chroma (for a shared Chroma server reached with ``HttpClient``);
   it implements the full tier contract.
 
@@ -27,21 +30,25 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 from agentmem_plugin.codec import decode_json, encode_json
 from agentmem_plugin.embeddings import Embedder, check_vectors
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import (
+    AgentMemError,
     EmbeddingError,
     InvalidArgumentError,
     MissingDependencyError,
+    StorageError,
 )
 from agentmem_plugin.search import document_text
 from agentmem_plugin.tiers.base import EvictionCallback, Tier, storage_errors
 from agentmem_plugin.validation import validate_capacity
 
 __all__ = [
+    "REBUILDING",
     "ChromaIndex",
     "ChromaTier",
     "SemanticIndex",
@@ -53,6 +60,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _SAFE = re.compile(r"[^a-zA-Z0-9._-]+")
+
+REBUILDING = "rebuilding:"
+"""Prefix of the model a tier records while a rebuild of its semantic index is in progress (see
+:meth:`SemanticIndex.reindex`): ``("rebuilding:all-MiniLM-L6-v2", 384)`` means "a rebuild with this model started
+and has not finished"."""
 
 
 def make_client(
@@ -66,8 +78,13 @@ def make_client(
 
     ``HttpClient`` when *host* is given, ``PersistentClient`` for *path*, else ``EphemeralClient``.
 
+    The vectors under *path* are derived data (rebuilt from the store): when Chroma cannot open that directory
+    (a damaged ``chroma.sqlite3``), it is moved aside to ``<path>.damaged-<n>`` (logged, never deleted) and a
+    fresh one is created, which the semantic index then refills from the store.
+
     Raises:
         MissingDependencyError: chromadb is not installed.
+        StorageError: the directory cannot be opened even after moving the damaged one aside.
 
     """
     try:
@@ -81,8 +98,45 @@ def make_client(
     if host is not None:
         return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
     if path is not None:
-        return chromadb.PersistentClient(path=str(path), settings=settings)
+        try:
+            return chromadb.PersistentClient(path=str(path), settings=settings)
+        except Exception as exc:
+            aside = _move_aside(Path(path))
+            logger.warning(
+                "the semantic index at %s cannot be opened (%s: %s); moved it to %s and starting a new one "
+                "(it is rebuilt from the store)",
+                path,
+                type(exc).__name__,
+                exc,
+                aside,
+            )
+            _forget_client(path)
+            try:
+                return chromadb.PersistentClient(path=str(path), settings=settings)
+            except Exception as again:
+                raise StorageError(
+                    f"the semantic index directory {str(path)!r} cannot be opened "
+                    f"({type(again).__name__}: {again})"
+                ) from again
     return chromadb.EphemeralClient(settings=settings)
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename the directory *path* to the first free ``<path>.damaged-<n>`` and return the new name."""
+    n = 1
+    while (aside := path.with_name(f"{path.name}.damaged-{n}")).exists():
+        n += 1
+    path.rename(aside)
+    return aside
+
+
+def _forget_client(path: str | PathLike[str]) -> None:
+    """Drop chromadb's in-process cache of the client for *path* only (it would hand back the broken one)."""
+    with contextlib.suppress(Exception):
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        SharedSystemClient._identifier_to_system.pop(str(path), None)
+        SharedSystemClient._identifier_to_refcount.pop(str(path), None)
 
 
 def collection_name(prefix: str, namespace: str) -> str:
@@ -238,21 +292,70 @@ class SemanticIndex:
         self._base = collection
         model, dim = embedder.name, embedder.dim
         recorded = tier.index_meta()
+        interrupted = recorded is not None and recorded[0].startswith(REBUILDING)
+        if interrupted:
+            assert recorded is not None
+            recorded = (recorded[0][len(REBUILDING) :], recorded[1])
         if recorded is not None and recorded != (model, dim) and not reindex:
+            state = "was being reindexed (interrupted)" if interrupted else "was indexed"
             raise EmbeddingError(
-                f"this store was indexed with {recorded[0]!r} (dimension {recorded[1]}), not {model!r} "
+                f"this store {state} with {recorded[0]!r} (dimension {recorded[1]}), not {model!r} "
                 f"(dimension {dim}); open it with reindex=True to rebuild the semantic index with the new model"
             )
         # Each (model, dimension) gets its own collection: a rebuild for a new model fills a fresh collection and
         # switches to it only when complete, so a failed rebuild leaves the old index (and its model) in place.
-        self.index = ChromaIndex(client, self._collection_for(model, dim), dim=dim)
-        if recorded != (model, dim) or (self.index.count() == 0 and tier.count() > 0):
+        self.index, usable = self._open_collection(self._collection_for(model, dim), dim)
+        if interrupted:
+            logger.warning(
+                "semantic index %s: a rebuild was interrupted (the process died); finishing it now",
+                self.index.name,
+            )
+        if (
+            interrupted
+            or not usable
+            or recorded != (model, dim)
+            or (self.index.count() == 0 and tier.count() > 0)
+        ):
             self.reindex()
             if recorded is not None and recorded != (model, dim):
                 with contextlib.suppress(Exception):  # the old model's vectors are no longer needed
                     client.delete_collection(self._collection_for(*recorded))
         else:
             self.sync()  # finish what a crash left in the outbox
+
+    def _open_collection(self, name: str, dim: int) -> tuple[ChromaIndex, bool]:
+        """Open the collection *name*; when Chroma cannot read it, drop it and open it empty.
+
+        Returns:
+            The index, and False when it was unusable (it is empty now and must be rebuilt).
+
+        Raises:
+            StorageError: the collection cannot be opened even after dropping it.
+
+        """
+        try:
+            index = ChromaIndex(self.client, name, dim=dim)
+            if index.count() > 0:  # a damaged segment may show on the first read, not on open
+                index.collection.get(limit=1, include=[])
+            return index, True
+        except AgentMemError:
+            raise
+        except Exception as exc:
+            logger.warning(
+                "semantic index %s cannot be read (%s: %s); rebuilding it from the store",
+                name,
+                type(exc).__name__,
+                exc,
+            )
+        try:
+            with contextlib.suppress(Exception):
+                self.client.delete_collection(name)
+            return ChromaIndex(self.client, name, dim=dim), False
+        except Exception as exc:
+            raise StorageError(
+                f"the semantic index {name!r} cannot be opened or rebuilt ({type(exc).__name__}: {exc}); "
+                "delete its chroma/ directory beside the store and open it again to rebuild it"
+            ) from exc
 
     def _collection_for(self, model: str, dim: int) -> str:
         digest = hashlib.sha256(f"{model}|{dim}".encode()).hexdigest()[:8]
@@ -336,9 +439,30 @@ class SemanticIndex:
     def reindex(self) -> int:
         """Rebuild the vector index from every live entry of the tier; return how many were indexed.
 
-        The vectors go into this model's collection; the model is recorded with the store only once every
-        entry has been embedded, so a failure leaves the previously recorded model and index as they were.
+        The vectors go into this model's collection. Before anything changes, the tier records the rebuild as in
+        progress (model ``REBUILDING + model``); only once every entry has been embedded does it record the model
+        itself. A rebuild for a new model that raises puts the previous record back (the previous model's
+        collection is untouched); otherwise the record stays "in progress", and a rebuild that raised or whose
+        process died is detected by it on the next open and finished there.
         """
+        with self._lock:
+            target = (self.embedder.name, self.embedder.dim)
+            previous = self.tier.index_meta()
+            self.tier.set_index_meta(REBUILDING + target[0], target[1])
+            try:
+                return self._rebuild()
+            except BaseException:
+                if (
+                    previous is not None
+                    and previous != target
+                    and not previous[0].startswith(REBUILDING)
+                ):
+                    with contextlib.suppress(Exception):
+                        self.tier.set_index_meta(*previous)
+                raise
+
+    def _rebuild(self) -> int:
+        """Do the work of :meth:`reindex` (the caller holds the lock and recorded the rebuild as in progress)."""
         with self._lock:
             backlog = self.tier.changes(sys.maxsize)
             self.index.clear()
