@@ -7,6 +7,7 @@ Every method has an ``a``-prefixed async twin that runs it in a worker thread, s
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,6 +24,7 @@ from agentmem_plugin.tiers.factory import DATABASE_FILENAME
 from agentmem_plugin.twins import async_twin, in_thread
 from agentmem_plugin.validation import (
     MAX_KEY_LENGTH,
+    MAX_PRIORITY,
     validate_bool,
     validate_capacity,
     validate_fraction,
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
     from agentmem_plugin.embeddings import Embedder
     from agentmem_plugin.tiers.chroma import SemanticIndex
 
-__all__ = ["DATABASE_FILENAME", "MEMORY_TYPES", "Memory", "MemoryType"]
+__all__ = ["DATABASE_FILENAME", "MEMORY_ARGUMENTS", "MEMORY_TYPES", "Memory", "MemoryType"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +80,10 @@ def entries_from_items(items: Items, make: Callable[[str, Any], MemoryEntry]) ->
 
     """
     pairs: Iterable[Any] = items.items() if isinstance(items, Mapping) else items
-    if isinstance(pairs, (str, bytes)):
-        raise InvalidArgumentError("items must be a mapping or an iterable of (key, value) pairs")
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Iterable):
+        raise InvalidArgumentError(
+            f"items must be a mapping or an iterable of (key, value) pairs, got {items!r:.80}"
+        )
     entries: list[MemoryEntry] = []
     for item in pairs:
         if isinstance(item, MemoryEntry):
@@ -273,7 +277,13 @@ class Memory:
 
     @staticmethod
     def _key(key: object) -> str:
-        if type(key) is str and 0 < len(key) <= MAX_KEY_LENGTH and "\x00" not in key:
+        # Fast path for plain ASCII keys; anything else (a lone surrogate, say) gets the full check.
+        if (
+            type(key) is str
+            and key.isascii()
+            and 0 < len(key) <= MAX_KEY_LENGTH
+            and "\x00" not in key
+        ):
             return key
         return validate_key(key)
 
@@ -303,7 +313,13 @@ class Memory:
             SerializationError: the value or metadata cannot be stored as JSON; the previous value stays.
 
         """
-        if ttl is None and metadata is None and tags is None and type(priority) is int:
+        if (
+            ttl is None
+            and metadata is None
+            and tags is None
+            and type(priority) is int
+            and -MAX_PRIORITY - 1 <= priority <= MAX_PRIORITY
+        ):
             # Hot path: only the key needs checking (default_ttl was validated at construction).
             now = self._clock()
             default_ttl = self.default_ttl
@@ -563,3 +579,9 @@ class Memory:
     aretrieve_many = async_twin(retrieve_many)
     aget_stats = async_twin(get_stats)
     aclear = async_twin(clear)
+
+
+MEMORY_ARGUMENTS: frozenset[str] = frozenset(inspect.signature(Memory.__init__).parameters) - {
+    "self"
+}
+"""The keyword arguments of :class:`Memory` (what a config dict of a named or shared memory may hold)."""

@@ -36,10 +36,14 @@ __all__ = [
     "validate_keys",
     "validate_limit",
     "validate_memory_type",
+    "validate_memory_types",
     "validate_metadata",
     "validate_mode",
+    "validate_name",
+    "validate_names",
     "validate_namespace",
     "validate_non_negative_int",
+    "validate_options",
     "validate_priority",
     "validate_seconds",
     "validate_tags",
@@ -149,10 +153,63 @@ def validate_capacity(capacity: object, *, what: str = "capacity") -> int | None
 
 
 def validate_limit(limit: object, *, what: str = "limit") -> int:
-    """Return *limit* if it is a positive int (a number of results); raise otherwise."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
-        raise InvalidArgumentError(f"{what} must be a positive int, got {limit!r}")
+    """Return *limit* if it is a positive 64-bit int (a number of results or entries); raise otherwise."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= MAX_PRIORITY:
+        raise InvalidArgumentError(f"{what} must be a positive int below 2**63, got {limit!r:.80}")
     return limit
+
+
+def validate_memory_types(memory_types: object) -> list[str]:
+    """Return *memory_types* (a list of tier names, not a single str; None: all of :data:`MEMORY_TIERS`).
+
+    Raises:
+        InvalidArgumentError: a str, a non-iterable, or an item that is not a tier name.
+
+    """
+    if memory_types is None:
+        return list(MEMORY_TIERS)
+    if isinstance(memory_types, (str, bytes)) or not isinstance(memory_types, Iterable):
+        raise InvalidArgumentError(
+            f"memory_types must be a list of tier names, got {memory_types!r:.80}"
+        )
+    return [validate_memory_type(name) for name in memory_types]
+
+
+def validate_options(
+    options: object, accepted: Iterable[str], *, what: str = "config"
+) -> dict[str, Any]:
+    """Return *options* (keyword arguments given as a dict) if every key is one of *accepted*; raise otherwise.
+
+    Raises:
+        InvalidArgumentError: not a mapping, or a key that is not an accepted argument (a misspelling such as
+            ``capacty`` names the accepted ones).
+
+    """
+    if not isinstance(options, Mapping):
+        raise InvalidArgumentError(f"{what} must be a dict of arguments, got {options!r:.80}")
+    known = set(accepted)
+    unknown = [k for k in options if not isinstance(k, str) or k not in known]
+    if unknown:
+        raise InvalidArgumentError(
+            f"{what} has unknown arguments {unknown!r:.120}; accepted: {', '.join(sorted(known))}"
+        )
+    return dict(options)
+
+
+def validate_name(value: object, *, what: str) -> str:
+    """Return *value* if it is a non-empty str naming something (a memory, an agent); raise otherwise."""
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentError(f"{what} must be a non-empty str, got {value!r:.80}")
+    return validate_text(value, what=what)
+
+
+def validate_names(values: object, *, what: str) -> list[str]:
+    """Return *values* (None, or an iterable of names: not a single str) as a list of checked names."""
+    if values is None:
+        return []
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise InvalidArgumentError(f"{what} must be a list of str, got {values!r:.80}")
+    return [validate_name(v, what=what) for v in values]
 
 
 def validate_non_negative_int(value: object, *, what: str) -> int:

@@ -25,8 +25,9 @@ from typing import Any
 
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import AccessDeniedError, InvalidArgumentError, KeyNotFoundError
-from agentmem_plugin.memory import Items, Memory
+from agentmem_plugin.memory import MEMORY_ARGUMENTS, Items, Memory
 from agentmem_plugin.twins import async_twin
+from agentmem_plugin.validation import validate_name, validate_names, validate_options
 
 __all__ = ["AuditRecord", "SharedMemory", "SharedMemoryHandle"]
 
@@ -38,9 +39,7 @@ DEFAULT_AUDIT_SIZE = 10_000
 
 
 def _name(value: object, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidArgumentError(f"{what} must be a non-empty str, got {value!r:.80}")
-    return value
+    return validate_name(value, what=what)
 
 
 @dataclass(frozen=True)
@@ -141,12 +140,15 @@ class SharedMemory:
             raise InvalidArgumentError(
                 f"config must be a dict of Memory arguments, got {config!r:.80}"
             )
-        writers = [_name(a, "agent name") for a in allowed_agents or ()]
-        readers = [_name(a, "agent name") for a in read_only_agents or ()]
+        writers = validate_names(allowed_agents, what="agent name")
+        readers = validate_names(read_only_agents, what="agent name")
         with self._lock:
             if name in self._memories:
                 raise InvalidArgumentError(f"a shared memory named {name!r} already exists")
-        memory = Memory(**config)  # outside the lock: opening a persistent store does I/O
+        options = validate_options(
+            config, MEMORY_ARGUMENTS, what=f"config of shared memory {name!r}"
+        )
+        memory = Memory(**options)  # outside the lock: opening a persistent store does I/O
         with self._lock:
             if name in self._memories:
                 memory.close()
@@ -210,6 +212,7 @@ class SharedMemory:
             agentmem_plugin.errors.AccessDeniedError: agent 'a1' has no access to shared memory 'notes' (keys refused)
 
         """
+        agent_name = _name(agent_name, "agent name")
         with self._lock:
             grants = self._grants(memory_name)
             if agent_name not in grants:
@@ -238,6 +241,7 @@ class SharedMemory:
             True
 
         """
+        agent_name = _name(agent_name, "agent name")
         with self._lock:
             grants = self._grants(memory_name)
             allowed = agent_name in grants
@@ -335,7 +339,7 @@ class SharedMemory:
     # -- internals (called with or without the lock; the lock is reentrant) -------------------------------------
 
     def _memory(self, memory_name: str) -> Memory:
-        memory = self._memories.get(memory_name)
+        memory = self._memories.get(_name(memory_name, "memory name"))
         if memory is None:
             known = ", ".join(repr(n) for n in sorted(self._memories)) or "none"
             raise KeyNotFoundError(f"no shared memory named {memory_name!r} (known: {known})")

@@ -25,6 +25,7 @@ import orjson
 
 from agentmem_plugin.codec import normalize
 from agentmem_plugin.entry import Clock, MemoryEntry
+from agentmem_plugin.errors import SerializationError
 from agentmem_plugin.policies import LRUEvictionPolicy, TTLEvictionPolicy
 from agentmem_plugin.search import SearchIndex, document_text
 from agentmem_plugin.tiers.base import UNCHANGED, EvictionCallback, Tier
@@ -71,9 +72,19 @@ def _owned(entry: MemoryEntry) -> MemoryEntry:
 
     """
     key = entry.key
+    value = entry.value
+    if (
+        type(value) is str and not value.isascii()
+    ):  # what every other backend refuses: a lone surrogate
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise SerializationError(
+                f"cannot store value of key {key!r}: {value!r:.60} is not valid UTF-8 ({exc.reason})"
+            ) from None
     new = object.__new__(MemoryEntry)
     new.key = key
-    new.value = normalize(entry.value, what=f"value of key {key!r}")
+    new.value = normalize(value, what=f"value of key {key!r}")
     new.ttl = entry.ttl
     new.priority = entry.priority
     new.metadata = (
