@@ -301,10 +301,24 @@ class MemoryManager:
         logger.log(logging.INFO if self.enable_logging else logging.DEBUG, message, *args)
 
     def _move(
-        self, entries: Sequence[MemoryEntry], source: Tier, target: Tier
+        self,
+        entries: Sequence[MemoryEntry],
+        source: Tier,
+        target: Tier,
+        *,
+        read_inside: bool = False,
     ) -> list[MemoryEntry]:
-        """:func:`agentmem_plugin.moves.move` inside the tiers' shared transaction; return what moved."""
-        result = move(entries, source, target, transaction=self.tiers.transaction)
+        """:func:`agentmem_plugin.moves.move` inside the tiers' shared transaction; return what moved.
+
+        *read_inside*: the caller read *entries* inside that transaction (it counts only if it is atomic).
+        """
+        result = move(
+            entries,
+            source,
+            target,
+            transaction=self.tiers.transaction,
+            read_inside=read_inside and self.tiers.atomic,
+        )
         self._counters["stale_moves"] += len(result.stale)
         return result.moved
 
@@ -623,15 +637,14 @@ class MemoryManager:
             with tiers.transaction():
                 entry = tiers.long.get(key)
                 if entry is not None:
-                    self._counters["promotions"] += len(
-                        self._move([entry], tiers.long, tiers.short)
-                    )
+                    promoted = self._move([entry], tiers.long, tiers.short, read_inside=True)
+                    self._counters["promotions"] += len(promoted)
                 else:  # read without rewriting the blob: the read is counted on the restored copy
                     entry = tiers.external.get(key, touch=False)
                     if entry is None:
                         raise KeyNotFoundError(f"no live memory under key {key!r} in any tier")
                     entry.update_access(self.clock())
-                    restored = self._move([entry], tiers.external, tiers.long)
+                    restored = self._move([entry], tiers.external, tiers.long, read_inside=True)
                     self._counters["restores"] += len(restored)
                     if not restored:  # left in the archive (rewritten meanwhile): never cache it
                         epoch = -1
