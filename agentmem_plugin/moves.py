@@ -132,15 +132,16 @@ def move(
                 target.delete_if(take_back)
             result.stale += changed
             logger.info("%d keys changed while they moved; the newer versions stay", len(changed))
-        kept = {} if read_inside else target.versions(list(gone))
-        lost = (
-            [] if read_inside else [copies[k] for k in gone if kept.get(k, -1) < copies[k].version]
-        )
-        if lost:  # the target evicted a copy right after it landed: it returns to the source
-            source.put_if_newer(lost)
-            result.refused += [e.key for e in lost]
-        back = {e.key for e in lost}
-        result.moved = [c for k, c in copies.items() if k in gone and k not in back]
+        lost: set[str] = set()
+        if (
+            not read_inside
+        ):  # a write landing mid-move may have evicted a copy right after it landed
+            kept = target.versions(list(gone))
+            lost = {k for k in gone if kept.get(k, -1) < copies[k].version}
+            if lost:  # it returns to the source
+                source.put_if_newer([copies[k] for k in lost])
+                result.refused += sorted(lost)
+        result.moved = [c for k, c in copies.items() if k in gone and k not in lost]
     return result
 
 
