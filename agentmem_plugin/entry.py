@@ -6,12 +6,15 @@ The default is :func:`time.time`; tests pass a fake clock so TTL behaviour can b
 
 from __future__ import annotations
 
+import copy
 import os
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+import orjson
 
 from agentmem_plugin.errors import InvalidArgumentError
 from agentmem_plugin.validation import (
@@ -230,11 +233,16 @@ class MemoryEntry:
         )
 
     def copy(self) -> MemoryEntry:
-        """Return a copy whose metadata dict can be changed without touching this entry."""
+        """Return a copy that can be changed, value and metadata included, without touching this entry.
+
+        Values are JSON, so a list or dict is copied through a JSON round trip (orjson); a str, number or None is
+        immutable and shared.
+        """
         new = object.__new__(MemoryEntry)
         for name in MemoryEntry.__slots__:
             object.__setattr__(new, name, getattr(self, name))
-        new.metadata = dict(self.metadata)
+        new.value = _copied(self.value)
+        new.metadata = _copied(self.metadata) if self.metadata else {}
         return new
 
     def __eq__(self, other: object) -> bool:
@@ -267,3 +275,13 @@ def _time(value: object, *, what: str) -> float:
 
 def _time_or_none(value: object, *, what: str) -> float | None:
     return None if value is None else _time(value, what=what)
+
+
+def _copied(value: Any) -> Any:
+    """Return a copy of a list or dict value (a JSON round trip, the fastest deep copy of JSON); others as is."""
+    if not isinstance(value, (list, dict)):
+        return value  # str, numbers, None: immutable
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except (TypeError, ValueError):  # not JSON (yet): the write's own check will name the problem
+        return copy.deepcopy(value)

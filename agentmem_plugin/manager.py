@@ -51,7 +51,7 @@ from agentmem_plugin.errors import (
     KeyNotFoundError,
     StorageError,
 )
-from agentmem_plugin.memory import Memory, entries_from_items, hit
+from agentmem_plugin.memory import MEMORY_ARGUMENTS, Memory, entries_from_items, hit
 from agentmem_plugin.moves import move, place
 from agentmem_plugin.policies import (
     ConsolidationPolicy,
@@ -70,9 +70,11 @@ from agentmem_plugin.validation import (
     validate_keys,
     validate_limit,
     validate_memory_type,
+    validate_memory_types,
     validate_mode,
     validate_namespace,
     validate_non_negative_int,
+    validate_options,
     validate_seconds,
     validate_tags,
 )
@@ -737,13 +739,7 @@ class MemoryManager:
         limit = validate_limit(limit)
         mode = validate_mode(mode)
         wanted = validate_filter(filter)
-        if isinstance(memory_types, str):
-            raise InvalidArgumentError(
-                f"memory_types must be a list of tier names, got {memory_types!r}"
-            )
-        names = list(MEMORY_TIERS if memory_types is None else memory_types)
-        for name in names:
-            validate_memory_type(name)
+        names = validate_memory_types(memory_types)
         if not query.strip():
             return []
         depth = limit * 3 if wanted else limit
@@ -850,20 +846,14 @@ class MemoryManager:
         name = validate_key(name)
         if name in self._memories:
             raise InvalidArgumentError(f"a memory named {name!r} already exists")
-        if not isinstance(config, Mapping):
-            raise InvalidArgumentError(
-                f"config must be a dict of Memory arguments, got {config!r:.80}"
-            )
-        try:
-            memory = Memory(**dict(config))
-        except TypeError as exc:
-            raise InvalidArgumentError(f"config of memory {name!r} is not valid: {exc}") from None
+        options = validate_options(config, MEMORY_ARGUMENTS, what=f"config of memory {name!r}")
+        memory = Memory(**options)
         self._memories[name] = memory
         return memory
 
     def get_memory(self, name: str) -> Memory | None:
         """Return the named memory, or None."""
-        return self._memories.get(name)
+        return self._memories.get(validate_key(name))
 
     def list_memories(self) -> list[str]:
         """Return the names of the named memories."""

@@ -88,7 +88,12 @@ def parse_key(key: str | bytes) -> bytes:
     """
     if isinstance(key, bytes) and len(key) == 32:
         return key
-    text = key.decode() if isinstance(key, bytes) else key
+    if not isinstance(key, (str, bytes)):
+        raise InvalidArgumentError(
+            f"an archive key must be a str or bytes (64 hex digits or urlsafe base64 of 32 bytes), "
+            f"got a {type(key).__name__}"
+        )
+    text = key.decode(errors="replace") if isinstance(key, bytes) else key
     text = text.strip()
     if len(text) == 64:
         try:

@@ -9,7 +9,8 @@ primitive                  contract
 ``put_many(entries)``      insert or replace, atomically as a batch; enforce capacity (evicting through
                            ``on_evict``) and never keep an expired entry visible
 ``get_many(keys)``         live entries in key order, None for missing or expired; ``touch=True`` counts a
-                           read (access_count, last_accessed, recency order)
+                           read (access_count, last_accessed, recency order); every read returns entries the
+                           caller may change without changing the store (copies, values included)
 ``delete_many(keys)``      remove; return how many live entries were removed
 ``scan()``                 a snapshot list of the live entries
 ``keyword_search(q, n)``   ``(entry, score)`` pairs, best first, score > 0

@@ -193,11 +193,6 @@ def test_manager_reads_are_copies_without_cache() -> None:
         assert _manager_snapshot(mm) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ReadCache (agentmem_plugin/cache.py) keeps entry.copy(), a shallow copy sharing the value with "
-    "what get_entry returns; needs MemoryEntry.copy() to copy value and metadata (not in this change's files)",
-)
 def test_manager_reads_are_copies_with_cache() -> None:
     with _manager(cache_size=256) as mm:
         before = _manager_snapshot(mm)
