@@ -36,6 +36,7 @@ from typing import Any
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError, StorageError
 from agentmem_plugin.memory import Memory
+from agentmem_plugin.tiers.base import UNCHANGED
 from agentmem_plugin.validation import validate_key
 
 __all__ = ["FEDERATION_METADATA_KEY", "MemoryFederation", "Version", "version_of"]
@@ -277,7 +278,7 @@ class MemoryFederation:
 
         def newer_wins(current: MemoryEntry | None) -> MemoryEntry:
             if current is not None and version_of(current) >= incoming:
-                return current
+                return UNCHANGED  # no write at all: the newer version stays as it is
             return entry.copy()
 
         try:
@@ -326,12 +327,13 @@ class MemoryFederation:
             tags: Labels.
 
         Returns:
-            The names of the nodes that now hold this write.
+            The names of the nodes that now hold this write; a node holding a newer version of the key keeps it
+            and is not listed (so the list may be empty).
 
         Raises:
             InvalidArgumentError: unknown *primary_node*, no nodes, or a bad ttl/priority/metadata/tags.
             InvalidKeyError: a bad key.
-            StorageError: no node could store it.
+            StorageError: every node failed.
 
         Example:
             >>> federation = MemoryFederation()
@@ -356,6 +358,7 @@ class MemoryFederation:
         # Validate once before any node is touched (each node then stamps its own clock and default TTL).
         MemoryEntry(key, value, ttl=ttl, priority=priority, metadata=meta, tags=tags)
         stored: list[str] = []
+        refused: list[str] = []
         for name in order:
             if len(stored) == len(owners):
                 break
@@ -369,10 +372,17 @@ class MemoryFederation:
                 tags=tags,
                 clock=memory.tier.clock,
             )
-            if self._write_if_newer(name, memory, entry) is not None:
+            written = self._write_if_newer(name, memory, entry)
+            if written:
                 stored.append(name)
-        if not stored:
+            elif (
+                written is False
+            ):  # the node holds a newer version: it keeps it, and not this write
+                refused.append(name)
+        if not stored and not refused:
             raise StorageError(f"no federation node could store key {key!r} (tried {order!r})")
+        if refused:
+            logger.info("key %r: %s hold a newer version and kept it", key, refused)
         if len(stored) < len(owners):
             logger.warning(
                 "key %r stored on %d of %d nodes: %s", key, len(stored), len(owners), stored

@@ -274,3 +274,17 @@ def test_sync_copies_unreplicated_entries_to_their_owners() -> None:
     assert holders(federation, "direct") == owners | {"a"}
     assert report["copied"] == len(owners - {"a"})
     assert federation.federated_retrieve("direct") == "d"
+
+
+def test_a_node_that_refuses_an_older_write_is_not_reported_as_holding_it(clock: Any) -> None:
+    """Regression: federated_store() listed a node that kept its newer version instead of the write."""
+    shared = Memory()
+    ahead = make(["n"], rf=1, clock=clock)
+    ahead.remove_node("n")
+    ahead.add_node("n", shared, replication_factor=1)
+    clock.advance(10)
+    ahead.federated_store("k", "newer")  # written with a later clock reading
+    behind = MemoryFederation(clock=lambda: clock() - 10)  # a federation whose clock lags
+    behind.add_node("n", shared, replication_factor=1)
+    assert behind.federated_store("k", "older") == []  # the node kept its newer version
+    assert shared.retrieve("k") == "newer"
