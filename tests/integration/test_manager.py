@@ -490,3 +490,14 @@ def test_an_entry_that_cannot_be_embedded_never_blocks_overflow_or_consolidation
     assert mm.retrieve("bad") == "poison pill"  # not lost: only left out of the semantic index
     assert {h["key"] for h in mm.search("note", mode="keyword", limit=10)} >= {"k0", "k1", "k2"}
     mm.close()
+
+
+def test_restore_into_a_smaller_memory_reports_what_it_holds_afterwards(tmp_path):
+    """Regression: restore_memory reported every entry of the backup while capacity had evicted most."""
+    mm = MemoryManager()
+    big = mm.create_memory("big", {"capacity": 10})
+    big.store_many({f"k{i}": i for i in range(6)})
+    mm.backup_memory("big", tmp_path / "backup")
+    small = mm.create_memory("small", {"capacity": 3})
+    assert mm.restore_memory("small", tmp_path / "backup") == 3 == len(small)
+    mm.close()
