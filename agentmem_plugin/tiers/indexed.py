@@ -14,13 +14,14 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentmem_plugin.entry import MemoryEntry
 from agentmem_plugin.errors import EmbeddingError
 from agentmem_plugin.tiers.base import Tier
+from agentmem_plugin.tiers.forwarding import ForwardingTier
 
 if TYPE_CHECKING:
     from agentmem_plugin.tiers.chroma import SemanticIndex
@@ -78,44 +79,22 @@ def open_semantic(
     )
 
 
-class IndexedTier(Tier):
+class IndexedTier(ForwardingTier):
     """*inner* plus the semantic index that follows it; see the module docstring.
 
     Args:
         inner: The tier holding the entries.
         semantic: Its semantic index (built by :func:`open_semantic` over *inner*).
 
-    Every primitive, capability and extra of *inner* is available on this object (extras such as ``path`` or
-    ``compression_stats`` are forwarded).
+    Every primitive, capability and extra of *inner* is available on this object (see
+    :class:`~agentmem_plugin.tiers.forwarding.ForwardingTier`); writes are followed by the index.
 
     """
 
     def __init__(self, inner: Tier, semantic: SemanticIndex) -> None:
-        super().__init__(clock=inner.clock)
-        self.inner = inner
+        super().__init__(inner)
         self.semantic = semantic
-        self.name = inner.name
-        self.capacity = inner.capacity
-        self.persistent = inner.persistent
-        self.namespace = inner.namespace
-        self.table = inner.table
-        self.stats_counters = inner.stats_counters
         self._local = threading.local()  # depth of this thread's open transactions
-
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for attributes this class lacks: the inner backend's extras (path, flush, analytics...).
-        if name.startswith("__") or name in ("inner", "semantic", "_local"):
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    @property
-    def on_evict(self) -> Any:
-        """Return the inner tier's eviction callback."""
-        return self.inner.on_evict
-
-    @on_evict.setter
-    def on_evict(self, callback: Any) -> None:
-        self.inner.on_evict = callback
 
     def semantic_index(self) -> SemanticIndex:
         """Return the semantic index kept in step with this tier."""
@@ -127,8 +106,10 @@ class IndexedTier(Tier):
         if getattr(self._local, "depth", 0) == 0 and not self.inner.in_transaction():
             self.semantic.sync()
 
-    def _wrote(self, result: Any) -> Any:
-        self._after_write()
+    def _forward(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        result = super()._forward(method, *args, **kwargs)
+        if method in _WRITES:
+            self._after_write()
         return result
 
     @contextlib.contextmanager
@@ -142,12 +123,10 @@ class IndexedTier(Tier):
             self._local.depth -= 1
         self._after_write()
 
-    # -- primitives: forwarded, writes followed by the index ---------------------------------------------------
-
     def put_many(self, entries: Sequence[MemoryEntry]) -> None:
         """Embed *entries* (failing before anything is stored), store them, then index them."""
         self.semantic.prepare(entries)
-        self._wrote(self.inner.put_many(entries))
+        super().put_many(entries)
 
     def put_if_newer(self, entries: Sequence[MemoryEntry]) -> list[MemoryEntry]:
         """Write copies moving in (overflow, consolidation, restore), then index them.
@@ -167,85 +146,7 @@ class IndexedTier(Tier):
                 self.name,
                 exc,
             )
-        return self._wrote(self.inner.put_if_newer(entries))  # type: ignore[no-any-return]
-
-    def get_many(self, keys: Sequence[str], *, touch: bool = True) -> list[MemoryEntry | None]:
-        """Forward to the inner tier."""
-        return self.inner.get_many(keys, touch=touch)
-
-    def delete_many(self, keys: Sequence[str]) -> int:
-        """Delete, then drop the vectors."""
-        return self._wrote(self.inner.delete_many(keys))  # type: ignore[no-any-return]
-
-    def delete_if(self, versions: Mapping[str, int], *, older: bool = False) -> list[str]:
-        """Compare-and-delete, then drop the vectors."""
-        return self._wrote(self.inner.delete_if(versions, older=older))  # type: ignore[no-any-return]
-
-    def versions(self, keys: Sequence[str]) -> dict[str, int]:
-        """Forward to the inner tier."""
-        return self.inner.versions(keys)
-
-    def scan(self) -> list[MemoryEntry]:
-        """Forward to the inner tier."""
-        return self.inner.scan()
-
-    def keyword_search(self, query: str, limit: int = 10) -> list[tuple[MemoryEntry, float]]:
-        """Forward to the inner tier."""
-        return self.inner.keyword_search(query, limit)
-
-    def compute(
-        self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
-    ) -> MemoryEntry | None:
-        """Forward to the inner tier; the index follows the result."""
-        return self._wrote(self.inner.compute(key, fn))  # type: ignore[no-any-return]
-
-    def cleanup(self) -> list[str]:
-        """Remove expired entries and their vectors."""
-        return self._wrote(self.inner.cleanup())  # type: ignore[no-any-return]
-
-    def count(self) -> int:
-        """Forward to the inner tier."""
-        return self.inner.count()
-
-    def clear(self) -> None:
-        """Remove every entry and its vector."""
-        self._wrote(self.inner.clear())
-
-    def neighbors(self, keys: Sequence[str], radius: int) -> dict[str, list[str]]:
-        """Forward to the inner tier."""
-        return self.inner.neighbors(keys, radius)
-
-    def in_transaction(self) -> bool:
-        """Forward to the inner tier."""
-        return self.inner.in_transaction()
-
-    def namespaces(self) -> list[str] | None:
-        """Forward to the inner tier."""
-        return self.inner.namespaces()
-
-    def archived_keys(self) -> list[str]:
-        """Forward to the inner tier."""
-        return self.inner.archived_keys()
-
-    def change_token(self) -> object:
-        """Forward to the inner tier."""
-        return self.inner.change_token()
-
-    def index_meta(self) -> tuple[str, int] | None:
-        """Forward to the inner tier."""
-        return self.inner.index_meta()
-
-    def set_index_meta(self, model: str, dim: int) -> None:
-        """Forward to the inner tier."""
-        self.inner.set_index_meta(model, dim)
-
-    def changes(self, limit: int) -> list[tuple[int, str]]:
-        """Forward to the inner tier."""
-        return self.inner.changes(limit)
-
-    def ack_changes(self, changes: Sequence[tuple[int, str]]) -> None:
-        """Forward to the inner tier."""
-        self.inner.ack_changes(changes)
+        return super().put_if_newer(entries)
 
     def stats(self) -> dict[str, Any]:
         """Return the inner tier's stats plus the number of vectors and of entries the embedder refused."""
@@ -259,3 +160,9 @@ class IndexedTier(Tier):
         """Close the index's embedding cache and the inner tier."""
         self.semantic.close()
         self.inner.close()
+
+
+_WRITES = frozenset(
+    ("put_many", "put_if_newer", "delete_many", "delete_if", "compute", "cleanup", "clear")
+)
+"""The forwarded calls that change entries: the index follows each (outside a transaction)."""
