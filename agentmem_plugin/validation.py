@@ -155,7 +155,9 @@ def validate_capacity(capacity: object, *, what: str = "capacity") -> int | None
 def validate_limit(limit: object, *, what: str = "limit") -> int:
     """Return *limit* if it is a positive 64-bit int (a number of results or entries); raise otherwise."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= MAX_PRIORITY:
-        raise InvalidArgumentError(f"{what} must be a positive int below 2**63, got {limit!r:.80}")
+        raise InvalidArgumentError(
+            f"{what} must be a positive int, got {limit!r:.80} (at most 2**63 - 1)"
+        )
     return limit
 
 
