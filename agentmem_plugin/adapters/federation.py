@@ -37,7 +37,7 @@ from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError, StorageError
 from agentmem_plugin.memory import Memory
 from agentmem_plugin.tiers.base import UNCHANGED
-from agentmem_plugin.validation import validate_key
+from agentmem_plugin.validation import validate_key, validate_name, validate_names
 
 __all__ = ["FEDERATION_METADATA_KEY", "MemoryFederation", "Version", "version_of"]
 
@@ -251,6 +251,7 @@ class MemoryFederation:
         return ranked[: self._nodes[ranked[0]].replication_factor]
 
     def _check_nodes(self, names: Iterable[str]) -> None:
+        names = [validate_name(n, what="a federation node name") for n in names]
         unknown = [n for n in names if n not in self._nodes]
         if unknown:
             known = ", ".join(repr(n) for n in self._nodes) or "none"
@@ -410,12 +411,8 @@ class MemoryFederation:
 
         """
         key = validate_key(key)
-        if isinstance(preferred_nodes, str):
-            raise InvalidArgumentError(
-                "preferred_nodes must be a list of node names, not a single str"
-            )
+        preferred = validate_names(preferred_nodes, what="preferred_nodes")
         with self._lock:
-            preferred = list(preferred_nodes or ())
             self._check_nodes(preferred)
             owners = self._owners(key, None)
             order = self._preference(key, None)

@@ -1,7 +1,8 @@
 """Bad input, generally: every public call succeeds or raises an AgentMemError, and a refused call changes nothing.
 
 Hypothesis drives the public methods of ``Memory`` (in memory and on disk), ``MemoryManager`` (in memory, on disk
-and as a namespace view) and two adapters (``SharedMemory`` handles, ``WorkingMemory``) with one generated bad value
+and as a namespace view) and the adapters (``SharedMemory`` handles, ``WorkingMemory``, ``HierarchicalMemory``,
+``MemoryFederation``, ``AgentMemory``) with one generated bad value
 in one parameter at a time: wrong types, bools for ints, NaN/inf, ints beyond 64 bits, lone-surrogate strings, a
 str where a list is expected, unknown config keys. A refused call must leave the store equal to a snapshot taken
 before it (every tier's keys, and every entry's value, metadata, tags, priority and version).
@@ -20,7 +21,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentmem_plugin import Memory, MemoryEntry, MemoryManager, SharedMemory, WorkingMemory
+from agentmem_plugin import (
+    AgentMemory,
+    HierarchicalMemory,
+    Memory,
+    MemoryEntry,
+    MemoryFederation,
+    MemoryManager,
+    SharedMemory,
+    WorkingMemory,
+)
 from agentmem_plugin.errors import AgentMemError
 
 SURROGATE = os.fsdecode(b"caf\xe9")  # 'caf\udce9': a lone surrogate, not encodable as UTF-8
@@ -171,6 +181,12 @@ def snapshot(target: Any) -> Any:
         return _entries(target.tier)
     if isinstance(target, WorkingMemory):
         return (_entries(target.short_term.tier), _entries(target.long_term.tier))
+    if isinstance(target, HierarchicalMemory):
+        return tuple(_entries(level.tier) for level in target.levels.values())
+    if isinstance(target, MemoryFederation):
+        return tuple(_entries(node.tier) for node in target.nodes.values())
+    if isinstance(target, AgentMemory):
+        return (snapshot(target.working_memory), _entries(target.long_term_memory.tier))
     raise AssertionError(target)
 
 
@@ -356,3 +372,84 @@ def test_a_lone_surrogate_is_refused_on_every_backend(
             store[where]()
         assert snapshot(memory) == before
         assert memory.retrieve("k") is None
+
+
+HIERARCHICAL_CALLS: dict[str, Call] = {
+    "store.key": lambda h, b: h.store(b, "v"),
+    "store.value": lambda h, b: h.store("k", b),
+    "store.level": lambda h, b: h.store("k", "v", level=b),
+    "store.metadata": lambda h, b: h.store("k", "v", metadata=b),
+    "retrieve.key": lambda h, b: h.retrieve(b),
+    "validate.key": lambda h, b: h.validate(b),
+    "level_of.key": lambda h, b: h.level_of(b),
+    "get_item.key": lambda h, b: h.get_item(b),
+}
+
+
+@pytest.fixture(scope="module")
+def hierarchical() -> Iterator[HierarchicalMemory]:
+    h = HierarchicalMemory(levels={"immediate": 5, "recent": 5})
+    h.store("a", "alpha")
+    h.store("b", {"v": 1}, level="recent", metadata={"importance_score": 0.9})
+    yield h
+    h.close()
+
+
+@FUZZ
+@given(call=st.sampled_from(sorted(HIERARCHICAL_CALLS)), bad=bad_values)
+def test_hierarchical_memory(hierarchical: HierarchicalMemory, call: str, bad: Any) -> None:
+    _check(lambda: HIERARCHICAL_CALLS[call](hierarchical, bad), hierarchical, call, bad)
+
+
+FEDERATION_CALLS: dict[str, Call] = {
+    "federated_store.key": lambda f, b: f.federated_store(b, "v"),
+    "federated_store.value": lambda f, b: f.federated_store("k", b),
+    "federated_store.primary_node": lambda f, b: f.federated_store("k", "v", primary_node=b),
+    "federated_store.ttl": lambda f, b: f.federated_store("k", "v", ttl=b),
+    "federated_store.priority": lambda f, b: f.federated_store("k", "v", priority=b),
+    "federated_store.tags": lambda f, b: f.federated_store("k", "v", tags=b),
+    "federated_retrieve.key": lambda f, b: f.federated_retrieve(b),
+    "federated_retrieve.preferred_nodes": lambda f, b: f.federated_retrieve("a", preferred_nodes=b),
+    "node_of.key": lambda f, b: f.node_of(b),
+    "replicas_of.key": lambda f, b: f.replicas_of(b),
+    "replication_factor.name": lambda f, b: f.replication_factor(b),
+    "add_node.name": lambda f, b: f.add_node(b, Memory()),
+    "add_node.memory": lambda f, b: f.add_node("new", b),
+    "add_node.replication_factor": lambda f, b: f.add_node("new", Memory(), replication_factor=b),
+}
+
+
+@FUZZ
+@given(call=st.sampled_from(sorted(FEDERATION_CALLS)), bad=bad_values)
+def test_memory_federation(call: str, bad: Any) -> None:
+    federation = MemoryFederation()
+    federation.add_node("n1", Memory(), replication_factor=2)
+    federation.add_node("n2", Memory())
+    federation.federated_store("a", "alpha")
+    _check(lambda: FEDERATION_CALLS[call](federation, bad), federation, call, bad)
+
+
+AGENT_CALLS: dict[str, Call] = {
+    "remember.key": lambda a, b: a.remember(b, "v"),
+    "remember.value": lambda a, b: a.remember("k", b),
+    "remember.memory_type": lambda a, b: a.remember("k", "v", memory_type=b),
+    "recall.key": lambda a, b: a.recall(b),
+    "recall.memory_type": lambda a, b: a.recall("a", memory_type=b),
+    "search_memories.query": lambda a, b: a.search_memories(b),
+    "search_memories.limit": lambda a, b: a.search_memories("alpha", limit=b),
+}
+
+
+@pytest.fixture(scope="module")
+def agent() -> Iterator[AgentMemory]:
+    a = AgentMemory("fuzz")
+    a.remember("a", "alpha")
+    yield a
+    a.close()
+
+
+@FUZZ
+@given(call=st.sampled_from(sorted(AGENT_CALLS)), bad=bad_values)
+def test_agent_memory(agent: AgentMemory, call: str, bad: Any) -> None:
+    _check(lambda: AGENT_CALLS[call](agent, bad), agent, call, bad)
+
