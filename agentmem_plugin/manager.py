@@ -77,6 +77,7 @@ from agentmem_plugin.validation import (
     validate_options,
     validate_seconds,
     validate_tags,
+    validate_text,
 )
 
 __all__ = ["MEMORY_TIERS", "MemoryManager"]
@@ -734,8 +735,7 @@ class MemoryManager:
             InvalidArgumentError: a bad query type, limit, mode, tier name or filter.
 
         """
-        if not isinstance(query, str):
-            raise InvalidArgumentError(f"query must be a str, got {type(query).__name__}")
+        query = validate_text(query, what="query")
         limit = validate_limit(limit)
         mode = validate_mode(mode)
         wanted = validate_filter(filter)

@@ -35,6 +35,7 @@ from agentmem_plugin.validation import (
     validate_mode,
     validate_non_negative_int,
     validate_tags,
+    validate_text,
     validate_ttl,
 )
 
@@ -392,8 +393,7 @@ class Memory:
             InvalidArgumentError: a bad limit or mode, or a semantic mode on a memory without an embedder.
 
         """
-        if not isinstance(query, str):
-            raise InvalidArgumentError(f"query must be a str, got {type(query).__name__}")
+        query = validate_text(query, what="query")
         limit = validate_limit(limit)
         mode = validate_mode(mode) or ("keyword" if self._semantic is None else "hybrid")
         if mode != "keyword" and self._semantic is None:

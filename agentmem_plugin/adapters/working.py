@@ -22,7 +22,7 @@ from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import InvalidArgumentError
 from agentmem_plugin.memory import Memory
 from agentmem_plugin.twins import async_twin
-from agentmem_plugin.validation import validate_ttl
+from agentmem_plugin.validation import validate_text, validate_ttl
 
 __all__ = ["WorkingMemory", "validate_importance"]
 
@@ -203,8 +203,8 @@ class WorkingMemory:
 
         """
         max_items = _check_max_items(max_items)
-        if query is not None and not isinstance(query, str):
-            raise InvalidArgumentError(f"query must be a str or None, got {type(query).__name__}")
+        if query is not None:
+            query = validate_text(query, what="query")
         with self._lock:
             recent = list(reversed(self.short_term.tier.scan()))[:max_items]
             items = [_item(entry, "short_term") for entry in recent]
