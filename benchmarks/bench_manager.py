@@ -102,8 +102,8 @@ def bench_consolidation(tmp: Path, n: int) -> dict[str, float]:
         "raw put_many entries/s": n / raw_s,
         "consolidate entries/s": n / ours,
         "consolidate / raw": raw_s / ours,
-        "long-term FTS5 search p50 (us)": ref[0],
-        "search, all tiers p50 (us)": p50,
+        "long-term FTS5 search p50": ref[0],
+        "search, all tiers p50": p50,
     }
 
 
