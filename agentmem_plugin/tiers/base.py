@@ -61,8 +61,10 @@ if TYPE_CHECKING:
     from agentmem_plugin.tiers.chroma import SemanticIndex
 
 __all__ = [
+    "ENTRY_COLUMNS",
     "ROW_FIELDS",
     "UNCHANGED",
+    "UPDATED_COLUMNS",
     "EvictionCallback",
     "Tier",
     "TierStats",
@@ -81,8 +83,26 @@ class _Unchanged:
 UNCHANGED: MemoryEntry = cast(MemoryEntry, _Unchanged())
 """Returned by a ``compute`` callback to leave the key exactly as it is (no write, no change recorded)."""
 
-ROW_FIELDS = 11
+ENTRY_COLUMNS: tuple[str, ...] = (
+    "key",
+    "value",
+    "created_at",
+    "expires_at",
+    "ttl",
+    "priority",
+    "tags",
+    "metadata",
+    "access_count",
+    "last_accessed",
+    "version",
+)
+"""The columns the SQL tiers select for an entry, in the order :func:`row_to_entry` decodes them."""
+
+ROW_FIELDS = len(ENTRY_COLUMNS)
 """How many leading fields of a SQL row :func:`row_to_entry` decodes."""
+
+UPDATED_COLUMNS: tuple[str, ...] = ("value", "search_text", *ENTRY_COLUMNS[2:], "seq")
+"""The columns an upsert of the SQL tiers replaces when the key exists (all but the key)."""
 
 EvictionCallback = Callable[[list[MemoryEntry]], None]
 """Called with the entries a tier is about to evict for capacity (never with expired ones)."""

@@ -55,8 +55,10 @@ from agentmem_plugin.errors import (
 )
 from agentmem_plugin.search import words
 from agentmem_plugin.tiers.base import (
+    ENTRY_COLUMNS,
     ROW_FIELDS,
     UNCHANGED,
+    UPDATED_COLUMNS,
     EvictionCallback,
     Tier,
     entry_to_row,
@@ -71,19 +73,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_COLUMNS = (
-    "key",
-    "value",
-    "created_at",
-    "expires_at",
-    "ttl",
-    "priority",
-    "tags",
-    "metadata",
-    "access_count",
-    "last_accessed",
-    "version",
-)
 _MAX_TABLE_LENGTH = 48  # room for the longest derived name ("{table}_index_meta") within 63 bytes
 _MIGRATION_LOCK = 0x61676D31  # advisory lock class of schema migrations ("agm1")
 _NAMESPACE_LOCK = 0x61676D32  # advisory lock class of capacity-bound namespaces ("agm2")
@@ -483,13 +472,12 @@ class PostgresTier(Tier):
     def _statements(self) -> dict[str, Any]:
         sql = self._sql
         t = sql.Identifier(self.table)
-        cols = sql.SQL(", ").join(sql.Identifier(c) for c in _COLUMNS)
-        tcols = sql.SQL(", ").join(sql.Identifier(self.table, c) for c in _COLUMNS)
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in ENTRY_COLUMNS)
+        tcols = sql.SQL(", ").join(sql.Identifier(self.table, c) for c in ENTRY_COLUMNS)
         seq = sql.Literal(f'"{self.table}_seq"')
         live = sql.SQL("(expires_at IS NULL OR expires_at > %s)")
         updates = sql.SQL(", ").join(
-            sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c))
-            for c in ("value", "search_text", *_COLUMNS[2:], "seq")
+            sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in UPDATED_COLUMNS
         )
         q = {
             "get": "SELECT {cols} FROM {t} WHERE namespace = %s AND key = ANY(%s) AND {live}",

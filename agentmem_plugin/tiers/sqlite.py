@@ -50,8 +50,10 @@ from agentmem_plugin.errors import (
 )
 from agentmem_plugin.search import words
 from agentmem_plugin.tiers.base import (
+    ENTRY_COLUMNS,
     ROW_FIELDS,
     UNCHANGED,
+    UPDATED_COLUMNS,
     EvictionCallback,
     Tier,
     entry_to_row,
@@ -64,29 +66,10 @@ logger = logging.getLogger(__name__)
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_COLUMNS = (
-    "key, value, created_at, expires_at, ttl, priority, tags, metadata, access_count, last_accessed, "
-    "version"
-)
+_COLUMNS = ", ".join(ENTRY_COLUMNS)
 _TOUCH_FLUSH_COUNT = 1024
 _CHUNK = 500  # keys per batched query (SQLite allows 32766 variables)
-_UPDATES = ", ".join(
-    f"{c} = excluded.{c}"
-    for c in (
-        "value",
-        "search_text",
-        "created_at",
-        "expires_at",
-        "ttl",
-        "priority",
-        "tags",
-        "metadata",
-        "access_count",
-        "last_accessed",
-        "version",
-        "seq",
-    )
-)
+_UPDATES = ", ".join(f"{c} = excluded.{c}" for c in UPDATED_COLUMNS)
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
 
@@ -434,7 +417,7 @@ class SqliteTier(Tier):
             "scan": f"SELECT {_COLUMNS} FROM {t} WHERE {live} ORDER BY seq",
             "clear": f"DELETE FROM {t} WHERE namespace = ?",
             "search": (
-                f'SELECT {", ".join("e." + c.strip() for c in _COLUMNS.split(","))}, bm25("{self.table}_fts") '
+                f'SELECT {", ".join("e." + c for c in ENTRY_COLUMNS)}, bm25("{self.table}_fts") '
                 f'FROM "{self.table}_fts" JOIN {t} e ON e.id = "{self.table}_fts".rowid '
                 f'WHERE "{self.table}_fts" MATCH ? AND e.namespace = ? '
                 "AND (e.expires_at IS NULL OR e.expires_at > ?) ORDER BY 12 LIMIT ?"
