@@ -66,6 +66,7 @@ from agentmem_plugin.errors import (
     StorageError,
     StoreCorruptError,
 )
+from agentmem_plugin.validation import validate_namespace
 
 if TYPE_CHECKING:
     from agentmem_plugin.manager import MemoryManager
@@ -625,9 +626,13 @@ def read_backup(
 
 
 def _namespace(value: object, where: str) -> str:
-    if not isinstance(value, str) or (value and any(not part for part in value.split("/"))):
+    """Return the namespace a manifest names, checked by the shared check (a bad one: a damaged backup)."""
+    if not isinstance(value, str):
         raise IntegrityError(f"the manifest of {where} names a bad namespace: {value!r}")
-    return value
+    try:
+        return validate_namespace(value)
+    except InvalidArgumentError:
+        raise IntegrityError(f"the manifest of {where} names a bad namespace: {value!r}") from None
 
 
 def read_store_backup(

@@ -21,7 +21,7 @@ from agentmem_plugin.search import fuse, spread_to_neighbors
 from agentmem_plugin.tiers.base import EvictionCallback, Tier
 from agentmem_plugin.tiers.buffer import BufferTier
 from agentmem_plugin.tiers.factory import DATABASE_FILENAME
-from agentmem_plugin.twins import async_twin, in_thread
+from agentmem_plugin.twins import async_twin
 from agentmem_plugin.validation import (
     MAX_KEY_LENGTH,
     MAX_PRIORITY,
@@ -108,9 +108,6 @@ def hit(entry: MemoryEntry, score: float, **extra: Any) -> dict[str, Any]:
         "metadata": dict(entry.metadata),
         **extra,
     }
-
-
-_in_thread = in_thread  # kept for code that imported it from here
 
 
 class Memory:
