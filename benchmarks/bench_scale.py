@@ -6,6 +6,7 @@ Run (numbers in docs/benchmarks.md, "Scale"):
     nice -n 10 .venv/bin/python benchmarks/bench_scale.py many --backend postgres --namespaces 1,100,1000,10000
     nice -n 10 .venv/bin/python benchmarks/bench_scale.py large --sizes 1000,100000,1000000
     nice -n 10 .venv/bin/python benchmarks/bench_scale.py hot
+    nice -n 10 .venv/bin/python benchmarks/bench_scale.py chroma --namespaces 10,100,1000
 
 * ``many``: N namespaces x ``--per-ns`` LoCoMo turns in one store; in the target namespace, store / get /
   keyword top-10 p50 (and p95) beside the same namespace alone in a store of its own, same run.
@@ -329,6 +330,49 @@ def bench_hot(n: int) -> None:
     pg.close()
 
 
+def bench_chroma(counts: list[int], per_ns: int, dim: int) -> None:
+    """The semantic index's layout (one Chroma collection per namespace, cosine): what a namespace costs."""
+    import chromadb
+    import numpy as np
+
+    print(
+        f"\nChroma: one collection per namespace, {per_ns} random unit vectors of {dim} dims each"
+    )
+    print(
+        f"  {'collections':>11} {'create s':>9} {'per ns ms':>9} | {'RSS MB':>7} {'RSS/ns KB':>9} | "
+        f"{'disk MB':>8} {'disk/ns KB':>10} | {'open s':>7} {'query p50 ms':>12}"
+    )
+    rng = np.random.default_rng(1)
+    for count in counts:
+        with tempfile.TemporaryDirectory() as tmp:
+            base = rss_mb()
+            client = chromadb.PersistentClient(path=tmp)
+            t0 = time.perf_counter()
+            for n in range(count):
+                vecs = rng.normal(size=(per_ns, dim)).astype("float32")
+                vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+                col = client.get_or_create_collection(f"ns-{n}", metadata={"hnsw:space": "cosine"})
+                col.upsert(ids=[f"m{i}" for i in range(per_ns)], embeddings=vecs.tolist())
+            create = time.perf_counter() - t0
+            rss = rss_mb() - base
+            disk = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
+            t0 = time.perf_counter()
+            fresh = chromadb.PersistentClient(path=tmp)
+            col = fresh.get_collection("ns-0")
+            q = rng.normal(size=(1, dim)).astype("float32")
+            col.query(query_embeddings=q.tolist(), n_results=10)
+            opened = time.perf_counter() - t0
+            qv = q.tolist()
+            lat = latencies(lambda i, c=col, v=qv: c.query(query_embeddings=v, n_results=10), 50)
+            print(
+                f"  {count:>11,} {create:>9.1f} {create / count * 1000:>9.1f} | {rss:>7.0f} "
+                f"{rss * 1000 / count:>9.1f} | {disk / 1e6:>8.1f} {disk / 1e3 / count:>10.1f} | "
+                f"{opened:>7.2f} {quantiles(lat)[0] / 1000:>12.2f}",
+                flush=True,
+            )
+            del client, fresh
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -340,6 +384,10 @@ def main() -> None:
     large = sub.add_parser("large")
     large.add_argument("--sizes", default="1000,100000")
     large.add_argument("--rounds", type=int, default=300)
+    chroma = sub.add_parser("chroma")
+    chroma.add_argument("--namespaces", default="10,100,1000")
+    chroma.add_argument("--per-ns", type=int, default=100)
+    chroma.add_argument("--dim", type=int, default=384)
     hot = sub.add_parser("hot")
     hot.add_argument("-n", type=int, default=100_000)
     args = parser.parse_args()
@@ -348,6 +396,8 @@ def main() -> None:
         bench_many(
             args.backend, [int(x) for x in args.namespaces.split(",")], args.per_ns, args.rounds
         )
+    elif args.what == "chroma":
+        bench_chroma([int(x) for x in args.namespaces.split(",")], args.per_ns, args.dim)
     elif args.what == "large":
         bench_large([int(x) for x in args.sizes.split(",")], args.rounds)
     else:
