@@ -9,6 +9,20 @@ Example:
 
 """
 
-from agentmem_langgraph.store import AgentMemStore, SearchMode, item_embed_text
+from agentmem_langgraph.store import (
+    DISTANCE_TYPES,
+    AgentMemStore,
+    AsyncAgentMemStore,
+    DistanceType,
+    SearchMode,
+    item_embed_text,
+)
 
-__all__ = ["AgentMemStore", "SearchMode", "item_embed_text"]
+__all__ = [
+    "DISTANCE_TYPES",
+    "AgentMemStore",
+    "AsyncAgentMemStore",
+    "DistanceType",
+    "SearchMode",
+    "item_embed_text",
+]
