@@ -1,4 +1,4 @@
-"""A LangGraph ``BaseStore`` backed by agentmem-plugin: namespaces, TTL, hybrid semantic search, persistent across processes.
+"""A LangGraph ``BaseStore`` backed by agentmem-plugin: namespaces, TTL, semantic search with LangGraph's scores (hybrid on request), persistent across processes.
 
 Example:
     >>> from agentmem_langgraph import AgentMemStore
