@@ -347,7 +347,10 @@ def references() -> dict[str, Ranker]:
 
 
 def ranking_inputs(c: Candidates) -> list[Any]:
-    """The candidates as :class:`agentmem_plugin.ranking.Candidate` objects (every gathered entry)."""
+    """The candidates as :class:`agentmem_plugin.ranking.Candidate` objects.
+
+    Every gathered entry: those either side found, and their neighbours (found by neither side: no scores).
+    """
     from agentmem_plugin.ranking import Candidate
 
     bm25 = dict(c.bm25)
@@ -362,7 +365,6 @@ def ranking_inputs(c: Candidates) -> list[Any]:
             metadata=entry.metadata,
         )
         for key, entry in c.entries.items()
-        if key in bm25 or key in cosine
     ]
 
 
