@@ -5,8 +5,10 @@ Run: ``.venv/bin/python benchmarks/bench_lme.py [--limit N] [--ablation] [--embe
 Protocol (LongMemEval ``src/retrieval/``, see ``../shared/data/longmemeval/README.md``): one corpus per question
 made of the USER turns of its haystack, id ``<session_id>_<turn number, 1-based over all turns>``; relevant = user
 turns with ``has_answer`` in an answer session; ``_abs`` questions (and questions with no relevant user turn) are
-skipped. Session level: rank turns, map each to its session, keep the first distinct sessions; ``recall_all@5``
-(every answer session in the top 5) and ``ndcg_any@5/10`` (LongMemEval's nDCG). Turn level: ``recall_all@5/10/50``.
+skipped. Session level (upstream ``evaluate_retrieval_turn2session``): rank turns, map each to its session, widen
+k until k distinct sessions are in; ``recall_all@5`` (every answer session in the top 5) and ``ndcg_any@5/10``
+(upstream's nDCG, where every turn of an answer session counts); ``dNDCG@10`` is nDCG over distinct sessions
+(each session once), shown because it is what "session nDCG" often means. Turn level: ``recall_all@5/10/50``.
 
 Each question's turns go into a fresh persistent ``Memory(embedder=...)`` (value = the turn's text, metadata =
 its session and date, ``created_at`` = the session's date). Candidates are gathered through the public API (the
@@ -262,45 +264,75 @@ def candidates_for(
     return cached
 
 
-# -- metrics (LongMemEval's eval_utils) -------------------------------------------------------------------------
+# -- metrics: LongMemEval's src/retrieval/eval_utils.py, over keys instead of corpus indices -------------------
 
 
-def _dcg(relevances: Sequence[float], k: int) -> float:
+def dcg(relevances: Sequence[float], k: int) -> float:
+    """LongMemEval's DCG: ranks 1 and 2 weigh the same (``rel[0] + sum(rel[i] / log2(i + 1))``, i >= 1)."""
     rel = list(relevances)[:k]
     if not rel:
         return 0.0
-    return rel[0] + sum(r / math.log2(i + 1) for i, r in enumerate(rel[1:], 2))
+    return rel[0] + sum(r / math.log2(i) for i, r in enumerate(rel[1:], 2))
 
 
-def ndcg(ranked: Sequence[str], relevant: set[str], n_corpus: int, k: int) -> float:
-    """LongMemEval's nDCG@k (binary relevance; its DCG gives ranks 1 and 2 the same weight)."""
-    ideal = _dcg([1.0] * min(len(relevant), n_corpus), k)
-    return _dcg([1.0 if r in relevant else 0.0 for r in ranked[:k]], k) / ideal if ideal else 0.0
+def evaluate_retrieval(
+    ranked: Sequence[str], correct: set[str], corpus_ids: Sequence[str], k: int
+) -> tuple[float, float, float]:
+    """``(recall_any, recall_all, ndcg_any)`` at *k*; *ranked* ranks every corpus position (ids may repeat)."""
+    recalled = set(ranked[:k])
+    recall_any = float(any(doc in recalled for doc in correct))
+    recall_all = float(all(doc in recalled for doc in correct))
+    ideal = dcg(sorted((1.0 if doc in correct else 0.0 for doc in corpus_ids), reverse=True), k)
+    actual = dcg([1.0 if doc in correct else 0.0 for doc in ranked[:k]], k)
+    return recall_any, recall_all, actual / ideal if ideal else 0.0
 
 
-def recall_all(ranked: Sequence[str], relevant: set[str], k: int) -> float:
-    """1.0 when every relevant id is in the top *k*."""
-    return float(relevant <= set(ranked[:k]))
+def evaluate_turn2session(
+    ranked: Sequence[str],
+    session_of: dict[str, str],
+    correct: set[str],
+    corpus: Sequence[str],
+    k: int,
+) -> tuple[float, float, float]:
+    """LongMemEval's ``evaluate_retrieval_turn2session``: turns mapped to sessions, k widened to k sessions.
+
+    As upstream, nDCG then counts every turn of an answer session as relevant (the ideal ranking puts all of
+    them first), so it rewards ranking an answer session's turns together.
+    """
+    sessions = [session_of[t] for t in ranked]
+    effective_k = k
+    while effective_k <= len(corpus) and len(set(sessions[:effective_k])) < k:
+        effective_k += 1
+    return evaluate_retrieval(sessions, correct, [session_of[t] for t in corpus], effective_k)
 
 
 class Scores:
     """Per-question metrics, averaged."""
 
-    NAMES = ("sR@5", "sNDCG@5", "sNDCG@10", "tR@5", "tR@10", "tR@50")
+    NAMES = ("sR@5", "sNDCG@5", "sNDCG@10", "dNDCG@10", "tR@5", "tR@10", "tR@50")
 
     def __init__(self) -> None:
         self.values: dict[str, list[float]] = {n: [] for n in self.NAMES}
 
     def add(self, ranked_turns: Sequence[str], q: Question) -> None:
+        """Score one question's ranking (the corpus turns it leaves out are appended in corpus order)."""
+        corpus = [d.key for d in q.docs]
         session_of = {d.key: d.session for d in q.docs}
-        sessions = list(dict.fromkeys(session_of[k] for k in ranked_turns if k in session_of))
-        n_sessions = len({d.session for d in q.docs})
+        ranked = list(dict.fromkeys(k for k in ranked_turns if k in session_of))
+        seen = set(ranked)
+        ranked += [k for k in corpus if k not in seen]
         v = self.values
-        v["sR@5"].append(recall_all(sessions, q.gold_sessions, 5))
-        v["sNDCG@5"].append(ndcg(sessions, q.gold_sessions, n_sessions, 5))
-        v["sNDCG@10"].append(ndcg(sessions, q.gold_sessions, n_sessions, 10))
+        v["sR@5"].append(evaluate_turn2session(ranked, session_of, q.gold_sessions, corpus, 5)[1])
+        v["sNDCG@5"].append(
+            evaluate_turn2session(ranked, session_of, q.gold_sessions, corpus, 5)[2]
+        )
+        v["sNDCG@10"].append(
+            evaluate_turn2session(ranked, session_of, q.gold_sessions, corpus, 10)[2]
+        )
+        distinct = list(dict.fromkeys(session_of[t] for t in ranked))  # each session once
+        v["dNDCG@10"].append(evaluate_retrieval(distinct, q.gold_sessions, distinct, 10)[2])
         for k in (5, 10, 50):
-            v[f"tR@{k}"].append(recall_all(ranked_turns, q.gold_turns, k))
+            v[f"tR@{k}"].append(evaluate_retrieval(ranked, q.gold_turns, corpus, k)[1])
 
     def mean(self, name: str) -> float:
         values = self.values[name]
