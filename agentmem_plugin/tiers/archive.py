@@ -32,7 +32,7 @@ import secrets
 import shutil
 import tempfile
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,6 +49,7 @@ from agentmem_plugin.errors import (
     StorageError,
     StoreCorruptError,
 )
+from agentmem_plugin.search import SearchIndex, document_text
 from agentmem_plugin.tiers.base import EvictionCallback, Tier, storage_errors
 from agentmem_plugin.validation import validate_capacity
 
@@ -343,6 +344,14 @@ class ArchiveTier(Tier):
         self._keys: list[str] | None = None
         self._stamp: object = None
         self._dir_locked = False
+        # The change feed of a semantic index over the archive: kept in memory, started by set_index_meta.
+        self._index_meta: tuple[str, int] | None = None
+        self._changes: dict[str, int] | None = None
+        self._change_seq = 0
+        # Keyword search: BM25 over the archived text, built in memory on the first search (never written to
+        # disk: the archive stays sealed at rest), kept in step with this process's writes and rebuilt when
+        # another process rewrote the key index.
+        self._words: SearchIndex | None = None
         self._check_manifest()
 
     # -- format ------------------------------------------------------------------------------------------------
@@ -466,10 +475,12 @@ class ArchiveTier(Tier):
 
     def _index(self) -> list[str]:
         """Return the archived keys: kept in memory, read again whenever another process rewrote the index."""
+        before = self._keys
         if self._dir is not None:
             stamp = self._dir.stamp(_INDEX)
             if stamp != self._stamp:
                 self._keys, self._stamp = None, stamp
+                self._words = None
         if self._keys is None:
             raw = self.store.get(_INDEX)
             keys = (
@@ -480,6 +491,10 @@ class ArchiveTier(Tier):
             if not isinstance(keys, list):
                 raise IntegrityError("the archive's key index is not a list")
             self._keys = [str(k) for k in keys]
+            if (
+                before is not None
+            ):  # another process archived or removed keys: the feed reports them
+                self._changed(set(before).symmetric_difference(self._keys))
         return list(self._keys)
 
     def archived_keys(self) -> list[str]:
@@ -487,7 +502,22 @@ class ArchiveTier(Tier):
         with self._lock:
             return self._index()
 
+    def _changed(self, keys: Iterable[str]) -> None:
+        """Record *keys* in the change feed (once a semantic index started it)."""
+        if self._changes is None:
+            return
+        for key in keys:
+            self._change_seq += 1
+            self._changes[key] = self._change_seq
+
     def _save_index(self, keys: list[str]) -> None:
+        if self._keys is not None:
+            dropped = set(self._keys).difference(keys)
+            if self._words is not None:
+                for key in dropped:
+                    self._words.remove_entry(key)
+            if self._changes is not None:
+                self._changed(dropped.union(set(keys).difference(self._keys)))
         self.store.put(_INDEX, self._seal(encode_json(keys), b"index"))
         self._keys = list(keys)
         self._stamp = None if self._dir is None else self._dir.stamp(_INDEX)
@@ -529,6 +559,11 @@ class ArchiveTier(Tier):
         for entry in batch.values():
             if entry.key not in gone:
                 self._write_entry(entry)
+                if self._words is not None:
+                    self._words.add_entry(
+                        entry.key, document_text(entry.key, entry.value, entry.tags)
+                    )
+        self._changed(batch)  # rewritten in place: their text may have changed
         for key in gone:
             self.store.delete(self._name(key))
         known = set(keys)
@@ -582,8 +617,23 @@ class ArchiveTier(Tier):
             return list(self._live(self.clock()).values())
 
     def keyword_search(self, query: str, limit: int = 10) -> list[tuple[MemoryEntry, float]]:
-        """BM25 over the archived entries (a scan: archives are searched rarely)."""
-        return self._keyword_search_by_scan(query, limit)
+        """BM25 over the archived entries: an in-memory index (built by one scan), then the hits' blobs read."""
+        with self._lock:
+            now = self.clock()
+            self._index()  # forget the word index when another process rewrote the archive
+            if self._words is None:
+                words = SearchIndex()
+                for key, entry in self._live(now).items():
+                    words.add_entry(key, document_text(key, entry.value, entry.tags))
+                self._words = words
+            fetch = limit
+            while True:
+                ranked = self._words.search(query, fetch)
+                held = self._held([k for k, _ in ranked], now)
+                hits = [(held[k], score) for k, score in ranked if k in held]
+                if len(hits) >= limit or len(ranked) < fetch:
+                    return hits[:limit]
+                fetch *= 4
 
     def compute(
         self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
@@ -656,6 +706,40 @@ class ArchiveTier(Tier):
             for key in self._index():
                 self.store.delete(self._name(key))
             self._save_index([])
+
+    # -- change feed (in memory: keys another process adds or removes show up when its key index is read) --------
+
+    def index_meta(self) -> tuple[str, int] | None:
+        """Return the (model, dimension) recorded by :meth:`set_index_meta` in this process, or None."""
+        return self._index_meta
+
+    def set_index_meta(self, model: str, dim: int) -> None:
+        """Record the semantic index's model and start recording changed keys."""
+        with self._lock:
+            self._index_meta = (model, dim)
+            if self._changes is None:
+                self._changes = {}
+                if self._keys is None:
+                    self._index()  # the baseline against which another process's changes are seen
+
+    def changes(self, limit: int) -> list[tuple[int, str]]:
+        """Return up to *limit* changed keys not yet acknowledged, oldest first."""
+        with self._lock:
+            if self._dir is not None:
+                self._index()  # notice another process's archive moves
+            if not self._changes:
+                return []
+            out = sorted((seq, key) for key, seq in self._changes.items())
+            return out[:limit]
+
+    def ack_changes(self, changes: Sequence[tuple[int, str]]) -> None:
+        """Forget acknowledged changes (a key changed again since keeps its newer change)."""
+        with self._lock:
+            if self._changes is None:
+                return
+            for seq, key in changes:
+                if self._changes.get(key) == seq:
+                    del self._changes[key]
 
     def stats(self) -> dict[str, Any]:
         """Counters plus where the archive is and whether it is encrypted."""

@@ -27,8 +27,9 @@ import logging
 import re
 import sys
 import threading
+import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ __all__ = [
     "REBUILDING",
     "ChromaIndex",
     "ChromaTier",
+    "Progress",
     "SemanticIndex",
     "collection_name",
     "embedding_text",
@@ -244,27 +246,81 @@ class ChromaIndex:
         )
 
 
-def _progress(total: int, desc: str) -> Any:
-    """Return a tqdm progress bar when stderr is a terminal, else None."""
-    if total <= 0 or not sys.stderr.isatty():
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm comes with the semantic extra
-        return None
-    return tqdm(total=total, desc=desc, unit="entry")
+def _keys_of(tier: Tier) -> list[str]:
+    """Return the keys *tier* may hold: the archive's key index (no blob opened), or its live keys."""
+    return tier.archived_keys() or tier.keys()
+
+
+def _may_hold_entries(tier: Tier) -> bool:
+    """Return True when *tier* may hold entries (the archive answers from its key index, without a scan)."""
+    return bool(tier.archived_keys()) or tier.count() > 0
+
+
+class Progress:
+    """Reports a long embedding job: a tqdm bar when stderr is a terminal, an INFO log line per batch otherwise.
+
+    Args:
+        desc: What is being done (``"embedding"``, ``"reindexing"``).
+        where: The index's name, for the log lines.
+        total: Entries to process, when known.
+
+    Example:
+        >>> p = Progress("embedding", "agentmem-long_term", total=3)
+        >>> p.update(3); p.close()
+        >>> p.done
+        3
+
+    """
+
+    def __init__(self, desc: str, where: str, *, total: int | None = None) -> None:
+        self.desc, self.where, self.total = desc, where, total
+        self.done = 0
+        self._started = time.monotonic()
+        self._bar: Any = None
+        if sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+            except ImportError:  # pragma: no cover - tqdm comes with the semantic extra
+                pass
+            else:
+                self._bar = tqdm(total=total, desc=desc, unit="entry")
+
+    def update(self, count: int) -> None:
+        """Count *count* more entries done (one batch)."""
+        self.done += count
+        if self._bar is not None:
+            self._bar.update(count)
+            return
+        rate = self.done / max(time.monotonic() - self._started, 1e-9)
+        of = "" if self.total is None else f" of {self.total}"
+        logger.info("%s %s: %d%s entries (%.0f/s)", self.where, self.desc, self.done, of, rate)
+
+    def close(self) -> None:
+        """Close the bar (if any)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 class SemanticIndex:
-    """Keeps a :class:`ChromaIndex` in step with a source-of-truth tier through the tier's change feed.
+    """Keeps a :class:`ChromaIndex` in step with the tiers it covers, through their change feeds.
+
+    One index covers every tier of a namespace (short-term, long-term, the archive): its ids are memory keys, not
+    tier positions, so a memory that moves between tiers keeps its vector (the move changes both tiers' feeds; the
+    key is then found in its new tier and its text, unchanged, is a hit of the embedding cache, not a model call).
+    A key is resolved in the order of *sources* (the manager's read order); a vector whose key no tier holds any
+    more is dropped.
 
     Args:
-        tier: The tier holding the entries (it must track changes: see ``Tier.changes``).
+        tier: The home tier: it records the index's model (``index_meta``) and its feed is applied first.
         embedder: The embedder (wrap it in a ``CachedEmbedder`` to embed each text once).
         client: A chromadb client.
         collection: The collection name.
         batch_size: Changes applied per embedding call.
         reindex: Rebuild when the store was indexed with another model (instead of refusing).
+        text_fn: ``fn(entry) -> str | None``: the text an entry is embedded by (None keeps it out).
+        sources: ``(name, tier)`` pairs in read order, *tier* among them (default: *tier* alone). The name is
+            reported with each hit by :meth:`search_located`.
 
     Raises:
         EmbeddingError: the store was indexed with another model or dimension and *reindex* is False.
@@ -281,8 +337,14 @@ class SemanticIndex:
         batch_size: int = 256,
         reindex: bool = False,
         text_fn: Callable[[MemoryEntry], str | None] | None = None,
+        sources: Sequence[tuple[str, Tier]] | None = None,
     ) -> None:
         self.tier = tier
+        self.sources: list[tuple[str, Tier]] = list(sources or [(tier.name, tier)])
+        if not any(t is tier for _, t in self.sources):
+            raise InvalidArgumentError(
+                "the home tier of a semantic index must be one of its sources"
+            )
         self.embedder = embedder
         self.text_fn = text_fn
         self.client = client
@@ -314,13 +376,14 @@ class SemanticIndex:
             interrupted
             or not usable
             or recorded != (model, dim)
-            or (self.index.count() == 0 and tier.count() > 0)
+            or (self.index.count() == 0 and any(_may_hold_entries(t) for _, t in self.sources))
         ):
             self.reindex()
             if recorded is not None and recorded != (model, dim):
                 with contextlib.suppress(Exception):  # the old model's vectors are no longer needed
                     client.delete_collection(self._collection_for(*recorded))
         else:
+            self._adopt_sources()
             self.sync()  # finish what a crash left in the outbox
 
     def _open_collection(self, name: str, dim: int) -> tuple[ChromaIndex, bool]:
@@ -361,6 +424,35 @@ class SemanticIndex:
         digest = hashlib.sha256(f"{model}|{dim}".encode()).hexdigest()[:8]
         return f"{self._base}-{digest}"[:500]
 
+    def _adopt_sources(self) -> None:
+        """Start the feed of every source that does not record this model yet, and index what it holds.
+
+        A source's feed records changes only once ``set_index_meta`` was called on it: a tier added to an existing
+        index (a store written by an older version, whose short-term and archive were not indexed) or one whose
+        feed lives in memory (the buffer, the archive) starts its feed now, and its keys without a vector are
+        embedded.
+        """
+        target = (self.embedder.name, self.embedder.dim)
+        for _, source in self.sources:
+            if source is self.tier or source.index_meta() == target:
+                continue
+            source.set_index_meta(*target)
+            keys = _keys_of(source)
+            if not keys:
+                continue
+            have: set[str] = set()
+            for start in range(0, len(keys), 10_000):
+                have.update(self.index.get(keys[start : start + 10_000], include=[])["ids"])
+            missing = [k for k in keys if k not in have]
+            if missing:
+                logger.info(
+                    "semantic index %s: indexing %d entries of %s",
+                    self.index.name,
+                    len(missing),
+                    source.name,
+                )
+                self._apply(missing)
+
     def text_of(self, entry: MemoryEntry) -> str | None:
         """Return the text *entry* is embedded by, or None when it stays out of the index (see ``text_fn``)."""
         if self.text_fn is None:
@@ -369,10 +461,23 @@ class SemanticIndex:
         return text if text else None
 
     def prepare(self, entries: Sequence[MemoryEntry]) -> None:
-        """Embed *entries* now (filling the embedding cache), so bad vectors fail before anything is stored."""
+        """Embed *entries* now (filling the embedding cache), so bad vectors fail before anything is stored.
+
+        More than one batch shows progress (see :class:`Progress`).
+        """
         texts = [t for t in map(self.text_of, entries) if t is not None]
-        if texts:
-            self.embedder.embed_documents(texts)
+        if len(texts) <= self.batch_size:
+            if texts:
+                self.embedder.embed_documents(texts)
+            return
+        progress = Progress("embedding", self.index.name, total=len(texts))
+        try:
+            for start in range(0, len(texts), self.batch_size):
+                chunk = texts[start : start + self.batch_size]
+                self.embedder.embed_documents(chunk)
+                progress.update(len(chunk))
+        finally:
+            progress.close()
 
     def _embed_live(
         self, live: list[tuple[str, MemoryEntry]]
@@ -401,47 +506,78 @@ class SemanticIndex:
                 )
         return keys, vectors
 
+    def locate(self, keys: Sequence[str]) -> dict[str, tuple[str, MemoryEntry]]:
+        """Return ``{key: (source name, live entry)}`` for the keys some source holds, in read order."""
+        found: dict[str, tuple[str, MemoryEntry]] = {}
+        remaining = list(dict.fromkeys(keys))
+        for name, source in self.sources:
+            if not remaining:
+                break
+            entries = source.get_many(remaining, touch=False)
+            for key, entry in zip(remaining, entries, strict=True):
+                if entry is not None:
+                    found[key] = (name, entry)
+            remaining = [k for k in remaining if k not in found]
+        return found
+
+    def _apply(self, keys: list[str]) -> None:
+        """Bring the vectors of *keys* in step with the tiers (the caller holds the lock)."""
+        located = self.locate(keys)
+        live = [(k, located[k][1]) for k in keys if k in located]
+        gone = [k for k in keys if k not in located]
+        if live:
+            try:
+                ok, vectors = self._embed_live(live)
+            except EmbeddingError as exc:
+                self.failed += 1
+                logger.error(
+                    "entry %r cannot be embedded and stays out of the semantic index: %s",
+                    live[0][0],
+                    exc,
+                )
+                ok, vectors = [], []
+            done = set(ok)
+            gone += [k for k, _ in live if k not in done]
+            if ok:
+                self.index.upsert(ok, vectors)
+        if gone:
+            self.index.delete(gone)
+
     def sync(self) -> int:
-        """Apply pending changes to the vector index; return how many keys were processed.
+        """Apply every source's pending changes to the vector index; return how many keys were processed.
 
         An entry whose text the embedder cannot embed (for example one written by ``update()``) is logged,
-        counted in ``failed`` and left out of the index, so it never blocks the changes behind it.
+        counted in ``failed`` and left out of the index, so it never blocks the changes behind it. A backlog of
+        more than one batch (the first search after an import) shows progress (see :class:`Progress`).
         """
         done = 0
+        progress: Progress | None = None
         with self._lock:
-            while True:
-                changes = self.tier.changes(self.batch_size)
-                if not changes:
-                    return done
-                keys = list(dict.fromkeys(key for _, key in changes))
-                entries = self.tier.get_many(keys, touch=False)
-                live = [(k, e) for k, e in zip(keys, entries, strict=True) if e is not None]
-                gone = [k for k, e in zip(keys, entries, strict=True) if e is None]
-                if live:
-                    try:
-                        ok, vectors = self._embed_live(live)
-                    except EmbeddingError as exc:
-                        self.failed += 1
-                        logger.error(
-                            "entry %r cannot be embedded and stays out of the semantic index: %s",
-                            live[0][0],
-                            exc,
-                        )
-                        ok, vectors = [], []
-                    gone += [k for k, _ in live if k not in set(ok)]
-                    if ok:
-                        self.index.upsert(ok, vectors)
-                if gone:
-                    self.index.delete(gone)
-                self.tier.ack_changes(changes)
-                done += len(keys)
+            try:
+                for _, source in self.sources:
+                    while True:
+                        changes = source.changes(self.batch_size)
+                        if not changes:
+                            break
+                        keys = list(dict.fromkeys(key for _, key in changes))
+                        self._apply(keys)
+                        source.ack_changes(changes)
+                        done += len(keys)
+                        if progress is None and len(changes) >= self.batch_size:
+                            progress = Progress("embedding", self.index.name)
+                        if progress is not None:
+                            progress.update(len(keys))
+            finally:
+                if progress is not None:
+                    progress.close()
+        return done
 
     def reindex(self) -> int:
-        """Rebuild the vector index from every live entry of the tier; return how many were indexed.
+        """Rebuild the vector index from every live entry of the sources; return how many were indexed.
 
-        The vectors go into this model's collection. Before anything changes, the tier records the rebuild as in
-        progress (model ``REBUILDING + model``); only once every entry has been embedded does it record the model
-        itself. A rebuild for a new model that raises puts the previous record back (the previous model's
+        The vectors go into this model's collection. Before anything changes, the home tier records the rebuild
+        as in progress (model ``REBUILDING + model``); only once every entry has been embedded does it record the
+        model itself. A rebuild for a new model that raises puts the previous record back (the previous model's
         collection is untouched); otherwise the record stays "in progress", and a rebuild that raised or whose
         process died is detected by it on the next open and finished there.
         """
@@ -464,22 +600,43 @@ class SemanticIndex:
     def _rebuild(self) -> int:
         """Do the work of :meth:`reindex` (the caller holds the lock and recorded the rebuild as in progress)."""
         with self._lock:
-            backlog = self.tier.changes(sys.maxsize)
+            target = (self.embedder.name, self.embedder.dim)
+            backlogs = []
+            for _, source in self.sources:
+                if source is not self.tier:
+                    source.set_index_meta(
+                        *target
+                    )  # start its feed: nothing written from now is missed
+                backlogs.append((source, source.changes(sys.maxsize)))
             self.index.clear()
-            entries = self.tier.scan()
-            bar = _progress(len(entries), "reindexing")
-            for start in range(0, len(entries), self.batch_size):
-                batch = entries[start : start + self.batch_size]
-                chunk = [(e.key, t) for e in batch if (t := self.text_of(e)) is not None]
-                if chunk:
-                    vectors = self.embedder.embed_documents([t for _, t in chunk])
-                    self.index.upsert([k for k, _ in chunk], vectors)
-                if bar is not None:
-                    bar.update(len(batch))
-            if bar is not None:
-                bar.close()
-            self.tier.set_index_meta(self.embedder.name, self.embedder.dim)
-            self.tier.ack_changes(backlog)
+            seen: dict[str, MemoryEntry] = {}
+            for (
+                _,
+                source,
+            ) in self.sources:  # read order: a key held twice (a move cut short) counts once
+                for entry in source.scan():
+                    seen.setdefault(entry.key, entry)
+            entries = list(seen.values())
+            progress = (
+                Progress("reindexing", self.index.name, total=len(entries))
+                if len(entries) > self.batch_size
+                else None
+            )
+            try:
+                for start in range(0, len(entries), self.batch_size):
+                    batch = entries[start : start + self.batch_size]
+                    chunk = [(e.key, t) for e in batch if (t := self.text_of(e)) is not None]
+                    if chunk:
+                        vectors = self.embedder.embed_documents([t for _, t in chunk])
+                        self.index.upsert([k for k, _ in chunk], vectors)
+                    if progress is not None:
+                        progress.update(len(batch))
+            finally:
+                if progress is not None:
+                    progress.close()
+            self.tier.set_index_meta(*target)
+            for source, backlog in backlogs:
+                source.ack_changes(backlog)
             logger.info("semantic index %s rebuilt: %d entries", self.index.name, len(entries))
             return len(entries)
 
@@ -494,13 +651,26 @@ class SemanticIndex:
 
     def search_by_vector(self, vector: Sequence[float], k: int) -> list[tuple[MemoryEntry, float]]:
         """Return up to *k* live ``(entry, cosine similarity)`` pairs nearest to *vector* (checked: length, NaN)."""
+        return [(entry, sim) for _, entry, sim in self.search_located(vector, k)]
+
+    def search_located(
+        self, vector: Sequence[float], k: int, *, only: Collection[str] | None = None
+    ) -> list[tuple[str, MemoryEntry, float]]:
+        """Return up to *k* live ``(source name, entry, cosine similarity)`` triples nearest to *vector*.
+
+        *only*: keep the entries of these sources (by name) alone.
+        """
         self.sync()
         fetch = k
         while True:
             with self._lock:
                 hits = self.index.query(vector, fetch)
-            entries = self.tier.get_many([key for key, _ in hits], touch=False)
-            live = [(e, sim) for (_, sim), e in zip(hits, entries, strict=True) if e is not None]
+            located = self.locate([key for key, _ in hits])
+            live = [
+                (*located[key], sim)
+                for key, sim in hits
+                if key in located and (only is None or located[key][0] in only)
+            ]
             if len(live) >= k or len(hits) < fetch:
                 return live[:k]
             fetch *= 4
