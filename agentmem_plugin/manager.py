@@ -70,7 +70,7 @@ from agentmem_plugin.policies import (
 from agentmem_plugin.search import hybrid_ranking
 from agentmem_plugin.tiers.base import Tier
 from agentmem_plugin.tiers.factory import AUTO_EMBEDDER, TierSet, build_tiers, resolve_embedder
-from agentmem_plugin.tiers.urls import is_durable_url
+from agentmem_plugin.tiers.urls import is_durable_url, is_server_url
 from agentmem_plugin.twins import async_twin
 from agentmem_plugin.validation import (
     MEMORY_TIERS,
@@ -218,8 +218,12 @@ class MemoryManager:
         self.namespace = validate_namespace(namespace)
         self._auto = isinstance(embedder, str) and embedder == AUTO_EMBEDDER
         if tiers is None:
+            # "auto" wants a persistent store; long-term on a server needs a Chroma server too (semantic=), or
+            # each process's index would miss the others' writes.
             embedder = resolve_embedder(
-                embedder, persistent=storage_path is not None or is_durable_url(long_term)
+                embedder,
+                persistent=(storage_path is not None or is_durable_url(long_term))
+                and (semantic is not None or not is_server_url(long_term)),
             )
             tiers = build_tiers(
                 namespace=self.namespace,

@@ -29,7 +29,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ __all__ = [
     "collection_name",
     "embedding_text",
     "make_client",
+    "report_progress",
 ]
 
 logger = logging.getLogger(__name__)
@@ -256,8 +258,38 @@ def _may_hold_entries(tier: Tier) -> bool:
     return bool(tier.archived_keys()) or tier.count() > 0
 
 
+ProgressHook = Callable[[str, "int | None"], Callable[[int], None]]
+"""``hook(description, total or None) -> advance(count)``: where a long embedding job reports (see
+:func:`report_progress`)."""
+
+_PROGRESS_HOOK: ContextVar[ProgressHook | None] = ContextVar("agentmem_progress_hook", default=None)
+
+
+@contextlib.contextmanager
+def report_progress(hook: ProgressHook) -> Iterator[None]:
+    """Send the progress of every long embedding job started in this context to *hook* (instead of tqdm/logs).
+
+    The CLI uses it to show embedding inside its own progress display.
+
+    Example:
+        >>> done = []
+        >>> with report_progress(lambda desc, total: done.append):
+        ...     Progress("embedding", "index", total=2).update(2)
+        >>> done
+        [2]
+
+    """
+    token = _PROGRESS_HOOK.set(hook)
+    try:
+        yield
+    finally:
+        _PROGRESS_HOOK.reset(token)
+
+
 class Progress:
     """Reports a long embedding job: a tqdm bar when stderr is a terminal, an INFO log line per batch otherwise.
+
+    Inside :func:`report_progress`, the hook given there receives the progress instead.
 
     Args:
         desc: What is being done (``"embedding"``, ``"reindexing"``).
@@ -277,7 +309,9 @@ class Progress:
         self.done = 0
         self._started = time.monotonic()
         self._bar: Any = None
-        if sys.stderr.isatty():
+        hook = _PROGRESS_HOOK.get()
+        self._advance = None if hook is None else hook(desc, total)
+        if self._advance is None and sys.stderr.isatty():
             try:
                 from tqdm import tqdm
             except ImportError:  # pragma: no cover - tqdm comes with the semantic extra
@@ -288,6 +322,9 @@ class Progress:
     def update(self, count: int) -> None:
         """Count *count* more entries done (one batch)."""
         self.done += count
+        if self._advance is not None:
+            self._advance(count)
+            return
         if self._bar is not None:
             self._bar.update(count)
             return
@@ -543,16 +580,26 @@ class SemanticIndex:
         if gone:
             self.index.delete(gone)
 
-    def sync(self) -> int:
+    def sync(self, *, wait: bool = True) -> int:
         """Apply every source's pending changes to the vector index; return how many keys were processed.
 
         An entry whose text the embedder cannot embed (for example one written by ``update()``) is logged,
         counted in ``failed`` and left out of the index, so it never blocks the changes behind it. A backlog of
         more than one batch (the first search after an import) shows progress (see :class:`Progress`).
+
+        Args:
+            wait: False returns at once (0) when another thread is syncing. Writers pass False: a write may run
+                inside a tier's lock (short-term's overflow writes long-term inside the evicting write), while
+                a sync holds the index's lock and reads every tier, so a writer waiting here could deadlock.
+                What it leaves pending is applied by the running sync or, at the latest, by the next search.
+
         """
         done = 0
         progress: Progress | None = None
+        if not self._lock.acquire(blocking=wait):
+            return 0
         with self._lock:
+            self._lock.release()  # held once, by the with statement, from here
             try:
                 for _, source in self.sources:
                     while True:

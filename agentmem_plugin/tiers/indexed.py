@@ -129,7 +129,7 @@ class IndexedTier(ForwardingTier):
                 return
         if getattr(self._local, "depth", 0) == 0 and not self.inner.in_transaction():
             self._pending = 0
-            self.semantic.sync()
+            self.semantic.sync(wait=False)
 
     def _forward(self, method: str, *args: Any, **kwargs: Any) -> Any:
         result = super()._forward(method, *args, **kwargs)
