@@ -48,6 +48,7 @@ from agentmem_plugin.codec import normalize
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import (
     AgentMemError,
+    IndexInUseError,
     InvalidArgumentError,
     KeyNotFoundError,
     StorageError,
@@ -225,21 +226,27 @@ class MemoryManager:
                 persistent=(storage_path is not None or is_durable_url(long_term))
                 and (semantic is not None or not is_server_url(long_term)),
             )
-            tiers = build_tiers(
-                namespace=self.namespace,
-                short_term_limit=short_limit,
-                storage_path=storage_path,
-                embedder=embedder,
-                archive=archive,
-                archive_key=archive_key,
-                encrypt=encrypt,
-                clock=clock,
-                embed_text=embed_text,
-                short_term=short_term,
-                long_term=long_term,
-                semantic=semantic,
-                reindex=reindex,
-            )
+            options = {
+                "namespace": self.namespace,
+                "short_term_limit": short_limit,
+                "storage_path": storage_path,
+                "archive": archive,
+                "archive_key": archive_key,
+                "encrypt": encrypt,
+                "clock": clock,
+                "embed_text": embed_text,
+                "short_term": short_term,
+                "long_term": long_term,
+                "semantic": semantic,
+                "reindex": reindex,
+            }
+            try:
+                tiers = build_tiers(embedder=embedder, **options)
+            except IndexInUseError as exc:
+                if not self._auto:
+                    raise
+                logger.warning("%s; this manager searches by keyword", exc)
+                tiers = build_tiers(embedder=None, **options)
         self._open(tiers, _root)
 
     def _open(self, tiers: TierSet, root: MemoryManager | None) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import (
     AgentMemError,
+    IndexInUseError,
     InvalidArgumentError,
     KeyNotFoundError,
     MissingDependencyError,
@@ -191,12 +192,17 @@ class Memory:
         self.context_radius = validate_non_negative_int(context_radius, what="context_radius")
         self.persistence = validate_bool(persistence, what="persistence")
         self.storage_path = None if storage_path is None else Path(storage_path)
+        own = (
+            tier is None
+        )  # "auto" means semantic only for the SQLite store this memory opens itself
         if tier is None:
             tier = self._open_tier(on_evict=on_evict, clock=clock)
         self._tier = tier
         self._clock: Clock = tier.clock
         self._auto = isinstance(embedder, str) and embedder == AUTO_EMBEDDER
-        embedder = resolve_embedder(embedder, persistent=self.persistence and tier.persistent)
+        embedder = resolve_embedder(
+            embedder, persistent=own and self.persistence and tier.persistent
+        )
         if embedder is not None:
             from agentmem_plugin.tiers.indexed import IndexedTier, open_semantic
 
@@ -209,10 +215,16 @@ class Memory:
                     reindex=reindex,
                     embed_text=embed_text,
                 )
+            except IndexInUseError as exc:
+                if not self._auto:
+                    tier.close()
+                    raise
+                logger.warning("%s; this memory searches by keyword", exc)
             except BaseException:
                 tier.close()
                 raise
-            tier = self._tier = IndexedTier(tier, index)
+            else:
+                tier = self._tier = IndexedTier(tier, index)
         self._semantic: SemanticIndex | None = tier.semantic_index()
 
     def _semantic_dir(self, tier: Tier) -> Path | None:

@@ -32,6 +32,7 @@ import secrets
 import shutil
 import tempfile
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -72,6 +73,8 @@ _FLAG_ENCRYPTED = 1
 _HEADER = 6
 _MANIFEST = "archive.json"
 _INDEX = "keys.index"
+_DECODED_ENTRIES = 4096
+"""Decoded entries an archive keeps in memory (the most recently read)."""
 _KEYCHECK = b"agentmem archive key check"
 
 
@@ -352,6 +355,10 @@ class ArchiveTier(Tier):
         # disk: the archive stays sealed at rest), kept in step with this process's writes and rebuilt when
         # another process rewrote the key index.
         self._words: SearchIndex | None = None
+        # The last entries read, decoded (in process memory only), each with its blob file's identity: a search
+        # that meets the same archived memories again skips the read, decryption and decompression of their
+        # blobs, and a blob changed on disk since is read (and verified) again.
+        self._decoded: OrderedDict[str, tuple[object, MemoryEntry]] = OrderedDict()
         self._check_manifest()
 
     # -- format ------------------------------------------------------------------------------------------------
@@ -435,6 +442,27 @@ class ArchiveTier(Tier):
     # -- entries and the key index ---------------------------------------------------------------------------
 
     def _read(self, key: str) -> MemoryEntry | None:
+        cached = self._decoded.get(key)
+        stamp = None if self._dir is None else self._dir.stamp(self._name(key))
+        if cached is not None and (self._dir is None or cached[0] == stamp):
+            self._decoded.move_to_end(key)
+            return cached[1].copy()
+        entry = self._read_blob(key)
+        if entry is not None:
+            self._remember(entry, stamp)
+        return entry
+
+    def _remember(self, entry: MemoryEntry, stamp: object) -> None:
+        self._decoded[entry.key] = (stamp, entry.copy())
+        self._decoded.move_to_end(entry.key)
+        while len(self._decoded) > _DECODED_ENTRIES:
+            self._decoded.popitem(last=False)
+
+    def _delete_blob(self, key: str) -> None:
+        self._decoded.pop(key, None)
+        self.store.delete(self._name(key))
+
+    def _read_blob(self, key: str) -> MemoryEntry | None:
         blob = self.store.get(self._name(key))
         if blob is None:
             return None
@@ -450,6 +478,7 @@ class ArchiveTier(Tier):
         return entry
 
     def _write_entry(self, entry: MemoryEntry) -> None:
+        self._decoded.pop(entry.key, None)
         data = encode_json(entry.to_dict(), what=f"entry {entry.key!r}")
         self.store.put(
             self._name(entry.key),
@@ -481,6 +510,7 @@ class ArchiveTier(Tier):
             if stamp != self._stamp:
                 self._keys, self._stamp = None, stamp
                 self._words = None
+                self._decoded.clear()
         if self._keys is None:
             raw = self.store.get(_INDEX)
             keys = (
@@ -552,7 +582,7 @@ class ArchiveTier(Tier):
             expired = [k for k in keys if k not in live]
             victims = self._capacity_victims(live, batch)
             for key in expired:
-                self.store.delete(self._name(key))
+                self._delete_blob(key)
             self.stats_counters.expirations += len(expired)
             keys = [k for k in keys if k not in set(expired)]
         gone = {v.key for v in victims}
@@ -565,7 +595,7 @@ class ArchiveTier(Tier):
                     )
         self._changed(batch)  # rewritten in place: their text may have changed
         for key in gone:
-            self.store.delete(self._name(key))
+            self._delete_blob(key)
         known = set(keys)
         keys += [k for k in batch if k not in known and k not in gone]
         self._save_index([k for k in keys if k not in gone])
@@ -603,7 +633,7 @@ class ArchiveTier(Tier):
                 entry = self._read(key) if key in known else None
                 if entry is None:
                     continue
-                self.store.delete(self._name(key))
+                self._delete_blob(key)
                 gone.add(key)
                 removed += not entry.is_expired(now)
             if gone:
@@ -634,6 +664,22 @@ class ArchiveTier(Tier):
                 if len(hits) >= limit or len(ranked) < fetch:
                     return hits[:limit]
                 fetch *= 4
+
+    def neighbors(self, keys: Sequence[str], radius: int) -> dict[str, list[str]]:
+        """Return the keys archived up to *radius* places before and after each key (from the key index alone).
+
+        The order is the key index's: the order in which keys were first archived. No blob is opened, so a
+        neighbour may be an entry that expired since (a search skips it).
+        """
+        with self._lock:
+            order = self._index()
+        position = {k: i for i, k in enumerate(order)}
+        out: dict[str, list[str]] = {}
+        for key in keys:
+            i = position.get(key)
+            if i is not None:
+                out[key] = order[max(0, i - radius) : i] + order[i + 1 : i + 1 + radius]
+        return out
 
     def compute(
         self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
@@ -667,7 +713,7 @@ class ArchiveTier(Tier):
                 if k in held and (held[k].version < v if older else held[k].version == v)
             ]
             for key in doomed:
-                self.store.delete(self._name(key))
+                self._delete_blob(key)
             if doomed:
                 gone = set(doomed)
                 self._save_index([k for k in self._index() if k not in gone])
@@ -688,7 +734,7 @@ class ArchiveTier(Tier):
             for key in keys:
                 entry = self._read(key)
                 if entry is None or entry.is_expired(now):
-                    self.store.delete(self._name(key))
+                    self._delete_blob(key)
                     if entry is not None:
                         expired.append(key)
             if expired:
@@ -704,7 +750,7 @@ class ArchiveTier(Tier):
         """Delete every archived entry."""
         with self._exclusive():
             for key in self._index():
-                self.store.delete(self._name(key))
+                self._delete_blob(key)
             self._save_index([])
 
     # -- change feed (in memory: keys another process adds or removes show up when its key index is read) --------

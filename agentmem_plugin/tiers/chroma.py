@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import re
 import sys
 import threading
@@ -41,6 +42,7 @@ from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import (
     AgentMemError,
     EmbeddingError,
+    IndexInUseError,
     InvalidArgumentError,
     MissingDependencyError,
     StorageError,
@@ -55,9 +57,12 @@ __all__ = [
     "ChromaTier",
     "Progress",
     "SemanticIndex",
+    "claim_index_dir",
     "collection_name",
     "embedding_text",
+    "forget_client",
     "make_client",
+    "release_index_dir",
     "report_progress",
 ]
 
@@ -114,7 +119,7 @@ def make_client(
                 exc,
                 aside,
             )
-            _forget_client(path)
+            forget_client(path)
             try:
                 return chromadb.PersistentClient(path=str(path), settings=settings)
             except Exception as again:
@@ -134,8 +139,68 @@ def _move_aside(path: Path) -> Path:
     return aside
 
 
-def _forget_client(path: str | PathLike[str]) -> None:
-    """Drop chromadb's in-process cache of the client for *path* only (it would hand back the broken one)."""
+_CLAIMS: dict[
+    str, tuple[int, int]
+] = {}  # resolved index directory -> (lock file descriptor, users here)
+_CLAIMS_LOCK = threading.Lock()
+
+
+def claim_index_dir(path: str | PathLike[str]) -> None:
+    """Claim the local index directory *path* for this process (an exclusive ``flock`` on a file inside it).
+
+    A persistent Chroma directory has one process as its user: Chroma keeps the index in the process's memory,
+    so a second process would write over it unseen. Claims by one process nest (each :func:`release_index_dir`
+    undoes one); the operating system drops the claim of a process that dies.
+
+    Raises:
+        IndexInUseError: another process holds *path*.
+
+    """
+    import fcntl
+
+    where = Path(path)
+    where.mkdir(parents=True, exist_ok=True)
+    name = str(where.resolve())
+    with _CLAIMS_LOCK:
+        held = _CLAIMS.get(name)
+        if held is not None:
+            _CLAIMS[name] = (held[0], held[1] + 1)
+            return
+        fd = os.open(where / "agentmem.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise IndexInUseError(
+                f"the semantic index at {name!r} is open in another process; to search by meaning from "
+                "several processes, share a Chroma server (semantic='http://host:8000')"
+            ) from None
+        _CLAIMS[name] = (fd, 1)
+        forget_client(where)  # a client cached before another process used the directory is stale
+
+
+def release_index_dir(path: str | PathLike[str]) -> None:
+    """Undo one :func:`claim_index_dir` of *path*; the last one lets another process claim it."""
+    name = str(Path(path).resolve())
+    with _CLAIMS_LOCK:
+        held = _CLAIMS.get(name)
+        if held is None:
+            return
+        if held[1] > 1:
+            _CLAIMS[name] = (held[0], held[1] - 1)
+            return
+        del _CLAIMS[name]
+        os.close(held[0])
+        forget_client(
+            path
+        )  # the next claim may follow another process's writes: read the directory afresh
+
+
+def forget_client(path: str | PathLike[str]) -> None:
+    """Drop chromadb's in-process cache of the client for *path* only (it would hand back a stale one).
+
+    Needed when the directory under a client was replaced (a restore) or damaged.
+    """
     with contextlib.suppress(Exception):
         from chromadb.api.shared_system_client import SharedSystemClient
 
@@ -387,6 +452,7 @@ class SemanticIndex:
         self.client = client
         self.batch_size = batch_size
         self.failed = 0  # entries that could not be embedded during sync (logged, left unindexed)
+        self.on_close: Callable[[], None] | None = None  # called once by close()
         self._lock = threading.RLock()
         self._base = collection
         model, dim = embedder.name, embedder.dim
@@ -580,7 +646,7 @@ class SemanticIndex:
         if gone:
             self.index.delete(gone)
 
-    def sync(self, *, wait: bool = True) -> int:
+    def sync(self, *, wait: bool = True, only: Collection[Tier] | None = None) -> int:
         """Apply every source's pending changes to the vector index; return how many keys were processed.
 
         An entry whose text the embedder cannot embed (for example one written by ``update()``) is logged,
@@ -592,6 +658,8 @@ class SemanticIndex:
                 inside a tier's lock (short-term's overflow writes long-term inside the evicting write), while
                 a sync holds the index's lock and reads every tier, so a writer waiting here could deadlock.
                 What it leaves pending is applied by the running sync or, at the latest, by the next search.
+            only: Apply the feeds of these sources alone (a write through one tier catches up that tier, so a
+                long-term write does not embed what short-term left for later).
 
         """
         done = 0
@@ -602,6 +670,8 @@ class SemanticIndex:
             self._lock.release()  # held once, by the with statement, from here
             try:
                 for _, source in self.sources:
+                    if only is not None and not any(source is t for t in only):
+                        continue
                     while True:
                         changes = source.changes(self.batch_size)
                         if not changes:
@@ -611,7 +681,7 @@ class SemanticIndex:
                         source.ack_changes(changes)
                         done += len(keys)
                         if progress is None and len(changes) >= self.batch_size:
-                            progress = Progress("embedding", self.index.name)
+                            progress = Progress("indexing", self.index.name)
                         if progress is not None:
                             progress.update(len(keys))
             finally:
@@ -723,7 +793,10 @@ class SemanticIndex:
             fetch *= 4
 
     def close(self) -> None:
-        """Close the embedding cache (the Chroma client needs no closing)."""
+        """Close the embedding cache and give up the claim on a local index directory (see ``on_close``)."""
+        on_close, self.on_close = self.on_close, None
+        if on_close is not None:
+            on_close()
         cache = getattr(self.embedder, "cache", None)
         if cache is not None:
             cache.close()

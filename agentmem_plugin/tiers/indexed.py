@@ -18,6 +18,7 @@ never reaches the vectors. Searches apply whatever is still pending (another pro
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import uuid
@@ -61,14 +62,22 @@ def open_semantic(
 
     Raises:
         EmbeddingError: the store was indexed with another model and *reindex* is False.
+        IndexInUseError: the local index directory (``where/chroma``) is open in another process.
         MissingDependencyError: the ``semantic`` extra is not installed.
         BackendUnavailableError: the Chroma server cannot be reached.
 
     """
     from agentmem_plugin.embeddings import CachedEmbedder, EmbeddingCache, as_embedder
-    from agentmem_plugin.tiers.chroma import SemanticIndex, collection_name, make_client
+    from agentmem_plugin.tiers.chroma import (
+        SemanticIndex,
+        claim_index_dir,
+        collection_name,
+        make_client,
+        release_index_dir,
+    )
 
     inner = as_embedder(embedder)
+    claimed: Path | None = None
     cache_file = None if where is None else where / "embeddings.sqlite3"
     if chroma is not None:  # a server (URL) or a client: a stable collection per table + namespace
         if isinstance(chroma, str):
@@ -80,16 +89,30 @@ def open_semantic(
         client = make_client()
         name = collection_name(f"agentmem-{uuid.uuid4().hex[:12]}", tier.namespace)
     else:
-        client = make_client(path=where / "chroma")
+        claimed = where / "chroma"
+        claim_index_dir(claimed)  # one process per local index directory
+        try:
+            client = make_client(path=claimed)
+        except BaseException:
+            release_index_dir(claimed)
+            raise
         name = collection_name(f"agentmem-{tier.table}", tier.namespace)
     cached = (
         inner
         if isinstance(inner, CachedEmbedder)
         else CachedEmbedder(inner, EmbeddingCache(cache_file))
     )
-    return SemanticIndex(
-        tier, cached, client, name, reindex=reindex, text_fn=embed_text, sources=sources
-    )
+    try:
+        index = SemanticIndex(
+            tier, cached, client, name, reindex=reindex, text_fn=embed_text, sources=sources
+        )
+    except BaseException:
+        if claimed is not None:
+            release_index_dir(claimed)
+        raise
+    if claimed is not None:
+        index.on_close = functools.partial(release_index_dir, claimed)
+    return index
 
 
 class IndexedTier(ForwardingTier):
@@ -129,7 +152,7 @@ class IndexedTier(ForwardingTier):
                 return
         if getattr(self._local, "depth", 0) == 0 and not self.inner.in_transaction():
             self._pending = 0
-            self.semantic.sync(wait=False)
+            self.semantic.sync(wait=False, only=(self.inner,))
 
     def _forward(self, method: str, *args: Any, **kwargs: Any) -> Any:
         result = super()._forward(method, *args, **kwargs)
