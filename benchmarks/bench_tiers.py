@@ -25,8 +25,7 @@ from pathlib import Path
 
 from agentmem_plugin import Memory
 from agentmem_plugin.codec import encode_json, encode_value
-from agentmem_plugin.search import document_text
-from agentmem_plugin.tiers.sqlite import SqliteTier, _fts_query
+from agentmem_plugin.search import document_text, words
 
 
 def rate(n: int, seconds: float) -> str:
@@ -128,7 +127,12 @@ def bench_buffer(n: int) -> None:
 
     # Reads hand out copies (a caller cannot change the store through what it read): the cost of copying a
     # small JSON document beside the int values above.
-    doc = {"user": "alice", "tags": ["a", "b", "c"], "score": 0.5, "nested": {"n": 1, "l": [1, 2, 3]}}
+    doc = {
+        "user": "alice",
+        "tags": ["a", "b", "c"],
+        "score": 0.5,
+        "nested": {"n": 1, "l": [1, 2, 3]},
+    }
     bare = BareLRU(capacity)
     memory = Memory(capacity=capacity)
     for i in range(capacity):
@@ -159,14 +163,44 @@ def locomo_turns() -> list[str]:
     return turns
 
 
+def _fts_query(query: str) -> str | None:
+    """Free text as an FTS5 query: its non-stop-words, each quoted, OR-ed."""
+    terms = words(query)
+    return " OR ".join(f'"{w}"' for w in dict.fromkeys(terms)) if terms else None
+
+
 def raw_schema_db(path: Path) -> sqlite3.Connection:
-    """The same schema the SQLite tier creates (made by the tier itself), opened with raw sqlite3."""
-    SqliteTier(path).close()
+    """The physical reference: the entries table and a plain FTS5 index kept by triggers, with raw sqlite3.
+
+    (The tier itself now keeps per-namespace BM25 postings instead of FTS5; see docs/storage.md, "Scale".)
+    """
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA cache_size=-65536")
     conn.execute("PRAGMA temp_store=MEMORY")
+    conn.executescript(
+        """
+        CREATE TABLE memories (
+            id INTEGER PRIMARY KEY, namespace TEXT NOT NULL DEFAULT '', key TEXT NOT NULL, value BLOB NOT NULL,
+            search_text TEXT NOT NULL DEFAULT '', created_at REAL NOT NULL, expires_at REAL, ttl REAL,
+            priority INTEGER NOT NULL DEFAULT 0, tags TEXT NOT NULL DEFAULT '[]', metadata TEXT NOT NULL DEFAULT '{}',
+            access_count INTEGER NOT NULL DEFAULT 0, last_accessed REAL, seq INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (namespace, key)
+        );
+        CREATE INDEX memories_seq ON memories (seq);
+        CREATE VIRTUAL TABLE memories_fts USING fts5(
+            search_text, content=memories, content_rowid='id', tokenize='porter unicode61'
+        );
+        CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
+            INSERT INTO memories_fts (rowid, search_text) VALUES (new.id, new.search_text);
+        END;
+        CREATE TRIGGER memories_au AFTER UPDATE OF search_text ON memories BEGIN
+            INSERT INTO memories_fts (memories_fts, rowid, search_text) VALUES ('delete', old.id, old.search_text);
+            INSERT INTO memories_fts (rowid, search_text) VALUES (new.id, new.search_text);
+        END;
+        """
+    )
     return conn
 
 

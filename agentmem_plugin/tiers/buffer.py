@@ -73,18 +73,22 @@ def _owned(entry: MemoryEntry) -> MemoryEntry:
     """
     key = entry.key
     value = entry.value
-    if (
-        type(value) is str and not value.isascii()
-    ):  # what every other backend refuses: a lone surrogate
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise SerializationError(
-                f"cannot store value of key {key!r}: {value!r:.60} is not valid UTF-8 ({exc.reason})"
-            ) from None
+    kind = type(value)
+    if kind is str:
+        if not value.isascii():  # what every other backend refuses: a lone surrogate
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise SerializationError(
+                    f"cannot store value of key {key!r}: {value!r:.60} is not valid UTF-8 ({exc.reason})"
+                ) from None
+    elif not (kind is int and -(2**63) <= value < 2**64) and value is not None:
+        value = normalize(
+            value, what=f"value of key {key!r}"
+        )  # the message is built only when needed
     new = object.__new__(MemoryEntry)
     new.key = key
-    new.value = normalize(value, what=f"value of key {key!r}")
+    new.value = value
     new.ttl = entry.ttl
     new.priority = entry.priority
     new.metadata = (
@@ -156,13 +160,15 @@ class BufferTier(Tier):
 
     def _insert(self, entry: MemoryEntry) -> None:
         key = entry.key
+        old = self._entries.get(key)
         self._entries[key] = entry
         self._lru.add(key, entry.priority)
         if entry.expires_at is not None:
             self._ttl.track(key, entry.expires_at)
-        else:
+        elif old is not None and old.expires_at is not None:
             self._ttl.forget(key)
-        self._changed(key)
+        if self._indexed or self._changes is not None:
+            self._changed(key)
 
     def _changed(self, key: str) -> None:
         """Tell the lazy keyword index and the semantic change feed (when enabled) that *key* changed."""
@@ -178,7 +184,8 @@ class BufferTier(Tier):
             self._lru.remove(key)
             if entry.expires_at is not None:
                 self._ttl.forget(key)
-            self._changed(key)
+            if self._indexed or self._changes is not None:
+                self._changed(key)
         return entry
 
     def _purge_expired(self, now: float) -> list[str]:
@@ -253,7 +260,40 @@ class BufferTier(Tier):
         """Insert or replace one entry (fast path of :meth:`put_many`; the tier stores its own copy)."""
         entry = _owned(entry)
         with self._lock:
-            self._write((entry,))
+            entries = self._entries
+            key = entry.key
+            capacity = self.capacity
+            if (
+                capacity is None
+                or key in entries
+                or len(entries) < capacity
+                or self._ttl.has_expiring()
+            ):
+                self._write((entry,))
+                return
+            # The hot path of a store into a full memory: one new key, one victim, chosen before any change
+            # (what preview_victims picks): the LRU key of the lowest priority, or the newcomer itself when
+            # its priority is lower still.
+            lru = self._lru
+            victim = lru.select_victim()
+            if victim is None:  # pragma: no cover - a full memory tracks keys
+                self._write((entry,))
+                return
+            if lru.priority_aware and entry.priority < entries[victim].priority:
+                victim = key
+            if self.on_evict is not None:
+                try:
+                    self.on_evict([_detached(entry if victim == key else entries[victim])])
+                except BaseException:
+                    logger.warning(
+                        "buffer: eviction callback failed; the write of 1 entries was not made"
+                    )
+                    raise
+            self._insert(entry)
+            self._remove(victim)
+            counters = self.stats_counters
+            counters.writes += 1
+            counters.evictions += 1
 
     def get(self, key: str, *, touch: bool = True) -> MemoryEntry | None:
         """Return a copy of the live entry for *key*, or None (fast path of :meth:`get_many`)."""

@@ -9,8 +9,9 @@ Design:
   alone (:class:`StoreCorruptError`).
 * **One row per entry**, ``UNIQUE (namespace, key)``, written with ``INSERT ... ON CONFLICT DO UPDATE``. Values
   are JSON (orjson) in a ``bytea``, zstd-compressed above the compression threshold.
-* **Keyword search.** A stored generated ``tsvector`` column (``to_tsvector('english', search_text)``, with
-  a GIN index) over each entry's key, value text and tags; free text becomes an OR of its words
+* **Keyword search.** A stored generated ``tsvector`` column (``to_tsvector('english', search_text)``) over
+  each entry's key, value text and tags, GIN-indexed by namespace-qualified lexemes (a search reads its
+  namespace's posting lists only, whatever the other namespaces hold); free text becomes an OR of its words
   (``websearch_to_tsquery('english', 'w1 or w2 ...')``, as the SQLite tier does for FTS5), so a question finds
   the entries sharing some of its words, ranked by ``ts_rank_cd``.
 * **Concurrent writers.** Every write is one transaction. Rows are locked in key order (no deadlock between
@@ -211,10 +212,30 @@ def _migrations(sql: Any, table: str) -> list[tuple[str, list[Any]]]:
     ]
     # Which write of its key a row holds (MemoryEntry.version): moves compare it instead of values.
     versions = [sql.SQL("ALTER TABLE {} ADD COLUMN version bigint NOT NULL DEFAULT 0").format(t)]
+    # Keyword search costs what the namespace holds: the GIN index of ``search`` alone held every namespace's
+    # rows under one lexeme, so a common word of one namespace read everyone's matches. Its replacement
+    # indexes namespace-qualified lexemes (a 48-bit hash of the namespace, then the lexeme): the posting list
+    # a query reads is its namespace's own. ts_rank_cd uses no collection statistics, so nothing else
+    # crosses namespaces. The function's high COST tells the planner to use the index rather than evaluate
+    # the function row by row after a namespace scan.
+    terms = name("ns_terms")
+    namespace_search = [
+        sql.SQL(
+            "CREATE FUNCTION {fn}(ns text, v tsvector) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT COST 10000 "
+            "PARALLEL SAFE AS $body$ SELECT coalesce(array_agg(p.prefix || l.lexeme), '{{}}') FROM "
+            "(SELECT left(md5(ns), 12) || ':' AS prefix) AS p, unnest(tsvector_to_array(v)) AS l(lexeme) $body$"
+        ).format(fn=terms),
+        # fastupdate off: GIN's pending list is one store-wide list every search scans whole
+        sql.SQL(
+            "CREATE INDEX {} ON {} USING gin ({}(namespace, search)) WITH (fastupdate = off)"
+        ).format(name("ns_search"), t, terms),
+        sql.SQL("DROP INDEX IF EXISTS {}").format(name("search")),
+    ]
     return [
         ("0001_entries_and_search", entries),
         ("0002_semantic_outbox", feed),
         ("0003_versions", versions),
+        ("0004_namespace_search", namespace_search),
     ]
 
 
@@ -523,7 +544,9 @@ class PostgresTier(Tier):
             "search": (
                 "SELECT {tcols}, ts_rank_cd({t}.search, q) AS rank "
                 "FROM {t}, websearch_to_tsquery('english', %s) AS q "
-                "WHERE {t}.namespace = %s AND {t}.search @@ q AND ({t}.expires_at IS NULL OR {t}.expires_at > %s) "
+                "WHERE {t}.namespace = %s AND {terms}({t}.namespace, {t}.search) && "
+                "{terms}(%s::text, to_tsvector('english', %s::text)) "
+                "AND {t}.search @@ q AND ({t}.expires_at IS NULL OR {t}.expires_at > %s) "
                 "ORDER BY rank DESC, {t}.id LIMIT %s"
             ),
             "namespaces": "SELECT DISTINCT namespace FROM {t} ORDER BY namespace",
@@ -549,6 +572,7 @@ class PostgresTier(Tier):
             "updates": updates,
             "meta": sql.Identifier(f"{self.table}_index_meta"),
             "outbox": sql.Identifier(f"{self.table}_outbox"),
+            "terms": sql.Identifier(f"{self.table}_ns_terms"),
         }
         return {name: sql.SQL(text).format(**parts) for name, text in q.items()}
 
@@ -698,7 +722,7 @@ class PostgresTier(Tier):
         rows = self._read(
             "searching",
             self._q["search"],
-            (text, self.namespace, self.clock(), min(limit, 2**62)),
+            (text, self.namespace, self.namespace, text, self.clock(), min(limit, 2**62)),
         )
         return [(row_to_entry(r), float(r[ROW_FIELDS])) for r in rows if r[ROW_FIELDS] > 0]
 
@@ -869,6 +893,11 @@ class PostgresTier(Tier):
             conn.execute(
                 sql.SQL("DROP FUNCTION IF EXISTS {}()").format(
                     sql.Identifier(f"{self.table}_changed")
+                )
+            )
+            conn.execute(
+                sql.SQL("DROP FUNCTION IF EXISTS {}(text, tsvector)").format(
+                    sql.Identifier(f"{self.table}_ns_terms")
                 )
             )
 

@@ -23,7 +23,8 @@ Design:
   a fake clock behaves exactly as with the in-memory buffer; Redis expiry (set to the same remaining lifetime
   in real time) only collects the garbage.
 * **Eviction hands entries to** ``on_evict`` **before they leave.** A write that fits (after dropping expired
-  entries) is applied by one script. A write that must evict takes the namespace lock (``SET NX PX``, a random
+  entries) is applied by one script; so is a write that must evict when there is no ``on_evict`` (the script
+  removes the head of ``lru`` after the write: one round trip). A write that must evict takes the namespace lock (``SET NX PX``, a random
   token), lists the victims, calls ``on_evict`` with them, then applies the write and removes the victims in
   one script that first checks the lock is still held. While the lock is held every other writer of the
   namespace (in any process) waits, so the victims handed to ``on_evict`` are exactly the entries removed and
@@ -123,7 +124,8 @@ local function member(key)
 end
 """
 
-# ARGV: ep, now, token, capacity (0: none), n entries, n victims, check capacity ('1'/'0'),
+# ARGV: ep, now, token, capacity (0: none), n entries, n victims, check capacity ('1'; '2': and evict the
+#       overflow here, when no callback must see the victims first; '0': the victims are given),
 #       then n x (key, v, t, md, c, x, l, p, ac, la, score, pexpireat ms, version), then the victim keys.
 # Returns {-1} when another holder has the lock, {-2, overflow, purged} when the write needs evictions,
 # else {0, purged, removed victims}.
@@ -135,7 +137,8 @@ local n, nv, check = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 if locked(token) then return {-1} end
 local base = 8
 local purged = 0
-if check == '1' and cap > 0 then
+local evict = 0
+if check ~= '0' and cap > 0 then
   local function new_keys()
     local new = 0
     for i = 0, n - 1 do
@@ -147,7 +150,10 @@ if check == '1' and cap > 0 then
   if over > 0 then
     purged = #purge(now)
     over = redis.call('HLEN', KEYS[2]) + new_keys() - cap
-    if over > 0 then return {-2, over, purged} end
+    if over > 0 then
+      if check ~= '2' then return {-2, over, purged} end
+      evict = over  -- no callback to hand victims to: evict here, in this same atomic script
+    end
   end
 end
 for i = 0, n - 1 do
@@ -180,6 +186,14 @@ for j = 0, nv - 1 do
   local key = ARGV[base + n * 13 + j]
   if redis.call('HEXISTS', KEYS[2], key) == 1 then removed = removed + 1 end
   remove(key)
+end
+if evict > 0 then
+  -- the batch is in, each entry the most recent of its priority: the victims are the head of lru, exactly
+  -- what the callback path's preview_victims picks
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, evict - 1)) do
+    remove(string.sub(m, 17))
+    removed = removed + 1
+  end
 end
 return {0, purged, removed}
 """
@@ -640,12 +654,18 @@ class RedisTier(Tier):
         now, wall = self.clock(), time.time()
         flat = [x for e in batch.values() for x in self._row(e, now, wall)]
 
+        check = (
+            "1" if self.on_evict is not None else "2"
+        )  # without a callback: evict in the same script
+
         def args(token: str) -> list[Any]:
-            return [repr(self.clock()), token, self.capacity or 0, len(batch), 0, "1", *flat]
+            return [repr(self.clock()), token, self.capacity or 0, len(batch), 0, check, *flat]
 
         result = self._respecting_lock("write", args, what)
         if int(result[0]) == 0:
-            self._count_stat(writes=len(batch), expirations=int(result[1]))
+            self._count_stat(
+                writes=len(batch), expirations=int(result[1]), evictions=int(result[2])
+            )
             return
         self._count_stat(expirations=int(result[2]))  # -2: the write needs evictions
         with self._exclusive(what) as token:

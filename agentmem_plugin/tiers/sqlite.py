@@ -25,13 +25,16 @@ Design:
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
+import math
 import os
 import re
 import sqlite3
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
@@ -48,10 +51,9 @@ from agentmem_plugin.errors import (
     StorageError,
     StoreCorruptError,
 )
-from agentmem_plugin.search import words
+from agentmem_plugin.search import tokenize
 from agentmem_plugin.tiers.base import (
     ENTRY_COLUMNS,
-    ROW_FIELDS,
     UNCHANGED,
     UPDATED_COLUMNS,
     EvictionCallback,
@@ -184,15 +186,267 @@ def _migrations(table: str) -> Any:
         # written before are version 0, older than any write.
         db.execute(f"ALTER TABLE {t} ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
 
+    @migrations(name="0005_namespace_keyword_index")
+    def namespace_keyword_index(db: Any) -> None:
+        # The shared FTS5 table ranked every match in the store before filtering by namespace, with store-wide
+        # BM25 statistics. Each namespace now has its own postings, document frequencies and lengths (keyed
+        # by a namespace id), so a search costs what its namespace holds; see docs/storage.md.
+        kw = _KeywordIndex(table)
+        db.executescript(
+            f"""
+            DROP TRIGGER IF EXISTS "{table}_ai";
+            DROP TRIGGER IF EXISTS "{table}_ad";
+            DROP TRIGGER IF EXISTS "{table}_au";
+            DROP TABLE IF EXISTS {fts};
+            CREATE TABLE {kw.ns} (
+                id INTEGER PRIMARY KEY, namespace TEXT NOT NULL UNIQUE,
+                docs INTEGER NOT NULL DEFAULT 0, length INTEGER NOT NULL DEFAULT 0
+            );
+            CREATE TABLE {kw.df} (
+                ns INTEGER NOT NULL, term TEXT NOT NULL, df INTEGER NOT NULL, PRIMARY KEY (ns, term)
+            ) WITHOUT ROWID;
+            CREATE TABLE {kw.post} (
+                ns INTEGER NOT NULL, term TEXT NOT NULL, doc INTEGER NOT NULL, tf INTEGER NOT NULL,
+                dl INTEGER NOT NULL, PRIMARY KEY (ns, term, doc)
+            ) WITHOUT ROWID;
+            CREATE TABLE {kw.queue} (
+                id INTEGER PRIMARY KEY, doc INTEGER NOT NULL, namespace TEXT NOT NULL, old TEXT
+            );
+            CREATE TRIGGER "{table}_kw_ai" AFTER INSERT ON {t} BEGIN
+                INSERT INTO {kw.queue} (doc, namespace, old) VALUES (new.id, new.namespace, NULL);
+            END;
+            CREATE TRIGGER "{table}_kw_ad" AFTER DELETE ON {t} BEGIN
+                INSERT INTO {kw.queue} (doc, namespace, old) VALUES (old.id, old.namespace, old.search_text);
+            END;
+            CREATE TRIGGER "{table}_kw_au" AFTER UPDATE OF search_text, namespace ON {t}
+            WHEN old.search_text IS NOT new.search_text OR old.namespace IS NOT new.namespace BEGIN
+                INSERT INTO {kw.queue} (doc, namespace, old) VALUES (old.id, old.namespace, old.search_text);
+            END;
+            INSERT INTO {kw.queue} (doc, namespace, old) SELECT id, namespace, NULL FROM {t} ORDER BY id;
+            """
+        )
+        kw.sync(db.conn)
+
     return migrations
 
 
-def _fts_query(query: str) -> str | None:
-    """Turn free text into an FTS5 query: the non-stop-words, each quoted, OR-ed. None when nothing is left."""
-    terms = words(query)
-    if not terms:
-        return None
-    return " OR ".join(f'"{w}"' for w in dict.fromkeys(terms))
+_K1, _B = 1.2, 0.75  # BM25 parameters, as the buffer tier's SearchIndex
+
+
+def _terms(text: str) -> Counter[str]:
+    return Counter(tokenize(text))
+
+
+class _KeywordIndex:
+    """Per-namespace BM25 postings in plain tables, kept in step with the entries table in its transactions.
+
+    * ``{table}_kw_ns``: one row per namespace that was ever indexed (id, document count, total length);
+    * ``{table}_kw_df``: ``(ns, term) -> df``, the namespace's own document frequencies;
+    * ``{table}_kw_post``: ``(ns, term, doc) -> tf, dl`` (a WITHOUT ROWID b-tree: one term of one namespace
+      is one contiguous range, whatever the other namespaces hold);
+    * ``{table}_kw_queue``: filled by triggers on the entries table (insert, delete, change of the search
+      text) and emptied by :meth:`sync` before the transaction that filled it commits, so every write path,
+      present or future, keeps the index exact.
+
+    Terms are :func:`agentmem_plugin.search.tokenize`'s (Porter stems, stop words dropped), the tokenizer of
+    the buffer tier. Documents with no term are not counted. All identifiers come from the validated table
+    name; terms and namespaces are bound parameters.
+    """
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.ns = f'"{table}_kw_ns"'
+        self.df = f'"{table}_kw_df"'
+        self.post = f'"{table}_kw_post"'
+        self.queue = f'"{table}_kw_queue"'
+        self.rows_examined = (
+            0  # postings rows the last search read (the per-namespace cost, for tests)
+        )
+
+    # -- writes -----------------------------------------------------------------------------------------------
+
+    def namespace_id(self, conn: sqlite3.Connection, namespace: str, *, create: bool) -> int | None:
+        row = conn.execute(f"SELECT id FROM {self.ns} WHERE namespace = ?", (namespace,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        if not create:
+            return None
+        cur = conn.execute(f"INSERT INTO {self.ns} (namespace) VALUES (?)", (namespace,))
+        return int(cur.lastrowid or 0)
+
+    def sync(self, conn: sqlite3.Connection) -> None:
+        """Apply the queued changes to the postings (inside the caller's write transaction)."""
+        events = conn.execute(
+            f"SELECT doc, namespace, old FROM {self.queue} ORDER BY id"
+        ).fetchall()
+        if not events:
+            return
+        conn.execute(f"DELETE FROM {self.queue}")
+        # What the index holds for a document is what its first queued event saw: an insert means nothing,
+        # a delete or an update means the old text (in the old namespace).
+        first: dict[int, tuple[str, str | None]] = {}
+        for doc, namespace, old in events:
+            if doc not in first:
+                first[doc] = (namespace, old)
+        docs = list(first)
+        current: dict[int, tuple[str, str]] = {}
+        t = f'"{self.table}"'
+        for start in range(0, len(docs), _CHUNK):
+            chunk = docs[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))  # placeholders only
+            for doc, namespace, text in conn.execute(
+                f"SELECT id, namespace, search_text FROM {t} WHERE id IN ({marks})", chunk
+            ):
+                current[doc] = (namespace, text)
+        removed: dict[str, list[int]] = {}
+        added: dict[str, list[tuple[int, str]]] = {}
+        for doc, (namespace, old) in first.items():
+            now = current.get(doc)
+            if old is not None:
+                if now == (namespace, old):
+                    continue  # changed and changed back, or rewritten with the same text
+                removed.setdefault(namespace, []).append(doc)
+            if now is not None:
+                added.setdefault(now[0], []).append((doc, now[1]))
+        for namespace, gone in removed.items():
+            self._remove(conn, namespace, gone, {d: first[d][1] or "" for d in gone})
+        for namespace, new in added.items():
+            self._add(conn, namespace, new)
+
+    def _remove(
+        self, conn: sqlite3.Connection, namespace: str, docs: list[int], texts: dict[int, str]
+    ) -> None:
+        ns = self.namespace_id(conn, namespace, create=False)
+        if ns is None:
+            return
+        delete = f"DELETE FROM {self.post} WHERE ns = ? AND term = ? AND doc = ? RETURNING dl"
+        df_delta: Counter[str] = Counter()
+        n_docs = length = 0
+        for doc in docs:
+            found = False
+            for term in _terms(texts[doc]):
+                row = conn.execute(delete, (ns, term, doc)).fetchone()
+                if row is not None:  # only what was indexed counts (robust to a changed tokenizer)
+                    df_delta[term] -= 1
+                    if not found:
+                        found, length = True, length + int(row[0])
+            n_docs += found
+        self._apply(conn, ns, df_delta, -n_docs, -length)
+
+    def _add(self, conn: sqlite3.Connection, namespace: str, docs: list[tuple[int, str]]) -> None:
+        ns = self.namespace_id(conn, namespace, create=True)
+        postings: list[tuple[int, str, int, int, int]] = []
+        df_delta: Counter[str] = Counter()
+        n_docs = length = 0
+        for doc, text in docs:
+            terms = _terms(text)
+            if not terms:
+                continue
+            dl = sum(terms.values())
+            n_docs += 1
+            length += dl
+            for term, tf in terms.items():
+                postings.append((ns or 0, term, doc, tf, dl))
+            df_delta.update(terms.keys())
+        conn.executemany(
+            f"INSERT OR REPLACE INTO {self.post} (ns, term, doc, tf, dl) VALUES (?,?,?,?,?)",
+            postings,
+        )
+        self._apply(conn, ns or 0, df_delta, n_docs, length)
+
+    def _apply(
+        self, conn: sqlite3.Connection, ns: int, df_delta: Counter[str], n_docs: int, length: int
+    ) -> None:
+        if df_delta:
+            conn.executemany(
+                f"INSERT INTO {self.df} (ns, term, df) VALUES (?, ?, ?) "
+                "ON CONFLICT (ns, term) DO UPDATE SET df = df + excluded.df",
+                [(ns, term, d) for term, d in df_delta.items() if d],
+            )
+            gone = [(ns, term) for term, d in df_delta.items() if d < 0]
+            if gone:
+                conn.executemany(
+                    f"DELETE FROM {self.df} WHERE ns = ? AND term = ? AND df <= 0", gone
+                )
+        if n_docs or length:
+            conn.execute(
+                f"UPDATE {self.ns} SET docs = docs + ?, length = length + ? WHERE id = ?",
+                (n_docs, length, ns),
+            )
+
+    def clear_namespace(self, conn: sqlite3.Connection, namespace: str) -> None:
+        """Drop the whole index of *namespace* after every entry of it was deleted (in the same transaction)."""
+        conn.execute(f"DELETE FROM {self.queue} WHERE namespace = ?", (namespace,))
+        ns = self.namespace_id(conn, namespace, create=False)
+        if ns is not None:
+            conn.execute(f"DELETE FROM {self.post} WHERE ns = ?", (ns,))
+            conn.execute(f"DELETE FROM {self.df} WHERE ns = ?", (ns,))
+            conn.execute(f"UPDATE {self.ns} SET docs = 0, length = 0 WHERE id = ?", (ns,))
+
+    # -- search -----------------------------------------------------------------------------------------------
+
+    def search(
+        self, conn: sqlite3.Connection, namespace: str, query_terms: Sequence[str], k: int
+    ) -> list[tuple[int, float]]:
+        """Return the top *k* ``(doc, BM25 score)`` of *namespace*, best first (ties: lower doc id first).
+
+        Exact BM25 with the namespace's own N, average length and document frequencies, computed with
+        MaxScore pruning: terms are read rarest first, and once the best *k* so far beat what the remaining
+        (commoner) terms could add to any other document, those terms are only looked up for the documents
+        still in contention instead of being read whole.
+        """
+        self.rows_examined = 0
+        row = conn.execute(
+            f"SELECT id, docs, length FROM {self.ns} WHERE namespace = ?", (namespace,)
+        ).fetchone()
+        if row is None or not row[1]:
+            return []
+        ns, n, total = int(row[0]), int(row[1]), int(row[2])
+        avg = total / n or 1.0
+        terms: list[tuple[str, float, int]] = []
+        for term in dict.fromkeys(query_terms):
+            found = conn.execute(
+                f"SELECT df FROM {self.df} WHERE ns = ? AND term = ?", (ns, term)
+            ).fetchone()
+            if found is not None:
+                df = int(found[0])
+                terms.append((term, math.log(1.0 + (n - df + 0.5) / (df + 0.5)), df))
+        if not terms:
+            return []
+        terms.sort(key=lambda x: x[2])  # rarest (highest idf) first
+        bounds = [idf * (_K1 + 1.0) for _, idf, _ in terms]
+        scan = f"SELECT doc, tf, dl FROM {self.post} WHERE ns = ? AND term = ?"
+        acc: dict[int, float] = {}
+        examined = 0
+        split = len(terms)
+        for i, (term, idf, _) in enumerate(terms):
+            remaining = sum(bounds[i:])
+            if len(acc) >= k and remaining < heapq.nlargest(k, acc.values())[-1]:
+                split = i
+                break
+            for doc, tf, dl in conn.execute(scan, (ns, term)):
+                acc[doc] = acc.get(doc, 0.0) + idf * tf * (_K1 + 1.0) / (
+                    tf + _K1 * (1.0 - _B + _B * dl / avg)
+                )
+                examined += 1
+        if split < len(terms):
+            remaining = sum(bounds[split:])
+            theta = heapq.nlargest(k, acc.values())[-1]
+            contenders = [d for d, s in acc.items() if s + remaining >= theta]
+            for term, idf, _ in terms[split:]:
+                for start in range(0, len(contenders), _CHUNK):
+                    chunk = contenders[start : start + _CHUNK]
+                    marks = ",".join("?" * len(chunk))  # placeholders only
+                    for doc, tf, dl in conn.execute(
+                        f"{scan} AND doc IN ({marks})", (ns, term, *chunk)
+                    ):
+                        acc[doc] += idf * tf * (_K1 + 1.0) / (tf + _K1 * (1.0 - _B + _B * dl / avg))
+                        examined += 1
+            pool: Iterable[tuple[int, float]] = [(d, acc[d]) for d in contenders]
+        else:
+            pool = acc.items()
+        self.rows_examined = examined
+        return heapq.nsmallest(k, pool, key=lambda ds: (-ds[1], ds[0]))
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout: float) -> str:
@@ -304,6 +558,7 @@ class SqliteTier(Tier):
 
         self.db = Database(self._conn, execute_plugins=False)
         self._q = self._statements()
+        self._kw = _KeywordIndex(self.table)
         self._migrate()
 
     # -- opening ------------------------------------------------------------------------------------------------
@@ -416,12 +671,7 @@ class SqliteTier(Tier):
             ),
             "scan": f"SELECT {_COLUMNS} FROM {t} WHERE {live} ORDER BY seq",
             "clear": f"DELETE FROM {t} WHERE namespace = ?",
-            "search": (
-                f'SELECT {", ".join("e." + c for c in ENTRY_COLUMNS)}, bm25("{self.table}_fts") '
-                f'FROM "{self.table}_fts" JOIN {t} e ON e.id = "{self.table}_fts".rowid '
-                f'WHERE "{self.table}_fts" MATCH ? AND e.namespace = ? '
-                "AND (e.expires_at IS NULL OR e.expires_at > ?) ORDER BY 12 LIMIT ?"
-            ),
+            "by_ids": f"SELECT id, {_COLUMNS} FROM {t} WHERE namespace = ? AND id IN ",
         }
 
     # -- transactions -------------------------------------------------------------------------------------------
@@ -468,6 +718,7 @@ class SqliteTier(Tier):
             with self._immediate() as conn:
                 self._flush_touches(conn)
                 yield conn
+                self._kw.sync(conn)
         except sqlite3.Error as exc:
             where = str(self.path) if self.path else ":memory:"
             raise StorageError(f"{what} failed on {where!r} and was rolled back: {exc}") from exc
@@ -644,16 +895,35 @@ class SqliteTier(Tier):
             return entries
 
     def keyword_search(self, query: str, limit: int = 10) -> list[tuple[MemoryEntry, float]]:
-        """FTS5 search ranked by bm25() (the score returned is ``-bm25``: higher is better)."""
-        match = _fts_query(query)
-        if match is None or limit <= 0:
+        """BM25 over this namespace's own postings and statistics (higher is better).
+
+        Costs what the namespace holds: the postings of the query's terms in this namespace, pruned (see
+        :class:`_KeywordIndex`); other namespaces are never read and never change the ranking.
+        """
+        terms = tokenize(query)
+        if not terms or limit <= 0:
             return []
+        limit = min(limit, 2**31)
         with self._lock:
             self._check_open()
-            rows = self._conn.execute(
-                self._q["search"], (match, self.namespace, self.clock(), limit)
-            ).fetchall()
-        return [(row_to_entry(r), -float(r[ROW_FIELDS])) for r in rows]
+            conn = self._conn
+            now = self.clock()
+            k = limit
+            while True:
+                ranked = self._kw.search(conn, self.namespace, terms, k)
+                rows: dict[int, Any] = {}
+                ids = [doc for doc, _ in ranked]
+                for start in range(0, len(ids), _CHUNK):
+                    chunk = ids[start : start + _CHUNK]
+                    marks = ",".join("?" * len(chunk))  # placeholders only
+                    for r in conn.execute(
+                        f"{self._q['by_ids']}({marks}) AND {_LIVE}", (self.namespace, *chunk, now)
+                    ):
+                        rows[r[0]] = r[1:]
+                hits = [(row_to_entry(rows[doc]), score) for doc, score in ranked if doc in rows]
+                if len(hits) >= limit or len(ranked) < k:
+                    return hits[:limit]
+                k *= 4  # expired entries took places: look deeper
 
     def compute(
         self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
@@ -778,6 +1048,7 @@ class SqliteTier(Tier):
         """Delete every entry of this namespace."""
         with self._lock, self._write("clearing the store") as conn:
             conn.execute(self._q["clear"], (self.namespace,))
+            self._kw.clear_namespace(conn, self.namespace)
             self._pending.clear()
 
     # -- extras -----------------------------------------------------------------------------------------------------

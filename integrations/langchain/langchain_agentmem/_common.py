@@ -24,15 +24,19 @@ from agentmem_plugin.validation import (
 )
 
 __all__ = [
+    "CHAT_HISTORY_SOURCE",
+    "CHAT_HISTORY_SOURCES",
     "SEARCH_MODES",
     "Namespace",
     "check_filter",
     "check_k",
     "check_keys",
     "check_memory_type",
+    "check_memory_types",
     "check_mode",
     "check_namespace",
     "fetch_filtered",
+    "is_chat_record",
     "matches",
     "open_manager",
     "value_text",
@@ -110,6 +114,44 @@ def matches(hit: Mapping[str, Any], filter: Mapping[str, Any], *, tags_field: bo
         elif field not in metadata or metadata[field] != wanted:
             return False
     return True
+
+
+CHAT_HISTORY_SOURCE = "langchain.chat_message_history"
+"""The ``source`` metadata of the records :class:`AgentMemChatMessageHistory` writes."""
+
+CHAT_HISTORY_SOURCES: frozenset[str] = frozenset({CHAT_HISTORY_SOURCE, "llamaindex.chat_memory"})
+"""The ``source`` metadata of the records chat histories write (this package's, agentmem-llamaindex's)."""
+
+
+def is_chat_record(hit: Mapping[str, Any]) -> bool:
+    """Return True when a search hit is a record a chat history wrote, not a memory to retrieve.
+
+    That is a record whose ``source`` metadata is in :data:`CHAT_HISTORY_SOURCES`, or one shaped like a chat
+    history written before histories were marked (``{"session_id": ..., "messages": [...]}``).
+    """
+    metadata = hit.get("metadata") or {}
+    if metadata.get("source") in CHAT_HISTORY_SOURCES:
+        return True
+    value = hit.get("value")
+    return (
+        isinstance(value, Mapping)
+        and set(value) == {"session_id", "messages"}
+        and isinstance(value.get("messages"), list)
+    )
+
+
+def check_memory_types(memory_types: object) -> list[str] | None:
+    """Return *memory_types* as a list of tier names, or None (every tier); raise InvalidArgumentError otherwise."""
+    if memory_types is None:
+        return None
+    if isinstance(memory_types, (str, bytes)) or not isinstance(memory_types, Iterable):
+        raise InvalidArgumentError(
+            f"memory_types must be a list of tier names (short_term, long_term, external), got {memory_types!r:.80}"
+        )
+    names = [validate_memory_type(t) for t in memory_types]
+    if not names:
+        raise InvalidArgumentError("memory_types must name at least one tier, got []")
+    return names
 
 
 def fetch_filtered(

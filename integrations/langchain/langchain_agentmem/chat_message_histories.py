@@ -18,7 +18,12 @@ from agentmem_plugin.validation import validate_key
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
 
-from langchain_agentmem._common import Namespace, check_memory_type, open_manager
+from langchain_agentmem._common import (
+    CHAT_HISTORY_SOURCE,
+    Namespace,
+    check_memory_type,
+    open_manager,
+)
 
 __all__ = ["AgentMemChatMessageHistory"]
 
@@ -35,7 +40,9 @@ class AgentMemChatMessageHistory(BaseChatMessageHistory):
 
     The session's messages are stored, in order, as one JSON value ``{"session_id": ..., "messages": [...]}``
     (each message serialized with ``langchain_core.messages.message_to_dict``) under the key
-    ``key_prefix + session_id``. ``add_messages`` appends a whole batch with one write; ``clear()`` deletes only
+    ``key_prefix + session_id``, with metadata ``{"source": "langchain.chat_message_history", "session_id"}``:
+    the retrievers and the vector store of this package leave such records out of their results by default.
+    ``add_messages`` appends a whole batch with one write; ``clear()`` deletes only
     this session. With ``storage_path`` (or a persistent manager) the history survives a restart: a new object
     for the same session reads it back. Writes to one session are serialized within a process; several processes
     writing the same session at the same time may lose messages.
@@ -133,7 +140,10 @@ class AgentMemChatMessageHistory(BaseChatMessageHistory):
         with _lock_for(self._manager, self.key):
             stored = [*self._load(), *(message_to_dict(m) for m in batch)]
             self._manager.store(
-                self.key, {"session_id": self.session_id, "messages": stored}, self.memory_type
+                self.key,
+                {"session_id": self.session_id, "messages": stored},
+                self.memory_type,
+                metadata={"source": CHAT_HISTORY_SOURCE, "session_id": self.session_id},
             )
 
     def clear(self) -> None:

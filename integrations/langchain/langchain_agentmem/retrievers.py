@@ -19,9 +19,11 @@ from langchain_agentmem._common import (
     Namespace,
     check_filter,
     check_k,
+    check_memory_types,
     check_mode,
     check_namespace,
     fetch_filtered,
+    is_chat_record,
     matches,
     value_text,
 )
@@ -61,10 +63,16 @@ class AgentMemRetriever(BaseRetriever):
         filter: ``{"tags": [...]}`` (every tag required) and/or metadata fields that must be equal, as
             ``MemoryManager.search`` accepts. Override per call with ``filter=``.
         namespace: With a MemoryManager, search only this namespace (``"user/u1"`` or ``("user", "u1")``).
+        memory_types: With a MemoryManager, the tiers searched (``["long_term"]``, ...; default: all three).
+            Override per call with ``memory_types=``.
+        include_chat_history: Also return the records chat histories write (``AgentMemChatMessageHistory``,
+            agentmem-llamaindex's chat memory). By default they are left out, so a retriever beside a chat
+            history in one namespace returns memories, never a session's raw message JSON.
 
     Raises:
-        InvalidArgumentError: a bad memory, k, mode, filter or namespace (checked at construction and per call),
-            a namespace with a plain Memory, or a semantic/hybrid mode on a memory without an embedder.
+        InvalidArgumentError: a bad memory, k, mode, filter, namespace or memory_types (checked at construction
+            and per call), a namespace or memory_types with a plain Memory, or a semantic/hybrid mode on a memory
+            without an embedder.
 
     Example:
         >>> from agentmem_plugin import MemoryManager
@@ -87,6 +95,10 @@ class AgentMemRetriever(BaseRetriever):
     """Required tags and metadata values."""
     namespace: Namespace | None = None
     """The namespace searched (MemoryManager only)."""
+    memory_types: list[str] | None = None
+    """The tiers searched (MemoryManager only; None: all)."""
+    include_chat_history: bool = False
+    """Whether chat-history records are returned too."""
 
     _target: MemoryManager | Memory = PrivateAttr()
 
@@ -104,13 +116,23 @@ class AgentMemRetriever(BaseRetriever):
             raise InvalidArgumentError(
                 f"namespace={namespace!r} needs a MemoryManager; a plain Memory has no namespaces"
             )
+        memory_types = check_memory_types(data.get("memory_types"))
+        if memory_types is not None and not isinstance(memory, MemoryManager):
+            raise InvalidArgumentError(
+                f"memory_types={memory_types!r} needs a MemoryManager; a plain Memory is one tier"
+            )
+        include = data.get("include_chat_history", False)
+        if not isinstance(include, bool):
+            raise InvalidArgumentError(f"include_chat_history must be a bool, got {include!r}")
         target = (
             memory
             if namespace is None or not isinstance(memory, MemoryManager)
             else memory.with_namespace(namespace)
         )
         _check_mode_supported(target, mode)
-        super().__init__(**{**data, "filter": filter_, "namespace": namespace})
+        super().__init__(
+            **{**data, "filter": filter_, "namespace": namespace, "memory_types": memory_types}
+        )
         self._target = target
 
     def _search(
@@ -120,12 +142,14 @@ class AgentMemRetriever(BaseRetriever):
         k: int | None = None,
         mode: str | None = _UNSET,
         filter: dict[str, Any] | None = _UNSET,
+        memory_types: list[str] | None = _UNSET,
         **unknown: Any,
     ) -> list[Document]:
         """Check the per-call options, search, and convert the hits (the one code path for sync and async)."""
         if unknown:
             raise InvalidArgumentError(
-                f"unknown search options {sorted(unknown)}; AgentMemRetriever accepts k, mode and filter"
+                f"unknown search options {sorted(unknown)}; AgentMemRetriever accepts k, mode, filter and "
+                "memory_types"
             )
         if not isinstance(query, str):
             raise InvalidArgumentError(f"query must be a str, got {type(query).__name__}")
@@ -134,8 +158,25 @@ class AgentMemRetriever(BaseRetriever):
         filter_ = self.filter if filter is _UNSET else check_filter(filter)
         target = self._target
         _check_mode_supported(target, mode)
-        keep = None if not filter_ else (lambda hit: matches(hit, filter_))
-        hits = fetch_filtered(lambda n: target.search(query, n, mode=mode), k, keep)
+        tiers = self.memory_types if memory_types is _UNSET else check_memory_types(memory_types)
+        if tiers is not None and not isinstance(target, MemoryManager):
+            raise InvalidArgumentError(
+                f"memory_types={tiers!r} needs a MemoryManager; a plain Memory is one tier"
+            )
+        skip_chat = not self.include_chat_history
+
+        def keep(hit: dict[str, Any]) -> bool:
+            return not (skip_chat and is_chat_record(hit)) and (
+                not filter_ or matches(hit, filter_)
+            )
+
+        def fetch(n: int) -> list[dict[str, Any]]:
+            if isinstance(target, MemoryManager):
+                return target.search(query, n, mode=mode, memory_types=tiers)
+            return target.search(query, n, mode=mode)
+
+        # the core search cannot exclude records, so chat records are left out here (fetching deeper as needed)
+        hits = fetch_filtered(fetch, k, keep if (filter_ or skip_chat) else None)
         default_tier = None if isinstance(target, MemoryManager) else target.memory_type
         return [
             Document(
@@ -155,7 +196,7 @@ class AgentMemRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        """Return the *k* best memories for *query* (``kwargs``: per-call ``k``, ``mode``, ``filter``)."""
+        """Return the *k* best memories for *query* (``kwargs``: per-call ``k``, ``mode``, ``filter``, ``memory_types``)."""
         return self._search(query, **kwargs)
 
     async def _aget_relevant_documents(

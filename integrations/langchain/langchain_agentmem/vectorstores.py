@@ -11,16 +11,20 @@ from typing import Any
 
 from agentmem_plugin import MemoryEntry, MemoryManager
 from agentmem_plugin.errors import InvalidArgumentError
+from agentmem_plugin.tiers.chroma import embedding_text
+from agentmem_plugin.validation import validate_fraction
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.vectorstores import VectorStore
+from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from langchain_agentmem._common import (
     Namespace,
     check_k,
     check_keys,
     fetch_filtered,
+    is_chat_record,
     matches,
     open_manager,
     value_text,
@@ -74,6 +78,7 @@ class AgentMemVectorStore(VectorStore):
         namespace: Keep documents in this namespace (``"kb/faq"`` or ``("kb", "faq")``).
         long_term_limit: Long-term capacity of a manager this store creates (default: unbounded; above a
             limit the least important documents move to the archive and out of search).
+        include_chat_history: Also return the records chat histories write in the same memory (default False).
 
     Raises:
         InvalidArgumentError: no embedding and no manager, a manager without an embedder, both a manager and a
@@ -97,7 +102,13 @@ class AgentMemVectorStore(VectorStore):
         storage_path: str | PathLike[str] | None = None,
         namespace: Namespace | None = None,
         long_term_limit: int | None = None,
+        include_chat_history: bool = False,
     ) -> None:
+        if not isinstance(include_chat_history, bool):
+            raise InvalidArgumentError(
+                f"include_chat_history must be a bool, got {include_chat_history!r}"
+            )
+        self._include_chat_history = include_chat_history
         if manager is None and embedding is None:
             raise InvalidArgumentError(
                 "AgentMemVectorStore needs embedding= (a LangChain Embeddings) or a manager= built with an embedder"
@@ -268,6 +279,16 @@ class AgentMemVectorStore(VectorStore):
         )
 
     def _keep(self, filter: DocumentFilter | None) -> Callable[[dict[str, Any]], bool] | None:
+        user = self._user_filter(filter)
+        if self._include_chat_history:
+            return user
+        if user is None:
+            return lambda hit: not is_chat_record(hit)
+        return lambda hit: not is_chat_record(hit) and user(hit)
+
+    def _user_filter(
+        self, filter: DocumentFilter | None
+    ) -> Callable[[dict[str, Any]], bool] | None:
         if filter is None:
             return None
         if isinstance(filter, Mapping):
@@ -349,6 +370,122 @@ class AgentMemVectorStore(VectorStore):
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         """Relevance = cosine similarity clamped to [0, 1]."""
         return _relevance
+
+    # -- max marginal relevance --------------------------------------------------------------------------------
+
+    def max_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: DocumentFilter | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """Return *k* documents relevant to *query* and diverse among themselves (maximal marginal relevance).
+
+        Args:
+            query: The text to search for.
+            k: How many documents.
+            fetch_k: How many nearest documents (passing *filter*) to choose from.
+            lambda_mult: 0 = most diverse ... 1 = most relevant.
+            filter: Metadata equality or a predicate on the ``Document``.
+            **kwargs: Not accepted (named in the error).
+
+        Raises:
+            InvalidArgumentError: a bad query, k, fetch_k, lambda_mult, filter or option.
+
+        """
+        if not isinstance(query, str):
+            raise InvalidArgumentError(f"query must be a str, got {type(query).__name__}")
+        embedder = self._manager.long_term.embedder
+        assert embedder is not None  # checked at construction
+        vector = embedder.embed_query(query)
+        return self.max_marginal_relevance_search_by_vector(
+            vector, k, fetch_k, lambda_mult, filter, **kwargs
+        )
+
+    def max_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: DocumentFilter | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """Like :meth:`max_marginal_relevance_search`, from a query vector *embedding*.
+
+        Raises:
+            InvalidArgumentError: a bad k, fetch_k, lambda_mult, filter or option. EmbeddingError: a vector of the
+                wrong dimension or with NaN/inf.
+
+        """
+        if kwargs:
+            raise InvalidArgumentError(
+                f"unknown search options {sorted(kwargs)}; AgentMemVectorStore's MMR accepts k, fetch_k, "
+                "lambda_mult and filter"
+            )
+        k = check_k(k)
+        fetch_k = check_k(fetch_k, name="fetch_k")
+        lambda_mult = validate_fraction(lambda_mult, what="lambda_mult")
+        hits = fetch_filtered(self._vector_fetch(embedding), max(k, fetch_k), self._keep(filter))
+        if not hits:
+            return []
+        embedder = self._manager.long_term.embedder
+        assert embedder is not None
+        # the index keeps no vectors we can read back: embed the candidates again, by the text they were indexed by
+        vectors = embedder.embed_documents(
+            [embedding_text(h["key"], h["value"], h["tags"]) for h in hits]
+        )
+        import numpy as np  # langchain-core's MMR helper needs it; the semantic index (Chroma) brings it
+
+        chosen = maximal_marginal_relevance(
+            np.asarray(embedding, dtype=float), vectors, lambda_mult=lambda_mult, k=k
+        )
+        return [self._document(hits[i]) for i in chosen]
+
+    async def amax_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: DocumentFilter | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """Async :meth:`max_marginal_relevance_search` (runs in a worker thread)."""
+        return await run_in_executor(
+            None,
+            self.max_marginal_relevance_search,
+            query,
+            k,
+            fetch_k,
+            lambda_mult,
+            filter,
+            **kwargs,
+        )
+
+    async def amax_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: DocumentFilter | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """Async :meth:`max_marginal_relevance_search_by_vector` (runs in a worker thread)."""
+        return await run_in_executor(
+            None,
+            self.max_marginal_relevance_search_by_vector,
+            embedding,
+            k,
+            fetch_k,
+            lambda_mult,
+            filter,
+            **kwargs,
+        )
 
     @classmethod
     def from_texts(

@@ -257,3 +257,59 @@ def test_bad_per_call_options_raise_a_clear_error(kwargs, message):
 async def test_bad_per_call_options_raise_in_async_too():
     with MemoryManager() as mm, pytest.raises(InvalidArgumentError, match="got 0"):
         await AgentMemRetriever(memory=mm).ainvoke("anything", k=0)
+
+
+def test_a_retriever_beside_a_chat_history_in_one_namespace_returns_memories_only(tmp_path):
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from langchain_agentmem import AgentMemChatMessageHistory
+
+    mm = MemoryManager(storage_path=tmp_path / "m")
+    try:
+        history = AgentMemChatMessageHistory("s1", manager=mm, namespace="user/u1")
+        history.add_messages(
+            [HumanMessage("my dog is called Rex"), AIMessage("Rex is a nice dog name")]
+        )
+        user = mm.with_namespace("user/u1")
+        user.store("dog", "The user's dog is a beagle called Rex", memory_type="long_term")
+        user.store(  # a history written before histories were marked: left out by its shape
+            "chat_history:old",
+            {"session_id": "old", "messages": [{"type": "human", "data": {"content": "Rex"}}]},
+        )
+        retriever = AgentMemRetriever(memory=mm, namespace="user/u1", k=5)
+        docs = retriever.invoke("Rex dog")
+        assert [d.id for d in docs] == ["dog"]
+        assert all('"messages"' not in d.page_content for d in docs)
+        assert [d.id for d in retriever.invoke("Rex dog", memory_types=["short_term"])] == []
+        with_chat = AgentMemRetriever(
+            memory=mm, namespace="user/u1", k=5, include_chat_history=True
+        )
+        assert {d.id for d in with_chat.invoke("Rex dog")} == {
+            "dog",
+            history.key,
+            "chat_history:old",
+        }
+        long_only = AgentMemRetriever(
+            memory=mm, namespace="user/u1", memory_types=["long_term"], include_chat_history=True
+        )
+        assert [d.metadata["tier"] for d in long_only.invoke("Rex dog")] == ["long_term"]
+    finally:
+        mm.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"memory_types": "long_term"}, "memory_types must be a list"),
+        ({"memory_types": ["mid_term"]}, "mid_term"),
+        ({"memory_types": []}, "at least one tier"),
+        ({"include_chat_history": "yes"}, "include_chat_history"),
+    ],
+)
+def test_memory_types_and_include_chat_history_are_checked(options, match):
+    mm = MemoryManager()
+    with pytest.raises(InvalidArgumentError, match=match):
+        AgentMemRetriever(memory=mm, **options)
+    with pytest.raises(InvalidArgumentError, match="needs a MemoryManager"):
+        AgentMemRetriever(memory=Memory(), memory_types=["long_term"])
+    mm.close()

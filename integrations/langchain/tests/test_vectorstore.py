@@ -266,3 +266,107 @@ def test_bad_construction(tmp_path, fake_embeddings):
     ):
         AgentMemVectorStore(fake_embeddings, long_term_limit=-1)
     assert not (tmp_path / "x").exists()
+
+
+# -- max marginal relevance -------------------------------------------------------------------------------------
+
+CATS = [
+    Document(page_content="The cat sat on the mat", id="cat1"),
+    Document(page_content="A cat was sitting on the mat", id="cat2"),
+    Document(page_content="The cat is lying on a mat", id="cat3"),
+    Document(page_content="Stock markets fell sharply on Tuesday", id="stocks", metadata={"k": 1}),
+]
+
+
+@pytest.fixture(scope="module")
+def cat_store(tmp_path_factory):
+    with AgentMemVectorStore(
+        MiniLMEmbeddings(), storage_path=tmp_path_factory.mktemp("mmr")
+    ) as store:
+        store.add_documents(CATS)
+        yield store
+
+
+def test_mmr_trades_relevance_for_diversity(cat_store):
+    similar = [d.id for d in cat_store.similarity_search("a cat on a mat", k=2)]
+    assert set(similar) <= {"cat1", "cat2", "cat3"}  # plain similarity: two near-duplicates
+    diverse = cat_store.max_marginal_relevance_search(
+        "a cat on a mat", k=2, fetch_k=4, lambda_mult=0.1
+    )
+    assert diverse[0].id in {"cat1", "cat2", "cat3"} and diverse[1].id == "stocks"
+    relevant = cat_store.max_marginal_relevance_search(
+        "a cat on a mat", k=2, fetch_k=4, lambda_mult=1.0
+    )
+    assert [
+        d.id for d in relevant
+    ] == similar  # lambda_mult=1: relevance only, the similarity order
+
+
+def test_mmr_by_vector_filter_and_retriever(cat_store):
+    vector = cat_store.embeddings.embed_query("a cat on a mat")
+    by_vector = cat_store.max_marginal_relevance_search_by_vector(
+        vector, k=2, fetch_k=4, lambda_mult=0.1
+    )
+    assert by_vector[1].id == "stocks"
+    only = cat_store.max_marginal_relevance_search("a cat", k=3, filter={"k": 1})
+    assert [d.id for d in only] == ["stocks"]
+    retriever = cat_store.as_retriever(
+        search_type="mmr", search_kwargs={"k": 2, "fetch_k": 4, "lambda_mult": 0.1}
+    )
+    assert [d.id for d in retriever.invoke("a cat on a mat")][1] == "stocks"
+
+
+async def test_mmr_async_twins(cat_store):
+    docs = await cat_store.amax_marginal_relevance_search(
+        "a cat on a mat", k=2, fetch_k=4, lambda_mult=0.1
+    )
+    assert docs[1].id == "stocks"
+    vector = cat_store.embeddings.embed_query("a cat on a mat")
+    docs = await cat_store.amax_marginal_relevance_search_by_vector(vector, k=1)
+    assert docs[0].id in {"cat1", "cat2", "cat3"}
+    retriever = cat_store.as_retriever(
+        search_type="mmr", search_kwargs={"k": 2, "fetch_k": 4, "lambda_mult": 0.1}
+    )
+    assert [d.id for d in await retriever.ainvoke("a cat on a mat")][1] == "stocks"
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"lambda_mult": 1.5}, "lambda_mult"),
+        ({"fetch_k": 0}, "fetch_k"),
+        ({"k": -1}, "k"),
+        ({"score_threshold": 0.2}, "unknown search options"),
+    ],
+)
+def test_mmr_bad_options_are_typed_errors(cat_store, options, match):
+    with pytest.raises(InvalidArgumentError, match=match):
+        cat_store.max_marginal_relevance_search("cat", **options)
+
+
+def test_the_vector_store_leaves_out_a_chat_history_beside_it(tmp_path):
+    from langchain_core.messages import HumanMessage
+
+    from langchain_agentmem import AgentMemChatMessageHistory
+
+    mm = MemoryManager(
+        storage_path=tmp_path / "m", embedder=MiniLMEmbeddings(), long_term_limit=10**9
+    )
+    try:
+        history = AgentMemChatMessageHistory("s1", manager=mm, memory_type="long_term")
+        history.add_messages([HumanMessage("I adopted a kitten called Pixel")])
+        store = AgentMemVectorStore(manager=mm)
+        store.add_documents([Document(page_content="The user has a young cat", id="pet")])
+        assert [d.id for d in store.similarity_search("the user's pet cat", k=4)] == ["pet"]
+        assert [d.id for d in store.max_marginal_relevance_search("the user's pet cat", k=4)] == [
+            "pet"
+        ]
+        everything = AgentMemVectorStore(manager=mm, include_chat_history=True)
+        assert {d.id for d in everything.similarity_search("the user's pet cat", k=4)} == {
+            "pet",
+            history.key,
+        }
+        with pytest.raises(InvalidArgumentError, match="include_chat_history"):
+            AgentMemVectorStore(manager=mm, include_chat_history=1)
+    finally:
+        mm.close()

@@ -1,4 +1,4 @@
-"""A LangGraph ``BaseStore`` backed by agentmem-plugin: namespaces, TTL, hybrid semantic search, persistent across processes.
+"""A LangGraph ``BaseStore`` backed by agentmem-plugin: namespaces, TTL, semantic search with LangGraph's scores (hybrid on request), persistent across processes.
 
 Example:
     >>> from agentmem_langgraph import AgentMemStore
@@ -9,6 +9,20 @@ Example:
 
 """
 
-from agentmem_langgraph.store import AgentMemStore, SearchMode, item_embed_text
+from agentmem_langgraph.store import (
+    DISTANCE_TYPES,
+    AgentMemStore,
+    AsyncAgentMemStore,
+    DistanceType,
+    SearchMode,
+    item_embed_text,
+)
 
-__all__ = ["AgentMemStore", "SearchMode", "item_embed_text"]
+__all__ = [
+    "DISTANCE_TYPES",
+    "AgentMemStore",
+    "AsyncAgentMemStore",
+    "DistanceType",
+    "SearchMode",
+    "item_embed_text",
+]

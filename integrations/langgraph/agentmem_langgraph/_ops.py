@@ -185,7 +185,7 @@ def _check_list(op: ListNamespacesOp) -> None:
 
 
 def check_ops(ops: Iterable[Any]) -> list[Op]:
-    """Validate every op of a batch; return them as a list.
+    """Validate every op of a batch; return them as a list (list namespaces turned into tuples).
 
     Raises:
         InvalidNamespaceError: a namespace label that is empty, not a str, or contains ``.``; a put to ``()``.
@@ -202,8 +202,16 @@ def check_ops(ops: Iterable[Any]) -> list[Op]:
         namespace = (
             op.namespace_prefix if isinstance(op, SearchOp) else getattr(op, "namespace", ())
         )
+        if isinstance(namespace, list):  # accepted as a tuple, like LangGraph's SQL stores do
+            namespace = tuple(namespace)
+            if isinstance(op, SearchOp):
+                op = op._replace(namespace_prefix=namespace)
+            elif isinstance(op, (GetOp, PutOp)):
+                op = op._replace(namespace=namespace)
         if not isinstance(namespace, tuple):
-            raise InvalidNamespaceError(f"a namespace must be a tuple of str, got {namespace!r}")
+            raise InvalidNamespaceError(
+                f"a namespace must be a tuple (or list) of str, got {namespace!r}"
+            )
         validate_op_namespace(op)
         if isinstance(op, PutOp):
             _check_put(op)

@@ -32,8 +32,8 @@ def store(where: Path | None) -> Iterator[AgentMemStore]:
 
 @pytest.fixture
 def ttl_store(where: Path | None, clock: FakeClock) -> Iterator[AgentMemStore]:
-    """A store on a fake clock, in memory and on disk."""
-    with AgentMemStore(where, clock=clock) as s:
+    """A store on a fake clock, in memory and on disk, hiding expired items (``omit_expired=True``)."""
+    with AgentMemStore(where, ttl={"omit_expired": True}, clock=clock) as s:
         yield s
 
 

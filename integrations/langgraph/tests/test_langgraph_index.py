@@ -45,7 +45,8 @@ def test_fields_choose_what_is_embedded(where: Path | None, fake_embed: FakeReco
         store.put(("d",), "k4", {"title": "T4"}, index=False)
         assert store.index_config is not None and store.index_config["fields"] == index["fields"]
         assert store.get(("d",), "k4").value == {"title": "T4"}  # type: ignore[union-attr]
-    assert fake_embed.documents() == ["T1\nB1\nn1\nn2", "S3"]
+    # one vector per path, and per element of a [*] path, as LangGraph's stores embed them
+    assert fake_embed.documents() == ["T1", "B1", "n1", "n2", "S3"]
 
 
 def test_index_false_items_are_returned_but_never_ranked(
@@ -64,7 +65,7 @@ def test_index_false_items_are_returned_but_never_ranked(
             "hidden",
         ]
         view = store.manager.with_namespace(("d",))
-        assert {h["key"] for h in view.long_term.search("dogs", 5, mode="semantic")} == {"ranked"}
+        assert "_lg_vectors" not in view.long_tier.get("hidden", touch=False).metadata  # type: ignore[union-attr]
 
 
 def test_reput_with_index_false_removes_the_vector(fake_embed: FakeRecordingEmbed) -> None:
@@ -81,13 +82,17 @@ def test_item_embed_text_hook_for_a_manager_you_build(
     hook = item_embed_text(["text"])
     with MemoryManager(storage_path=tmp_path / "mm", embedder=fake_embed, embed_text=hook) as mm:
         store = AgentMemStore(manager=mm)
-        assert store.mode == "hybrid"
+        assert store.mode == "semantic"  # the manager lends its embedder to the store's own vectors
         store.put(("d",), "k1", {"text": "kept", "other": "dropped"})
         store.put(("d",), "k2", {"text": "skipped"}, index=False)
         # Not an item: agentmem's default text.
         mm.store("plain", "a plain agentmem memory", memory_type="long_term")
         store.close()
-    assert fake_embed.documents() == ["kept", "a plain agentmem memory"]
+    # the manager's index embeds by the hook; the store embeds each item's "$" (its whole value) itself
+    assert [t for t in fake_embed.documents() if not t.startswith("{")] == [
+        "kept",
+        "a plain agentmem memory",
+    ]
     with pytest.raises(InvalidArgumentError, match="fields"):
         item_embed_text("text")
 
@@ -161,7 +166,8 @@ async def test_abatch_runs_in_a_worker_thread_and_does_not_block_the_loop() -> N
         ({"embed": 42, "dims": 8}, "int"),
         ({"embed": "default", "dims": 1536}, "dimension 384"),
         ({"embed": "default", "fields": "text"}, "'text'"),
-        ({"embed": "default", "distance_type": "cosine"}, "distance_type"),
+        ({"embed": "default", "distance_type": "hamming"}, "distance_type"),
+        ({"embed": "default", "ann_index_config": {}}, "ann_index_config"),
         ("default", "IndexConfig"),
     ],
 )
@@ -179,16 +185,22 @@ def test_dims_mismatch_with_a_function(fake_embed: FakeRecordingEmbed) -> None:
         AgentMemStore(index={"embed": fake_embed, "dims": 16})
 
 
-def test_manager_and_index_together_are_refused(fake_embed: FakeRecordingEmbed) -> None:
-    with MemoryManager() as mm, pytest.raises(InvalidArgumentError, match="item_embed_text"):
-        AgentMemStore(manager=mm, index={"embed": fake_embed, "dims": 8})
+def test_a_manager_you_bring_takes_an_index_too(fake_embed: FakeRecordingEmbed) -> None:
+    with MemoryManager() as mm:
+        store = AgentMemStore(
+            manager=mm, index={"embed": fake_embed, "dims": 8, "fields": ["text"]}
+        )
+        store.put(("d",), "k", {"text": "alpha"})
+        assert store.search(("d",), query="alpha")[0].score == pytest.approx(1.0, abs=1e-5)
+        with pytest.raises(InvalidArgumentError, match="storage_path"):
+            AgentMemStore("x", manager=mm)
 
 
 # -- real semantic search with the offline MiniLM ----------------------------------------------------------------
 
 
 def test_a_query_sharing_no_words_finds_the_memory(semantic_store: AgentMemStore) -> None:
-    assert semantic_store.mode == "hybrid"
+    assert semantic_store.mode == "semantic"
     ns = ("memories", "alice")
     semantic_store.put(ns, "m1", {"text": "I adore Italian food, especially pizza"})
     semantic_store.put(ns, "m2", {"text": "My sister lives in Lisbon"})

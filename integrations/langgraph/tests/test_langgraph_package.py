@@ -15,7 +15,14 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_exported_members() -> None:
-    assert agentmem_langgraph.__all__ == ["AgentMemStore", "SearchMode", "item_embed_text"]
+    assert agentmem_langgraph.__all__ == [
+        "DISTANCE_TYPES",
+        "AgentMemStore",
+        "AsyncAgentMemStore",
+        "DistanceType",
+        "SearchMode",
+        "item_embed_text",
+    ]
     for name in agentmem_langgraph.__all__:
         assert getattr(agentmem_langgraph, name) is not None
 

@@ -1,7 +1,8 @@
-"""TTL: item ttl in minutes is agentmem's entry ttl in seconds; refresh on read; default_ttl; sweeping."""
+"""TTL in minutes kept by the store; omit_expired (both ways); refresh on read; default_ttl; sweepers (sync, async)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from agentmem_langgraph import AgentMemStore
 def test_item_expires_after_its_ttl_in_minutes(ttl_store: AgentMemStore, clock: FakeClock) -> None:
     ttl_store.put(("t",), "k", {"v": 1}, ttl=1)
     entry = ttl_store.manager.with_namespace(("t",)).long_tier.get("k", touch=False)
-    assert entry is not None and entry.ttl == 60.0
+    assert entry is not None and entry.ttl is None  # the store keeps the expiry, not the tier
+    assert entry.metadata["_lg_expires_at"] == clock.now + 60.0
     clock.advance(59)
     assert ttl_store.get(("t",), "k", refresh_ttl=False) is not None
     clock.advance(2)
@@ -64,7 +66,7 @@ def test_items_without_ttl_never_expire(ttl_store: AgentMemStore, clock: FakeClo
 
 
 def test_ttl_config_default_and_refresh_on_read(where: Path | None, clock: FakeClock) -> None:
-    ttl = {"default_ttl": 2, "refresh_on_read": False}
+    ttl = {"default_ttl": 2, "refresh_on_read": False, "omit_expired": True}
     with AgentMemStore(where, ttl=ttl, clock=clock) as store:  # type: ignore[arg-type]
         assert store.ttl_config == ttl
         store.put(("t",), "default", {"v": 1})  # gets default_ttl
@@ -163,3 +165,62 @@ def test_bad_ttl_config_is_refused(tmp_path: Path, ttl: object, message: str) ->
 def test_bad_sweep_interval_is_refused(store: AgentMemStore) -> None:
     with pytest.raises(InvalidArgumentError, match="-1"):
         store.start_ttl_sweeper(sweep_interval_minutes=-1)
+
+
+@pytest.mark.parametrize("ttl", [None, {"default_ttl": 5}, {"omit_expired": False}])
+def test_without_omit_expired_expired_items_stay_until_a_sweep(
+    where: Path | None, clock: FakeClock, ttl: dict[str, object] | None
+) -> None:
+    """LangGraph's default (``omit_expired`` False): expired but unswept items are still read and listed."""
+    with AgentMemStore(where, ttl=ttl, clock=clock) as store:  # type: ignore[arg-type]
+        store.put(("keep",), "k", {"data": "still here"}, ttl=1)
+        clock.advance(120)
+        assert store.get(("keep",), "k", refresh_ttl=False) is not None
+        assert [i.key for i in store.search(("keep",), refresh_ttl=False)] == ["k"]
+        assert ("keep",) in store.list_namespaces(prefix=("keep",))
+        assert store.sweep_ttl() == 1
+        assert store.get(("keep",), "k") is None
+
+
+def test_omit_expired_refresh_never_resurrects_and_pages_before_the_limit(
+    ttl_store: AgentMemStore, clock: FakeClock
+) -> None:
+    ns = ("page",)
+    for key in (
+        "a",
+        "expired",
+        "b",
+        "c",
+    ):  # oldest first: the expired item sits inside the first page
+        ttl_store.put(ns, key, {"k": key}, ttl=1 if key == "expired" else 10)
+        clock.advance(1)
+    clock.advance(90)
+    assert ttl_store.get(ns, "expired", refresh_ttl=True) is None
+    assert [i.key for i in ttl_store.search(ns, limit=2)] == ["a", "b"]  # filtered before the page
+    assert [i.key for i in ttl_store.search(ns, limit=2, offset=2)] == ["c"]
+    view = ttl_store.manager.with_namespace(ns)
+    stored = view.long_tier.get("expired", touch=False)
+    assert stored is not None and stored.metadata["_lg_expires_at"] < clock.now  # not refreshed
+
+
+async def test_async_store_sweeper_methods_are_coroutines(
+    where: Path | None, clock: FakeClock
+) -> None:
+    from agentmem_langgraph import AsyncAgentMemStore
+
+    async with AsyncAgentMemStore(where, ttl={"sweep_interval_minutes": 1}, clock=clock) as store:
+        await store.aput(("t",), "k", {"v": 1}, ttl=1)
+        clock.advance(61)
+        assert await store.sweep_ttl() == 1
+        await store.aput(("t",), "k2", {"v": 2}, ttl=1)
+        clock.advance(61)
+        task = await store.start_ttl_sweeper(sweep_interval_minutes=0.0005)  # every 30 ms
+        assert await store.start_ttl_sweeper() is task  # while one runs, the same task
+        for _ in range(500):
+            if await store.aget(("t",), "k2", refresh_ttl=False) is None:
+                break
+            await asyncio.sleep(0.02)
+        assert await store.aget(("t",), "k2", refresh_ttl=False) is None
+        assert await store.stop_ttl_sweeper(timeout=5) is True
+        assert task.done()
+        assert await store.stop_ttl_sweeper() is True

@@ -160,3 +160,50 @@ def message_to_json(message: object) -> dict[str, Any]:
 def message_from_json(data: Any) -> ChatMessage:
     """Rebuild a chat message from :func:`message_to_json` output."""
     return ChatMessage.model_validate(data)
+
+
+CHAT_HISTORY_SOURCES: frozenset[str] = frozenset(
+    {"llamaindex.chat_memory", "langchain.chat_message_history"}
+)
+"""The ``source`` metadata of the records chat histories write (this package's chat memory, LangChain's)."""
+
+
+def is_chat_record(hit: Mapping[str, Any]) -> bool:
+    """Return True when a search hit is a record a chat history wrote, not a memory to recall.
+
+    That is a record whose ``source`` metadata is in :data:`CHAT_HISTORY_SOURCES`, or one shaped like a LangChain
+    chat history written before it was marked (``{"session_id": ..., "messages": [...]}``).
+    """
+    metadata = hit.get("metadata") or {}
+    if metadata.get("source") in CHAT_HISTORY_SOURCES:
+        return True
+    value = hit.get("value")
+    return (
+        isinstance(value, Mapping)
+        and set(value) == {"session_id", "messages"}
+        and isinstance(value.get("messages"), list)
+    )
+
+
+def search_memories(
+    manager: MemoryManager,
+    query: str,
+    limit: int,
+    *,
+    include_chat_history: bool,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """``manager.search(query, limit, **options)`` leaving out chat-history records unless asked for them.
+
+    The core search has no exclusion filter, so this searches deeper (4x each round) until *limit* hits that are
+    not chat records are found or the search is exhausted.
+    """
+    if include_chat_history:
+        return manager.search(query, limit, **options)
+    depth = limit
+    while True:
+        hits = manager.search(query, depth, **options)
+        kept = [h for h in hits if not is_chat_record(h)]
+        if len(kept) >= limit or len(hits) < depth:
+            return kept[:limit]
+        depth *= 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 import secrets
 import threading
 import time
@@ -14,7 +15,13 @@ from agentmem_plugin.entry import MemoryEntry
 from agentmem_plugin.errors import InvalidArgumentError
 from agentmem_plugin.manager import MemoryManager
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import (
+    Field,
+    PrivateAttr,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 from llama_index.core.llms.llm import LLM
 from llama_index.core.memory.types import BaseMemory
 from llama_index.core.utils import get_tokenizer
@@ -27,6 +34,13 @@ from agentmem_llamaindex._common import (
     message_to_json,
     role_of,
     scoped,
+)
+from agentmem_llamaindex._connection import (
+    check_connection,
+    connect,
+    connection_of,
+    open_manager,
+    unserializable,
 )
 
 __all__ = ["CHAT_KEY_PREFIX", "DEFAULT_TOKEN_LIMIT", "AgentMemChatMemory"]
@@ -75,6 +89,16 @@ class AgentMemChatMemory(BaseMemory):
 
     Build it with :meth:`from_defaults`, or directly with ``AgentMemChatMemory(manager=mm, session_id="s1")``.
 
+    **Serialization** works as for LlamaIndex's own memories (``to_dict``/``from_dict``, ``to_json``, pickle,
+    the state of a workflow ``Context`` that a ``FunctionAgent`` reuses over several runs): a copy keeps the
+    fields and ``connection``, the settings that reopen the manager's storage, and reconnects to the same
+    messages (one manager per settings and process, shared by the copies). ``connection`` is filled in by
+    :meth:`from_defaults` (``storage_path=`` or backend URLs) and read off a manager you pass in when it is a
+    ``storage_path`` directory; pass ``connection=`` yourself for a manager on servers. A memory over its own
+    in-memory manager carries its messages instead (as ``ChatMemoryBuffer`` does). Any other memory raises
+    :class:`~agentmem_plugin.errors.SerializationError` when serialized, never a copy that cannot work. As in
+    ``ChatMemoryBuffer``, ``tokenizer_fn`` is not part of ``to_dict`` (a copy uses the default tokenizer).
+
     Example:
         >>> from agentmem_plugin import MemoryManager
         >>> memory = AgentMemChatMemory.from_defaults(manager=MemoryManager(), session_id="alice")
@@ -92,22 +116,57 @@ class AgentMemChatMemory(BaseMemory):
         default_factory=get_tokenizer, exclude=True, description="Counts the tokens of a text."
     )
     memory_type: str = Field(default="short_term", description="Tier new messages are stored in.")
+    connection: Any = Field(
+        default=None,
+        description="Settings that reopen the manager's storage (storage_path, namespace, embedder, "
+        "short_term, long_term, semantic): what a serialized copy reconnects from.",
+    )
 
     _manager: MemoryManager = PrivateAttr()
     _store: MemoryManager = PrivateAttr()
     _owns_manager: bool = PrivateAttr(default=False)
     _lock: threading.RLock = PrivateAttr(default_factory=threading.RLock)
 
-    def __init__(self, *, manager: MemoryManager, **data: Any) -> None:
+    def __init__(
+        self,
+        *,
+        manager: MemoryManager | None = None,
+        chat_history: list[Any] | None = None,
+        **data: Any,
+    ) -> None:
         super().__init__(**data)
-        self._manager = check_manager(manager)
-        if not isinstance(self.session_id, str) or not self.session_id or "/" in self.session_id:
-            raise InvalidArgumentError(
-                f"session_id must be a non-empty str without '/', got {self.session_id!r}"
-            )
-        check_positive_int("token_limit", self.token_limit)
-        check_memory_type(self.memory_type)
-        self._store = scoped(manager, (self.session_id,))
+        self.connection = check_connection(self.connection)
+        owns = False
+        if manager is None:
+            if (
+                self.connection is not None
+            ):  # a copy being rebuilt (from_dict, pickle, a workflow Context)
+                manager = connect(self.connection)
+            else:  # in memory, like ChatMemoryBuffer(); a copy carries the messages
+                manager, owns = MemoryManager(), True
+        else:
+            manager = check_manager(manager)
+            if self.connection is None:
+                self.connection = connection_of(manager)
+        self._manager, self._owns_manager = manager, owns
+        try:
+            if (
+                not isinstance(self.session_id, str)
+                or not self.session_id
+                or "/" in self.session_id
+            ):
+                raise InvalidArgumentError(
+                    f"session_id must be a non-empty str without '/', got {self.session_id!r}"
+                )
+            check_positive_int("token_limit", self.token_limit)
+            check_memory_type(self.memory_type)
+            self._store = scoped(manager, (self.session_id,))
+            if chat_history is not None:
+                self.set([_message(m) for m in chat_history])
+        except BaseException:
+            if owns:
+                manager.close()
+            raise
 
     @classmethod
     def class_name(cls) -> str:
@@ -127,6 +186,9 @@ class AgentMemChatMemory(BaseMemory):
         token_limit: int | None = None,
         tokenizer_fn: Callable[[str], list[Any]] | None = None,
         memory_type: str = "short_term",
+        short_term: str | None = None,
+        long_term: str | None = None,
+        semantic: str | None = None,
         **kwargs: Any,
     ) -> AgentMemChatMemory:
         """Create a chat memory for *session_id*, over *manager* or over a new one.
@@ -138,10 +200,14 @@ class AgentMemChatMemory(BaseMemory):
                 *storage_path* and *embedder*, owned by this memory (closed by :meth:`close`).
             session_id: The session: a namespace below the manager's (non-empty, without ``/``).
             storage_path: Directory making a new manager persistent (only without *manager*).
-            embedder: Embedder of a new manager (only without *manager*), e.g. ``"default"``.
+            embedder: Embedder of a new manager (only without *manager*), e.g. ``"default"`` (another embedder
+                object works, but then a copy cannot reconnect: serializing raises SerializationError).
             token_limit: Token budget of :meth:`get` (default 3000, or from *llm*).
             tokenizer_fn: Counts tokens (default: llama-index's tiktoken tokenizer, offline).
             memory_type: Tier new messages go to (``"short_term"`` by default; overflow moves to long-term).
+            short_term: A backend URL for short-term memory of a new manager (``"redis://..."``).
+            long_term: A backend URL for long-term memory of a new manager (``"postgresql://..."``).
+            semantic: A Chroma server URL for the semantic index of a new manager.
             **kwargs: Refused (an unknown argument is an error naming it).
 
         Raises:
@@ -154,12 +220,41 @@ class AgentMemChatMemory(BaseMemory):
                 f"unexpected arguments for AgentMemChatMemory: {sorted(kwargs)}"
             )
         owns = manager is None
+        settings = {
+            "storage_path": None if storage_path is None else str(storage_path),
+            "short_term": short_term,
+            "long_term": long_term,
+            "semantic": semantic,
+        }
+        given = {k: v for k, v in settings.items() if v is not None}
         if manager is None:
-            manager = MemoryManager(storage_path=storage_path, embedder=embedder)
-        elif storage_path is not None or embedder is not None:
+            if embedder is not None and embedder != "default":
+                connection = (
+                    None  # an embedder object cannot be written down: copies cannot reconnect
+                )
+            elif given:
+                connection = check_connection(
+                    {**given, **({"embedder": embedder} if embedder else {})}
+                )
+            else:
+                connection = None
+            if connection is not None:
+                manager = open_manager(connection)
+            else:
+                manager = MemoryManager(
+                    storage_path=storage_path,
+                    embedder=embedder,
+                    short_term=short_term,
+                    long_term=long_term,
+                    semantic=semantic,
+                )
+        elif given or embedder is not None:
             raise InvalidArgumentError(
-                "storage_path and embedder configure a new manager; they cannot be combined with manager="
+                "storage_path, short_term, long_term, semantic and embedder configure a new manager; they "
+                "cannot be combined with manager="
             )
+        else:
+            connection = None
         if token_limit is None:
             token_limit = (
                 int(llm.metadata.context_window * DEFAULT_TOKEN_LIMIT_RATIO)
@@ -170,6 +265,7 @@ class AgentMemChatMemory(BaseMemory):
         try:
             memory = cls(
                 manager=manager,
+                connection=connection,
                 session_id=session_id,
                 token_limit=token_limit,
                 memory_type=memory_type,
@@ -183,6 +279,70 @@ class AgentMemChatMemory(BaseMemory):
                 manager.close()
             raise
         return memory
+
+    # -- serialization -------------------------------------------------------------------------------------------
+
+    def _carries_history(self) -> bool:
+        """Return True for a memory over its own in-memory manager: a copy carries its messages."""
+        return self.connection is None and self._owns_manager and self._manager.storage_path is None
+
+    def _extra_state(self) -> dict[str, Any]:
+        """Return what a copy needs beyond the fields; raise SerializationError when it could not reconnect."""
+        if self.connection is not None:
+            return {}
+        if self._carries_history():
+            return {"chat_history": [message_to_json(m) for m in self.get_all()]}
+        raise unserializable(type(self).__name__)
+
+    @model_serializer(mode="wrap")
+    def custom_model_dump(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        """Dump the fields plus what a copy needs (the messages, for an in-memory memory it owns)."""
+        data: dict[str, Any] = handler(self)
+        data["class_name"] = self.class_name()
+        data.update(self._extra_state())
+        return data
+
+    def to_dict(self, **kwargs: Any) -> dict[str, Any]:
+        """Return the memory as a dict :meth:`from_dict` rebuilds (reconnecting through ``connection``).
+
+        Raises:
+            SerializationError: the manager was passed in and cannot be reopened from settings (in memory, or
+                on servers whose URLs this memory was not given).
+
+        """
+        extra = self._extra_state()  # raises the typed error before pydantic can wrap it
+        return {**self.model_dump(**kwargs), **extra, "class_name": self.class_name()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> AgentMemChatMemory:
+        """Rebuild a memory from :meth:`to_dict` output: reconnect to its storage, or restore its messages.
+
+        Raises:
+            InvalidArgumentError: bad settings or fields.
+
+        """
+        fields = {**data, **kwargs}
+        fields.pop("class_name", None)
+        return cls(**fields)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the fields and settings (never the live manager); see :meth:`to_dict` for what can fail."""
+        extra = self._extra_state()  # raises the typed error before pydantic can wrap it
+        state = {**self.model_dump(), **extra}
+        state.pop("class_name", None)
+        try:
+            pickle.dumps(self.tokenizer_fn)
+        except Exception:  # a lambda or a closure: the copy counts with the default tokenizer
+            logger.info("tokenizer_fn cannot be pickled; the copy uses the default tokenizer")
+        else:
+            state["tokenizer_fn"] = self.tokenizer_fn
+        return {"__dict__": state}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Rebuild from :meth:`__getstate__`: reconnect (never a half-built object: errors propagate)."""
+        self.__init__(**state["__dict__"])  # type: ignore[misc]
 
     # -- properties and plumbing ------------------------------------------------------------------------------------
 
@@ -318,3 +478,8 @@ class AgentMemChatMemory(BaseMemory):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _message(item: object) -> ChatMessage:
+    """Return a message of a restored ``chat_history`` (a ChatMessage, or its JSON dump)."""
+    return item if isinstance(item, ChatMessage) else message_from_json(item)

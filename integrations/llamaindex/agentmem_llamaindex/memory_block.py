@@ -9,10 +9,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from agentmem_plugin.entry import MemoryEntry
+from agentmem_plugin.errors import InvalidArgumentError
 from agentmem_plugin.manager import MemoryManager
 from agentmem_plugin.validation import validate_tags, validate_ttl
 from llama_index.core.base.llms.types import ChatMessage
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import (
+    Field,
+    PrivateAttr,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 from llama_index.core.memory.memory import BaseMemoryBlock
 
 from agentmem_llamaindex._common import (
@@ -24,8 +31,15 @@ from agentmem_llamaindex._common import (
     message_text,
     role_of,
     scoped,
+    search_memories,
     stable_key,
     value_text,
+)
+from agentmem_llamaindex._connection import (
+    check_connection,
+    connect,
+    connection_of,
+    unserializable,
 )
 
 __all__ = ["MEMORY_KEY_PREFIX", "SOURCE", "AgentMemMemoryBlock"]
@@ -57,7 +71,14 @@ class AgentMemMemoryBlock(BaseMemoryBlock[str]):
     * **truncate**: drops the lowest-ranked items first (only when ``priority`` > 0; 0 never truncates).
 
     Any memory of the namespace is recalled, not only those this block stored: facts stored with
-    ``manager.store(...)`` are found too.
+    ``manager.store(...)`` are found too, but never the messages of a chat history kept beside it (those of
+    :class:`~agentmem_llamaindex.AgentMemChatMemory` or LangChain's ``AgentMemChatMessageHistory``).
+
+    **Serialization** (``to_dict``/``from_dict``, pickle, a ``Memory`` pickled with its blocks): a copy keeps
+    the fields and ``connection``, the settings that reopen the manager's storage, and reconnects (one manager
+    per settings and process). ``connection`` is read off a manager over a ``storage_path`` directory; pass it
+    for a manager on servers. A block over an in-memory manager raises
+    :class:`~agentmem_plugin.errors.SerializationError` when serialized.
 
     Args:
         manager: The memory to search and write (shared with retrievers, other blocks, your own code).
@@ -75,6 +96,8 @@ class AgentMemMemoryBlock(BaseMemoryBlock[str]):
             instead of sharing them across sessions.
         tags: Tags given to the memories this block stores.
         ttl: Seconds the stored memories live (None: forever).
+        connection: The settings that reopen *manager*'s storage (``storage_path``, ``namespace``, ``embedder``
+            ``"default"``, ``short_term``/``long_term``/``semantic`` URLs); default: read off *manager*.
 
     Raises:
         InvalidArgumentError: a bad manager, namespace, k, mode, filter, memory_type, tags or ttl.
@@ -116,12 +139,27 @@ class AgentMemMemoryBlock(BaseMemoryBlock[str]):
         default_factory=list, description="Tags of the memories this block stores."
     )
     ttl: float | None = Field(default=None, description="Seconds the stored memories live.")
+    connection: Any = Field(
+        default=None,
+        description="Settings that reopen the manager's storage (storage_path, namespace, embedder, "
+        "short_term, long_term, semantic): what a serialized copy reconnects from.",
+    )
 
     _store: MemoryManager = PrivateAttr()
 
-    def __init__(self, manager: MemoryManager, **data: Any) -> None:
+    def __init__(self, manager: MemoryManager | None = None, **data: Any) -> None:
         super().__init__(**data)
-        manager = check_manager(manager)
+        self.connection = check_connection(self.connection)
+        if manager is None:
+            if self.connection is None:
+                raise InvalidArgumentError(
+                    "AgentMemMemoryBlock needs a manager (or connection={'storage_path': ...} to open one)"
+                )
+            manager = connect(self.connection)  # a copy being rebuilt (from_dict, pickle)
+        else:
+            manager = check_manager(manager)
+            if self.connection is None:
+                self.connection = connection_of(manager)
         check_positive_int("k", self.k)
         check_mode(self.mode, manager)
         check_filter(self.filter)
@@ -129,6 +167,56 @@ class AgentMemMemoryBlock(BaseMemoryBlock[str]):
         validate_tags(self.tags)
         validate_ttl(self.ttl)
         self._store = scoped(manager, self.namespace)
+
+    # -- serialization -------------------------------------------------------------------------------------------
+
+    def _check_serializable(self) -> None:
+        if self.connection is None:
+            raise unserializable(type(self).__name__)
+
+    @model_serializer(mode="wrap")
+    def custom_model_dump(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        """Dump the fields (with ``connection``); refuse when a copy could not reconnect."""
+        self._check_serializable()
+        data: dict[str, Any] = handler(self)
+        data["class_name"] = type(self).__name__
+        return data
+
+    def to_dict(self, **kwargs: Any) -> dict[str, Any]:
+        """Return the block as a dict :meth:`from_dict` rebuilds (reconnecting through ``connection``).
+
+        Raises:
+            SerializationError: the manager cannot be reopened from settings (in memory, or on servers whose
+                URLs the block was not given with ``connection=``).
+
+        """
+        self._check_serializable()
+        return {**self.model_dump(**kwargs), "class_name": type(self).__name__}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> AgentMemMemoryBlock:
+        """Rebuild a block from :meth:`to_dict` output, reconnecting to its storage.
+
+        Raises:
+            InvalidArgumentError: no ``connection``, or bad settings or fields.
+
+        """
+        fields = {**data, **kwargs}
+        fields.pop("class_name", None)
+        return cls(**fields)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the fields and settings (never the live manager); see :meth:`to_dict` for what can fail."""
+        self._check_serializable()
+        state = self.model_dump()
+        state.pop("class_name", None)
+        return {"__dict__": state}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Rebuild from :meth:`__getstate__`: reconnect (never a half-built object: errors propagate)."""
+        self.__init__(**state["__dict__"])  # type: ignore[misc]
 
     @property
     def manager(self) -> MemoryManager:
@@ -146,7 +234,14 @@ class AgentMemMemoryBlock(BaseMemoryBlock[str]):
         query = _latest_user_text(messages or [])
         if not query.strip():
             return ""
-        hits = self._store_for(session_id).search(query, self.k, mode=self.mode, filter=self.filter)
+        hits = search_memories(
+            self._store_for(session_id),
+            query,
+            self.k,
+            include_chat_history=False,
+            mode=self.mode,
+            filter=self.filter,
+        )
         logger.debug("recalled %d memories for %r", len(hits), query[:80])
         return "\n".join(_format_hit(hit) for hit in hits)
 

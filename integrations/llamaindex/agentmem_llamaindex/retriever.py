@@ -20,6 +20,7 @@ from agentmem_llamaindex._common import (
     check_mode,
     check_positive_int,
     scoped,
+    search_memories,
     value_text,
 )
 
@@ -66,6 +67,9 @@ class AgentMemRetriever(BaseRetriever):
         namespace: Search only this namespace (``"s1"`` or ``("user", "u1")``), taken below the manager's own
             namespace; None searches the manager's namespace.
         memory_types: Tiers to search (default: all three).
+        include_chat_history: Also return the records chat histories write (the messages of
+            :class:`~agentmem_llamaindex.AgentMemChatMemory`, LangChain's ``AgentMemChatMessageHistory``); by
+            default they are left out, so a retriever beside a chat history returns memories, not raw messages.
         callback_manager: LlamaIndex callback manager.
         verbose: LlamaIndex's verbose flag.
 
@@ -91,6 +95,7 @@ class AgentMemRetriever(BaseRetriever):
         filter: Mapping[str, Any] | None = None,
         namespace: str | Sequence[str] | None = None,
         memory_types: Sequence[str] | None = None,
+        include_chat_history: bool = False,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:
@@ -105,6 +110,11 @@ class AgentMemRetriever(BaseRetriever):
                 )
             memory_types = [check_memory_type(t) for t in memory_types]
         self.memory_types: list[str] | None = memory_types
+        if not isinstance(include_chat_history, bool):
+            raise InvalidArgumentError(
+                f"include_chat_history must be a bool, got {include_chat_history!r}"
+            )
+        self.include_chat_history = include_chat_history
         self.manager: MemoryManager = scoped(manager, namespace)
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
@@ -115,9 +125,11 @@ class AgentMemRetriever(BaseRetriever):
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         """Search the manager for ``query_bundle.query_str``; an empty query finds nothing."""
-        hits = self.manager.search(
+        hits = search_memories(
+            self.manager,
             query_bundle.query_str,
             self.similarity_top_k,
+            include_chat_history=self.include_chat_history,
             mode=self.mode,
             memory_types=self.memory_types,
             filter=self.filter,

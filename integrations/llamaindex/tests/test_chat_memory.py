@@ -201,8 +201,11 @@ def test_direct_construction_and_serialization(manager: MemoryManager) -> None:
         "session_id": "s",
         "token_limit": 10,
         "memory_type": "short_term",
+        "connection": {"storage_path": str(manager.storage_path)},
         "class_name": "AgentMemChatMemory",
     }
+    copy = AgentMemChatMemory.from_dict(memory.to_dict())
+    assert copy.get_all() == [_msg("user", "hi")]
     memory.close()  # a manager passed in is not closed
     (key,) = manager.with_namespace("s").keys()
     assert key.startswith("chat:") and key[5:].isdigit()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from agentmem_plugin import InvalidArgumentError, MemoryManager
 from llama_index.core.chat_engine import CondensePlusContextChatEngine
-from llama_index.core.llms import MockLLM
+from llama_index.core.llms import ChatMessage, MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import QueryBundle, TextNode
 
@@ -185,3 +185,25 @@ def test_bad_arguments_raise_an_error_naming_the_value(
 def test_a_manager_is_required() -> None:
     with pytest.raises(InvalidArgumentError, match="MemoryManager, got str: 'not a manager'"):
         AgentMemRetriever("not a manager")  # type: ignore[arg-type]
+
+
+def test_a_retriever_beside_a_chat_memory_returns_memories_not_chat_messages(
+    manager: MemoryManager,
+) -> None:
+    chat = AgentMemChatMemory.from_defaults(manager=manager, session_id="alice")
+    for i in range(6):  # more chat records about the query's words than the retriever returns
+        chat.put(ChatMessage(role="user", content=f"my bike is red, message {i}"))
+    view = manager.with_namespace(
+        "alice"
+    )  # the retriever searches the chat session's own namespace
+    view.store("bike", "Alice rides a red bike to work.", memory_type="long_term")
+    retriever = AgentMemRetriever(manager, namespace="alice", similarity_top_k=3)
+    nodes = retriever.retrieve("red bike")
+    assert [n.node.id_ for n in nodes] == ["bike"]
+    everything = AgentMemRetriever(
+        manager, namespace="alice", similarity_top_k=10, include_chat_history=True
+    ).retrieve("red bike")
+    assert {n.node.id_ for n in everything} >= {"bike", *view.keys("short_term")}
+    assert len(everything) == 7
+    with pytest.raises(InvalidArgumentError, match="include_chat_history"):
+        AgentMemRetriever(manager, include_chat_history="no")  # type: ignore[arg-type]

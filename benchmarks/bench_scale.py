@@ -1,0 +1,408 @@
+"""Scale benchmark: a namespace costs what it holds, a large namespace stays fast, hot paths beside raw clients.
+
+Run (numbers in docs/benchmarks.md, "Scale"):
+
+    nice -n 10 .venv/bin/python benchmarks/bench_scale.py many --backend sqlite --namespaces 1,100,1000,10000
+    nice -n 10 .venv/bin/python benchmarks/bench_scale.py many --backend postgres --namespaces 1,100,1000,10000
+    nice -n 10 .venv/bin/python benchmarks/bench_scale.py large --sizes 1000,100000,1000000
+    nice -n 10 .venv/bin/python benchmarks/bench_scale.py hot
+    nice -n 10 .venv/bin/python benchmarks/bench_scale.py chroma --namespaces 10,100,1000
+
+* ``many``: N namespaces x ``--per-ns`` LoCoMo turns in one store; in the target namespace, store / get /
+  keyword top-10 p50 (and p95) beside the same namespace alone in a store of its own, same run.
+* ``large``: one namespace of n memories (SQLite): fill rate, keyword top-10 p50/p95 on LoCoMo questions, RSS
+  of the process, bytes on disk.
+* ``hot``: BufferTier store (evicting) and get beside a bare OrderedDict LRU; RedisTier put/get beside raw
+  redis-py pipelined SET/GET; PostgresTier get beside a raw psycopg SELECT on the same pool.
+
+Only the public Tier API is used, so the same script measures an older checkout (``PYTHONPATH=<old tree>``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from agentmem_plugin.entry import MemoryEntry
+from agentmem_plugin.tiers.base import Tier
+from agentmem_plugin.tiers.sqlite import SqliteTier
+
+LOCOMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo" / "locomo_dev.json"
+PG_DSN = os.environ.get("AGENTMEM_BENCH_POSTGRES_DSN", "postgresql://127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("AGENTMEM_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def locomo() -> tuple[list[str], list[str]]:
+    """LoCoMo dev turns and questions (read from ../shared, never copied)."""
+    data = orjson.loads(LOCOMO.read_bytes())
+    turns, questions = [], []
+    for conv in data:
+        for name, session in conv["conversation"].items():
+            if name.startswith("session_") and isinstance(session, list):
+                turns += [f"{t['speaker']}: {t['text']}" for t in session]
+        questions += [q["question"] for q in conv["qa"]]
+    random.Random(5).shuffle(questions)
+    return turns, questions
+
+
+def quantiles(lat: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(lat, n=100)
+    return q[49], q[94]
+
+
+def latencies(fn: Callable[[int], object], n: int) -> list[float]:
+    """Per-call latencies of fn(i) for i in range(n), in microseconds."""
+    clock = time.perf_counter_ns
+    out = []
+    for i in range(n):
+        t0 = clock()
+        fn(i)
+        out.append((clock() - t0) / 1000)
+    return out
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def disk_bytes(path: Path) -> int:
+    return sum(
+        Path(str(path) + s).stat().st_size
+        for s in ("", "-wal", "-shm")
+        if Path(str(path) + s).exists()
+    )
+
+
+# -- many namespaces ---------------------------------------------------------------------------------------------
+
+
+def open_tier(backend: str, where: Any, namespace: str, first: Tier | None) -> Tier:
+    if backend == "sqlite":
+        return SqliteTier(
+            where,
+            namespace=namespace,
+            share_connection_with=first if isinstance(first, SqliteTier) else None,
+        )
+    from agentmem_plugin.tiers.postgres import PostgresTier
+
+    pool = getattr(first, "pool", None)
+    return PostgresTier(PG_DSN, table=where, namespace=namespace, pool=pool, max_size=2)
+
+
+def fill_namespace(tier: Tier, turns: list[str], offset: int, n: int) -> None:
+    tier.put_many([MemoryEntry(f"m{i}", turns[(offset + i) % len(turns)]) for i in range(n)])
+
+
+def measure_namespace(
+    tier: Tier, questions: list[str], per_ns: int, rounds: int
+) -> dict[str, float]:
+    rng = random.Random(3)
+    keys = [f"m{rng.randrange(per_ns)}" for _ in range(rounds)]
+    get = latencies(lambda i: tier.get(keys[i]), rounds)
+    store = latencies(
+        lambda i: tier.put(MemoryEntry(f"new-{i}", f"a new memory number {i}")), rounds
+    )
+    tier.delete_many([f"new-{i}" for i in range(rounds)])
+    search = latencies(lambda i: tier.keyword_search(questions[i % len(questions)], 10), rounds)
+    return {
+        "get": quantiles(get)[0],
+        "store": quantiles(store)[0],
+        "kw50": quantiles(search)[0],
+        "kw95": quantiles(search)[1],
+    }
+
+
+def bench_many(backend: str, counts: list[int], per_ns: int, rounds: int) -> None:
+    turns, questions = locomo()
+    print(
+        f"\n{backend}: N namespaces x {per_ns} LoCoMo turns; target namespace vs the same namespace alone"
+    )
+    print(
+        f"  {'namespaces':>10} {'fill/s':>9} | {'store p50':>9} {'alone':>7} | {'get p50':>8} {'alone':>7} | "
+        f"{'kw p50':>8} {'alone':>7} {'ratio':>6} | {'kw p95':>8} {'alone':>7}   (us)"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for count in counts:
+            run = uuid.uuid4().hex[:8]
+            where_alone: Any = (
+                Path(tmp) / f"alone-{run}.db" if backend == "sqlite" else f"bench_alone_{run}"
+            )
+            where: Any = (
+                Path(tmp) / f"many-{run}.db" if backend == "sqlite" else f"bench_many_{run}"
+            )
+            alone = open_tier(backend, where_alone, "target", None)
+            fill_namespace(alone, turns, 0, per_ns)
+            target = open_tier(backend, where, "target", None)
+            t0 = time.perf_counter()
+            fill_namespace(target, turns, 0, per_ns)
+            for n in range(1, count):
+                other = open_tier(backend, where, f"user-{n}", target)
+                fill_namespace(other, turns, n * 37, per_ns)
+                if backend != "sqlite":
+                    other.close()
+            fill = count * per_ns / (time.perf_counter() - t0)
+            a = measure_namespace(alone, questions, per_ns, rounds)
+            m = measure_namespace(target, questions, per_ns, rounds)
+            print(
+                f"  {count:>10,} {fill:>9,.0f} | {m['store']:>9.0f} {a['store']:>7.0f} | {m['get']:>8.0f} "
+                f"{a['get']:>7.0f} | {m['kw50']:>8.0f} {a['kw50']:>7.0f} {m['kw50'] / a['kw50']:>5.2f}x | "
+                f"{m['kw95']:>8.0f} {a['kw95']:>7.0f}",
+                flush=True,
+            )
+            for tier in (alone, target):
+                drop = getattr(tier, "drop_tables", None)
+                if drop is not None:
+                    drop()
+                tier.close()
+
+
+# -- one large namespace -----------------------------------------------------------------------------------------
+
+
+def bench_large(sizes: list[int], rounds: int) -> None:
+    turns, questions = locomo()
+    print(
+        "\nSQLite: one namespace of n memories (LoCoMo turns, each made unique), keyword top-10 on questions"
+    )
+    print(
+        f"  {'memories':>10} {'fill s':>8} {'fill/s':>8} | {'kw p50':>8} {'kw p95':>8} (ms) | "
+        f"{'RSS MB':>7} {'disk MB':>8}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            path = Path(tmp) / f"large-{size}.db"
+            tier = SqliteTier(path, namespace="big")
+            t0 = time.perf_counter()
+            for start in range(0, size, 10_000):
+                tier.put_many(
+                    [
+                        MemoryEntry(f"m{i}", f"{turns[i % len(turns)]} (#{i})")
+                        for i in range(start, min(size, start + 10_000))
+                    ]
+                )
+            fill = time.perf_counter() - t0
+            tier.keyword_search(
+                questions[0], 10
+            )  # warm the page cache as a long-lived process would be
+            lat = latencies(
+                lambda i, t=tier: t.keyword_search(questions[i % len(questions)], 10), rounds
+            )
+            p50, p95 = quantiles(lat)
+            print(
+                f"  {size:>10,} {fill:>8.1f} {size / fill:>8,.0f} | {p50 / 1000:>8.2f} {p95 / 1000:>8.2f}      | "
+                f"{rss_mb():>7.0f} {disk_bytes(path) / 1e6:>8.0f}",
+                flush=True,
+            )
+            tier.close()
+            for s in ("", "-wal", "-shm"):
+                Path(str(path) + s).unlink(missing_ok=True)
+
+
+# -- hot paths ---------------------------------------------------------------------------------------------------
+
+
+class BareLRU:
+    """The physical reference: an OrderedDict LRU with nothing else."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.data: OrderedDict[str, object] = OrderedDict()
+
+    def set(self, key: str, value: object) -> None:
+        data = self.data
+        data[key] = value
+        data.move_to_end(key)
+        if len(data) > self.capacity:
+            data.popitem(last=False)
+
+    def get(self, key: str) -> object:
+        data = self.data
+        value = data.get(key)
+        if value is not None:
+            data.move_to_end(key)
+        return value
+
+
+def ratio_row(name: str, ours: list[float], ref: list[float], *, rate: bool = False) -> None:
+    o, r = quantiles(ours)[0], quantiles(ref)[0]
+    if rate:  # throughput relative to the reference: reference time / our time
+        total_o, total_r = sum(ours), sum(ref)
+        print(
+            f"  {name:<44} p50 {o:8.2f} us  ref {r:8.2f} us   rate {total_r / total_o:5.2f}x of reference"
+        )
+    else:
+        print(f"  {name:<44} p50 {o:8.2f} us  ref {r:8.2f} us   p50 {o / r:5.2f}x the reference")
+
+
+def bench_hot(n: int) -> None:
+    from agentmem_plugin.tiers.buffer import BufferTier
+
+    print(f"\nhot paths, each beside its raw reference in the same run ({n:,} ops)")
+    capacity = 10_000
+    keys = [f"key-{i}" for i in range(n)]
+    rng = random.Random(7)
+    hot = [f"key-{rng.randrange(capacity)}" for _ in range(n)]
+    entries = [MemoryEntry(k, i) for i, k in enumerate(keys)]
+
+    def one_round() -> tuple[list[float], ...]:
+        bare = BareLRU(capacity)
+        buf = BufferTier(capacity)
+        return (
+            latencies(lambda i: bare.set(keys[i], i), n),
+            latencies(lambda i: buf.put(entries[i]), n),
+            latencies(lambda i: bare.get(hot[i]), n),
+            latencies(lambda i: buf.get(hot[i]), n),
+        )
+
+    one_round()  # warm-up; the second round is reported
+    ref, ours, ref_get, buf_get = one_round()
+    ratio_row("BufferTier.put (evicting) vs OrderedDict set", ours, ref, rate=True)
+    ratio_row("BufferTier.get (hit) vs OrderedDict get", buf_get, ref_get, rate=True)
+
+    m = min(n, 5000)
+    try:
+        import redis
+
+        from agentmem_plugin.tiers.redis import RedisTier
+
+        client = redis.Redis.from_url(REDIS_URL)
+        client.ping()
+    except Exception as exc:  # a benchmark reports what it cannot reach
+        print(f"  redis: skipped ({exc})")
+    else:
+        prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        value = orjson.dumps({"v": "x" * 64})
+
+        def raw_set(i: int) -> None:
+            pipe = client.pipeline(transaction=False)
+            pipe.set(f"{prefix}:raw:{i % 1000}", value)
+            pipe.execute()
+
+        def raw_get(i: int) -> None:
+            pipe = client.pipeline(transaction=False)
+            pipe.get(f"{prefix}:raw:{i % 1000}")
+            pipe.execute()
+
+        tier = RedisTier(url=REDIS_URL, prefix=prefix, capacity=1000)
+        ref = latencies(raw_set, m)
+        ours = latencies(lambda i: tier.put(MemoryEntry(f"k{i}", {"v": "x" * 64})), m)
+        ratio_row("RedisTier.put (capacity 1000, evicting)", ours, ref)
+        ref = latencies(raw_get, m)
+        ours = latencies(lambda i: tier.get(f"k{m - 1 - i % 1000}"), m)
+        ratio_row("RedisTier.get (hit)", ours, ref)
+        tier.clear()
+        tier.close()
+        client.delete(*[f"{prefix}:raw:{i}" for i in range(1000)])
+
+    try:
+        from agentmem_plugin.tiers.postgres import PostgresTier
+
+        pg = PostgresTier(PG_DSN, table=f"bench_hot_{uuid.uuid4().hex[:8]}", max_size=2)
+    except Exception as exc:
+        print(f"  postgres: skipped ({exc})")
+        return
+    pg.put_many([MemoryEntry(f"k{i}", {"v": "x" * 64}) for i in range(1000)])
+    select = f'SELECT key, value, expires_at FROM "{pg.table}" WHERE namespace = %s AND key = %s'
+
+    def raw_pg(i: int) -> None:
+        with pg.pool.connection() as conn:
+            conn.execute(select, ("", f"k{i % 1000}")).fetchone()
+
+    ref = latencies(raw_pg, m)
+    ours = latencies(lambda i: pg.get(f"k{i % 1000}"), m)
+    ratio_row("PostgresTier.get (touch) vs raw SELECT, same pool", ours, ref)
+    ours = latencies(lambda i: pg.get(f"k{i % 1000}", touch=False), m)
+    ratio_row("PostgresTier.get (touch=False)", ours, ref)
+    pg.drop_tables()
+    pg.close()
+
+
+def bench_chroma(counts: list[int], per_ns: int, dim: int) -> None:
+    """The semantic index's layout (one Chroma collection per namespace, cosine): what a namespace costs."""
+    import chromadb
+    import numpy as np
+
+    print(
+        f"\nChroma: one collection per namespace, {per_ns} random unit vectors of {dim} dims each"
+    )
+    print(
+        f"  {'collections':>11} {'create s':>9} {'per ns ms':>9} | {'RSS MB':>7} {'RSS/ns KB':>9} | "
+        f"{'disk MB':>8} {'disk/ns KB':>10} | {'open s':>7} {'query p50 ms':>12}"
+    )
+    rng = np.random.default_rng(1)
+    for count in counts:
+        with tempfile.TemporaryDirectory() as tmp:
+            base = rss_mb()
+            client = chromadb.PersistentClient(path=tmp)
+            t0 = time.perf_counter()
+            for n in range(count):
+                vecs = rng.normal(size=(per_ns, dim)).astype("float32")
+                vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+                col = client.get_or_create_collection(f"ns-{n}", metadata={"hnsw:space": "cosine"})
+                col.upsert(ids=[f"m{i}" for i in range(per_ns)], embeddings=vecs.tolist())
+            create = time.perf_counter() - t0
+            rss = rss_mb() - base
+            disk = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
+            t0 = time.perf_counter()
+            fresh = chromadb.PersistentClient(path=tmp)
+            col = fresh.get_collection("ns-0")
+            q = rng.normal(size=(1, dim)).astype("float32")
+            col.query(query_embeddings=q.tolist(), n_results=10)
+            opened = time.perf_counter() - t0
+            qv = q.tolist()
+            lat = latencies(lambda i, c=col, v=qv: c.query(query_embeddings=v, n_results=10), 50)
+            print(
+                f"  {count:>11,} {create:>9.1f} {create / count * 1000:>9.1f} | {rss:>7.0f} "
+                f"{rss * 1000 / count:>9.1f} | {disk / 1e6:>8.1f} {disk / 1e3 / count:>10.1f} | "
+                f"{opened:>7.2f} {quantiles(lat)[0] / 1000:>12.2f}",
+                flush=True,
+            )
+            del client, fresh
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    many = sub.add_parser("many")
+    many.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    many.add_argument("--namespaces", default="1,100,1000,10000")
+    many.add_argument("--per-ns", type=int, default=100)
+    many.add_argument("--rounds", type=int, default=300)
+    large = sub.add_parser("large")
+    large.add_argument("--sizes", default="1000,100000")
+    large.add_argument("--rounds", type=int, default=300)
+    chroma = sub.add_parser("chroma")
+    chroma.add_argument("--namespaces", default="10,100,1000")
+    chroma.add_argument("--per-ns", type=int, default=100)
+    chroma.add_argument("--dim", type=int, default=384)
+    hot = sub.add_parser("hot")
+    hot.add_argument("-n", type=int, default=100_000)
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}")
+    if args.what == "many":
+        bench_many(
+            args.backend, [int(x) for x in args.namespaces.split(",")], args.per_ns, args.rounds
+        )
+    elif args.what == "chroma":
+        bench_chroma([int(x) for x in args.namespaces.split(",")], args.per_ns, args.dim)
+    elif args.what == "large":
+        bench_large([int(x) for x in args.sizes.split(",")], args.rounds)
+    else:
+        bench_hot(args.n)
+
+
+if __name__ == "__main__":
+    main()
