@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, ParamSpec, TypeVar
 
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import (
@@ -163,6 +163,9 @@ class Memory:
 
     """
 
+    auto_semantic: ClassVar[bool] = True
+    """Whether ``embedder="auto"`` may mean semantic search for this class (the spec's variants say False)."""
+
     def __init__(
         self,
         capacity: int | None = 1000,
@@ -192,9 +195,8 @@ class Memory:
         self.context_radius = validate_non_negative_int(context_radius, what="context_radius")
         self.persistence = validate_bool(persistence, what="persistence")
         self.storage_path = None if storage_path is None else Path(storage_path)
-        own = (
-            tier is None
-        )  # "auto" means semantic only for the SQLite store this memory opens itself
+        # "auto" means semantic only for the SQLite store this memory opens itself
+        own = tier is None and self.auto_semantic
         if tier is None:
             tier = self._open_tier(on_evict=on_evict, clock=clock)
         self._tier = tier

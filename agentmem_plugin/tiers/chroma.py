@@ -558,10 +558,20 @@ class SemanticIndex:
 
     def text_of(self, entry: MemoryEntry) -> str | None:
         """Return the text *entry* is embedded by, or None when it stays out of the index (see ``text_fn``)."""
-        if self.text_fn is None:
-            return embedding_text(entry.key, entry.value, entry.tags)
-        text = self.text_fn(entry)
-        return text if text else None
+        text = (
+            embedding_text(entry.key, entry.value, entry.tags)
+            if self.text_fn is None
+            else self.text_fn(entry)
+        )
+        if not text:
+            return None
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise EmbeddingError(
+                f"the text of entry {entry.key!r} is not valid UTF-8 ({exc.reason}): it cannot be embedded"
+            ) from None
+        return text
 
     def prepare(self, entries: Sequence[MemoryEntry]) -> None:
         """Embed *entries* now (filling the embedding cache), so bad vectors fail before anything is stored.

@@ -174,6 +174,9 @@ class IndexedTier(ForwardingTier):
     def put_many(self, entries: Sequence[MemoryEntry]) -> None:
         """Embed *entries* (failing before anything is stored), store them, then index them (eager); lazy: store."""
         if self.eager:
+            # Bad input (a value that is not JSON, a lone surrogate) fails as the tier would fail it, before
+            # the embedder sees it.
+            entries = list(self._normalized_batch(entries).values())
             self.semantic.prepare(entries)
         super().put_many(entries)
 

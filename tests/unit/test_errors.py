@@ -14,6 +14,7 @@ from agentmem_plugin.errors import (
     KeyNotFoundError,
     MissingDependencyError,
     ReadOnlyStoreError,
+    IndexInUseError,
     SchemaVersionError,
     SerializationError,
     StorageError,
@@ -33,6 +34,7 @@ BUILTIN_OF = {
     StoreCorruptError: OSError,
     SchemaVersionError: OSError,
     ReadOnlyStoreError: OSError,
+    IndexInUseError: OSError,
     BackendUnavailableError: ConnectionError,
 }
 
