@@ -1,12 +1,21 @@
 """Retrieval quality on LoCoMo (development half): recall@1/5/10 and MRR per category, with latencies.
 
-Run: ``.venv/bin/python benchmarks/bench_locomo.py [--mode hybrid|keyword|semantic] [--sweep]``
+Run: ``.venv/bin/python benchmarks/bench_locomo.py [--mode hybrid|keyword|semantic] [--sweep]``, or
+``.venv/bin/python benchmarks/bench_locomo.py --references [--limit N] [--ablation] [--embedder fp32|int8|onnx]``
+for the table beside its references (see below).
 
 Each conversation goes into a fresh persistent ``Memory`` (one memory per turn: key = dia_id, value =
 ``"[<session date>] Speaker: text"``); every question is asked through ``search(question, limit=10)``.
 Recall@k is the share of a question's evidence turns found in the top k, averaged over questions; MRR uses the
 rank of the first evidence turn. Categories: 1 multi-hop, 2 temporal, 3 open-domain, 4 single-hop,
 5 adversarial (reported apart). The data is read from ``../shared/data/locomo/`` and never copied.
+
+``--references`` works as ``bench_lme.py`` does: each conversation goes into a fresh ``Memory(embedder=...)``
+(metadata = the turn's session, ``created_at`` = the session's date), candidates are gathered through the public
+API (the tier's ``keyword_search`` and semantic index, 100 deep each, and ``Memory.search`` as shipped) and cached
+on disk with the embeddings; then BM25, dense MiniLM, min-max fusion (``search.fuse``, w=0.5), RRF, "ours today"
+and :func:`agentmem_plugin.ranking.rank` are scored on the same candidates, per category. ``--limit N`` takes a
+stratified sample of N questions (categories in proportion).
 """
 
 from __future__ import annotations
@@ -72,7 +81,7 @@ class Scores:
         n = len(self.rr)
         r = {k: statistics.fmean(v) if v else 0.0 for k, v in self.recall.items()}
         mrr = statistics.fmean(self.rr) if self.rr else 0.0
-        return f"  {label:<22} n={n:<4} R@1 {r[1]:.3f}  R@5 {r[5]:.3f}  R@10 {r[10]:.3f}  MRR {mrr:.3f}"
+        return f"  {label:<34} n={n:<4} R@1 {r[1]:.3f}  R@5 {r[5]:.3f}  R@10 {r[10]:.3f}  MRR {mrr:.3f}"
 
 
 Config = tuple[str, str, float, float]  # label, mode, keyword_weight, context_weight
@@ -189,5 +198,145 @@ def main() -> None:
     )
 
 
+# -- references and ranking.py on gathered candidates (shared with bench_lme) ------------------------------------
+
+_DATE_FORMATS = ("%I:%M %p on %d %B, %Y", "%I:%M %p on %d %b, %Y")
+
+
+def parse_date(text: str) -> float | None:
+    """``"1:56 pm on 8 May, 2023"`` as a UTC timestamp (None when it does not parse)."""
+    from datetime import datetime, timezone
+
+    for fmt in _DATE_FORMATS:
+        try:
+            return datetime.strptime(text.strip(), fmt).replace(tzinfo=timezone.utc).timestamp()
+        except ValueError:
+            continue
+    return None
+
+
+class Question:
+    """One LoCoMo question with what ``bench_lme``'s rankers need (``query``, ``date``, ``qtype``)."""
+
+    def __init__(self, conv: int, qa: dict[str, Any], date: float | None) -> None:
+        self.qid = f"conv{conv}:{qa['question']}"
+        self.conv = conv
+        self.query = str(qa["question"])
+        self.qtype = f"cat {int(qa['category'])}"
+        self.evidence = parse_evidence(qa.get("evidence", []))
+        self.date = date
+
+
+def conversation_entries(conversation: dict[str, Any]) -> list[Any]:
+    """Every turn as a ``MemoryEntry``: value ``"[date] Speaker: text"``, its session, the session's date."""
+    from agentmem_plugin.entry import MemoryEntry
+
+    out = []
+    for number, (dia_id, text) in enumerate(turns_of(conversation)):
+        session = dia_id.split(":")[0]
+        date = parse_date(conversation.get(f"session_{session[1:]}_date_time", "")) or 0.0
+        out.append(
+            MemoryEntry(dia_id, text, metadata={"session": session}, created_at=date + number)
+        )
+    return out
+
+
+def load_questions() -> tuple[list[Any], list[Question]]:
+    """The conversations and their questions with evidence (categories 1-5)."""
+    data = orjson.loads(DATA.read_bytes())
+    questions = []
+    for i, sample in enumerate(data):
+        entries = conversation_entries(sample["conversation"])
+        last = max((e.created_at for e in entries), default=None)
+        for qa in sample["qa"]:
+            q = Question(i, qa, last)
+            if q.evidence:
+                questions.append(q)
+    return data, questions
+
+
+def candidates_for(
+    data: list[Any], questions: list[Question], embedder_kind: str, *, refresh: bool = False
+) -> dict[str, Any]:
+    """Candidates of every question, from the on-disk cache or gathered (one Memory per conversation)."""
+    import pickle
+
+    import bench_lme
+
+    path = bench_lme.CACHE_DIR / f"locomo-candidates-{embedder_kind}-d{bench_lme.DEPTH}.pkl"
+    cached: dict[str, Any] = {}
+    if path.exists() and not refresh:
+        cached = pickle.loads(path.read_bytes())  # our own cache file
+    todo = [q for q in questions if q.qid not in cached]
+    if todo:
+        embedder = bench_lme.make_embedder(embedder_kind)
+        with tempfile.TemporaryDirectory(prefix="agentmem-locomo-") as tmp:
+            for conv in sorted({q.conv for q in todo}):
+                memory = bench_lme.open_memory(Path(tmp) / f"conv{conv}", embedder)
+                memory.store_many(conversation_entries(data[conv]["conversation"]))
+                for q in todo:
+                    if q.conv == conv:
+                        cached[q.qid] = bench_lme.gather(memory, q.query)
+                memory.close()
+                print(f"  gathered conversation {conv}", file=sys.stderr)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(cached))
+    return cached
+
+
+def references_main(args: argparse.Namespace) -> None:
+    """The table: references, ours today and ranking.py (with --ablation its rows) on the same candidates."""
+    import bench_lme
+
+    data, questions = load_questions()
+    questions = bench_lme.stratified(questions, args.limit, lambda q: q.qtype)
+    print(f"LoCoMo dev: {len(questions)} questions, embedder {args.embedder}")
+    cands = candidates_for(data, questions, args.embedder, refresh=args.refresh)
+    today = [cands[q.qid].today_s for q in questions]
+    if len(today) > 1:
+        print(f"Memory.search latency: p50 {statistics.median(today) * 1000:.1f} ms")
+    rankers = bench_lme.references()
+    try:
+        rankers["ranking.py (default)"] = bench_lme.ranking_ranker()
+        if args.ablation:
+            rankers.update(bench_lme.ablations())
+    except ImportError as exc:
+        print(f"(ranking.py rows skipped: {exc})")
+    results: dict[str, dict[str, Scores]] = {label: defaultdict(Scores) for label in rankers}
+    for q in questions:
+        c = cands[q.qid]
+        for label, ranker in rankers.items():
+            ranked = ranker(q, c)
+            results[label][q.qtype].add(ranked, q.evidence)
+            if q.qtype != "cat 5":
+                results[label]["cats 1-4"].add(ranked, q.evidence)
+    base_label = "ranking.py (default)" if "ranking.py (default)" in rankers else None
+    for cat in ["cats 1-4", "cat 1", "cat 2", "cat 3", "cat 4", "cat 5"]:
+        print(f"\n[{cat}]")
+        base = results[base_label][cat] if base_label else None
+        for label, by_cat in results.items():
+            if cat in by_cat:
+                row = by_cat[cat].row(label)
+                if base is not None and label != base_label:
+                    delta = statistics.fmean(by_cat[cat].recall[10]) - statistics.fmean(
+                        base.recall[10]
+                    )
+                    row += f"  (R@10 {delta:+.3f})"
+                print(row)
+
+
 if __name__ == "__main__":
-    main()
+    if "--references" in sys.argv:
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--references", action="store_true")
+        parser.add_argument(
+            "--limit", type=int, default=None, help="stratified sample of N questions"
+        )
+        parser.add_argument(
+            "--ablation", action="store_true", help="add the ranking.py ablation rows"
+        )
+        parser.add_argument("--embedder", default="fp32", choices=["fp32", "int8", "onnx"])
+        parser.add_argument("--refresh", action="store_true", help="gather candidates again")
+        references_main(parser.parse_args())
+    else:
+        main()

@@ -1,0 +1,468 @@
+"""Hybrid ranking as pure functions: fuse keyword (BM25) and dense (cosine) candidates, then apply boosts.
+
+The search side gathers candidates (a tier's ``keyword_search``, the semantic index, a neighbour lookup); this
+module only ranks them. It does no I/O and imports nothing above :mod:`agentmem_plugin.search`.
+
+Score of a candidate (every term is reported by :func:`rank` in :attr:`RankedHit.components`)::
+
+    fused     = w * bm25_norm + (1 - w) * cos_norm                     # w = RankingConfig.keyword_weight
+    own       = fused + entity + recency + importance                  # optional boosts, 0 when off
+    context   = contiguity share of the best same-session neighbour    # temporal contiguity, see below
+    score     = (1 - g) * (own + context) + g * session                # session = best own score in its session
+
+* ``bm25_norm``: BM25 divided by the query's best BM25 (``"max"``), min-max scaled (``"minmax"``), or
+  ``"length"``: ``bm25 / (bm25 + k * n_terms)``, a saturation whose midpoint grows with the number of query terms
+  (the length-aware normalisation of mem0's open-source scorer: a long query piles up BM25 without being a
+  better match).
+* ``cos_norm``: cosine min-max scaled over the candidates (``"minmax"``) or raw (``"raw"``). With a
+  ``semantic_gate`` the dense side only counts when the best cosine reaches the gate (no real semantic match:
+  keyword only).
+* ``entity``: ``entity_weight`` times the share of the query's proper nouns / numbers found in the text.
+* ``context`` (temporal contiguity, as :func:`agentmem_plugin.search.spread_to_neighbors`): a candidate receives
+  ``context_weight`` times the best own score among its neighbours. ``context_mode="session"`` only spreads
+  between neighbours of the same session (metadata ``session``/``session_id``/``conversation_id``), so a turn
+  never lifts the end of another conversation; ``"always"`` spreads to every neighbour; ``"off"`` never.
+* ``session`` (aggregation): the best own score of the candidate's session (max-pool). With ``session_weight``
+  ``g > 0`` turns of the best sessions rise together (the best session first, its turns in their own order).
+* ``recency`` = ``recency_weight * 0.5 ** (age / recency_half_life)`` (age = ``now - created_at``) and
+  ``importance`` = ``importance_weight * importance`` (in [0, 1]): the generative-agents signals, off by default.
+* ``dedup_threshold``: a candidate whose words overlap a better-ranked one's by at least this Jaccard share is
+  dropped (near-duplicates, MMR-style).
+
+The defaults are the ranking measured on LongMemEval-S and LoCoMo (development halves) in
+``docs/benchmarks.md``; see ``docs/concepts/ranking.md``. :data:`ABLATIONS` lists the variants measured there.
+
+Example:
+    >>> hits = rank(
+    ...     "where does Ana work",
+    ...     [
+    ...         Candidate("a", "Ana works at the bakery", bm25=3.0, cosine=0.7),
+    ...         Candidate("b", "the bakery opens at 7", bm25=1.0, cosine=0.5),
+    ...     ],
+    ... )
+    >>> [h.key for h in hits]
+    ['a', 'b']
+
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from agentmem_plugin.errors import InvalidArgumentError
+from agentmem_plugin.search import STOP_WORDS, tokenize, words
+
+__all__ = [
+    "ABLATIONS",
+    "DEFAULT_CONFIG",
+    "GROUP_FIELDS",
+    "Candidate",
+    "NeighborLookup",
+    "RankedHit",
+    "RankingConfig",
+    "group_of",
+    "query_entities",
+    "rank",
+]
+
+logger = logging.getLogger(__name__)
+
+GROUP_FIELDS: tuple[str, ...] = ("session", "session_id", "conversation_id", "thread_id")
+"""Metadata fields that name the session (conversation) a memory belongs to, first found wins."""
+
+NeighborLookup = (
+    Mapping[str, Sequence[str]] | Callable[[Sequence[str]], Mapping[str, Sequence[str]]]
+)
+"""Neighbours of memories: a precomputed ``{key: [neighbour keys]}`` map, or a callable taking keys and
+returning that map (for instance ``lambda keys: tier.neighbors(keys, radius)``)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One memory a search found, with what it was found by.
+
+    Args:
+        key: The memory's key.
+        text: The text it is searched by (for entity overlap and de-duplication).
+        bm25: Its BM25 score from the keyword side (higher is better), None when that side did not find it.
+        cosine: Its cosine similarity from the dense side, None when that side did not find it.
+        created_at: When it was stored (seconds; for recency and sessions by time), or None.
+        metadata: Its metadata (the session is read from :data:`GROUP_FIELDS`).
+        importance: Its importance in [0, 1] (default: ``metadata["importance"]`` when a number), or None.
+
+    """
+
+    key: str
+    text: str = ""
+    bm25: float | None = None
+    cosine: float | None = None
+    created_at: float | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    importance: float | None = None
+
+
+@dataclass(frozen=True)
+class RankedHit:
+    """A ranked memory: its key, final score, and the terms that score is made of.
+
+    Attributes:
+        key: The memory's key.
+        score: The final score (higher is better).
+        components: ``bm25`` and ``cosine`` (raw, None when that side did not find it), ``bm25_norm``,
+            ``cos_norm``, ``fused``, and each boost that is on (``entity``, ``recency``, ``importance``,
+            ``context``, ``session``).
+
+    """
+
+    key: str
+    score: float
+    components: dict[str, float | None]
+
+
+BM25Norm = Literal["max", "minmax", "length"]
+CosNorm = Literal["minmax", "raw"]
+ContextMode = Literal["off", "always", "session"]
+
+
+@dataclass(frozen=True)
+class RankingConfig:
+    """The knobs of :func:`rank` (see the module docstring for the formula).
+
+    Args:
+        keyword_weight: ``w``, share of the keyword side in the fusion, in [0, 1].
+        bm25_norm: ``"max"``, ``"minmax"`` or ``"length"``.
+        length_k: ``k`` of the ``"length"`` normalisation (BM25 per query term at which it gives 0.5).
+        cos_norm: ``"minmax"`` or ``"raw"``.
+        semantic_gate: Minimum best cosine for the dense side to count (None: always counts).
+        entity_weight: Boost for the share of the query's proper nouns and numbers found in a text.
+        context_mode: ``"session"``, ``"always"`` or ``"off"``.
+        context_weight: Share of the best neighbour's score a memory receives.
+        session_weight: ``g``, weight of the session's best score (0: no aggregation), in [0, 1].
+        recency_weight: Weight of recency (0: off).
+        recency_half_life: Age in seconds at which recency halves.
+        importance_weight: Weight of importance (0: off).
+        dedup_threshold: Word-Jaccard share at which a candidate duplicates a better one (None: keep all).
+
+    Raises:
+        InvalidArgumentError: a weight out of range or an unknown mode (naming the bad value).
+
+    """
+
+    keyword_weight: float = 0.5
+    bm25_norm: BM25Norm = "max"
+    length_k: float = 1.0
+    cos_norm: CosNorm = "minmax"
+    semantic_gate: float | None = None
+    entity_weight: float = 0.0
+    context_mode: ContextMode = "session"
+    context_weight: float = 0.5
+    session_weight: float = 0.0
+    recency_weight: float = 0.0
+    recency_half_life: float = 30 * 86400.0
+    importance_weight: float = 0.0
+    dedup_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        _fraction(self.keyword_weight, "keyword_weight")
+        _fraction(self.session_weight, "session_weight")
+        for name in ("entity_weight", "context_weight", "recency_weight", "importance_weight"):
+            _non_negative(getattr(self, name), name)
+        _positive(self.length_k, "length_k")
+        _positive(self.recency_half_life, "recency_half_life")
+        if self.bm25_norm not in ("max", "minmax", "length"):
+            raise InvalidArgumentError(
+                f"bm25_norm must be 'max', 'minmax' or 'length', got {self.bm25_norm!r}"
+            )
+        if self.cos_norm not in ("minmax", "raw"):
+            raise InvalidArgumentError(f"cos_norm must be 'minmax' or 'raw', got {self.cos_norm!r}")
+        if self.context_mode not in ("off", "always", "session"):
+            raise InvalidArgumentError(
+                f"context_mode must be 'off', 'always' or 'session', got {self.context_mode!r}"
+            )
+        if self.semantic_gate is not None:
+            _finite(self.semantic_gate, "semantic_gate")
+        if self.dedup_threshold is not None:
+            _fraction(self.dedup_threshold, "dedup_threshold")
+
+    def with_(self, **changes: Any) -> RankingConfig:
+        """Return a copy with *changes* (checked)."""
+        return replace(self, **changes)
+
+
+def _finite(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidArgumentError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _fraction(value: object, name: str) -> None:
+    if not 0.0 <= _finite(value, name) <= 1.0:
+        raise InvalidArgumentError(f"{name} must be in [0, 1], got {value!r}")
+
+
+def _non_negative(value: object, name: str) -> None:
+    if _finite(value, name) < 0:
+        raise InvalidArgumentError(f"{name} must be >= 0, got {value!r}")
+
+
+def _positive(value: object, name: str) -> None:
+    if _finite(value, name) <= 0:
+        raise InvalidArgumentError(f"{name} must be > 0, got {value!r}")
+
+
+DEFAULT_CONFIG = RankingConfig()
+"""The default ranking (measured in ``docs/benchmarks.md``)."""
+
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "- context (context_mode=off)": {"context_mode": "off"},
+    "context across sessions (always)": {"context_mode": "always"},
+    "+ session max-pool (g=0.5)": {"session_weight": 0.5},
+    "bm25 length-aware (mem0)": {"bm25_norm": "length"},
+    "bm25 min-max": {"bm25_norm": "minmax"},
+    "+ semantic gate 0.3": {"semantic_gate": 0.3},
+    "+ entity overlap 0.2": {"entity_weight": 0.2},
+    "+ dedup (jaccard 0.9)": {"dedup_threshold": 0.9},
+    "+ recency 0.1 (30 d)": {"recency_weight": 0.1},
+}
+"""Variants of :data:`DEFAULT_CONFIG` measured by the benchmarks, by label (options changed)."""
+
+
+# -- signals -------------------------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\u2019\-]*")
+_POSSESSIVE = re.compile(r"['\u2019]s?$")
+
+
+def query_entities(query: str) -> set[str]:
+    """Return the query's proper nouns and numbers, lower-cased and stemmed.
+
+    A proper noun is a capitalised word that is not the first word of the query nor a stop word; a number is a
+    word with a digit.
+
+    Example:
+        >>> sorted(query_entities("What did Melanie paint in 2022 with Caroline?"))
+        ['2022', 'carolin', 'melani']
+
+    """
+    out: set[str] = set()
+    for i, token in enumerate(_TOKEN.findall(query)):
+        word = _POSSESSIVE.sub("", token)
+        if not word:
+            continue
+        lower = word.lower()
+        if any(c.isdigit() for c in word) or (
+            i > 0 and word[0].isupper() and lower not in STOP_WORDS
+        ):
+            out.update(tokenize(word))
+    return out
+
+
+def group_of(candidate: Candidate) -> str | None:
+    """Return the session a candidate belongs to (its first :data:`GROUP_FIELDS` metadata value), or None."""
+    for name in GROUP_FIELDS:
+        value = candidate.metadata.get(name)
+        if value is not None and value != "":
+            return str(value)
+    return None
+
+
+def _importance(candidate: Candidate) -> float:
+    value = candidate.importance
+    if value is None:
+        raw = candidate.metadata.get("importance")
+        value = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
+    if value is None or not math.isfinite(value):
+        return 0.0
+    return min(max(value, 0.0), 1.0)
+
+
+def _normalise_bm25(
+    scores: Mapping[str, float], mode: BM25Norm, n_terms: int, k: float
+) -> dict[str, float]:
+    if not scores:
+        return {}
+    if mode == "length":
+        mid = k * max(n_terms, 1)
+        return {key: s / (s + mid) if s > 0 else 0.0 for key, s in scores.items()}
+    hi = max(scores.values())
+    if mode == "minmax":
+        lo = min(scores.values())
+        span = hi - lo
+        return {key: (s - lo) / span if span > 0 else 1.0 for key, s in scores.items()}
+    return {key: s / hi if hi > 0 else 0.0 for key, s in scores.items()}
+
+
+def _normalise_cosine(scores: Mapping[str, float], mode: CosNorm) -> dict[str, float]:
+    if not scores or mode == "raw":
+        return {key: max(s, 0.0) for key, s in scores.items()}
+    hi, lo = max(scores.values()), min(scores.values())
+    span = hi - lo
+    return {key: (s - lo) / span if span > 0 else 1.0 for key, s in scores.items()}
+
+
+def _word_set(text: str) -> frozenset[str]:
+    return frozenset(words(text))
+
+
+def _lookup(neighbors: NeighborLookup | None, keys: Sequence[str]) -> Mapping[str, Sequence[str]]:
+    if neighbors is None:
+        return {}
+    if callable(neighbors):
+        return neighbors(keys)
+    return neighbors
+
+
+# -- ranking -------------------------------------------------------------------------------------------------------
+
+
+def rank(
+    query: str,
+    candidates: Iterable[Candidate],
+    *,
+    neighbors: NeighborLookup | None = None,
+    config: RankingConfig = DEFAULT_CONFIG,
+    now: float | None = None,
+    limit: int | None = None,
+) -> list[RankedHit]:
+    """Rank *candidates* for *query*, best first, each hit with its score components.
+
+    Args:
+        query: The search text (for the number of query terms and the query's entities).
+        candidates: Every memory either side found (a key given twice: the later one wins). Memories found by
+            neither side may be included (``bm25 = cosine = None``): they can still rise through context or
+            their session, and give the ranking their session for ``context_mode="session"``.
+        neighbors: Neighbours of the candidates (a map or a lookup callable, see :data:`NeighborLookup`);
+            None: no contiguity. Neighbours that are not candidates can enter the ranking through context
+            (in ``"session"`` mode only when their session is known, i.e. they were passed as candidates).
+        config: The knobs (:data:`DEFAULT_CONFIG` by default).
+        now: The current time, for recency (default: the newest ``created_at`` among the candidates).
+        limit: Keep the best *limit* hits (None: all).
+
+    Returns:
+        Hits, best first; ties broken by key. Candidates that score 0 (found by neither side and lifted by
+        nothing) are left out.
+
+    Raises:
+        InvalidArgumentError: a negative limit, a non-str query, or a candidate that is not a Candidate.
+
+    """
+    if not isinstance(query, str):
+        raise InvalidArgumentError(
+            f"query must be a str, got {type(query).__name__}: {query!r:.80}"
+        )
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise InvalidArgumentError(f"limit must be a non-negative int or None, got {limit!r}")
+    by_key: dict[str, Candidate] = {}
+    for c in candidates:
+        if not isinstance(c, Candidate):
+            raise InvalidArgumentError(f"candidates must be Candidate objects, got {c!r:.80}")
+        by_key[c.key] = c
+    if not by_key or limit == 0:
+        return []
+    cfg = config
+    bm25 = {k: c.bm25 for k, c in by_key.items() if c.bm25 is not None and c.bm25 > 0}
+    cosine = {k: c.cosine for k, c in by_key.items() if c.cosine is not None}
+    bm25_n = _normalise_bm25(bm25, cfg.bm25_norm, len(set(tokenize(query))), cfg.length_k)
+    cos_n = _normalise_cosine(cosine, cfg.cos_norm)
+    w = cfg.keyword_weight
+    if cfg.semantic_gate is not None and (not cosine or max(cosine.values()) < cfg.semantic_gate):
+        w = 1.0 if bm25 else w  # no real semantic match: rank by keywords
+    entities = query_entities(query) if cfg.entity_weight > 0 else set()
+    if cfg.recency_weight > 0 and now is None:
+        now = max((c.created_at for c in by_key.values() if c.created_at is not None), default=None)
+
+    parts: dict[str, dict[str, float | None]] = {}
+    own: dict[str, float] = {}
+    for key, c in by_key.items():
+        comp: dict[str, float | None] = {
+            "bm25": c.bm25,
+            "cosine": c.cosine,
+            "bm25_norm": bm25_n.get(key, 0.0),
+            "cos_norm": cos_n.get(key, 0.0),
+        }
+        fused = w * bm25_n.get(key, 0.0) + (1.0 - w) * cos_n.get(key, 0.0)
+        comp["fused"] = fused
+        total = fused
+        if entities:
+            found = set(tokenize(c.text)) & entities
+            boost = cfg.entity_weight * len(found) / len(entities)
+            comp["entity"] = boost
+            total += boost
+        if cfg.recency_weight > 0 and now is not None and c.created_at is not None:
+            age = max(now - c.created_at, 0.0)
+            boost = cfg.recency_weight * 0.5 ** (age / cfg.recency_half_life)
+            comp["recency"] = boost
+            total += boost
+        if cfg.importance_weight > 0:
+            boost = cfg.importance_weight * _importance(c)
+            comp["importance"] = boost
+            total += boost
+        parts[key] = comp
+        own[key] = total
+
+    groups = {key: group_of(c) for key, c in by_key.items()}
+    context: dict[str, float] = {}
+    if cfg.context_mode != "off" and cfg.context_weight > 0 and neighbors is not None:
+        scored = [k for k, s in own.items() if s > 0]
+        near = _lookup(neighbors, scored)
+        around: dict[str, list[str]] = {}
+        for key, others in near.items():
+            for other in others:
+                around.setdefault(other, []).append(key)
+        for key in set(around) | set(near):
+            sources = set(around.get(key, ())) | set(near.get(key, ()))
+            if cfg.context_mode == "session":
+                own_group = groups.get(key)
+                if own_group is None:
+                    continue
+                sources = {s for s in sources if groups.get(s) == own_group}
+            best = max((own.get(s, 0.0) for s in sources), default=0.0)
+            if best > 0:
+                context[key] = cfg.context_weight * best
+    for key, share in context.items():
+        comp = parts.setdefault(
+            key, {"bm25": None, "cosine": None, "bm25_norm": 0.0, "cos_norm": 0.0, "fused": 0.0}
+        )
+        comp["context"] = share
+        own.setdefault(key, 0.0)
+
+    base = {key: own[key] + context.get(key, 0.0) for key in own}
+    final = dict(base)
+    if cfg.session_weight > 0:
+        g = cfg.session_weight
+        best_of: dict[str, float] = {}
+        for key, s in base.items():
+            grp = groups.get(key)
+            if grp is not None and s > best_of.get(grp, 0.0):
+                best_of[grp] = s
+        for key, s in base.items():
+            grp = groups.get(key)
+            session = best_of.get(grp, s) if grp is not None else s
+            parts[key]["session"] = session
+            final[key] = (1.0 - g) * s + g * session
+
+    order = sorted((k for k, s in final.items() if s > 0), key=lambda k: (-final[k], k))
+    if cfg.dedup_threshold is not None:
+        kept: list[str] = []
+        seen: list[frozenset[str]] = []
+        for key in order:
+            cand = by_key.get(key)
+            ws = _word_set(cand.text) if cand is not None else frozenset()
+            if ws and any(
+                len(ws & other) / len(ws | other) >= cfg.dedup_threshold for other in seen
+            ):
+                continue
+            kept.append(key)
+            if ws:
+                seen.append(ws)
+            if limit is not None and len(kept) >= limit:
+                break
+        order = kept
+    if limit is not None:
+        order = order[:limit]
+    return [RankedHit(key, final[key], parts[key]) for key in order]

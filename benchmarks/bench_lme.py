@@ -1,0 +1,452 @@
+"""Retrieval quality on LongMemEval-S (development half), the official retrieval protocol.
+
+Run: ``.venv/bin/python benchmarks/bench_lme.py [--limit N] [--ablation] [--embedder fp32|int8|onnx]``
+
+Protocol (LongMemEval ``src/retrieval/``, see ``../shared/data/longmemeval/README.md``): one corpus per question
+made of the USER turns of its haystack, id ``<session_id>_<turn number, 1-based over all turns>``; relevant = user
+turns with ``has_answer`` in an answer session; ``_abs`` questions (and questions with no relevant user turn) are
+skipped. Session level: rank turns, map each to its session, keep the first distinct sessions; ``recall_all@5``
+(every answer session in the top 5) and ``ndcg_any@5/10`` (LongMemEval's nDCG). Turn level: ``recall_all@5/10/50``.
+
+Each question's turns go into a fresh persistent ``Memory(embedder=...)`` (value = the turn's text, metadata =
+its session and date, ``created_at`` = the session's date). Candidates are gathered through the public API (the
+tier's ``keyword_search`` and its semantic index, 100 deep each, as ``Memory.search`` does) and cached on disk
+with the embeddings, so reruns and ablations take seconds. Rows, all from the same candidates:
+
+* ``BM25`` (the tier's FTS5/BM25 ranking), ``dense MiniLM`` (the semantic index), ``fusion`` (min-max fusion of
+  the two, ``search.fuse`` with weight 0.5), ``RRF`` (k=60): the references;
+* ``ours today``: ``Memory.search(query, mode="hybrid")`` as shipped (fusion + neighbour spreading);
+* ``ranking.py``: :func:`agentmem_plugin.ranking.rank` with its defaults, on the same candidates.
+
+``--limit N`` takes a stratified sample (question types in proportion, deterministic) for quick runs; the table
+in ``docs/benchmarks.md`` is the full dev half. The data is read from ``../shared/data/longmemeval/`` and never
+copied. Embeddings are cached in ``$AGENTMEM_BENCH_CACHE`` (default ``/tmp/agentmem-bench-cache``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import math
+import os
+import pickle
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from agentmem_plugin import Memory
+from agentmem_plugin.embeddings import CachedEmbedder, Embedder, EmbeddingCache
+from agentmem_plugin.entry import MemoryEntry
+from agentmem_plugin.search import fuse
+
+DATA = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "longmemeval"
+    / "longmemeval_s_dev.json.gz"
+)
+CACHE_DIR = Path(os.environ.get("AGENTMEM_BENCH_CACHE", "/tmp/agentmem-bench-cache"))
+DEPTH = 100  # candidates per side, as Memory.search (HYBRID_CANDIDATES)
+RADIUS = 2  # neighbours looked up per candidate (Memory's DEFAULT_CONTEXT_RADIUS)
+TYPES = (
+    "single-session-user",
+    "single-session-assistant",
+    "single-session-preference",
+    "multi-session",
+    "knowledge-update",
+    "temporal-reasoning",
+)
+
+
+# -- embedders ------------------------------------------------------------------------------------------------
+
+
+def make_embedder(kind: str = "fp32") -> Embedder:
+    """The benchmark's embedder: MiniLM (fp32, int8 or ONNX) behind an on-disk cache outside the repository."""
+    from agentmem_plugin import embeddings
+
+    inner: Embedder
+    if kind == "fp32":
+        inner = embeddings.SentenceTransformerEmbedder(batch_size=64)
+    elif kind == "int8":
+        inner = embeddings.QuantizedEmbedder(batch_size=64)  # type: ignore[attr-defined]
+    elif kind == "onnx":
+        inner = embeddings.OnnxEmbedder(  # type: ignore[attr-defined]
+            batch_size=64, cache_dir=CACHE_DIR / "onnx"
+        )
+    else:
+        raise SystemExit(f"unknown embedder {kind!r}")
+    return CachedEmbedder(inner, EmbeddingCache(CACHE_DIR / "minilm.sqlite"))
+
+
+# -- data -----------------------------------------------------------------------------------------------------
+
+
+def parse_date(text: str) -> float:
+    """``"2023/03/27 (Mon) 00:49"`` as a UTC timestamp."""
+    return (
+        datetime.strptime(text.strip(), "%Y/%m/%d (%a) %H:%M")
+        .replace(tzinfo=timezone.utc)
+        .timestamp()
+    )
+
+
+@dataclass
+class Doc:
+    key: str
+    text: str
+    session: str
+    created_at: float
+
+
+@dataclass
+class Question:
+    qid: str
+    qtype: str
+    query: str
+    date: float
+    docs: list[Doc]
+    gold_turns: set[str]
+    gold_sessions: set[str]
+
+
+def load(path: Path = DATA) -> list[Question]:
+    """The evaluable questions of the dev half, with their corpora (user turns), in file order."""
+    data = orjson.loads(gzip.decompress(path.read_bytes()))
+    sessions = data["sessions"]
+    out: list[Question] = []
+    for q in data["questions"]:
+        if q["question_id"].endswith("_abs"):
+            continue
+        answer_sessions = set(q["answer_session_ids"])
+        docs: list[Doc] = []
+        gold: set[str] = set()
+        for sid, date in zip(q["haystack_session_ids"], q["haystack_dates"], strict=True):
+            ts = parse_date(date)
+            for number, turn in enumerate(sessions[sid], 1):
+                if turn["role"] != "user" or not turn["content"].strip():
+                    continue
+                key = f"{sid}_{number}"
+                docs.append(Doc(key, turn["content"], sid, ts + number))
+                if sid in answer_sessions and turn.get("has_answer"):
+                    gold.add(key)
+        if not gold:
+            continue
+        out.append(
+            Question(
+                q["question_id"],
+                q["question_type"],
+                q["question"],
+                parse_date(q["question_date"]),
+                docs,
+                gold,
+                {d.session for d in docs if d.key in gold},
+            )
+        )
+    return out
+
+
+def stratified(items: Sequence[Any], limit: int | None, kind: Callable[[Any], str]) -> list[Any]:
+    """A deterministic sample of *limit* items with every kind in proportion (largest remainders)."""
+    if limit is None or limit >= len(items):
+        return list(items)
+    groups: dict[str, list[Any]] = defaultdict(list)
+    for item in items:
+        groups[kind(item)].append(item)
+    quota = {k: limit * len(v) / len(items) for k, v in groups.items()}
+    take = {k: int(q) for k, q in quota.items()}
+    for k in sorted(quota, key=lambda k: take[k] - quota[k])[: limit - sum(take.values())]:
+        take[k] += 1
+    chosen = set()
+    for k, members in groups.items():
+        step = len(members) / take[k] if take[k] else 0
+        chosen |= {id(members[int(i * step)]) for i in range(take[k])}
+    return [item for item in items if id(item) in chosen]
+
+
+# -- candidates through the public API -------------------------------------------------------------------------
+
+
+@dataclass
+class Candidates:
+    """What a search gathers for one query, through the public API (cached on disk by the benchmarks)."""
+
+    bm25: list[tuple[str, float]]  # tier.keyword_search, best first
+    dense: list[tuple[str, float]]  # semantic index, cosine, best first
+    today: list[str]  # Memory.search(mode="hybrid") as shipped
+    entries: dict[str, MemoryEntry]  # every candidate and neighbour
+    neighbors: dict[str, list[str]]  # tier.neighbors(candidates, RADIUS)
+    today_s: float = 0.0  # Memory.search latency
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def gather(
+    memory: Memory, query: str, *, depth: int = DEPTH, radius: int = RADIUS, limit: int = 50
+) -> Candidates:
+    """Candidates of *query* from *memory*: BM25 and dense lists, neighbours, and today's hybrid ranking."""
+    tier = memory.tier
+    semantic = tier.semantic_index()
+    assert semantic is not None
+    t0 = time.perf_counter()
+    today = [h["key"] for h in memory.search(query, limit=limit, mode="hybrid")]
+    today_s = time.perf_counter() - t0
+    keyword = tier.keyword_search(query, depth)
+    dense = semantic.search(query, depth)
+    entries = {e.key: e for e, _ in keyword}
+    entries.update((e.key, e) for e, _ in dense)
+    near = tier.neighbors(list(entries), radius)
+    missing = {k for ks in near.values() for k in ks if k not in entries}
+    for entry in tier.get_many(sorted(missing), touch=False):
+        if entry is not None:
+            entries[entry.key] = entry
+    return Candidates(
+        [(e.key, s) for e, s in keyword],
+        [(e.key, s) for e, s in dense],
+        today,
+        entries,
+        near,
+        today_s,
+    )
+
+
+def open_memory(path: Path, embedder: Embedder) -> Memory:
+    """A fresh persistent, unbounded Memory with a semantic index."""
+    return Memory(capacity=None, persistence=True, storage_path=path, embedder=embedder)
+
+
+def candidates_for(
+    questions: list[Question], embedder_kind: str, *, refresh: bool = False
+) -> dict[str, Candidates]:
+    """Candidates of every question, from the on-disk cache or gathered (one fresh Memory per question)."""
+    path = CACHE_DIR / f"lme-candidates-{embedder_kind}-d{DEPTH}-r{RADIUS}.pkl"
+    cached: dict[str, Candidates] = {}
+    if path.exists() and not refresh:
+        cached = pickle.loads(path.read_bytes())  # our own cache file
+    todo = [q for q in questions if q.qid not in cached]
+    if todo:
+        embedder = make_embedder(embedder_kind)
+        t_start = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="agentmem-lme-") as tmp:
+            for i, q in enumerate(todo, 1):
+                memory = open_memory(Path(tmp) / q.qid, embedder)
+                memory.store_many(
+                    [
+                        MemoryEntry(
+                            d.key,
+                            d.text,
+                            metadata={"session": d.session},
+                            created_at=d.created_at,
+                        )
+                        for d in q.docs
+                    ]
+                )
+                cached[q.qid] = gather(memory, q.query)
+                memory.close()
+                if i % 10 == 0 or i == len(todo):
+                    elapsed = time.perf_counter() - t_start
+                    print(
+                        f"  gathered {i}/{len(todo)} questions in {elapsed:.0f} s", file=sys.stderr
+                    )
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(pickle.dumps(cached))
+    return cached
+
+
+# -- metrics (LongMemEval's eval_utils) -------------------------------------------------------------------------
+
+
+def _dcg(relevances: Sequence[float], k: int) -> float:
+    rel = list(relevances)[:k]
+    if not rel:
+        return 0.0
+    return rel[0] + sum(r / math.log2(i + 1) for i, r in enumerate(rel[1:], 2))
+
+
+def ndcg(ranked: Sequence[str], relevant: set[str], n_corpus: int, k: int) -> float:
+    """LongMemEval's nDCG@k (binary relevance; its DCG gives ranks 1 and 2 the same weight)."""
+    ideal = _dcg([1.0] * min(len(relevant), n_corpus), k)
+    return _dcg([1.0 if r in relevant else 0.0 for r in ranked[:k]], k) / ideal if ideal else 0.0
+
+
+def recall_all(ranked: Sequence[str], relevant: set[str], k: int) -> float:
+    """1.0 when every relevant id is in the top *k*."""
+    return float(relevant <= set(ranked[:k]))
+
+
+class Scores:
+    """Per-question metrics, averaged."""
+
+    NAMES = ("sR@5", "sNDCG@5", "sNDCG@10", "tR@5", "tR@10", "tR@50")
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[float]] = {n: [] for n in self.NAMES}
+
+    def add(self, ranked_turns: Sequence[str], q: Question) -> None:
+        session_of = {d.key: d.session for d in q.docs}
+        sessions = list(dict.fromkeys(session_of[k] for k in ranked_turns if k in session_of))
+        n_sessions = len({d.session for d in q.docs})
+        v = self.values
+        v["sR@5"].append(recall_all(sessions, q.gold_sessions, 5))
+        v["sNDCG@5"].append(ndcg(sessions, q.gold_sessions, n_sessions, 5))
+        v["sNDCG@10"].append(ndcg(sessions, q.gold_sessions, n_sessions, 10))
+        for k in (5, 10, 50):
+            v[f"tR@{k}"].append(recall_all(ranked_turns, q.gold_turns, k))
+
+    def mean(self, name: str) -> float:
+        values = self.values[name]
+        return statistics.fmean(values) if values else 0.0
+
+    def __len__(self) -> int:
+        return len(self.values["sR@5"])
+
+    def row(self, label: str, base: Scores | None = None) -> str:
+        cells = []
+        for n in self.NAMES:
+            cell = f"{n} {self.mean(n):.3f}"
+            if base is not None and n in ("sR@5", "sNDCG@10"):
+                cell += f" ({self.mean(n) - base.mean(n):+.3f})"
+            cells.append(cell)
+        return f"  {label:<34} n={len(self):<4} " + "  ".join(cells)
+
+
+# -- rankers on gathered candidates ------------------------------------------------------------------------------
+
+Ranker = Callable[[Question, Candidates], list[str]]
+
+
+def rrf(lists: Sequence[Sequence[tuple[str, float]]], k: int = 60) -> list[str]:
+    """Reciprocal-rank fusion of ranked lists."""
+    scores: dict[str, float] = defaultdict(float)
+    for ranked in lists:
+        for rank, (key, _) in enumerate(ranked, 1):
+            scores[key] += 1.0 / (k + rank)
+    return [key for key, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def references() -> dict[str, Ranker]:
+    """BM25, dense, min-max fusion, RRF, and today's Memory.search."""
+    return {
+        "BM25 (tier keyword_search)": lambda q, c: [k for k, _ in c.bm25],
+        "dense MiniLM (semantic index)": lambda q, c: [k for k, _ in c.dense],
+        "fusion (search.fuse, w=0.5)": lambda q, c: [
+            k for k, _ in fuse(c.bm25, c.dense, keyword_weight=0.5)
+        ],
+        "RRF (k=60)": lambda q, c: rrf([c.bm25, c.dense]),
+        "ours today (Memory.search)": lambda q, c: c.today,
+    }
+
+
+def ranking_inputs(c: Candidates) -> list[Any]:
+    """The candidates as :class:`agentmem_plugin.ranking.Candidate` objects.
+
+    Every gathered entry: those either side found, and their neighbours (found by neither side: no scores).
+    """
+    from agentmem_plugin.ranking import Candidate
+
+    bm25 = dict(c.bm25)
+    cosine = dict(c.dense)
+    return [
+        Candidate(
+            key=key,
+            text=str(entry.value),
+            bm25=bm25.get(key),
+            cosine=cosine.get(key),
+            created_at=entry.created_at,
+            metadata=entry.metadata,
+        )
+        for key, entry in c.entries.items()
+    ]
+
+
+def ranking_ranker(**options: Any) -> Ranker:
+    """:func:`agentmem_plugin.ranking.rank` with *options* as a ranker of gathered candidates."""
+    from agentmem_plugin.ranking import RankingConfig, rank
+
+    config = RankingConfig(**options)
+
+    def run(q: Question, c: Candidates) -> list[str]:
+        hits = rank(q.query, ranking_inputs(c), neighbors=c.neighbors, config=config, now=q.date)
+        return [h.key for h in hits]
+
+    return run
+
+
+def ablations() -> dict[str, Ranker]:
+    """Each idea of :mod:`agentmem_plugin.ranking` switched on or off against its default."""
+    from agentmem_plugin.ranking import ABLATIONS
+
+    return {label: ranking_ranker(**opts) for label, opts in ABLATIONS.items()}
+
+
+def evaluate(
+    questions: list[Question],
+    cands: dict[str, Candidates],
+    rankers: dict[str, Ranker],
+    group: Callable[[Question], str],
+) -> dict[str, dict[str, Scores]]:
+    """Scores of every ranker, per group and over all questions (``"all"``)."""
+    out: dict[str, dict[str, Scores]] = {label: defaultdict(Scores) for label in rankers}
+    for q in questions:
+        c = cands[q.qid]
+        for label, ranker in rankers.items():
+            ranked = ranker(q, c)
+            out[label]["all"].add(ranked, q)
+            out[label][group(q)].add(ranked, q)
+    return out
+
+
+def print_table(
+    results: dict[str, dict[str, Scores]], groups: Sequence[str], base_label: str | None
+) -> None:
+    """One block per group: every ranker's row (with its delta against *base_label*)."""
+    for g in groups:
+        print(f"\n[{g}]")
+        base = results[base_label][g] if base_label else None
+        for label, by_group in results.items():
+            if g in by_group:
+                print(by_group[g].row(label, None if label == base_label else base))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--limit", type=int, default=None, help="stratified sample of N questions")
+    parser.add_argument("--ablation", action="store_true", help="add the ranking.py ablation rows")
+    parser.add_argument("--embedder", default="fp32", choices=["fp32", "int8", "onnx"])
+    parser.add_argument("--refresh", action="store_true", help="gather candidates again")
+    args = parser.parse_args()
+    if not DATA.exists():
+        sys.exit(f"LongMemEval data not found at {DATA}")
+    questions = stratified(load(), args.limit, lambda q: q.qtype)
+    print(
+        f"LongMemEval-S dev: {len(questions)} questions, "
+        f"{sum(len(q.docs) for q in questions)} user turns, embedder {args.embedder}"
+    )
+    cands = candidates_for(questions, args.embedder, refresh=args.refresh)
+    today = [cands[q.qid].today_s for q in questions]
+    if len(today) > 1:
+        print(f"Memory.search latency: p50 {statistics.median(today) * 1000:.1f} ms")
+    rankers = references()
+    try:
+        rankers["ranking.py (default)"] = ranking_ranker()
+        if args.ablation:
+            rankers.update(ablations())
+    except ImportError as exc:
+        print(f"(ranking.py rows skipped: {exc})")
+    results = evaluate(questions, cands, rankers, lambda q: q.qtype)
+    groups = ["all"] + [t for t in TYPES if any(q.qtype == t for q in questions)]
+    base = "ranking.py (default)" if "ranking.py (default)" in rankers else None
+    print_table(results, groups, base)
+
+
+if __name__ == "__main__":
+    main()
