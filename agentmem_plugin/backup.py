@@ -717,6 +717,7 @@ def _open_store(path: Path, archive_key: str | bytes | None) -> MemoryManager:
         storage_path=path,
         archive_key=archive_key,
         enable_logging=False,
+        embedder=None,  # entries only: a manager opened with an embedder rebuilds the index
     )
 
 
@@ -938,8 +939,16 @@ def restore_store(
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        _forget_index_client(target)
     logger.info("restored %d entries from %s into %s (replaced %d)", restored, source, target, held)
     return RestoreResult(restored=restored, skipped=skipped, replaced=held)
+
+
+def _forget_index_client(store: Path) -> None:
+    """Forget this process's Chroma client of the replaced store's index (it would write the swapped-out files)."""
+    from agentmem_plugin.tiers.chroma import forget_client
+
+    forget_client(store / "chroma")
 
 
 def _build_store(

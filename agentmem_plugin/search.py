@@ -11,7 +11,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -387,3 +387,43 @@ def spread_to_neighbors(
         if best > 0:
             out[key] = scores.get(key, 0.0) + weight * best
     return out
+
+
+def hybrid_ranking(
+    keyword: Sequence[tuple[str, float]],
+    dense: Sequence[tuple[str, float]],
+    *,
+    limit: int,
+    keyword_weight: float,
+    context_weight: float = 0.0,
+    context_radius: int = 0,
+    neighbors: Callable[[list[str], int], Mapping[str, Sequence[str]]] | None = None,
+    context_candidates: int = 50,
+) -> list[tuple[str, float]]:
+    """Rank keys for a hybrid search: :func:`fuse`, then temporal contiguity (:func:`spread_to_neighbors`).
+
+    Args:
+        keyword: ``(key, BM25)`` candidates.
+        dense: ``(key, cosine similarity)`` candidates.
+        limit: Keys returned.
+        keyword_weight: The keyword side's weight in the fusion.
+        context_weight: Share of a neighbour's score a memory gets (0: no contiguity).
+        context_radius: How many memories on each side count as neighbours.
+        neighbors: ``fn(keys, radius) -> {key: [neighbour keys]}`` (memories stored next to each other).
+        context_candidates: The best fused keys (at least ``5 * limit``) whose neighbours are looked up.
+
+    Returns:
+        Up to *limit* ``(key, score)`` pairs, best first (ties by key).
+
+    Example:
+        >>> hybrid_ranking([("a", 8.0)], [("a", 0.9), ("b", 0.5)], limit=2, keyword_weight=0.5)
+        [('a', 1.0), ('b', 0.0)]
+
+    """
+    fused = fuse(keyword, dense, keyword_weight=keyword_weight)
+    if context_weight > 0 and context_radius > 0 and neighbors is not None and fused:
+        top = dict(fused[: max(limit * 5, context_candidates)])
+        near = neighbors(list(top), context_radius)
+        spread = spread_to_neighbors(top, near, weight=context_weight)
+        fused = sorted(spread.items(), key=lambda kv: (-kv[1], kv[0]))
+    return fused[:limit]

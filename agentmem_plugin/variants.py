@@ -71,6 +71,8 @@ class CompressedMemory(Memory):
 
     """
 
+    auto_semantic = False  # the spec's variant: keyword search unless given an embedder
+
     def __init__(
         self, compression_threshold: int = DEFAULT_COMPRESSION_THRESHOLD, **kwargs: Any
     ) -> None:
@@ -124,6 +126,8 @@ class PersistentMemory(Memory):
 
     """
 
+    auto_semantic = False  # the spec's variant: keyword search unless given an embedder
+
     def __init__(
         self, storage_path: str | PathLike[str], auto_save: bool = True, **kwargs: Any
     ) -> None:
@@ -173,6 +177,8 @@ class DatabaseMemory(Memory):
 
     """
 
+    auto_semantic = False  # the spec's variant: keyword search unless given an embedder
+
     def __init__(
         self, db_path: str | PathLike[str], table_name: str = "memory", **kwargs: Any
     ) -> None:
@@ -213,6 +219,8 @@ class OptimizedMemory(Memory):
 
     """
 
+    auto_semantic = False  # the spec's variant: keyword search unless given an embedder
+
     def get_access_statistics(self, top: int = 10) -> dict[str, Any]:
         """Return total accesses, keys accessed, the most accessed key and the *top* access counts."""
         counts = {e.key: e.access_count for e in self.tier.scan() if e.access_count > 0}
@@ -236,6 +244,8 @@ class DebuggableMemory(Memory):
         **kwargs: Passed to :class:`Memory`.
 
     """
+
+    auto_semantic = False  # the spec's variant: keyword search unless given an embedder
 
     def __init__(
         self, debug_mode: bool = False, max_log_entries: int = 1000, **kwargs: Any
@@ -322,6 +332,8 @@ class ResilientMemory(Memory):
         **kwargs: Passed to :class:`Memory`.
 
     """
+
+    auto_semantic = False  # the spec's variant: keyword search unless given an embedder
 
     def __init__(
         self,

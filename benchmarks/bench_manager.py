@@ -8,6 +8,12 @@ Run: ``.venv/bin/python benchmarks/bench_manager.py [--quick] [--before DIR]``
 2. Consolidation throughput: N entries from short-term into long-term (persistent, verified batches), beside raw
    ``SqliteTier.put_many`` of the same entries.
 3. Cross-tier ``search`` p50 at N entries (keyword; LoCoMo turns), beside the long-term tier's own FTS5 search.
+4. ``store`` p50 into short-term (no embedder: what a store costs without the model).
+5. (this checkout only) Search with memories spread over the three tiers beside the same memories all in
+   long-term, for keyword, semantic and hybrid search. The embedder is a fast FAKE (random unit vectors from a
+   hash of the text, dimension 384, cached): index size, not meaning, drives latency.
+
+Rows 1-4 pass ``embedder=None`` on both sides, so a build whose default is semantic is compared like for like.
 
 ``--before DIR`` runs the same measurements, in the same run, against the package found in *DIR* (a checkout of
 an earlier commit, e.g. ``git worktree add /tmp/before <commit>``) and prints both side by side; ``--rounds N``
@@ -53,7 +59,11 @@ def texts(n: int) -> list[str]:
 
 def _filled(path: Path, n: int, cache: int) -> MemoryManager:
     mm = MemoryManager(
-        short_term_limit=n + 10, long_term_limit=10 * n, storage_path=path, cache_size=cache
+        short_term_limit=n + 10,
+        long_term_limit=10 * n,
+        storage_path=path,
+        cache_size=cache,
+        embedder=None,
     )
     mm.store_many({f"s{i}": i for i in range(n)})
     mm.store_many({f"l{i}": i for i in range(n)}, memory_type="long_term")
@@ -74,6 +84,7 @@ def bench_retrieve(tmp: Path, n: int) -> dict[str, float]:
     out["retrieve: long-term hit (promotes)"] = lat(lambda i: mm.retrieve(f"l{i}"), n)[0]
     out["bare archive get"] = lat(lambda i: mm.external_tier.get(f"e{i}", touch=False), n)[0]
     out["retrieve: external hit (restores)"] = lat(lambda i: mm.retrieve(f"e{i}"), n)[0]
+    out["store: short-term p50"] = lat(lambda i: mm.store(f"n{i}", i), n)[0]
     mm.close()
     return out
 
@@ -87,7 +98,11 @@ def bench_consolidation(tmp: Path, n: int) -> dict[str, float]:
     raw_s = time.perf_counter() - t0
     raw.close()
     mm = MemoryManager(
-        short_term_limit=n + 10, long_term_limit=10 * n, storage_path=tmp / "c", batch_size=1000
+        short_term_limit=n + 10,
+        long_term_limit=10 * n,
+        storage_path=tmp / "c",
+        batch_size=1000,
+        embedder=None,
     )
     mm.store_many((f"k{i}", v) for i, v in enumerate(values))
     t0 = time.perf_counter()
@@ -105,6 +120,60 @@ def bench_consolidation(tmp: Path, n: int) -> dict[str, float]:
         "long-term FTS5 search p50": ref[0],
         "search, all tiers p50": p50,
     }
+
+
+class FastFakeEmbedder:
+    """A FAKE embedder: a random unit vector per text, from its hash (no meaning; latency is the index's)."""
+
+    name = "bench-fast-fake"
+    dim = 384
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        import numpy as np
+
+        out = []
+        for text in texts:
+            rng = np.random.default_rng(abs(hash(text)) % (2**32))
+            v = rng.standard_normal(self.dim)
+            out.append((v / np.linalg.norm(v)).tolist())
+        return out
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+def bench_spread(tmp: Path, n: int) -> dict[str, float]:
+    """Search p50 with *n* memories spread over the three tiers, beside the same memories all in long-term."""
+    values = texts(n)
+    queries = [v.split(":", 1)[1][:60] for v in values[:: max(1, n // 50)]][:50]
+    third = n // 3
+    out: dict[str, float] = {}
+    for layout in ("long-term only", "spread over 3 tiers"):
+        spread = layout.startswith("spread")
+        mm = MemoryManager(
+            short_term_limit=third if spread else 10,
+            long_term_limit=third if spread else 10 * n,
+            storage_path=tmp / layout.replace(" ", "-"),
+            embedder=FastFakeEmbedder(),
+        )
+        mm.store_many({f"k{i}": v for i, v in enumerate(values)}, memory_type="long_term")
+        if spread:  # a third read back (promoted), a third archived by the limit
+            for i in range(third):
+                mm.retrieve(f"k{i}")
+        counts = {t: len(mm.keys(t)) for t in ("short_term", "long_term", "external")}
+        assert sum(counts.values()) == n, counts
+        for mode in ("keyword", "semantic", "hybrid"):
+            mm.search(queries[0], 10, mode=mode)  # warm: the archive's word index, the query cache
+            out[f"{mode} search p50, {layout}"] = lat(
+                lambda i, m=mode, mm=mm: mm.search(queries[i % len(queries)], 10, mode=m),
+                len(queries),
+            )[0]
+        mm.close()
+    for mode in ("keyword", "semantic", "hybrid"):
+        out[f"{mode}: spread / long-term only"] = (
+            out[f"{mode} search p50, spread over 3 tiers"] / out[f"{mode} search p50, long-term only"]
+        )
+    return out
 
 
 def measure(quick: bool) -> dict[str, float]:
@@ -162,6 +231,13 @@ def main() -> None:
         ratio = f"{value / old:12.2f}x" if old else ""
         shown_old = f"{old:12,.1f}" if old is not None else f"{'':12}"
         print(f"  {name + unit:<40} {shown_old} {value:12,.1f} {ratio:>13}")
+    size = 900 if args.quick else 9000
+    with tempfile.TemporaryDirectory() as tmp:
+        spread = bench_spread(Path(tmp), size)
+    print(f"\nsearch with {size:,} memories spread over the three tiers vs all in long-term (this build)")
+    for name, value in spread.items():
+        unit = "x" if "/" in name else " us"
+        print(f"  {name:<48} {value:12,.2f}{unit}")
 
 
 if __name__ == "__main__":

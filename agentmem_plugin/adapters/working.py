@@ -180,8 +180,9 @@ class WorkingMemory:
 
         Recent short-term items come first (most recently stored first), then long-term items ranked by a
         search for *query*; without a query the search text is the recent short-term context itself (keys and
-        values). When that text is empty (no query and no short-term context) the long-term items come by
-        importance, most important first. No key appears twice.
+        values). When the search finds fewer items than the free slots (or there is no text to search for),
+        the rest are filled with long-term items by importance, most important first, then most recent: an
+        important memory is never crowded out by a search that found nothing. No key appears twice.
 
         Args:
             max_items: Maximum number of items returned.
@@ -214,6 +215,7 @@ class WorkingMemory:
             seen = {item["key"] for item in items}
             text = query if query is not None else " ".join(_text_of(e) for e in recent)
             text = text[:QUERY_TEXT_LIMIT]
+            candidates = []
             if text.strip():
                 hits = self.long_term.search(text, limit=remaining + len(seen))
                 candidates = [
@@ -225,12 +227,14 @@ class WorkingMemory:
                     }
                     for h in hits
                 ]
-            else:
+            if len({c["key"] for c in candidates} - seen) < remaining:
+                # The search found fewer than the free slots: fill them with the most important long-term
+                # items, then the most recent, after what the search found.
                 entries = self.long_term.tier.scan()
                 entries.sort(
                     key=lambda e: (-float(e.metadata.get("importance") or 0.0), -e.created_at)
                 )
-                candidates = [_item(entry, "long_term") for entry in entries]
+                candidates += [_item(entry, "long_term") for entry in entries]
             for candidate in candidates:
                 if len(items) >= max_items:
                     break

@@ -32,7 +32,8 @@ import secrets
 import shutil
 import tempfile
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,6 +50,7 @@ from agentmem_plugin.errors import (
     StorageError,
     StoreCorruptError,
 )
+from agentmem_plugin.search import SearchIndex, document_text
 from agentmem_plugin.tiers.base import EvictionCallback, Tier, storage_errors
 from agentmem_plugin.validation import validate_capacity
 
@@ -71,6 +73,8 @@ _FLAG_ENCRYPTED = 1
 _HEADER = 6
 _MANIFEST = "archive.json"
 _INDEX = "keys.index"
+_DECODED_ENTRIES = 4096
+"""Decoded entries an archive keeps in memory (the most recently read)."""
 _KEYCHECK = b"agentmem archive key check"
 
 
@@ -343,6 +347,18 @@ class ArchiveTier(Tier):
         self._keys: list[str] | None = None
         self._stamp: object = None
         self._dir_locked = False
+        # The change feed of a semantic index over the archive: kept in memory, started by set_index_meta.
+        self._index_meta: tuple[str, int] | None = None
+        self._changes: dict[str, int] | None = None
+        self._change_seq = 0
+        # Keyword search: BM25 over the archived text, built in memory on the first search (never written to
+        # disk: the archive stays sealed at rest), kept in step with this process's writes and rebuilt when
+        # another process rewrote the key index.
+        self._words: SearchIndex | None = None
+        # The last entries read, decoded (in process memory only), each with its blob file's identity: a search
+        # that meets the same archived memories again skips the read, decryption and decompression of their
+        # blobs, and a blob changed on disk since is read (and verified) again.
+        self._decoded: OrderedDict[str, tuple[object, MemoryEntry]] = OrderedDict()
         self._check_manifest()
 
     # -- format ------------------------------------------------------------------------------------------------
@@ -426,6 +442,27 @@ class ArchiveTier(Tier):
     # -- entries and the key index ---------------------------------------------------------------------------
 
     def _read(self, key: str) -> MemoryEntry | None:
+        cached = self._decoded.get(key)
+        stamp = None if self._dir is None else self._dir.stamp(self._name(key))
+        if cached is not None and (self._dir is None or cached[0] == stamp):
+            self._decoded.move_to_end(key)
+            return cached[1].copy()
+        entry = self._read_blob(key)
+        if entry is not None:
+            self._remember(entry, stamp)
+        return entry
+
+    def _remember(self, entry: MemoryEntry, stamp: object) -> None:
+        self._decoded[entry.key] = (stamp, entry.copy())
+        self._decoded.move_to_end(entry.key)
+        while len(self._decoded) > _DECODED_ENTRIES:
+            self._decoded.popitem(last=False)
+
+    def _delete_blob(self, key: str) -> None:
+        self._decoded.pop(key, None)
+        self.store.delete(self._name(key))
+
+    def _read_blob(self, key: str) -> MemoryEntry | None:
         blob = self.store.get(self._name(key))
         if blob is None:
             return None
@@ -441,6 +478,7 @@ class ArchiveTier(Tier):
         return entry
 
     def _write_entry(self, entry: MemoryEntry) -> None:
+        self._decoded.pop(entry.key, None)
         data = encode_json(entry.to_dict(), what=f"entry {entry.key!r}")
         self.store.put(
             self._name(entry.key),
@@ -466,10 +504,13 @@ class ArchiveTier(Tier):
 
     def _index(self) -> list[str]:
         """Return the archived keys: kept in memory, read again whenever another process rewrote the index."""
+        before = self._keys
         if self._dir is not None:
             stamp = self._dir.stamp(_INDEX)
             if stamp != self._stamp:
                 self._keys, self._stamp = None, stamp
+                self._words = None
+                self._decoded.clear()
         if self._keys is None:
             raw = self.store.get(_INDEX)
             keys = (
@@ -480,6 +521,10 @@ class ArchiveTier(Tier):
             if not isinstance(keys, list):
                 raise IntegrityError("the archive's key index is not a list")
             self._keys = [str(k) for k in keys]
+            if (
+                before is not None
+            ):  # another process archived or removed keys: the feed reports them
+                self._changed(set(before).symmetric_difference(self._keys))
         return list(self._keys)
 
     def archived_keys(self) -> list[str]:
@@ -487,7 +532,22 @@ class ArchiveTier(Tier):
         with self._lock:
             return self._index()
 
+    def _changed(self, keys: Iterable[str]) -> None:
+        """Record *keys* in the change feed (once a semantic index started it)."""
+        if self._changes is None:
+            return
+        for key in keys:
+            self._change_seq += 1
+            self._changes[key] = self._change_seq
+
     def _save_index(self, keys: list[str]) -> None:
+        if self._keys is not None:
+            dropped = set(self._keys).difference(keys)
+            if self._words is not None:
+                for key in dropped:
+                    self._words.remove_entry(key)
+            if self._changes is not None:
+                self._changed(dropped.union(set(keys).difference(self._keys)))
         self.store.put(_INDEX, self._seal(encode_json(keys), b"index"))
         self._keys = list(keys)
         self._stamp = None if self._dir is None else self._dir.stamp(_INDEX)
@@ -522,15 +582,20 @@ class ArchiveTier(Tier):
             expired = [k for k in keys if k not in live]
             victims = self._capacity_victims(live, batch)
             for key in expired:
-                self.store.delete(self._name(key))
+                self._delete_blob(key)
             self.stats_counters.expirations += len(expired)
             keys = [k for k in keys if k not in set(expired)]
         gone = {v.key for v in victims}
         for entry in batch.values():
             if entry.key not in gone:
                 self._write_entry(entry)
+                if self._words is not None:
+                    self._words.add_entry(
+                        entry.key, document_text(entry.key, entry.value, entry.tags)
+                    )
+        self._changed(batch)  # rewritten in place: their text may have changed
         for key in gone:
-            self.store.delete(self._name(key))
+            self._delete_blob(key)
         known = set(keys)
         keys += [k for k in batch if k not in known and k not in gone]
         self._save_index([k for k in keys if k not in gone])
@@ -568,7 +633,7 @@ class ArchiveTier(Tier):
                 entry = self._read(key) if key in known else None
                 if entry is None:
                     continue
-                self.store.delete(self._name(key))
+                self._delete_blob(key)
                 gone.add(key)
                 removed += not entry.is_expired(now)
             if gone:
@@ -582,8 +647,39 @@ class ArchiveTier(Tier):
             return list(self._live(self.clock()).values())
 
     def keyword_search(self, query: str, limit: int = 10) -> list[tuple[MemoryEntry, float]]:
-        """BM25 over the archived entries (a scan: archives are searched rarely)."""
-        return self._keyword_search_by_scan(query, limit)
+        """BM25 over the archived entries: an in-memory index (built by one scan), then the hits' blobs read."""
+        with self._lock:
+            now = self.clock()
+            self._index()  # forget the word index when another process rewrote the archive
+            if self._words is None:
+                words = SearchIndex()
+                for key, entry in self._live(now).items():
+                    words.add_entry(key, document_text(key, entry.value, entry.tags))
+                self._words = words
+            fetch = limit
+            while True:
+                ranked = self._words.search(query, fetch)
+                held = self._held([k for k, _ in ranked], now)
+                hits = [(held[k], score) for k, score in ranked if k in held]
+                if len(hits) >= limit or len(ranked) < fetch:
+                    return hits[:limit]
+                fetch *= 4
+
+    def neighbors(self, keys: Sequence[str], radius: int) -> dict[str, list[str]]:
+        """Return the keys archived up to *radius* places before and after each key (from the key index alone).
+
+        The order is the key index's: the order in which keys were first archived. No blob is opened, so a
+        neighbour may be an entry that expired since (a search skips it).
+        """
+        with self._lock:
+            order = self._index()
+        position = {k: i for i, k in enumerate(order)}
+        out: dict[str, list[str]] = {}
+        for key in keys:
+            i = position.get(key)
+            if i is not None:
+                out[key] = order[max(0, i - radius) : i] + order[i + 1 : i + 1 + radius]
+        return out
 
     def compute(
         self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
@@ -617,7 +713,7 @@ class ArchiveTier(Tier):
                 if k in held and (held[k].version < v if older else held[k].version == v)
             ]
             for key in doomed:
-                self.store.delete(self._name(key))
+                self._delete_blob(key)
             if doomed:
                 gone = set(doomed)
                 self._save_index([k for k in self._index() if k not in gone])
@@ -638,7 +734,7 @@ class ArchiveTier(Tier):
             for key in keys:
                 entry = self._read(key)
                 if entry is None or entry.is_expired(now):
-                    self.store.delete(self._name(key))
+                    self._delete_blob(key)
                     if entry is not None:
                         expired.append(key)
             if expired:
@@ -654,8 +750,42 @@ class ArchiveTier(Tier):
         """Delete every archived entry."""
         with self._exclusive():
             for key in self._index():
-                self.store.delete(self._name(key))
+                self._delete_blob(key)
             self._save_index([])
+
+    # -- change feed (in memory: keys another process adds or removes show up when its key index is read) --------
+
+    def index_meta(self) -> tuple[str, int] | None:
+        """Return the (model, dimension) recorded by :meth:`set_index_meta` in this process, or None."""
+        return self._index_meta
+
+    def set_index_meta(self, model: str, dim: int) -> None:
+        """Record the semantic index's model and start recording changed keys."""
+        with self._lock:
+            self._index_meta = (model, dim)
+            if self._changes is None:
+                self._changes = {}
+                if self._keys is None:
+                    self._index()  # the baseline against which another process's changes are seen
+
+    def changes(self, limit: int) -> list[tuple[int, str]]:
+        """Return up to *limit* changed keys not yet acknowledged, oldest first."""
+        with self._lock:
+            if self._dir is not None:
+                self._index()  # notice another process's archive moves
+            if not self._changes:
+                return []
+            out = sorted((seq, key) for key, seq in self._changes.items())
+            return out[:limit]
+
+    def ack_changes(self, changes: Sequence[tuple[int, str]]) -> None:
+        """Forget acknowledged changes (a key changed again since keeps its newer change)."""
+        with self._lock:
+            if self._changes is None:
+                return
+            for seq, key in changes:
+                if self._changes.get(key) == seq:
+                    del self._changes[key]
 
     def stats(self) -> dict[str, Any]:
         """Counters plus where the archive is and whether it is encrypted."""

@@ -24,11 +24,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import re
 import sys
 import threading
+import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import (
     AgentMemError,
     EmbeddingError,
+    IndexInUseError,
     InvalidArgumentError,
     MissingDependencyError,
     StorageError,
@@ -51,10 +55,15 @@ __all__ = [
     "REBUILDING",
     "ChromaIndex",
     "ChromaTier",
+    "Progress",
     "SemanticIndex",
+    "claim_index_dir",
     "collection_name",
     "embedding_text",
+    "forget_client",
     "make_client",
+    "release_index_dir",
+    "report_progress",
 ]
 
 logger = logging.getLogger(__name__)
@@ -110,7 +119,7 @@ def make_client(
                 exc,
                 aside,
             )
-            _forget_client(path)
+            forget_client(path)
             try:
                 return chromadb.PersistentClient(path=str(path), settings=settings)
             except Exception as again:
@@ -130,8 +139,68 @@ def _move_aside(path: Path) -> Path:
     return aside
 
 
-def _forget_client(path: str | PathLike[str]) -> None:
-    """Drop chromadb's in-process cache of the client for *path* only (it would hand back the broken one)."""
+_CLAIMS: dict[
+    str, tuple[int, int]
+] = {}  # resolved index directory -> (lock file descriptor, users here)
+_CLAIMS_LOCK = threading.Lock()
+
+
+def claim_index_dir(path: str | PathLike[str]) -> None:
+    """Claim the local index directory *path* for this process (an exclusive ``flock`` on a file inside it).
+
+    A persistent Chroma directory has one process as its user: Chroma keeps the index in the process's memory,
+    so a second process would write over it unseen. Claims by one process nest (each :func:`release_index_dir`
+    undoes one); the operating system drops the claim of a process that dies.
+
+    Raises:
+        IndexInUseError: another process holds *path*.
+
+    """
+    import fcntl
+
+    where = Path(path)
+    where.mkdir(parents=True, exist_ok=True)
+    name = str(where.resolve())
+    with _CLAIMS_LOCK:
+        held = _CLAIMS.get(name)
+        if held is not None:
+            _CLAIMS[name] = (held[0], held[1] + 1)
+            return
+        fd = os.open(where / "agentmem.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise IndexInUseError(
+                f"the semantic index at {name!r} is open in another process; to search by meaning from "
+                "several processes, share a Chroma server (semantic='http://host:8000')"
+            ) from None
+        _CLAIMS[name] = (fd, 1)
+        forget_client(where)  # a client cached before another process used the directory is stale
+
+
+def release_index_dir(path: str | PathLike[str]) -> None:
+    """Undo one :func:`claim_index_dir` of *path*; the last one lets another process claim it."""
+    name = str(Path(path).resolve())
+    with _CLAIMS_LOCK:
+        held = _CLAIMS.get(name)
+        if held is None:
+            return
+        if held[1] > 1:
+            _CLAIMS[name] = (held[0], held[1] - 1)
+            return
+        del _CLAIMS[name]
+        os.close(held[0])
+        forget_client(
+            path
+        )  # the next claim may follow another process's writes: read the directory afresh
+
+
+def forget_client(path: str | PathLike[str]) -> None:
+    """Drop chromadb's in-process cache of the client for *path* only (it would hand back a stale one).
+
+    Needed when the directory under a client was replaced (a restore) or damaged.
+    """
     with contextlib.suppress(Exception):
         from chromadb.api.shared_system_client import SharedSystemClient
 
@@ -244,27 +313,116 @@ class ChromaIndex:
         )
 
 
-def _progress(total: int, desc: str) -> Any:
-    """Return a tqdm progress bar when stderr is a terminal, else None."""
-    if total <= 0 or not sys.stderr.isatty():
-        return None
+def _keys_of(tier: Tier) -> list[str]:
+    """Return the keys *tier* may hold: the archive's key index (no blob opened), or its live keys."""
+    return tier.archived_keys() or tier.keys()
+
+
+def _may_hold_entries(tier: Tier) -> bool:
+    """Return True when *tier* may hold entries (the archive answers from its key index, without a scan)."""
+    return bool(tier.archived_keys()) or tier.count() > 0
+
+
+ProgressHook = Callable[[str, "int | None"], Callable[[int], None]]
+"""``hook(description, total or None) -> advance(count)``: where a long embedding job reports (see
+:func:`report_progress`)."""
+
+_PROGRESS_HOOK: ContextVar[ProgressHook | None] = ContextVar("agentmem_progress_hook", default=None)
+
+
+@contextlib.contextmanager
+def report_progress(hook: ProgressHook) -> Iterator[None]:
+    """Send the progress of every long embedding job started in this context to *hook* (instead of tqdm/logs).
+
+    The CLI uses it to show embedding inside its own progress display.
+
+    Example:
+        >>> done = []
+        >>> with report_progress(lambda desc, total: done.append):
+        ...     Progress("embedding", "index", total=2).update(2)
+        >>> done
+        [2]
+
+    """
+    token = _PROGRESS_HOOK.set(hook)
     try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm comes with the semantic extra
-        return None
-    return tqdm(total=total, desc=desc, unit="entry")
+        yield
+    finally:
+        _PROGRESS_HOOK.reset(token)
+
+
+class Progress:
+    """Reports a long embedding job: a tqdm bar when stderr is a terminal, an INFO log line per batch otherwise.
+
+    Inside :func:`report_progress`, the hook given there receives the progress instead.
+
+    Args:
+        desc: What is being done (``"embedding"``, ``"reindexing"``).
+        where: The index's name, for the log lines.
+        total: Entries to process, when known.
+
+    Example:
+        >>> p = Progress("embedding", "agentmem-long_term", total=3)
+        >>> p.update(3); p.close()
+        >>> p.done
+        3
+
+    """
+
+    def __init__(self, desc: str, where: str, *, total: int | None = None) -> None:
+        self.desc, self.where, self.total = desc, where, total
+        self.done = 0
+        self._started = time.monotonic()
+        self._bar: Any = None
+        hook = _PROGRESS_HOOK.get()
+        self._advance = None if hook is None else hook(desc, total)
+        if self._advance is None and sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+            except ImportError:  # pragma: no cover - tqdm comes with the semantic extra
+                pass
+            else:
+                self._bar = tqdm(total=total, desc=desc, unit="entry")
+
+    def update(self, count: int) -> None:
+        """Count *count* more entries done (one batch)."""
+        self.done += count
+        if self._advance is not None:
+            self._advance(count)
+            return
+        if self._bar is not None:
+            self._bar.update(count)
+            return
+        rate = self.done / max(time.monotonic() - self._started, 1e-9)
+        of = "" if self.total is None else f" of {self.total}"
+        logger.info("%s %s: %d%s entries (%.0f/s)", self.where, self.desc, self.done, of, rate)
+
+    def close(self) -> None:
+        """Close the bar (if any)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 class SemanticIndex:
-    """Keeps a :class:`ChromaIndex` in step with a source-of-truth tier through the tier's change feed.
+    """Keeps a :class:`ChromaIndex` in step with the tiers it covers, through their change feeds.
+
+    One index covers every tier of a namespace (short-term, long-term, the archive): its ids are memory keys, not
+    tier positions, so a memory that moves between tiers keeps its vector (the move changes both tiers' feeds; the
+    key is then found in its new tier and its text, unchanged, is a hit of the embedding cache, not a model call).
+    A key is resolved in the order of *sources* (the manager's read order); a vector whose key no tier holds any
+    more is dropped.
 
     Args:
-        tier: The tier holding the entries (it must track changes: see ``Tier.changes``).
+        tier: The home tier: it records the index's model (``index_meta``) and its feed is applied first.
         embedder: The embedder (wrap it in a ``CachedEmbedder`` to embed each text once).
         client: A chromadb client.
         collection: The collection name.
         batch_size: Changes applied per embedding call.
         reindex: Rebuild when the store was indexed with another model (instead of refusing).
+        text_fn: ``fn(entry) -> str | None``: the text an entry is embedded by (None keeps it out).
+        sources: ``(name, tier)`` pairs in read order, *tier* among them (default: *tier* alone). The name is
+            reported with each hit by :meth:`search_located`.
 
     Raises:
         EmbeddingError: the store was indexed with another model or dimension and *reindex* is False.
@@ -281,13 +439,20 @@ class SemanticIndex:
         batch_size: int = 256,
         reindex: bool = False,
         text_fn: Callable[[MemoryEntry], str | None] | None = None,
+        sources: Sequence[tuple[str, Tier]] | None = None,
     ) -> None:
         self.tier = tier
+        self.sources: list[tuple[str, Tier]] = list(sources or [(tier.name, tier)])
+        if not any(t is tier for _, t in self.sources):
+            raise InvalidArgumentError(
+                "the home tier of a semantic index must be one of its sources"
+            )
         self.embedder = embedder
         self.text_fn = text_fn
         self.client = client
         self.batch_size = batch_size
         self.failed = 0  # entries that could not be embedded during sync (logged, left unindexed)
+        self.on_close: Callable[[], None] | None = None  # called once by close()
         self._lock = threading.RLock()
         self._base = collection
         model, dim = embedder.name, embedder.dim
@@ -314,13 +479,14 @@ class SemanticIndex:
             interrupted
             or not usable
             or recorded != (model, dim)
-            or (self.index.count() == 0 and tier.count() > 0)
+            or (self.index.count() == 0 and any(_may_hold_entries(t) for _, t in self.sources))
         ):
             self.reindex()
             if recorded is not None and recorded != (model, dim):
                 with contextlib.suppress(Exception):  # the old model's vectors are no longer needed
                     client.delete_collection(self._collection_for(*recorded))
         else:
+            self._adopt_sources()
             self.sync()  # finish what a crash left in the outbox
 
     def _open_collection(self, name: str, dim: int) -> tuple[ChromaIndex, bool]:
@@ -361,18 +527,70 @@ class SemanticIndex:
         digest = hashlib.sha256(f"{model}|{dim}".encode()).hexdigest()[:8]
         return f"{self._base}-{digest}"[:500]
 
+    def _adopt_sources(self) -> None:
+        """Start the feed of every source that does not record this model yet, and index what it holds.
+
+        A source's feed records changes only once ``set_index_meta`` was called on it: a tier added to an existing
+        index (a store written by an older version, whose short-term and archive were not indexed) or one whose
+        feed lives in memory (the buffer, the archive) starts its feed now, and its keys without a vector are
+        embedded.
+        """
+        target = (self.embedder.name, self.embedder.dim)
+        for _, source in self.sources:
+            if source is self.tier or source.index_meta() == target:
+                continue
+            source.set_index_meta(*target)
+            keys = _keys_of(source)
+            if not keys:
+                continue
+            have: set[str] = set()
+            for start in range(0, len(keys), 10_000):
+                have.update(self.index.get(keys[start : start + 10_000], include=[])["ids"])
+            missing = [k for k in keys if k not in have]
+            if missing:
+                logger.info(
+                    "semantic index %s: indexing %d entries of %s",
+                    self.index.name,
+                    len(missing),
+                    source.name,
+                )
+                self._apply(missing)
+
     def text_of(self, entry: MemoryEntry) -> str | None:
         """Return the text *entry* is embedded by, or None when it stays out of the index (see ``text_fn``)."""
-        if self.text_fn is None:
-            return embedding_text(entry.key, entry.value, entry.tags)
-        text = self.text_fn(entry)
-        return text if text else None
+        text = (
+            embedding_text(entry.key, entry.value, entry.tags)
+            if self.text_fn is None
+            else self.text_fn(entry)
+        )
+        if not text:
+            return None
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise EmbeddingError(
+                f"the text of entry {entry.key!r} is not valid UTF-8 ({exc.reason}): it cannot be embedded"
+            ) from None
+        return text
 
     def prepare(self, entries: Sequence[MemoryEntry]) -> None:
-        """Embed *entries* now (filling the embedding cache), so bad vectors fail before anything is stored."""
+        """Embed *entries* now (filling the embedding cache), so bad vectors fail before anything is stored.
+
+        More than one batch shows progress (see :class:`Progress`).
+        """
         texts = [t for t in map(self.text_of, entries) if t is not None]
-        if texts:
-            self.embedder.embed_documents(texts)
+        if len(texts) <= self.batch_size:
+            if texts:
+                self.embedder.embed_documents(texts)
+            return
+        progress = Progress("embedding", self.index.name, total=len(texts))
+        try:
+            for start in range(0, len(texts), self.batch_size):
+                chunk = texts[start : start + self.batch_size]
+                self.embedder.embed_documents(chunk)
+                progress.update(len(chunk))
+        finally:
+            progress.close()
 
     def _embed_live(
         self, live: list[tuple[str, MemoryEntry]]
@@ -401,47 +619,92 @@ class SemanticIndex:
                 )
         return keys, vectors
 
-    def sync(self) -> int:
-        """Apply pending changes to the vector index; return how many keys were processed.
+    def locate(self, keys: Sequence[str]) -> dict[str, tuple[str, MemoryEntry]]:
+        """Return ``{key: (source name, live entry)}`` for the keys some source holds, in read order."""
+        found: dict[str, tuple[str, MemoryEntry]] = {}
+        remaining = list(dict.fromkeys(keys))
+        for name, source in self.sources:
+            if not remaining:
+                break
+            entries = source.get_many(remaining, touch=False)
+            for key, entry in zip(remaining, entries, strict=True):
+                if entry is not None:
+                    found[key] = (name, entry)
+            remaining = [k for k in remaining if k not in found]
+        return found
+
+    def _apply(self, keys: list[str]) -> None:
+        """Bring the vectors of *keys* in step with the tiers (the caller holds the lock)."""
+        located = self.locate(keys)
+        live = [(k, located[k][1]) for k in keys if k in located]
+        gone = [k for k in keys if k not in located]
+        if live:
+            try:
+                ok, vectors = self._embed_live(live)
+            except EmbeddingError as exc:
+                self.failed += 1
+                logger.error(
+                    "entry %r cannot be embedded and stays out of the semantic index: %s",
+                    live[0][0],
+                    exc,
+                )
+                ok, vectors = [], []
+            done = set(ok)
+            gone += [k for k, _ in live if k not in done]
+            if ok:
+                self.index.upsert(ok, vectors)
+        if gone:
+            self.index.delete(gone)
+
+    def sync(self, *, wait: bool = True, only: Collection[Tier] | None = None) -> int:
+        """Apply every source's pending changes to the vector index; return how many keys were processed.
 
         An entry whose text the embedder cannot embed (for example one written by ``update()``) is logged,
-        counted in ``failed`` and left out of the index, so it never blocks the changes behind it.
+        counted in ``failed`` and left out of the index, so it never blocks the changes behind it. A backlog of
+        more than one batch (the first search after an import) shows progress (see :class:`Progress`).
+
+        Args:
+            wait: False returns at once (0) when another thread is syncing. Writers pass False: a write may run
+                inside a tier's lock (short-term's overflow writes long-term inside the evicting write), while
+                a sync holds the index's lock and reads every tier, so a writer waiting here could deadlock.
+                What it leaves pending is applied by the running sync or, at the latest, by the next search.
+            only: Apply the feeds of these sources alone (a write through one tier catches up that tier, so a
+                long-term write does not embed what short-term left for later).
+
         """
         done = 0
+        progress: Progress | None = None
+        if not self._lock.acquire(blocking=wait):
+            return 0
         with self._lock:
-            while True:
-                changes = self.tier.changes(self.batch_size)
-                if not changes:
-                    return done
-                keys = list(dict.fromkeys(key for _, key in changes))
-                entries = self.tier.get_many(keys, touch=False)
-                live = [(k, e) for k, e in zip(keys, entries, strict=True) if e is not None]
-                gone = [k for k, e in zip(keys, entries, strict=True) if e is None]
-                if live:
-                    try:
-                        ok, vectors = self._embed_live(live)
-                    except EmbeddingError as exc:
-                        self.failed += 1
-                        logger.error(
-                            "entry %r cannot be embedded and stays out of the semantic index: %s",
-                            live[0][0],
-                            exc,
-                        )
-                        ok, vectors = [], []
-                    gone += [k for k, _ in live if k not in set(ok)]
-                    if ok:
-                        self.index.upsert(ok, vectors)
-                if gone:
-                    self.index.delete(gone)
-                self.tier.ack_changes(changes)
-                done += len(keys)
+            self._lock.release()  # held once, by the with statement, from here
+            try:
+                for _, source in self.sources:
+                    if only is not None and not any(source is t for t in only):
+                        continue
+                    while True:
+                        changes = source.changes(self.batch_size)
+                        if not changes:
+                            break
+                        keys = list(dict.fromkeys(key for _, key in changes))
+                        self._apply(keys)
+                        source.ack_changes(changes)
+                        done += len(keys)
+                        if progress is None and len(changes) >= self.batch_size:
+                            progress = Progress("indexing", self.index.name)
+                        if progress is not None:
+                            progress.update(len(keys))
+            finally:
+                if progress is not None:
+                    progress.close()
+        return done
 
     def reindex(self) -> int:
-        """Rebuild the vector index from every live entry of the tier; return how many were indexed.
+        """Rebuild the vector index from every live entry of the sources; return how many were indexed.
 
-        The vectors go into this model's collection. Before anything changes, the tier records the rebuild as in
-        progress (model ``REBUILDING + model``); only once every entry has been embedded does it record the model
-        itself. A rebuild for a new model that raises puts the previous record back (the previous model's
+        The vectors go into this model's collection. Before anything changes, the home tier records the rebuild
+        as in progress (model ``REBUILDING + model``); only once every entry has been embedded does it record the
+        model itself. A rebuild for a new model that raises puts the previous record back (the previous model's
         collection is untouched); otherwise the record stays "in progress", and a rebuild that raised or whose
         process died is detected by it on the next open and finished there.
         """
@@ -464,22 +727,43 @@ class SemanticIndex:
     def _rebuild(self) -> int:
         """Do the work of :meth:`reindex` (the caller holds the lock and recorded the rebuild as in progress)."""
         with self._lock:
-            backlog = self.tier.changes(sys.maxsize)
+            target = (self.embedder.name, self.embedder.dim)
+            backlogs = []
+            for _, source in self.sources:
+                if source is not self.tier:
+                    source.set_index_meta(
+                        *target
+                    )  # start its feed: nothing written from now is missed
+                backlogs.append((source, source.changes(sys.maxsize)))
             self.index.clear()
-            entries = self.tier.scan()
-            bar = _progress(len(entries), "reindexing")
-            for start in range(0, len(entries), self.batch_size):
-                batch = entries[start : start + self.batch_size]
-                chunk = [(e.key, t) for e in batch if (t := self.text_of(e)) is not None]
-                if chunk:
-                    vectors = self.embedder.embed_documents([t for _, t in chunk])
-                    self.index.upsert([k for k, _ in chunk], vectors)
-                if bar is not None:
-                    bar.update(len(batch))
-            if bar is not None:
-                bar.close()
-            self.tier.set_index_meta(self.embedder.name, self.embedder.dim)
-            self.tier.ack_changes(backlog)
+            seen: dict[str, MemoryEntry] = {}
+            for (
+                _,
+                source,
+            ) in self.sources:  # read order: a key held twice (a move cut short) counts once
+                for entry in source.scan():
+                    seen.setdefault(entry.key, entry)
+            entries = list(seen.values())
+            progress = (
+                Progress("reindexing", self.index.name, total=len(entries))
+                if len(entries) > self.batch_size
+                else None
+            )
+            try:
+                for start in range(0, len(entries), self.batch_size):
+                    batch = entries[start : start + self.batch_size]
+                    chunk = [(e.key, t) for e in batch if (t := self.text_of(e)) is not None]
+                    if chunk:
+                        vectors = self.embedder.embed_documents([t for _, t in chunk])
+                        self.index.upsert([k for k, _ in chunk], vectors)
+                    if progress is not None:
+                        progress.update(len(batch))
+            finally:
+                if progress is not None:
+                    progress.close()
+            self.tier.set_index_meta(*target)
+            for source, backlog in backlogs:
+                source.ack_changes(backlog)
             logger.info("semantic index %s rebuilt: %d entries", self.index.name, len(entries))
             return len(entries)
 
@@ -494,19 +778,35 @@ class SemanticIndex:
 
     def search_by_vector(self, vector: Sequence[float], k: int) -> list[tuple[MemoryEntry, float]]:
         """Return up to *k* live ``(entry, cosine similarity)`` pairs nearest to *vector* (checked: length, NaN)."""
+        return [(entry, sim) for _, entry, sim in self.search_located(vector, k)]
+
+    def search_located(
+        self, vector: Sequence[float], k: int, *, only: Collection[str] | None = None
+    ) -> list[tuple[str, MemoryEntry, float]]:
+        """Return up to *k* live ``(source name, entry, cosine similarity)`` triples nearest to *vector*.
+
+        *only*: keep the entries of these sources (by name) alone.
+        """
         self.sync()
         fetch = k
         while True:
             with self._lock:
                 hits = self.index.query(vector, fetch)
-            entries = self.tier.get_many([key for key, _ in hits], touch=False)
-            live = [(e, sim) for (_, sim), e in zip(hits, entries, strict=True) if e is not None]
+            located = self.locate([key for key, _ in hits])
+            live = [
+                (*located[key], sim)
+                for key, sim in hits
+                if key in located and (only is None or located[key][0] in only)
+            ]
             if len(live) >= k or len(hits) < fetch:
                 return live[:k]
             fetch *= 4
 
     def close(self) -> None:
-        """Close the embedding cache (the Chroma client needs no closing)."""
+        """Close the embedding cache and give up the claim on a local index directory (see ``on_close``)."""
+        on_close, self.on_close = self.on_close, None
+        if on_close is not None:
+            on_close()
         cache = getattr(self.embedder, "cache", None)
         if cache is not None:
             cache.close()

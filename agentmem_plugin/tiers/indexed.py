@@ -1,16 +1,24 @@
-"""A tier that keeps its own semantic index in step: every write through it reaches the vectors.
+"""A tier that keeps a semantic index in step: every write through it reaches the vectors.
 
-:class:`IndexedTier` wraps a source-of-truth tier (SQLite, PostgreSQL, a buffer) and a
-:class:`~agentmem_plugin.tiers.chroma.SemanticIndex` that follows the tier's change feed. Writers never call a
-sync themselves: a write embeds its entries first (a value that cannot be embedded fails before anything is
-stored), then stores them, then applies the change feed to the vector index. Inside an open transaction the
-feed is applied when the outermost transaction commits, so a rolled-back write never reaches the vectors.
-Searches apply whatever is still pending (another process's writes) before they query.
+:class:`IndexedTier` wraps a source-of-truth tier (SQLite, PostgreSQL, a buffer, the archive) and a
+:class:`~agentmem_plugin.tiers.chroma.SemanticIndex` that follows the tier's change feed (one index may follow
+several tiers: a manager's namespace has one index over short-term, long-term and the archive).
+
+* **Eager** (long-term, a single :class:`~agentmem_plugin.memory.Memory`): a write embeds its entries first (a
+  value that cannot be embedded fails before anything is stored), then stores them, then applies the change feed
+  to the vector index.
+* **Lazy** (short-term): a write only stores; the feed is applied in batches, at the next search or once a batch
+  of writes is pending, so a store into short-term never waits for the model and short-term entries are embedded
+  many at a time (each text once: the embedding cache is keyed by the text's hash).
+
+Inside an open transaction the feed is applied when the outermost transaction commits, so a rolled-back write
+never reaches the vectors. Searches apply whatever is still pending (another process's writes) before they query.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import uuid
@@ -39,44 +47,72 @@ def open_semantic(
     chroma: Any = None,
     reindex: bool = False,
     embed_text: Callable[[MemoryEntry], str | None] | None = None,
+    sources: Sequence[tuple[str, Tier]] | None = None,
 ) -> SemanticIndex:
     """Open the semantic index of *tier*: vectors in Chroma, embeddings cached beside the store.
 
     Args:
-        tier: The source-of-truth tier (its ``table`` and ``namespace`` name the collection).
+        tier: The home tier (its ``table`` and ``namespace`` name the collection; it records the model).
         embedder: ``"default"`` (offline MiniLM), an Embedder, a LangChain ``Embeddings`` or a callable.
         where: The directory holding ``chroma/`` and ``embeddings.sqlite3``; None keeps both in memory.
         chroma: A Chroma server URL (``"http://127.0.0.1:8000"``) or a chromadb client, instead of *where*.
         reindex: Rebuild when the store was indexed with another model (instead of refusing to open).
         embed_text: ``fn(entry) -> str | None``: the text an entry is embedded by (None keeps it out).
+        sources: Every tier the index covers, as ``(name, tier)`` in read order (default: *tier* alone).
 
     Raises:
         EmbeddingError: the store was indexed with another model and *reindex* is False.
+        IndexInUseError: the local index directory (``where/chroma``) is open in another process.
         MissingDependencyError: the ``semantic`` extra is not installed.
         BackendUnavailableError: the Chroma server cannot be reached.
 
     """
     from agentmem_plugin.embeddings import CachedEmbedder, EmbeddingCache, as_embedder
-    from agentmem_plugin.tiers.chroma import SemanticIndex, collection_name, make_client
+    from agentmem_plugin.tiers.chroma import (
+        SemanticIndex,
+        claim_index_dir,
+        collection_name,
+        make_client,
+        release_index_dir,
+    )
 
     inner = as_embedder(embedder)
+    claimed: Path | None = None
+    cache_file = None if where is None else where / "embeddings.sqlite3"
     if chroma is not None:  # a server (URL) or a client: a stable collection per table + namespace
         if isinstance(chroma, str):
             from agentmem_plugin.tiers.factory import open_chroma_client
 
             chroma = open_chroma_client(chroma)
-        cache = EmbeddingCache(None if where is None else where / "embeddings.sqlite3")
         client, name = chroma, collection_name(f"agentmem-{tier.table}", tier.namespace)
     elif where is None:
-        cache, client = EmbeddingCache(), make_client()
+        client = make_client()
         name = collection_name(f"agentmem-{uuid.uuid4().hex[:12]}", tier.namespace)
     else:
-        cache = EmbeddingCache(where / "embeddings.sqlite3")
-        client = make_client(path=where / "chroma")
+        claimed = where / "chroma"
+        claim_index_dir(claimed)  # one process per local index directory
+        try:
+            client = make_client(path=claimed)
+        except BaseException:
+            release_index_dir(claimed)
+            raise
         name = collection_name(f"agentmem-{tier.table}", tier.namespace)
-    return SemanticIndex(
-        tier, CachedEmbedder(inner, cache), client, name, reindex=reindex, text_fn=embed_text
+    cached = (
+        inner
+        if isinstance(inner, CachedEmbedder)
+        else CachedEmbedder(inner, EmbeddingCache(cache_file))
     )
+    try:
+        index = SemanticIndex(
+            tier, cached, client, name, reindex=reindex, text_fn=embed_text, sources=sources
+        )
+    except BaseException:
+        if claimed is not None:
+            release_index_dir(claimed)
+        raise
+    if claimed is not None:
+        index.on_close = functools.partial(release_index_dir, claimed)
+    return index
 
 
 class IndexedTier(ForwardingTier):
@@ -84,16 +120,23 @@ class IndexedTier(ForwardingTier):
 
     Args:
         inner: The tier holding the entries.
-        semantic: Its semantic index (built by :func:`open_semantic` over *inner*).
+        semantic: The semantic index following it (built by :func:`open_semantic` with *inner* as a source).
+        eager: Embed before each write and index right after it (see the module docstring); False: lazy.
+        owns_index: :meth:`close` closes the index too (one of the tiers sharing an index owns it).
 
     Every primitive, capability and extra of *inner* is available on this object (see
     :class:`~agentmem_plugin.tiers.forwarding.ForwardingTier`); writes are followed by the index.
 
     """
 
-    def __init__(self, inner: Tier, semantic: SemanticIndex) -> None:
+    def __init__(
+        self, inner: Tier, semantic: SemanticIndex, *, eager: bool = True, owns_index: bool = True
+    ) -> None:
         super().__init__(inner)
         self.semantic = semantic
+        self.eager = eager
+        self.owns_index = owns_index
+        self._pending = 0  # lazy: writes since the index last caught up
         self._local = threading.local()  # depth of this thread's open transactions
 
     def semantic_index(self) -> SemanticIndex:
@@ -103,8 +146,13 @@ class IndexedTier(ForwardingTier):
     # -- keeping the index in step ---------------------------------------------------------------------------
 
     def _after_write(self) -> None:
+        if not self.eager:
+            self._pending += 1
+            if self._pending < self.semantic.batch_size:
+                return
         if getattr(self._local, "depth", 0) == 0 and not self.inner.in_transaction():
-            self.semantic.sync()
+            self._pending = 0
+            self.semantic.sync(wait=False, only=(self.inner,))
 
     def _forward(self, method: str, *args: Any, **kwargs: Any) -> Any:
         result = super()._forward(method, *args, **kwargs)
@@ -124,8 +172,12 @@ class IndexedTier(ForwardingTier):
         self._after_write()
 
     def put_many(self, entries: Sequence[MemoryEntry]) -> None:
-        """Embed *entries* (failing before anything is stored), store them, then index them."""
-        self.semantic.prepare(entries)
+        """Embed *entries* (failing before anything is stored), store them, then index them (eager); lazy: store."""
+        if self.eager:
+            # Bad input (a value that is not JSON, a lone surrogate) fails as the tier would fail it, before
+            # the embedder sees it.
+            entries = list(self._normalized_batch(entries).values())
+            self.semantic.prepare(entries)
         super().put_many(entries)
 
     def put_if_newer(self, entries: Sequence[MemoryEntry]) -> list[MemoryEntry]:
@@ -136,7 +188,8 @@ class IndexedTier(ForwardingTier):
         such entry never blocks the writes behind it.
         """
         try:
-            self.semantic.prepare(entries)
+            if self.eager:
+                self.semantic.prepare(entries)
         except (
             EmbeddingError
         ) as exc:  # the index's sync embeds the rest one by one and skips the bad ones
@@ -157,8 +210,9 @@ class IndexedTier(ForwardingTier):
         }
 
     def close(self) -> None:
-        """Close the index's embedding cache and the inner tier."""
-        self.semantic.close()
+        """Close the inner tier, and the index's embedding cache when this tier owns the index."""
+        if self.owns_index:
+            self.semantic.close()
         self.inner.close()
 
 

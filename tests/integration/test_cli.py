@@ -220,9 +220,10 @@ def test_stats_table_and_json(store: Path) -> None:
     assert data["short_term"]["size"] == 1 and data["long_term"]["size"] == 2
     assert data["external"]["size"] == 1
     assert data["archive_encrypted"] is False
+    index = {"model": "all-MiniLM-L6-v2", "dim": 384}  # the store was built semantic by default
     assert data["namespaces"] == {
-        "": {"short_term": 1, "long_term": 2, "external": 1, "semantic_index": None},
-        "user/alice": {"short_term": 1, "long_term": 1, "external": 1, "semantic_index": None},
+        "": {"short_term": 1, "long_term": 2, "external": 1, "semantic_index": index},
+        "user/alice": {"short_term": 1, "long_term": 1, "external": 1, "semantic_index": index},
     }
     alice = orjson.loads(run("stats", store, "--json", "-n", "user/alice").stdout)
     assert alice["namespace"] == "user/alice" and alice["long_term"]["size"] == 1
@@ -304,7 +305,7 @@ def test_semantic_search_and_reindex(tmp_path: Path, real_embedder: Any) -> None
         assert run("put", path, key, text, "--tier", "long_term").exit_code == 0
     reindexed = run("reindex", path)
     assert reindexed.exit_code == 0, reindexed.stderr
-    assert "reindexed 3 long-term entries in 1 namespace" in reindexed.stderr
+    assert "reindexed 3 entries in 1 namespace" in reindexed.stderr
     index = orjson.loads(run("stats", path, "--json").stdout)["namespaces"][""]["semantic_index"]
     assert index == {"model": "all-MiniLM-L6-v2", "dim": 384}
     semantic = orjson.loads(run("search", path, "which language does the user use?", "--mode", "semantic",

@@ -209,7 +209,8 @@ def test_namespaces_never_cross(tmp_path, clock):
     alice.store_many({f"a{i}": f"alice secret {i}" for i in range(6)})
     bob.store("b", "bob note")
     assert bob.keys() == ["b"] and bob.retrieve("a0") is None
-    assert bob.search("secret") == []
+    assert bob.search("secret", mode="keyword") == []
+    assert [h["key"] for h in bob.search("secret")] == ["b"]  # by meaning: bob's own memory, never alice's
     assert sorted(alice.keys()) == [f"a{i}" for i in range(6)]
     assert {len(alice.keys(t)) for t in ("short_term", "long_term", "external")} == {2}
     alice.close()

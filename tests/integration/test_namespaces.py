@@ -34,7 +34,8 @@ def test_views_are_isolated_and_cached(manager: MemoryManager) -> None:
     assert manager.retrieve("color") is None
     assert alice.tier_of("note0") == "long_term"
     assert bob.tier_of("note0") is None
-    assert [h["key"] for h in bob.search("note")] == []
+    assert [h["key"] for h in bob.search("note", mode="keyword")] == []
+    assert "note0" not in [h["key"] for h in bob.search("note", limit=50)]  # by meaning too: never alice's
     assert {h["key"] for h in alice.search("note")} >= {"note0", "note4"}
     assert bob.delete("note0") is False
     assert alice.exists("note0")

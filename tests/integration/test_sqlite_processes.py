@@ -19,7 +19,7 @@ WRITER = textwrap.dedent(
     import sys
     from agentmem_plugin import Memory
     path, prefix, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    memory = Memory(capacity=None, persistence=True, storage_path=path)
+    memory = Memory(capacity=None, persistence=True, storage_path=path, embedder=None)
     i = 0
     while count < 0 or i < count:
         key = f"{prefix}-{i}"

@@ -48,7 +48,7 @@ def test_reopen_gives_back_entries_tags_ttls_and_access_counts(tmp_path, clock):
         assert prefs.access_count == 4
         task = m.get_entry("task")
         assert task.ttl == 120 and task.expires_at == pytest.approx(clock.now - 2 + 120)
-        assert [h["key"] for h in m.search("english")] == ["prefs"]
+        assert [h["key"] for h in m.search("english", mode="keyword")] == ["prefs"]
 
 
 def test_storage_path_is_a_directory_created_on_demand(tmp_path, clock):

@@ -8,6 +8,7 @@ from agentmem_plugin.errors import (
     AgentMemError,
     BackendUnavailableError,
     EmbeddingError,
+    IndexInUseError,
     IntegrityError,
     InvalidArgumentError,
     InvalidKeyError,
@@ -33,6 +34,7 @@ BUILTIN_OF = {
     StoreCorruptError: OSError,
     SchemaVersionError: OSError,
     ReadOnlyStoreError: OSError,
+    IndexInUseError: OSError,
     BackendUnavailableError: ConnectionError,
 }
 

@@ -36,6 +36,7 @@ EXPECTED_ALL = [
     "OptimizedMemory",
     "PersistentMemory",
     "BackendUnavailableError",
+    "IndexInUseError",
     "ReadOnlyStoreError",
     "ResilientMemory",
     "SchemaVersionError",

@@ -45,8 +45,16 @@ class ManagerMachine(RuleBasedStateMachine):
 
     def _open(self) -> MemoryManager:
         return MemoryManager(
-            short_term_limit=3, long_term_limit=3, storage_path=self.directory, cache_size=4
+            short_term_limit=3,
+            long_term_limit=3,
+            storage_path=self.directory,
+            cache_size=4,
+            embedder=self.embedder(),
         )
+
+    def embedder(self) -> Any:
+        """None: these machines check moves, not search (see SearchCoverageMachine)."""
+        return None
 
     @initialize()
     def named_memories(self) -> None:
@@ -162,4 +170,42 @@ def test_manager_on_disk_matches_the_model_across_reopens() -> None:
 
     run_state_machine_as_test(
         OnDisk, settings=settings(max_examples=25, stateful_step_count=25, deadline=None)
+    )
+
+
+class SearchCoverageMachine(ManagerMachine):
+    """Any sequence of stores, reads, deletes, consolidations and overflows keeps every live key findable.
+
+    ``set(search(q, mode="semantic", limit=n_all))`` equals the set of live keys, whatever tier each sits in.
+    The embedder is a FAKE (hash vectors): which keys are found, not how they rank, is checked.
+    """
+
+    def embedder(self) -> Any:
+        from conftest import FakeHashEmbedder
+
+        return FakeHashEmbedder()
+
+    @invariant()
+    def semantic_search_finds_every_live_key(self) -> None:
+        n_all = max(1, len(self.model))
+        found = [h["key"] for h in self.mm.search("anything at all", limit=n_all, mode="semantic")]
+        assert len(found) == len(set(found))
+        assert set(found) == set(self.model)
+        hybrid = self.mm.search("anything at all", limit=n_all)
+        assert {h["key"] for h in hybrid} == set(self.model)
+
+
+def test_semantic_search_sees_every_live_key_whatever_its_tier() -> None:
+    run_state_machine_as_test(
+        SearchCoverageMachine,
+        settings=settings(max_examples=40, stateful_step_count=25, deadline=None),
+    )
+
+
+def test_semantic_search_sees_every_live_key_across_reopens() -> None:
+    class OnDisk(SearchCoverageMachine):
+        PERSISTENT = True
+
+    run_state_machine_as_test(
+        OnDisk, settings=settings(max_examples=10, stateful_step_count=20, deadline=None)
     )

@@ -28,7 +28,7 @@ def _no_remote_llm() -> Iterator[None]:
 @pytest.fixture
 def manager(tmp_path: Path) -> Iterator[MemoryManager]:
     """A persistent manager without embedder (keyword search), in tmp_path."""
-    mm = MemoryManager(storage_path=tmp_path / "store")
+    mm = MemoryManager(storage_path=tmp_path / "store", embedder=None)
     yield mm
     mm.close()
 

@@ -134,7 +134,7 @@ def test_messages_are_stored_as_json_memories_in_the_session_namespace(
 
 
 def test_history_survives_short_term_overflow(tmp_path: Path) -> None:
-    mm = MemoryManager(short_term_limit=3, storage_path=tmp_path)
+    mm = MemoryManager(short_term_limit=3, storage_path=tmp_path, embedder=None)
     try:
         memory = AgentMemChatMemory.from_defaults(manager=mm, session_id="s")
         sent = [_msg("user" if i % 2 == 0 else "assistant", f"message {i}") for i in range(8)]
