@@ -1,6 +1,6 @@
 """Retrieval quality on LongMemEval-S (development half), the official retrieval protocol.
 
-Run: ``.venv/bin/python benchmarks/bench_lme.py [--limit N] [--ablation] [--embedder fp32|int8|onnx]``
+Run: ``.venv/bin/python benchmarks/bench_lme.py [--limit N] [--ablation] [--embedder fp32|onnx|onnx-int8]``
 
 Protocol (LongMemEval ``src/retrieval/``, see ``../shared/data/longmemeval/README.md``): one corpus per question
 made of the USER turns of its haystack, id ``<session_id>_<turn number, 1-based over all turns>``; relevant = user
@@ -74,21 +74,26 @@ TYPES = (
 
 
 def make_embedder(kind: str = "fp32") -> Embedder:
-    """The benchmark's embedder: MiniLM (fp32, int8 or ONNX) behind an on-disk cache outside the repository."""
+    """The benchmark's embedder behind an on-disk cache outside the repository (one cache file per kind).
+
+    ``fp32``: :class:`SentenceTransformerEmbedder`; ``onnx``: :class:`OnnxEmbedder` (fp32 export);
+    ``onnx-int8``: its int8-quantized export. Each kind has its own cache file, so the ONNX rows are measured
+    with their own vectors (fp32 ONNX records the same model name as sentence-transformers).
+    """
     from agentmem_plugin import embeddings
 
     inner: Embedder
     if kind == "fp32":
         inner = embeddings.SentenceTransformerEmbedder(batch_size=64)
-    elif kind == "int8":
-        inner = embeddings.QuantizedEmbedder(batch_size=64)  # type: ignore[attr-defined]
-    elif kind == "onnx":
-        inner = embeddings.OnnxEmbedder(  # type: ignore[attr-defined]
-            batch_size=64, cache_dir=CACHE_DIR / "onnx"
+        cache = CACHE_DIR / "minilm.sqlite"
+    elif kind in ("onnx", "onnx-int8"):
+        inner = embeddings.OnnxEmbedder(
+            batch_size=32, quantize=kind == "onnx-int8", cache_dir=CACHE_DIR / "onnx"
         )
+        cache = CACHE_DIR / f"minilm-{kind}.sqlite"
     else:
         raise SystemExit(f"unknown embedder {kind!r}")
-    return CachedEmbedder(inner, EmbeddingCache(CACHE_DIR / "minilm.sqlite"))
+    return CachedEmbedder(inner, EmbeddingCache(cache))
 
 
 # -- data -----------------------------------------------------------------------------------------------------
@@ -550,7 +555,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="rounds of --ingest (best counts)")
     parser.add_argument("--limit", type=int, default=None, help="stratified sample of N questions")
     parser.add_argument("--ablation", action="store_true", help="add the ranking.py ablation rows")
-    parser.add_argument("--embedder", default="fp32", choices=["fp32", "int8", "onnx"])
+    parser.add_argument("--embedder", default="fp32", choices=["fp32", "onnx", "onnx-int8"])
     parser.add_argument("--refresh", action="store_true", help="gather candidates again")
     args = parser.parse_args()
     if not DATA.exists():

@@ -1,7 +1,7 @@
 """Retrieval quality on LoCoMo (development half): recall@1/5/10 and MRR per category, with latencies.
 
 Run: ``.venv/bin/python benchmarks/bench_locomo.py [--mode hybrid|keyword|semantic] [--sweep]``, or
-``.venv/bin/python benchmarks/bench_locomo.py --references [--limit N] [--ablation] [--embedder fp32|int8|onnx]``
+``.venv/bin/python benchmarks/bench_locomo.py --references [--limit N] [--ablation] [--embedder fp32|onnx|onnx-int8]``
 for the table beside its references (see below).
 
 Each conversation goes into a fresh persistent ``Memory`` (one memory per turn: key = dia_id, value =
@@ -335,7 +335,7 @@ if __name__ == "__main__":
         parser.add_argument(
             "--ablation", action="store_true", help="add the ranking.py ablation rows"
         )
-        parser.add_argument("--embedder", default="fp32", choices=["fp32", "int8", "onnx"])
+        parser.add_argument("--embedder", default="fp32", choices=["fp32", "onnx", "onnx-int8"])
         parser.add_argument("--refresh", action="store_true", help="gather candidates again")
         references_main(parser.parse_args())
     else:
