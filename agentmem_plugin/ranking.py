@@ -139,6 +139,10 @@ class RankingConfig:
         length_k: ``k`` of the ``"length"`` normalisation (BM25 per query term at which it gives 0.5).
         cos_norm: ``"minmax"`` or ``"raw"``.
         semantic_gate: Minimum best cosine for the dense side to count (None: always counts).
+        adaptive_weight: How much of ``w`` follows the query (0: fixed ``keyword_weight``; 1: fully from the
+            query): each side's confidence is how far its best candidate stands above its next ones
+            (``1 - mean`` of its normalised top-10 scores), and ``w_query = conf_bm25 / (conf_bm25 + conf_cos)``;
+            ``w = (1 - a) * keyword_weight + a * w_query``.
         entity_weight: Boost for the share of the query's proper nouns and numbers found in a text.
         context_mode: ``"session"``, ``"always"`` or ``"off"``.
         context_weight: Share of the best neighbour's score a memory receives.
@@ -153,12 +157,13 @@ class RankingConfig:
 
     """
 
-    keyword_weight: float = 0.5
-    bm25_norm: BM25Norm = "max"
+    keyword_weight: float = 0.55
+    bm25_norm: BM25Norm = "minmax"
     length_k: float = 1.0
     cos_norm: CosNorm = "minmax"
     semantic_gate: float | None = None
-    entity_weight: float = 0.0
+    adaptive_weight: float = 0.0
+    entity_weight: float = 0.1
     context_mode: ContextMode = "session"
     context_weight: float = 0.5
     session_weight: float = 0.0
@@ -170,6 +175,7 @@ class RankingConfig:
     def __post_init__(self) -> None:
         _fraction(self.keyword_weight, "keyword_weight")
         _fraction(self.session_weight, "session_weight")
+        _fraction(self.adaptive_weight, "adaptive_weight")
         for name in ("entity_weight", "context_weight", "recency_weight", "importance_weight"):
             _non_negative(getattr(self, name), name)
         _positive(self.length_k, "length_k")
@@ -221,11 +227,16 @@ DEFAULT_CONFIG = RankingConfig()
 ABLATIONS: dict[str, dict[str, Any]] = {
     "- context (context_mode=off)": {"context_mode": "off"},
     "context across sessions (always)": {"context_mode": "always"},
-    "+ session max-pool (g=0.5)": {"session_weight": 0.5},
+    "context weight 0.3": {"context_weight": 0.3},
+    "+ session max-pool (g=0.3)": {"session_weight": 0.3},
+    "bm25 max (not min-max)": {"bm25_norm": "max"},
     "bm25 length-aware (mem0)": {"bm25_norm": "length"},
-    "bm25 min-max": {"bm25_norm": "minmax"},
+    "keyword weight 0.5": {"keyword_weight": 0.5},
+    "keyword weight 0.6": {"keyword_weight": 0.6},
+    "+ query-adaptive weight (a=0.5)": {"adaptive_weight": 0.5},
     "+ semantic gate 0.3": {"semantic_gate": 0.3},
-    "+ entity overlap 0.2": {"entity_weight": 0.2},
+    "- entity overlap (0)": {"entity_weight": 0.0},
+    "entity overlap 0.2": {"entity_weight": 0.2},
     "+ dedup (jaccard 0.9)": {"dedup_threshold": 0.9},
     "+ recency 0.1 (30 d)": {"recency_weight": 0.1},
 }
@@ -305,6 +316,14 @@ def _normalise_cosine(scores: Mapping[str, float], mode: CosNorm) -> dict[str, f
     return {key: (s - lo) / span if span > 0 else 1.0 for key, s in scores.items()}
 
 
+def _confidence(normalised: Mapping[str, float], depth: int = 10) -> float:
+    """How far a side's best candidate stands above its next ones: ``(top - mean of the top depth) / top``."""
+    top = sorted(normalised.values(), reverse=True)[:depth]
+    if not top or top[0] <= 0:
+        return 0.0
+    return (top[0] - sum(top) / len(top)) / top[0]
+
+
 def _word_set(text: str) -> frozenset[str]:
     return frozenset(words(text))
 
@@ -370,6 +389,10 @@ def rank(
     bm25_n = _normalise_bm25(bm25, cfg.bm25_norm, len(set(tokenize(query))), cfg.length_k)
     cos_n = _normalise_cosine(cosine, cfg.cos_norm)
     w = cfg.keyword_weight
+    if cfg.adaptive_weight > 0 and bm25_n and cos_n:
+        conf_k, conf_c = _confidence(bm25_n), _confidence(cos_n)
+        if conf_k + conf_c > 0:
+            w = (1.0 - cfg.adaptive_weight) * w + cfg.adaptive_weight * conf_k / (conf_k + conf_c)
     if cfg.semantic_gate is not None and (not cosine or max(cosine.values()) < cfg.semantic_gate):
         w = 1.0 if bm25 else w  # no real semantic match: rank by keywords
     entities = query_entities(query) if cfg.entity_weight > 0 else set()

@@ -15,7 +15,9 @@ from agentmem_plugin.ranking import (
     rank,
 )
 
-PLAIN = RankingConfig(context_mode="off", session_weight=0.0)
+PLAIN = RankingConfig(
+    keyword_weight=0.5, bm25_norm="max", entity_weight=0.0, context_mode="off", session_weight=0.0
+)
 
 
 def keys(hits: list) -> list[str]:
@@ -60,6 +62,37 @@ def test_bm25_normalisations() -> None:
     assert by == pytest.approx({"a": 6 / 8, "b": 2 / 4, "c": 4 / 6})
 
 
+def test_query_adaptive_weight_follows_the_sharper_side() -> None:
+    # keyword side: one clear winner (kw 1.0, the rest 0); dense side: flat (all about equal)
+    cands = [
+        Candidate("kw", bm25=9.0, cosine=0.50),
+        Candidate("d", bm25=0.0, cosine=0.52),
+        Candidate("e", bm25=0.0, cosine=0.51),
+    ]
+    fixed = PLAIN.with_(keyword_weight=0.2)
+    assert keys(rank("q", cands, config=fixed))[0] == "d"  # 0.8 * 1.0 beats 0.2 * 1.0
+    # only kw has BM25: its top-10 mean is 1.0, conf 0; cosine min-max [0, 1, .5]: conf 0.5
+    # so w_query = 0: adaptive moves w down, "d" still first
+    assert keys(rank("q", cands, config=fixed.with_(adaptive_weight=1.0)))[0] == "d"
+    more = [*cands, Candidate("f", bm25=1.0), Candidate("g", bm25=1.0), Candidate("h", bm25=1.0)]
+    # BM25 max-normalised: 1, 1/9 x3 -> mean 1/3, conf 2/3; cosine conf 0.5 -> w_query = 4/7
+    hits = rank("q", more, config=fixed.with_(adaptive_weight=1.0))
+    assert hits[0].key == "kw"
+    assert hits[0].score == pytest.approx(4 / 7 * 1.0 + 3 / 7 * 0.0)
+
+
+def test_defaults_are_the_measured_ranking() -> None:
+    assert (
+        RankingConfig(
+            keyword_weight=0.55, bm25_norm="minmax", entity_weight=0.1, context_mode="session"
+        )
+        == DEFAULT_CONFIG
+    )
+    assert DEFAULT_CONFIG.context_weight == 0.5
+    assert DEFAULT_CONFIG.session_weight == 0.0
+    assert DEFAULT_CONFIG.recency_weight == DEFAULT_CONFIG.importance_weight == 0.0
+
+
 def test_semantic_gate_drops_a_weak_dense_side() -> None:
     cands = [Candidate("kw", bm25=3.0, cosine=0.10), Candidate("dense", bm25=1.0, cosine=0.2)]
     # without the gate: kw 0.5*1 + 0.5*0 = 0.5; dense 0.5/3 + 0.5 = 0.667
@@ -97,7 +130,7 @@ def test_neighbours_may_be_a_callable() -> None:
         asked.append(list(ks))
         return {"a": ["b"]}
 
-    hits = rank("q", cands, neighbors=lookup, config=DEFAULT_CONFIG.with_(session_weight=0.0))
+    hits = rank("q", cands, neighbors=lookup, config=PLAIN.with_(context_mode="session"))
     assert keys(hits) == ["a", "b"]
     assert asked == [["a"]]  # only the scored candidates are looked up
 
