@@ -82,7 +82,11 @@ def make_embedder(kind: str = "fp32") -> Embedder:
     """
     from agentmem_plugin import embeddings
 
-    inner: Embedder
+    inner: Embedder | None = _INNER.get(kind)
+    if (
+        inner is not None
+    ):  # a fresh cache handle per Memory: closing a Memory may close its embedder's cache
+        return CachedEmbedder(inner, EmbeddingCache(_CACHE_FILES[kind]))
     if kind == "fp32":
         inner = embeddings.SentenceTransformerEmbedder(batch_size=64)
         cache = CACHE_DIR / "minilm.sqlite"
@@ -93,7 +97,12 @@ def make_embedder(kind: str = "fp32") -> Embedder:
         cache = CACHE_DIR / f"minilm-{kind}.sqlite"
     else:
         raise SystemExit(f"unknown embedder {kind!r}")
+    _INNER[kind], _CACHE_FILES[kind] = inner, cache
     return CachedEmbedder(inner, EmbeddingCache(cache))
+
+
+_INNER: dict[str, Embedder] = {}
+_CACHE_FILES: dict[str, Path] = {}
 
 
 # -- data -----------------------------------------------------------------------------------------------------
@@ -248,11 +257,10 @@ def candidates_for(
         cached = pickle.loads(path.read_bytes())  # our own cache file
     todo = [q for q in questions if q.qid not in cached]
     if todo:
-        embedder = make_embedder(embedder_kind)
         t_start = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="agentmem-lme-") as tmp:
             for i, q in enumerate(todo, 1):
-                memory = open_memory(Path(tmp) / q.qid, embedder)
+                memory = open_memory(Path(tmp) / q.qid, make_embedder(embedder_kind))
                 memory.store_many(
                     [
                         MemoryEntry(
@@ -516,8 +524,8 @@ def ingest_bench(n_texts: int, rounds: int) -> None:
                     documents=texts[start : start + 256],
                 )
             rate("raw Chroma add (precomputed vectors)", time.perf_counter() - t0)
-            for label, e in embedders.items():
-                memory = open_memory(Path(tmp) / f"{r}-{label.split()[0]}", e)
+            for n, (label, e) in enumerate(embedders.items()):
+                memory = open_memory(Path(tmp) / f"{r}-{n}", e)
                 t0 = time.perf_counter()
                 memory.store_many([(f"t{i}", t) for i, t in enumerate(texts)])
                 rate(f"Memory.store_many, {label}", time.perf_counter() - t0)
