@@ -19,9 +19,11 @@ Score of a candidate (every term is reported by :func:`rank` in :attr:`RankedHit
   keyword only).
 * ``entity``: ``entity_weight`` times the share of the query's proper nouns / numbers found in the text.
 * ``context`` (temporal contiguity, as :func:`agentmem_plugin.search.spread_to_neighbors`): a candidate receives
-  ``context_weight`` times the best own score among its neighbours. ``context_mode="session"`` only spreads
-  between neighbours of the same session (metadata ``session``/``session_id``/``conversation_id``), so a turn
-  never lifts the end of another conversation; ``"always"`` spreads to every neighbour; ``"off"`` never.
+  ``context_weight`` times the best own score among its neighbours. ``context_mode="session"`` never spreads
+  between neighbours of two different known sessions (metadata ``session``/``session_id``/``conversation_id``/
+  ``thread_id``), so a turn never lifts the end of another conversation; where a session is unknown (no such
+  metadata, or a neighbour that was not passed as a candidate) it spreads as ``"always"`` does, which spreads
+  to every neighbour; ``"off"`` never.
 * ``session`` (aggregation): the best own score of the candidate's session (max-pool). With ``session_weight``
   ``g > 0`` turns of the best sessions rise together (the best session first, its turns in their own order).
 * ``recency`` = ``recency_weight * 0.5 ** (age / recency_half_life)`` (age = ``now - created_at``) and
@@ -316,6 +318,11 @@ def _normalise_cosine(scores: Mapping[str, float], mode: CosNorm) -> dict[str, f
     return {key: (s - lo) / span if span > 0 else 1.0 for key, s in scores.items()}
 
 
+def _same_session(a: str | None, b: str | None) -> bool:
+    """Whether two memories may share context: same session, or a session unknown on either side."""
+    return a is None or b is None or a == b
+
+
 def _confidence(normalised: Mapping[str, float], depth: int = 10) -> float:
     """How far a side's best candidate stands above its next ones: ``(top - mean of the top depth) / top``."""
     top = sorted(normalised.values(), reverse=True)[:depth]
@@ -441,9 +448,7 @@ def rank(
             sources = set(around.get(key, ())) | set(near.get(key, ()))
             if cfg.context_mode == "session":
                 own_group = groups.get(key)
-                if own_group is None:
-                    continue
-                sources = {s for s in sources if groups.get(s) == own_group}
+                sources = {s for s in sources if _same_session(own_group, groups.get(s))}
             best = max((own.get(s, 0.0) for s in sources), default=0.0)
             if best > 0:
                 context[key] = cfg.context_weight * best

@@ -119,6 +119,14 @@ def test_context_spreads_within_the_session_only() -> None:
     assert keys(hits) == ["s1:1", "s1:2", "s2:1", "x"]
 
 
+def test_context_spreads_where_a_session_is_unknown() -> None:
+    cands = [Candidate("a", bm25=4.0), Candidate("b"), Candidate("c", metadata={"session": "s"})]
+    near = {"a": ["b", "c", "d"]}  # "d" is not a candidate: its session is unknown
+    hits = rank("q", cands, neighbors=near, config=PLAIN.with_(context_mode="session"))
+    assert keys(hits) == ["a", "b", "c", "d"]  # b, c, d: 0.25 each, ties by key
+    assert [h.score for h in hits[1:]] == pytest.approx([0.25, 0.25, 0.25])
+
+
 def test_neighbours_may_be_a_callable() -> None:
     cands = [
         Candidate("a", bm25=2.0, metadata={"session": "s"}),
