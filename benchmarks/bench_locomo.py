@@ -269,10 +269,11 @@ def candidates_for(
         cached = pickle.loads(path.read_bytes())  # our own cache file
     todo = [q for q in questions if q.qid not in cached]
     if todo:
-        embedder = bench_lme.make_embedder(embedder_kind)
         with tempfile.TemporaryDirectory(prefix="agentmem-locomo-") as tmp:
             for conv in sorted({q.conv for q in todo}):
-                memory = bench_lme.open_memory(Path(tmp) / f"conv{conv}", embedder)
+                memory = bench_lme.open_memory(
+                    Path(tmp) / f"conv{conv}", bench_lme.make_embedder(embedder_kind)
+                )
                 memory.store_many(conversation_entries(data[conv]["conversation"]))
                 for q in todo:
                     if q.conv == conv:
