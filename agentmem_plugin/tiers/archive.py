@@ -51,7 +51,7 @@ from agentmem_plugin.errors import (
     StoreCorruptError,
 )
 from agentmem_plugin.search import SearchIndex, document_text
-from agentmem_plugin.tiers.base import EvictionCallback, Tier, storage_errors
+from agentmem_plugin.tiers.base import EvictionCallback, Tier, neighbors_in, storage_errors
 from agentmem_plugin.validation import validate_capacity
 
 __all__ = [
@@ -673,13 +673,7 @@ class ArchiveTier(Tier):
         """
         with self._lock:
             order = self._index()
-        position = {k: i for i, k in enumerate(order)}
-        out: dict[str, list[str]] = {}
-        for key in keys:
-            i = position.get(key)
-            if i is not None:
-                out[key] = order[max(0, i - radius) : i] + order[i + 1 : i + 1 + radius]
-        return out
+        return neighbors_in(order, keys, radius)
 
     def compute(
         self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]

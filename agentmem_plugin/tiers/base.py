@@ -262,14 +262,7 @@ class Tier(ABC):
         "Stored" order is the order in which keys were first written (a replaced key keeps its place). The
         default derives it from :meth:`scan`; backends with an insertion id override this.
         """
-        order = [e.key for e in self.scan()]
-        position = {k: i for i, k in enumerate(order)}
-        out: dict[str, list[str]] = {}
-        for key in keys:
-            i = position.get(key)
-            if i is not None:
-                out[key] = order[max(0, i - radius) : i] + order[i + 1 : i + 1 + radius]
-        return out
+        return neighbors_in([e.key for e in self.scan()], keys, radius)
 
     # -- helpers for backends ------------------------------------------------------------------------------------
 
@@ -457,6 +450,17 @@ class Tier(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def neighbors_in(order: Sequence[str], keys: Sequence[str], radius: int) -> dict[str, list[str]]:
+    """Return, for each of *keys* found in *order*, the keys up to *radius* places before and after it."""
+    position = {k: i for i, k in enumerate(order)}
+    out: dict[str, list[str]] = {}
+    for key in keys:
+        i = position.get(key)
+        if i is not None:
+            out[key] = list(order[max(0, i - radius) : i]) + list(order[i + 1 : i + 1 + radius])
+    return out
 
 
 def row_to_entry(row: Sequence[Any]) -> MemoryEntry:
