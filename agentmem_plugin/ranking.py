@@ -370,8 +370,8 @@ def rank(
         limit: Keep the best *limit* hits (None: all).
 
     Returns:
-        Hits, best first; ties broken by key. Candidates that score 0 (found by neither side and lifted by
-        nothing) are left out.
+        Hits, best first; ties broken by key. Memories found by neither side and lifted by nothing (score 0)
+        are left out; every candidate a side found is kept, even at score 0 (the minimum of a min-max scale).
 
     Raises:
         InvalidArgumentError: a negative limit, a non-str query, or a candidate that is not a Candidate.
@@ -474,7 +474,10 @@ def rank(
             parts[key]["session"] = session
             final[key] = (1.0 - g) * s + g * session
 
-    order = sorted((k for k, s in final.items() if s > 0), key=lambda k: (-final[k], k))
+    found = {k for k, c in by_key.items() if c.bm25 is not None or c.cosine is not None}
+    order = sorted(
+        (k for k, s in final.items() if s > 0 or k in found), key=lambda k: (-final[k], k)
+    )
     if cfg.dedup_threshold is not None:
         kept: list[str] = []
         seen: list[frozenset[str]] = []

@@ -32,7 +32,7 @@ def test_fusion_is_max_bm25_plus_minmax_cosine() -> None:
         Candidate("c", cosine=0.5),
     ]
     hits = rank("q", cands, config=PLAIN.with_(keyword_weight=0.5))
-    assert keys(hits) == ["b", "a"]  # c scores 0 and is left out
+    assert keys(hits) == ["b", "a", "c"]  # c scores 0 (the dense minimum) but a side found it: kept
     assert hits[0].score == pytest.approx(0.75)
     assert hits[1].score == pytest.approx(0.5)
     assert hits[0].components["bm25"] == 4.0
@@ -55,7 +55,7 @@ def test_bm25_normalisations() -> None:
         h.key: h.components["bm25_norm"]
         for h in rank("x", cands, config=PLAIN.with_(bm25_norm="minmax"))
     }
-    assert by == pytest.approx({"a": 1.0, "c": 0.5})  # b is the minimum: 0, left out
+    assert by == pytest.approx({"a": 1.0, "b": 0.0, "c": 0.5})  # b is the minimum
     # length-aware: bm25 / (bm25 + k * n_terms), two query terms ("one", "two"), k = 1
     cfg = PLAIN.with_(bm25_norm="length")
     by = {h.key: h.components["bm25_norm"] for h in rank("one two", cands, config=cfg)}
