@@ -33,7 +33,7 @@ Design:
 * **Keyword search** ranks the live entries with the core's BM25, in an index kept by each process and
   synced before every search from the entries' write versions: only what changed since is fetched again.
 
-Entry keys are built inside the scripts, so a namespace must live on one Redis node (standalone, or a
+Key names are built inside the scripts (from the namespace base they get), so a namespace must live on one Redis node (standalone, or a
 replicated primary); Redis Cluster is not supported.
 """
 
@@ -62,6 +62,7 @@ from agentmem_plugin.errors import (
     InvalidArgumentError,
     MissingDependencyError,
     StorageError,
+    StoreCorruptError,
 )
 from agentmem_plugin.policies import LRUEvictionPolicy
 from agentmem_plugin.search import SearchIndex, document_text
@@ -80,53 +81,71 @@ _EXPIRY_GRACE_MS = 250  # Redis collects an entry this long after the clock expi
 _SECRET_PARAMS = frozenset({"password", "pass", "pwd", "passwd"})
 
 # -- Lua ---------------------------------------------------------------------------------------------------------
-# KEYS: 1 lru, 2 idx, 3 exp, 4 tick, 5 lock, 6 meta, 7 chg, 8 chgseq, 9 seq, 10 ver, 11 gen.   ARGV[1] is always the entry-key
-# prefix ("{prefix}:{namespace}:e:").
+# KEYS[1] is the namespace's base name ("{prefix}:{namespace}:"); a script derives the keys it uses from it (K:
+# 1 lru, 2 idx, 3 exp, 4 tick, 5 lock, 6 meta, 7 chg, 8 chgseq, 9 seq, 10 ver, 11 gen), so a call sends one key
+# name instead of eleven. ARGV[1] is always the entry-key prefix ("{prefix}:{namespace}:e:").
 
-_PRELUDE = """
+_KEYS = """
+local K = {}
+for i, name in ipairs({'lru', 'idx', 'exp', 'tick', 'lock', 'meta', 'chg', 'chgseq', 'seq', 'ver', 'gen'}) do
+  K[i] = KEYS[1] .. name
+end
+"""
+
+_PRELUDE = (
+    _KEYS
+    + """
 local ep = ARGV[1]
+local feed = nil
 local function changed(key)
-  if redis.call('EXISTS', KEYS[6]) == 1 then
-    redis.call('ZADD', KEYS[7], redis.call('INCR', KEYS[8]), key)
+  if feed == nil then feed = redis.call('EXISTS', K[6]) == 1 end  -- asked once: no script records an index
+  if feed then
+    redis.call('ZADD', K[7], redis.call('INCR', K[8]), key)
   end
 end
+local bumped = false
 local function bump()
-  -- a new generation; after the key was dropped it restarts from the clock, so a value never comes back
-  if redis.call('INCR', KEYS[11]) == 1 then
+  -- a new generation (one per script is enough); after the key was dropped it restarts from the clock, so a
+  -- value never comes back
+  if bumped then return end
+  bumped = true
+  if redis.call('INCR', K[11]) == 1 then
     local t = redis.call('TIME')
-    redis.call('SET', KEYS[11], t[1] .. string.format('%06d', tonumber(t[2])))
+    redis.call('SET', K[11], t[1] .. string.format('%06d', tonumber(t[2])))
   end
 end
 local function remove(key)
-  local m = redis.call('HGET', KEYS[2], key)
+  local m = redis.call('HGET', K[2], key)
   local existed = redis.call('DEL', ep .. key)
   if m then
-    redis.call('ZREM', KEYS[1], m)
-    redis.call('HDEL', KEYS[2], key)
-    redis.call('HDEL', KEYS[10], key)
+    redis.call('ZREM', K[1], m)
+    redis.call('HDEL', K[2], key)
+    redis.call('HDEL', K[10], key)
     bump()
   end
-  redis.call('ZREM', KEYS[3], key)
+  redis.call('ZREM', K[3], key)
   if m or existed == 1 then changed(key) end
 end
 local function purge(now)
-  local keys = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
+  local keys = redis.call('ZRANGEBYSCORE', K[3], '-inf', now)
   for _, k in ipairs(keys) do remove(k) end
   return keys
 end
 local function locked(token)
-  local holder = redis.call('GET', KEYS[5])
+  local holder = redis.call('GET', K[5])
   if token ~= '' then return holder ~= token end
   return holder ~= false
 end
 local function member(key)
-  return string.format('%016d', redis.call('INCR', KEYS[4])) .. key
+  return string.format('%016d', redis.call('INCR', K[4])) .. key
 end
 """
+)
 
 # ARGV: ep, now, token, capacity (0: none), n entries, n victims, check capacity ('1'; '2': and evict the
-#       overflow here, when no callback must see the victims first; '0': the victims are given),
-#       then n x (key, v, t, md, c, x, l, p, ac, la, score, pexpireat ms, version), then the victim keys.
+#       overflow here, when no callback must see the victims first; '0': the victims are given), the entries
+#       packed in one string (see _unpack: the lengths of n x (key, v, t, md, c, x, l, p, ac, la, score,
+#       pexpireat ms, version), a newline, the fields back to back), then the victim keys.
 # Returns {-1} when another holder has the lock, {-2, overflow, purged} when the write needs evictions,
 # else {0, purged, removed victims}.
 _WRITE = (
@@ -135,21 +154,32 @@ _WRITE = (
 local now, token, cap = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local n, nv, check = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 if locked(token) then return {-1} end
-local base = 8
+local R = {}
+do
+  local blob = ARGV[8]
+  local nl = string.find(blob, '\\n', 1, true)
+  local pos = nl + 1
+  for len in string.gmatch(string.sub(blob, 1, nl - 1), '%d+') do
+    local e = pos + tonumber(len)
+    R[#R + 1] = string.sub(blob, pos, e - 1)
+    pos = e
+  end
+  if #R ~= n * 13 then return redis.error_reply('agentmem: malformed batch') end
+end
 local purged = 0
 local evict = 0
 if check ~= '0' and cap > 0 then
   local function new_keys()
     local new = 0
     for i = 0, n - 1 do
-      if redis.call('HEXISTS', KEYS[2], ARGV[base + i * 13]) == 0 then new = new + 1 end
+      if redis.call('HEXISTS', K[2], R[1 + i * 13]) == 0 then new = new + 1 end
     end
     return new
   end
-  local over = redis.call('HLEN', KEYS[2]) + new_keys() - cap
+  local over = redis.call('HLEN', K[2]) + new_keys() - cap
   if over > 0 then
     purged = #purge(now)
-    over = redis.call('HLEN', KEYS[2]) + new_keys() - cap
+    if purged > 0 then over = redis.call('HLEN', K[2]) + new_keys() - cap end
     if over > 0 then
       if check ~= '2' then return {-2, over, purged} end
       evict = over  -- no callback to hand victims to: evict here, in this same atomic script
@@ -157,40 +187,47 @@ if check ~= '0' and cap > 0 then
   end
 end
 for i = 0, n - 1 do
-  local o = base + i * 13
-  local key = ARGV[o]
+  local o = 1 + i * 13
+  local key = R[o]
   local ek = ep .. key
-  local old = redis.call('HGET', KEYS[2], key)
-  if old then redis.call('ZREM', KEYS[1], old) end
-  local s = redis.call('HGET', ek, 's')
-  if not s then s = redis.call('INCR', KEYS[9]) end
-  redis.call('DEL', ek)
+  local old = redis.call('HGET', K[2], key)
+  local s, expiring = false, false
+  if old then
+    redis.call('ZREM', K[1], old)
+    local f = redis.call('HMGET', ek, 's', 'x')
+    s = f[1]
+    expiring = not f[1] or (f[2] ~= false and f[2] ~= '')  -- a hash Redis collected had an expiry
+  end
+  if not s then s = redis.call('INCR', K[9]) end
   local m = member(key)
-  redis.call('HSET', ek, 'v', ARGV[o + 1], 't', ARGV[o + 2], 'md', ARGV[o + 3], 'c', ARGV[o + 4],
-             'x', ARGV[o + 5], 'l', ARGV[o + 6], 'p', ARGV[o + 7], 'ac', ARGV[o + 8], 'la', ARGV[o + 9],
-             'ps', ARGV[o + 10], 's', s, 'w', ARGV[o + 12])
-  redis.call('HSET', KEYS[10], key, string.sub(m, 1, 16))
+  -- every field is overwritten in place (a hash left by a cleared namespace included)
+  redis.call('HSET', ek, 'v', R[o + 1], 't', R[o + 2], 'md', R[o + 3], 'c', R[o + 4],
+             'x', R[o + 5], 'l', R[o + 6], 'p', R[o + 7], 'ac', R[o + 8], 'la', R[o + 9],
+             'ps', R[o + 10], 's', s, 'w', R[o + 12])
+  redis.call('HSET', K[10], key, string.sub(m, 1, 16))
   bump()
-  redis.call('ZADD', KEYS[1], ARGV[o + 10], m)
-  redis.call('HSET', KEYS[2], key, m)
-  if ARGV[o + 5] ~= '' then
-    redis.call('ZADD', KEYS[3], ARGV[o + 5], key)
-    redis.call('PEXPIREAT', ek, ARGV[o + 11])
+  redis.call('ZADD', K[1], R[o + 10], m)
+  redis.call('HSET', K[2], key, m)
+  if R[o + 5] ~= '' then
+    redis.call('ZADD', K[3], R[o + 5], key)
+    redis.call('PEXPIREAT', ek, R[o + 11])
   else
-    redis.call('ZREM', KEYS[3], key)
+    -- exp only holds keys of idx: a key new to idx has no expiry to forget, but maybe a hash left behind
+    if expiring then redis.call('ZREM', K[3], key) end
+    if expiring or not old then redis.call('PERSIST', ek) end
   end
   changed(key)
 end
 local removed = 0
-for j = 0, nv - 1 do
-  local key = ARGV[base + n * 13 + j]
-  if redis.call('HEXISTS', KEYS[2], key) == 1 then removed = removed + 1 end
+for j = 9, 8 + nv do
+  local key = ARGV[j]
+  if redis.call('HEXISTS', K[2], key) == 1 then removed = removed + 1 end
   remove(key)
 end
 if evict > 0 then
   -- the batch is in, each entry the most recent of its priority: the victims are the head of lru, exactly
   -- what the callback path's preview_victims picks
-  for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, evict - 1)) do
+  for _, m in ipairs(redis.call('ZRANGE', K[1], 0, evict - 1)) do
     remove(string.sub(m, 17))
     removed = removed + 1
   end
@@ -199,37 +236,45 @@ return {0, purged, removed}
 """
 )
 
-# ARGV: ep, now, touch ('1'/'0'), keys...   Returns per key false or {v, t, md, c, x, l, p, ac, la, s, w}.
-_GET = (
-    _PRELUDE
-    + """
-local now, touch = ARGV[2], ARGV[3]
+# K (derived from KEYS[1]): 1 lru, 2 idx, 3 tick, all a read touches.
+# ARGV: ep, now, touch ('1'/'0'), keys...   Returns per key false, or one string: the lengths of the fields
+# v, t, md, c, x, l, p, ac, la, w (comma-separated), a newline, then the fields back to back (one bulk reply
+# instead of eleven, which is most of what a client spends on a read).
+_GET = """
+local K = {KEYS[1] .. 'lru', KEYS[1] .. 'idx', KEYS[1] .. 'tick'}
+local ep, now, touch = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local out = {}
 for i = 4, #ARGV do
   local key = ARGV[i]
-  local ek = ep .. key
-  local m = redis.call('HGET', KEYS[2], key)
-  local f = false
+  local m = redis.call('HGET', K[2], key)
+  local r = false
   if m then
-    f = redis.call('HMGET', ek, 'v', 't', 'md', 'c', 'x', 'l', 'p', 'ac', 'la', 's', 'w')
-    if not f[1] or (f[5] ~= '' and tonumber(f[5]) <= tonumber(now)) then
-      f = false
-    elseif touch == '1' then
-      f[8] = tostring(redis.call('HINCRBY', ek, 'ac', 1))
-      f[9] = now
-      redis.call('HSET', ek, 'la', now)
-      local score = redis.call('ZSCORE', KEYS[1], m) or redis.call('HGET', ek, 'ps')
-      redis.call('ZREM', KEYS[1], m)
-      local nm = member(key)
-      redis.call('ZADD', KEYS[1], score, nm)
-      redis.call('HSET', KEYS[2], key, nm)
+    local ek = ep .. key
+    local f = redis.call('HMGET', ek, 'v', 't', 'md', 'c', 'x', 'l', 'p', 'ac', 'la', 'w', 'ps')
+    if f[1] and (not f[5] or f[5] == '' or tonumber(f[5]) > now) then
+      if touch == '1' then
+        -- the read's bookkeeping, in this same script: count, time, and a new place in the LRU order
+        f[8] = tostring((tonumber(f[8]) or 0) + 1)
+        f[9] = ARGV[2]
+        redis.call('HSET', ek, 'ac', f[8], 'la', f[9])
+        local score = f[11] or redis.call('ZSCORE', K[1], m)
+        local nm = string.format('%016d', redis.call('INCR', K[3])) .. key
+        redis.call('ZREM', K[1], m)
+        redis.call('ZADD', K[1], score, nm)
+        redis.call('HSET', K[2], key, nm)
+      end
+      local lens = {}
+      for j = 1, 10 do
+        if not f[j] then f[j] = '' end
+        lens[j] = #f[j]
+      end
+      r = table.concat(lens, ',') .. '\\n' .. table.concat(f, '', 1, 10)
     end
   end
-  out[#out + 1] = f
+  out[#out + 1] = r
 end
 return out
 """
-)
 
 # ARGV: ep, now.  Returns a flat list: key, then its 11 fields, for every live entry. Index members whose
 # entry Redis has already expired are dropped on the way.
@@ -239,7 +284,7 @@ _SCAN = (
 local now = tonumber(ARGV[2])
 local out = {}
 local dead = {}
-local all = redis.call('HGETALL', KEYS[2])
+local all = redis.call('HGETALL', K[2])
 for i = 1, #all, 2 do
   local key = all[i]
   local f = redis.call('HMGET', ep .. key, 'v', 't', 'md', 'c', 'x', 'l', 'p', 'ac', 'la', 's', 'w')
@@ -258,12 +303,15 @@ return out
 # ARGV: ep, now, the generation the caller knows.  Returns {generation, {key, write version, ...} or false when
 # the generation is the caller's (nothing was written or removed since), the keys expired by the clock}: what a
 # local keyword index needs to stay in sync.
-_VERSIONS = """
-local gen = redis.call('GET', KEYS[11]) or '0'
-local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[2])
+_VERSIONS = (
+    _KEYS
+    + """
+local gen = redis.call('GET', K[11]) or '0'
+local expired = redis.call('ZRANGEBYSCORE', K[3], '-inf', ARGV[2])
 if gen == ARGV[3] then return {gen, false, expired} end
-return {gen, redis.call('HGETALL', KEYS[10]), expired}
+return {gen, redis.call('HGETALL', K[10]), expired}
 """
+)
 
 # ARGV: ep, now, token, keys...  Returns {-1} when locked by another holder, else {0, live entries removed}.
 _DELETE = (
@@ -274,7 +322,7 @@ if locked(token) then return {-1} end
 local removed = 0
 for i = 4, #ARGV do
   local key = ARGV[i]
-  if redis.call('HEXISTS', KEYS[2], key) == 1 then
+  if redis.call('HEXISTS', K[2], key) == 1 then
     local x = redis.call('HGET', ep .. key, 'x')
     if x and (x == '' or tonumber(x) > now) then removed = removed + 1 end
   end
@@ -301,51 +349,60 @@ _PLAN = (
     _PRELUDE
     + """
 local now, token, cap = ARGV[2], ARGV[3], tonumber(ARGV[4])
-if redis.call('GET', KEYS[5]) ~= token then return {-1} end
+if redis.call('GET', K[5]) ~= token then return {-1} end
 local purged = #purge(now)
 local new = 0
 for i = 5, #ARGV do
-  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then new = new + 1 end
+  if redis.call('HEXISTS', K[2], ARGV[i]) == 0 then new = new + 1 end
 end
-local over = redis.call('HLEN', KEYS[2]) + new - cap
+local over = redis.call('HLEN', K[2]) + new - cap
 if over <= 0 then return {0, purged, {}} end
-return {over, purged, redis.call('ZRANGE', KEYS[1], 0, over + (#ARGV - 4) - 1, 'WITHSCORES')}
+return {over, purged, redis.call('ZRANGE', K[1], 0, over + (#ARGV - 4) - 1, 'WITHSCORES')}
 """
 )
 
 # ARGV: ep, now.  Live entries: index size minus the entries expired by the tier's clock.
-_COUNT = """
-return redis.call('HLEN', KEYS[2]) - redis.call('ZCOUNT', KEYS[3], '-inf', ARGV[2])
+_COUNT = (
+    _KEYS
+    + """
+return redis.call('HLEN', K[2]) - redis.call('ZCOUNT', K[3], '-inf', ARGV[2])
 """
+)
 
 # ARGV: ep, token.  Must hold the lock. Records every key in the change feed (when an index is attached) and
 # drops the indexes and counters; the entry hashes are unlinked afterwards by SCAN (invisible without idx).
 _CLEAR = (
     _PRELUDE
     + """
-if redis.call('GET', KEYS[5]) ~= ARGV[2] then return -1 end
-if redis.call('EXISTS', KEYS[6]) == 1 then
-  for _, key in ipairs(redis.call('HKEYS', KEYS[2])) do changed(key) end
+if redis.call('GET', K[5]) ~= ARGV[2] then return -1 end
+if redis.call('EXISTS', K[6]) == 1 then
+  for _, key in ipairs(redis.call('HKEYS', K[2])) do changed(key) end
 end
 -- counters restart with the next write (gen from the clock, see bump); the change feed stays
-redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[9], KEYS[10], KEYS[11])
+redis.call('UNLINK', K[1], K[2], K[3], K[4], K[9], K[10], K[11])
 return 0
 """
 )
 
 # ARGV: ep, then (seq, key) pairs: forget a change unless the key changed again since.
-_ACK = """
+_ACK = (
+    _KEYS
+    + """
 for i = 2, #ARGV, 2 do
-  local s = redis.call('ZSCORE', KEYS[7], ARGV[i + 1])
-  if s and tonumber(s) == tonumber(ARGV[i]) then redis.call('ZREM', KEYS[7], ARGV[i + 1]) end
+  local s = redis.call('ZSCORE', K[7], ARGV[i + 1])
+  if s and tonumber(s) == tonumber(ARGV[i]) then redis.call('ZREM', K[7], ARGV[i + 1]) end
 end
 return 0
 """
+)
 
-_RELEASE = """
-if redis.call('GET', KEYS[5]) == ARGV[2] then return redis.call('DEL', KEYS[5]) end
+_RELEASE = (
+    _KEYS
+    + """
+if redis.call('GET', K[5]) == ARGV[2] then return redis.call('DEL', K[5]) end
 return 0
 """
+)
 
 
 def _secrets_of(url: str) -> list[str]:
@@ -450,9 +507,11 @@ class RedisTier(Tier):
         ns = namespace.replace("%", "%25").replace(":", "%3A")
         self._base = f"{prefix}:{ns}:"
         self._entry_prefix = f"{self._base}e:"
-        # the order is the one of KEYS in the Lua scripts
+        # the order is the one of K in the Lua scripts
         names = "lru idx exp tick lock meta chg chgseq seq ver gen"
         self._keys = [self._base + k for k in names.split()]
+        self._script_keys = [self._base.encode()]  # the scripts derive every key from it
+        self._bprefix = self._entry_prefix.encode()
         self._local = threading.local()  # .token: the namespace lock this thread holds
         self._stats_lock = threading.Lock()
         self._search_lock = threading.Lock()
@@ -505,6 +564,9 @@ class RedisTier(Tier):
                 ("release", _RELEASE),
             )
         }
+        self._shas = {name: script.sha for name, script in self._scripts.items()}
+        self._evalsha = client.evalsha
+        self._no_script: type[BaseException] = redis.exceptions.NoScriptError
         try:
             with self._errors("connecting"):
                 client.ping()
@@ -538,8 +600,13 @@ class RedisTier(Tier):
             raise StorageError(f"Redis at {self.url!r} failed while {what}: {detail}") from cause
 
     def _call(self, script: str, args: Sequence[Any], what: str) -> Any:
+        """Run *script* in one round trip (EVALSHA; the script is loaded again if Redis lost it)."""
+        keys = self._script_keys
         with self._errors(what):
-            return self._scripts[script](keys=self._keys, args=[self._entry_prefix, *args])
+            try:
+                return self._evalsha(self._shas[script], len(keys), *keys, self._bprefix, *args)
+            except self._no_script:
+                return self._scripts[script](keys=keys, args=[self._bprefix, *args])
 
     def _token(self) -> str:
         return getattr(self._local, "token", None) or ""
@@ -602,7 +669,7 @@ class RedisTier(Tier):
 
     # -- encoding --------------------------------------------------------------------------------------------------
 
-    def _row(self, entry: MemoryEntry, now: float, wall: float) -> list[Any]:
+    def _row(self, entry: MemoryEntry, now: float, wall: float) -> list[bytes]:
         key = entry.key
         expires_at = entry.expires_at
         score = max(-_SCORE_LIMIT, min(_SCORE_LIMIT, entry.priority))
@@ -610,8 +677,20 @@ class RedisTier(Tier):
             pexpireat = 0
         else:  # the same remaining lifetime, in real time: Redis only collects what the clock expired
             pexpireat = int((wall + max(0.0, expires_at - now)) * 1000) + _EXPIRY_GRACE_MS
+        text = "\x00".join(
+            (
+                "" if expires_at is None else repr(float(expires_at)),
+                "" if entry.ttl is None else repr(float(entry.ttl)),
+                str(entry.priority),
+                str(entry.access_count),
+                "" if entry.last_accessed is None else repr(float(entry.last_accessed)),
+                str(score),
+                str(pexpireat),
+                str(entry.version),
+            )
+        ).encode()
         return [
-            key,
+            key.encode(),
             encode_value(
                 entry.value,
                 compression_threshold=self.compression_threshold,
@@ -619,16 +698,14 @@ class RedisTier(Tier):
             ),
             encode_json(list(entry.tags)),
             encode_json(entry.metadata, what=f"metadata of key {key!r}") if entry.metadata else b"",
-            repr(float(entry.created_at)),
-            "" if expires_at is None else repr(float(expires_at)),
-            "" if entry.ttl is None else repr(float(entry.ttl)),
-            str(entry.priority),
-            str(entry.access_count),
-            "" if entry.last_accessed is None else repr(float(entry.last_accessed)),
-            str(score),
-            str(pexpireat),
-            str(entry.version),
+            repr(float(entry.created_at)).encode(),
+            *text.split(b"\x00"),
         ]
+
+    @staticmethod
+    def _pack(fields: list[bytes]) -> bytes:
+        """Pack the fields into one string: their lengths (comma-separated), a newline, the fields back to back."""
+        return ",".join([str(len(f)) for f in fields]).encode() + b"\n" + b"".join(fields)
 
     @staticmethod
     def _entry(key: str, f: Sequence[bytes | None]) -> MemoryEntry:
@@ -652,14 +729,14 @@ class RedisTier(Tier):
     def _write(self, batch: dict[str, MemoryEntry], what: str) -> None:
         """Write *batch* (normalized, unique keys), evicting for capacity through ``on_evict``."""
         now, wall = self.clock(), time.time()
-        flat = [x for e in batch.values() for x in self._row(e, now, wall)]
+        packed = self._pack([x for e in batch.values() for x in self._row(e, now, wall)])
 
         check = (
             "1" if self.on_evict is not None else "2"
         )  # without a callback: evict in the same script
 
         def args(token: str) -> list[Any]:
-            return [repr(self.clock()), token, self.capacity or 0, len(batch), 0, check, *flat]
+            return [repr(self.clock()), token, self.capacity or 0, len(batch), 0, check, packed]
 
         result = self._respecting_lock("write", args, what)
         if int(result[0]) == 0:
@@ -669,10 +746,10 @@ class RedisTier(Tier):
             return
         self._count_stat(expirations=int(result[2]))  # -2: the write needs evictions
         with self._exclusive(what) as token:
-            self._evict_and_write(batch, flat, token, what)
+            self._evict_and_write(batch, packed, token, what)
 
     def _evict_and_write(
-        self, batch: dict[str, MemoryEntry], flat: list[Any], token: str, what: str
+        self, batch: dict[str, MemoryEntry], packed: bytes, token: str, what: str
     ) -> None:
         """Under the namespace lock: list the victims, hand them to ``on_evict``, then write and remove them."""
         assert self.capacity is not None
@@ -706,7 +783,7 @@ class RedisTier(Tier):
                     )
                     raise
         head = [repr(self.clock()), token, self.capacity, len(batch), len(victim_keys), "0"]
-        result = self._call("write", [*map(str, head), *flat, *victim_keys], what)
+        result = self._call("write", [*map(str, head), packed, *victim_keys], what)
         if int(result[0]) != 0:
             raise self._lapsed(what)
         self._count_stat(writes=len(batch), expirations=int(result[1]), evictions=len(victim_keys))
@@ -736,7 +813,24 @@ class RedisTier(Tier):
             return []
         now = self.clock() if now is None else now
         rows = self._call("get", [repr(now), "1" if touch else "0", *keys], "reading entries")
-        return [None if f is None else self._entry(k, f) for k, f in zip(keys, rows, strict=True)]
+        return [None if f is None else self._unpack(k, f) for k, f in zip(keys, rows, strict=True)]
+
+    @classmethod
+    def _unpack(cls, key: str, packed: bytes) -> MemoryEntry:
+        """Decode one reply of the get script: the fields' lengths, a newline, then the fields."""
+        head, _, body = packed.partition(b"\n")
+        fields: list[bytes | None] = []
+        pos = 0
+        for n in head.split(b","):
+            end = pos + int(n)
+            fields.append(body[pos:end])
+            pos = end
+        if len(fields) != 10:
+            raise StoreCorruptError(
+                f"the Redis entry of key {key!r} has {len(fields)} fields, not 10"
+            )
+        fields.insert(9, None)  # the insertion sequence (only a scan orders by it)
+        return cls._entry(key, fields)
 
     def get_many(self, keys: Sequence[str], *, touch: bool = True) -> list[MemoryEntry | None]:
         """Return the live entry for each key (None when missing or expired); ``touch`` counts the reads."""
