@@ -21,10 +21,17 @@ Design:
   write is rolled back. ``compute`` also locks its key (advisory lock + ``SELECT ... FOR UPDATE``), so
   concurrent read-modify-writes of one key never lose an update. A deadlock or serialization failure is
   retried when no callback has run yet.
-* **Reads count.** ``get(touch=True)`` records the read (access_count, last_accessed, recency) in the same
-  statement that reads the row (``UPDATE ... RETURNING``), committed without waiting for the WAL flush
-  (``synchronous_commit`` off for that statement only): a server crash may forget the last reads' counts,
-  never an entry. Writes are committed durably.
+* **Reads stay reads.** ``get(touch=True)`` is one ``SELECT``; the read (access_count, last_accessed,
+  recency) is recorded in memory and written in batches: with the next transactional write (a batch, or any
+  write of a capacity-bound tier, in its transaction, before its rows, so the recency order stays exact for
+  eviction), every ``touch_flush_interval`` seconds (a timer), every 1024 keys read, by :meth:`flush`,
+  :meth:`stats` and :meth:`close`. Until then this process's reads, entries and scans show the pending
+  counts; other processes see them once flushed. The flush is one statement of atomic increments
+  (``access_count = access_count + n``) that applies only to the write of the key that was read (same
+  ``version``), its rows locked in key order, committed without waiting for the WAL flush
+  (``synchronous_commit`` off for that statement only). A process that ends without :meth:`close`, or a
+  server crash, may forget the last reads' counts, never an entry. ``touch_flush_interval=0`` records every
+  read as it happens (``UPDATE ... RETURNING``, one round trip). Writes are committed durably.
 * Nothing user-supplied enters SQL text: the table name is validated (:func:`validate_identifier`) and
   quoted with :class:`psycopg.sql.Identifier`; every value is a parameter. Passwords never appear in logs or
   error messages (:func:`redact_dsn`).
@@ -79,6 +86,7 @@ _MIGRATION_LOCK = 0x61676D31  # advisory lock class of schema migrations ("agm1"
 _NAMESPACE_LOCK = 0x61676D32  # advisory lock class of capacity-bound namespaces ("agm2")
 _INT64 = 2**63
 _RETRIES = 5
+_TOUCH_FLUSH_COUNT = 1024  # pending keys that trigger a flush of recorded reads
 _PASSWORD_KV = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 _PASSWORD_PARAM = re.compile(r"([?&]password=)([^&#]*)", re.IGNORECASE)
 
@@ -257,6 +265,8 @@ class PostgresTier(Tier):
         max_size: Most connections the tier's pool opens (concurrent operations beyond it wait).
         compression_threshold: Encoded values above this many bytes are zstd-compressed (None: never).
         timeout: Seconds to wait for a connection (connect or pool checkout) before failing.
+        touch_flush_interval: Seconds a recorded read may wait before it is written (see the module docs);
+            0 writes every read as it happens.
 
     Raises:
         InvalidArgumentError: a bad table name, namespace, capacity or pool size.
@@ -291,6 +301,7 @@ class PostgresTier(Tier):
         max_size: int = 4,
         compression_threshold: int | None = DEFAULT_COMPRESSION_THRESHOLD,
         timeout: float = 10.0,
+        touch_flush_interval: float = 1.0,
     ) -> None:
         super().__init__(clock=clock)
         self.table = validate_identifier(table)
@@ -314,6 +325,21 @@ class PostgresTier(Tier):
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise InvalidArgumentError(f"timeout must be a positive number, got {timeout!r}")
         self.timeout = float(timeout)
+        if (
+            isinstance(touch_flush_interval, bool)
+            or not isinstance(touch_flush_interval, (int, float))
+            or not 0 <= touch_flush_interval < float("inf")
+        ):
+            raise InvalidArgumentError(
+                f"touch_flush_interval must be a non-negative number of seconds, got {touch_flush_interval!r}"
+            )
+        self.touch_flush_interval = float(touch_flush_interval)
+        # Recorded reads: key -> [version read, reads, last access], in read order (oldest first). A flush
+        # moves them to _inflight until its statement commits (this process's reads show both meanwhile).
+        self._pending: dict[str, list[Any]] = {}
+        self._inflight: list[dict[str, list[Any]]] = []
+        self._pending_lock = threading.Lock()
+        self._timer: threading.Timer | None = None
         self.dsn = redact_dsn(dsn) if pool is None else "<pool>"
         self._secrets = _secrets_of(dsn) if pool is None else []
         self._closed = False
@@ -329,6 +355,7 @@ class PostgresTier(Tier):
         )
         self._namespace_lock = (_NAMESPACE_LOCK ^ _lock_id(self.table), _lock_id(namespace))
         self._q = self._statements()
+        self._x = self._rendered()
         if pool is None:
             self._migrate_with(
                 lambda: self._psycopg.connect(
@@ -502,6 +529,7 @@ class PostgresTier(Tier):
         )
         q = {
             "get": "SELECT {cols} FROM {t} WHERE namespace = %s AND key = ANY(%s) AND {live}",
+            "get_one": "SELECT {cols} FROM {t} WHERE namespace = %s AND key = %s AND {live}",
             "get_for_update": "SELECT {cols} FROM {t} WHERE namespace = %s AND key = %s FOR UPDATE",
             "touch": (
                 "UPDATE {t} SET access_count = {t}.access_count + 1, last_accessed = %s, "
@@ -515,6 +543,25 @@ class PostgresTier(Tier):
                 'AND {live} ORDER BY key COLLATE "C" FOR UPDATE) AS s, '
                 "(SELECT set_config('synchronous_commit', 'off', true)) AS relaxed "
                 "WHERE {t}.id = s.id RETURNING {tcols}"
+            ),
+            # Recorded reads, oldest first: counts added, last access kept, a new recency (nextval in the
+            # arrays' order), only where the row is still the write that was read; rows locked in key order.
+            "flush": (
+                "WITH a AS MATERIALIZED (SELECT r.key, r.version, r.n, r.la, nextval({seq}::regclass) AS s "
+                "FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::float8[]) AS r(key, version, n, la)) "
+                "UPDATE {t} SET access_count = {t}.access_count + u.n, "
+                "last_accessed = greatest({t}.last_accessed, u.la), seq = u.s FROM ("
+                "SELECT e.id, a.n, a.la, a.s FROM {t} AS e JOIN a ON e.key = a.key AND e.version = a.version "
+                'WHERE e.namespace = %s ORDER BY e.key COLLATE "C" FOR UPDATE OF e) AS u WHERE {t}.id = u.id'
+            ),
+            "flush_relaxed": (
+                "WITH a AS MATERIALIZED (SELECT r.key, r.version, r.n, r.la, nextval({seq}::regclass) AS s "
+                "FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::float8[]) AS r(key, version, n, la)) "
+                "UPDATE {t} SET access_count = {t}.access_count + u.n, "
+                "last_accessed = greatest({t}.last_accessed, u.la), seq = u.s FROM ("
+                "SELECT e.id, a.n, a.la, a.s FROM {t} AS e JOIN a ON e.key = a.key AND e.version = a.version "
+                'WHERE e.namespace = %s ORDER BY e.key COLLATE "C" FOR UPDATE OF e) AS u, '
+                "(SELECT set_config('synchronous_commit', 'off', true)) AS relaxed WHERE {t}.id = u.id"
             ),
             "seqs": "SELECT nextval({seq}::regclass) FROM generate_series(1, %s) ORDER BY 1",
             "upsert": (
@@ -576,6 +623,10 @@ class PostgresTier(Tier):
         }
         return {name: sql.SQL(text).format(**parts) for name, text in q.items()}
 
+    def _rendered(self) -> dict[str, bytes]:
+        """Render the statements once, as the bytes sent (composing them per call costs as much as a read)."""
+        return {name: q.as_bytes(None) for name, q in self._q.items()}
+
     # -- writing ---------------------------------------------------------------------------------------------------
 
     def _encode(self, entry: MemoryEntry) -> list[Any]:
@@ -590,13 +641,13 @@ class PostgresTier(Tier):
 
     def _upsert(self, conn: Any, rows: list[list[Any]]) -> None:
         """Write *rows* (batch order = recency order) locking them in key order."""
-        seqs = [r[0] for r in conn.execute(self._q["seqs"], (len(rows),)).fetchall()]
+        seqs = [r[0] for r in conn.execute(self._x["seqs"], (len(rows),)).fetchall()]
         ranked = sorted(
             ([*row, s] for row, s in zip(rows, seqs, strict=True)),
             key=lambda r: r[1].encode("utf-8", "surrogatepass"),
         )
         with conn.cursor() as cur:
-            cur.executemany(self._q["upsert"], ranked)
+            cur.executemany(self._x["upsert"], ranked)
 
     def _lock_namespace(self, conn: Any) -> None:
         if self.capacity is not None:
@@ -606,15 +657,15 @@ class PostgresTier(Tier):
         if self.capacity is None:
             return
         ns = self.namespace
-        total = conn.execute(self._q["count_all"], (ns,)).fetchone()[0]
+        total = conn.execute(self._x["count_all"], (ns,)).fetchone()[0]
         if total <= self.capacity:
             return
-        purged = len(conn.execute(self._q["purge"], (ns, now)).fetchall())
+        purged = len(conn.execute(self._x["purge"], (ns, now)).fetchall())
         excess = total - purged - self.capacity
         victims: list[MemoryEntry] = []
         if excess > 0:
             victims = [
-                row_to_entry(r) for r in conn.execute(self._q["victims"], (ns, excess)).fetchall()
+                row_to_entry(r) for r in conn.execute(self._x["victims"], (ns, excess)).fetchall()
             ]
             if self.on_evict is not None and victims:
                 acted.append(True)
@@ -623,13 +674,172 @@ class PostgresTier(Tier):
                 except BaseException:
                     logger.warning("postgres: eviction callback failed; the write was rolled back")
                     raise
-            conn.execute(self._q["delete"], (ns, [v.key for v in victims]))
+            conn.execute(self._x["delete"], (ns, [v.key for v in victims]))
             logger.debug(
                 "postgres: evicted %d entries for capacity %d", len(victims), self.capacity
             )
         with self._lock:
             self.stats_counters.expirations += purged
             self.stats_counters.evictions += len(victims)
+
+    # -- recorded reads --------------------------------------------------------------------------------------------
+
+    def _show_pending(self, entries: Sequence[MemoryEntry]) -> None:
+        """Add this process's recorded, not yet written reads to *entries* (caller holds ``_pending_lock``)."""
+        if not self._pending and not self._inflight:
+            return
+        for entry in entries:
+            for recorded in (*self._inflight, self._pending):
+                p = recorded.get(entry.key)
+                if p is not None and p[0] == entry.version:
+                    entry.access_count += p[1]
+                    last = entry.last_accessed
+                    entry.last_accessed = p[2] if last is None else max(last, p[2])
+
+    def _record(self, entries: Sequence[MemoryEntry], now: float) -> bool:
+        """Record one read of each entry (caller holds ``_pending_lock``); True when a flush is due."""
+        pending = self._pending
+        if (
+            not pending
+            and self.touch_flush_interval > 0
+            and self._timer is None
+            and not self._closed
+        ):
+            timer = threading.Timer(self.touch_flush_interval, self._flush_from_timer)
+            timer.daemon = True
+            timer.name = f"agentmem-{self.table}-flush"
+            self._timer = timer
+            timer.start()
+        for entry in entries:
+            p = pending.pop(entry.key, None)  # re-inserted below: the dict order is the read order
+            if p is None or p[0] != entry.version:
+                p = [entry.version, 0, now]
+            p[1] += 1
+            p[2] = now if p[2] is None else max(p[2], now)
+            pending[entry.key] = p
+            entry.access_count += 1
+            entry.last_accessed = now
+        return len(pending) >= _TOUCH_FLUSH_COUNT
+
+    def _take_pending(self) -> dict[str, list[Any]]:
+        """Move the recorded reads to the in-flight list and return them (empty: nothing to write)."""
+        with self._pending_lock:
+            taken, self._pending = self._pending, {}
+            if taken:
+                self._inflight.append(taken)
+            return taken
+
+    def _settle(self, taken: dict[str, list[Any]], *, written: bool) -> None:
+        """Forget *taken* once written; else put its reads back before the ones recorded since."""
+        if not taken:
+            return
+        with self._pending_lock:
+            self._inflight = [r for r in self._inflight if r is not taken]
+            if written:
+                return
+            merged = dict(taken)
+            for key, q in self._pending.items():
+                p = merged.pop(key, None)
+                if p is not None and p[0] == q[0]:
+                    q = [q[0], p[1] + q[1], max(p[2], q[2])]
+                merged[key] = q
+            self._pending = merged
+
+    def _forget_pending(self, keys: Sequence[str] | None) -> None:
+        """Drop the recorded reads of *keys* (None: all), whose rows a write of this tier just replaced."""
+        with self._pending_lock:
+            if keys is None:
+                self._pending.clear()
+            else:
+                for key in keys:
+                    self._pending.pop(key, None)
+
+    def _write_reads(self, conn: Any, taken: dict[str, list[Any]], *, relaxed: bool) -> None:
+        """Run the flush statement for *taken* on *conn* (in the caller's transaction, or on its own)."""
+        if not taken:
+            return
+        keys = list(taken)
+        values = list(taken.values())
+        conn.execute(
+            self._x["flush_relaxed" if relaxed else "flush"],
+            (
+                keys,
+                [p[0] for p in values],
+                [p[1] for p in values],
+                [p[2] for p in values],
+                self.namespace,
+            ),
+        )
+
+    def _transact_with_reads(
+        self, what: str, body: Callable[[Any, list[bool]], T], *, flush: bool = True
+    ) -> T:
+        """:meth:`_transact` whose transaction first writes the recorded reads (kept when it rolls back)."""
+        nested = getattr(self._local, "conn", None) is not None
+        taken: list[dict[str, list[Any]]] = []
+
+        def with_reads(conn: Any, acted: list[bool]) -> T:
+            for earlier in taken:  # a retried attempt: the earlier one's flush was rolled back
+                self._settle(earlier, written=False)
+            taken.clear()
+            if flush and not nested:
+                taken.append(self._take_pending())
+                self._write_reads(conn, taken[0], relaxed=False)
+            return body(conn, acted)
+
+        try:
+            result = self._transact(what, with_reads)
+        except BaseException:
+            for earlier in taken:
+                self._settle(earlier, written=False)
+            raise
+        for done in taken:
+            self._settle(done, written=True)
+        return result
+
+    def flush(self) -> None:
+        """Write this process's recorded reads (access counts, last access, recency) to the database now."""
+        taken = self._take_pending()
+        if not taken:
+            return
+        grouped = getattr(self._local, "conn", None) is not None  # relaxed commit only on its own
+        try:
+            self._transact(
+                "writing recorded reads",
+                lambda conn, _: self._write_reads(conn, taken, relaxed=not grouped),
+                single=True,
+            )
+        except BaseException:
+            self._settle(taken, written=False)
+            raise
+        self._settle(taken, written=True)
+
+    def _flush_quietly(self) -> None:
+        """Flush from a read or the timer: a failure keeps the reads for the next flush."""
+        if getattr(
+            self._pool, "closed", False
+        ):  # a borrowed pool closed before this tier: nowhere to write
+            with self._pending_lock:
+                dropped, self._pending = len(self._pending), {}
+            if dropped:
+                logger.debug("postgres: %d recorded reads dropped: the pool is closed", dropped)
+            return
+        try:
+            self.flush()
+        except StorageError as exc:
+            logger.warning("postgres: recorded reads kept for a later flush: %s", exc)
+
+    def _flush_from_timer(self) -> None:
+        with self._pending_lock:
+            self._timer = None
+        if not self._closed:
+            self._flush_quietly()
+            with self._pending_lock:  # a failed flush put its reads back: try again later
+                if self._pending and self._timer is None and not self._closed:
+                    timer = threading.Timer(self.touch_flush_interval, self._flush_from_timer)
+                    timer.daemon = True
+                    self._timer = timer
+                    timer.start()
 
     # -- primitives ------------------------------------------------------------------------------------------------
 
@@ -651,9 +861,10 @@ class PostgresTier(Tier):
         if len(rows) == 1 and self.capacity is None:  # one statement: no BEGIN/COMMIT round trips
             self._transact(
                 "storing an entry",
-                lambda conn, _: conn.execute(self._q["upsert_one"], rows[0]),
+                lambda conn, _: conn.execute(self._x["upsert_one"], rows[0]),
                 single=True,
             )
+            self._forget_pending(list(batch))
             with self._lock:
                 self.stats_counters.writes += 1
             return
@@ -663,7 +874,9 @@ class PostgresTier(Tier):
             self._upsert(conn, rows)
             self._enforce_capacity(conn, self.clock(), acted)
 
-        self._transact(f"storing a batch of {len(rows)} entries", body)
+        # the recorded reads go first, in the same transaction: eviction sees them, in the order they happened
+        self._transact_with_reads(f"storing a batch of {len(rows)} entries", body)
+        self._forget_pending(list(batch))
         with self._lock:
             self.stats_counters.writes += len(rows)
 
@@ -673,19 +886,41 @@ class PostgresTier(Tier):
             return []
         unique = list(dict.fromkeys(keys))
         now = self.clock()
-        if touch:
+        grouped = getattr(self._local, "conn", None) is not None
+        if touch and self.touch_flush_interval == 0:  # every read written as it happens
             # inside transaction() the relaxed commit would apply to the grouped writes too: not there
-            grouped = getattr(self._local, "conn", None) is not None
-            query = self._q["touch" if grouped else "touch_relaxed"]
+            query = self._x["touch" if grouped else "touch_relaxed"]
             rows = self._transact(
                 "reading entries",
                 lambda conn, _: conn.execute(query, (now, self.namespace, unique, now)).fetchall(),
                 single=True,
             )
+            found = {r[0]: r for r in rows}
+            out = [None if k not in found else row_to_entry(found[k]) for k in keys]
+            with self._pending_lock:
+                self._show_pending([e for e in out if e is not None])
         else:
-            rows = self._read("reading entries", self._q["get"], (self.namespace, unique, now))
-        found = {r[0]: r for r in rows}
-        out = [None if k not in found else row_to_entry(found[k]) for k in keys]
+            params: tuple[Any, ...]
+            if (
+                len(unique) == 1
+            ):  # key = %s: an array parameter costs more than the rest of the read
+                query, params = self._x["get_one"], (self.namespace, unique[0], now)
+            else:
+                query, params = self._x["get"], (self.namespace, unique, now)
+            found = {r[0]: r for r in self._read("reading entries", query, params)}
+            out = [None if k not in found else row_to_entry(found[k]) for k in keys]
+            due = False
+            with self._pending_lock:
+                self._show_pending([e for e in out if e is not None])
+                if touch:
+                    first = {e.key: e for e in out if e is not None}
+                    due = self._record(list(first.values()), now)
+                    for e in out:  # a key asked twice is one read, shown on every copy
+                        if e is not None and e is not first[e.key]:
+                            e.access_count = first[e.key].access_count
+                            e.last_accessed = now
+            if due and not grouped:
+                self._flush_quietly()
         if touch:
             hits = sum(e is not None for e in out)
             with self._lock:
@@ -701,18 +936,22 @@ class PostgresTier(Tier):
         unique = list(dict.fromkeys(keys))
         rows = self._transact(
             f"deleting {len(unique)} entries",
-            lambda conn, _: conn.execute(self._q["delete"], (self.namespace, unique)).fetchall(),
+            lambda conn, _: conn.execute(self._x["delete"], (self.namespace, unique)).fetchall(),
             single=True,
         )
         removed = sum(1 for (expires_at,) in rows if expires_at is None or expires_at > now)
+        self._forget_pending(unique)
         with self._lock:
             self.stats_counters.deletes += removed
         return removed
 
     def scan(self) -> list[MemoryEntry]:
         """Return every live entry of the namespace, in insertion order."""
-        rows = self._read("listing entries", self._q["scan"], (self.namespace, self.clock()))
-        return [row_to_entry(r) for r in rows]
+        rows = self._read("listing entries", self._x["scan"], (self.namespace, self.clock()))
+        entries = [row_to_entry(r) for r in rows]
+        with self._pending_lock:
+            self._show_pending(entries)
+        return entries
 
     def keyword_search(self, query: str, limit: int = 10) -> list[tuple[MemoryEntry, float]]:
         """Full-text search (English stemming) for any of the query's words, ranked by ``ts_rank_cd``."""
@@ -721,10 +960,13 @@ class PostgresTier(Tier):
             return []
         rows = self._read(
             "searching",
-            self._q["search"],
+            self._x["search"],
             (text, self.namespace, self.namespace, text, self.clock(), min(limit, 2**62)),
         )
-        return [(row_to_entry(r), float(r[ROW_FIELDS])) for r in rows if r[ROW_FIELDS] > 0]
+        found = [(row_to_entry(r), float(r[ROW_FIELDS])) for r in rows if r[ROW_FIELDS] > 0]
+        with self._pending_lock:
+            self._show_pending([e for e, _ in found])
+        return found
 
     def compute(
         self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]
@@ -738,7 +980,7 @@ class PostgresTier(Tier):
                 (_key_lock_id(self.table, self.namespace, key),),
             )
             now = self.clock()
-            row = conn.execute(self._q["get_for_update"], (self.namespace, key)).fetchone()
+            row = conn.execute(self._x["get_for_update"], (self.namespace, key)).fetchone()
             current = (
                 None if row is None or (row[3] is not None and row[3] <= now) else row_to_entry(row)
             )
@@ -748,7 +990,7 @@ class PostgresTier(Tier):
                 return current
             if new is None:
                 if row is not None:
-                    conn.execute(self._q["delete"], (self.namespace, [key]))
+                    conn.execute(self._x["delete"], (self.namespace, [key]))
                     with self._lock:
                         self.stats_counters.deletes += current is not None
                 return None
@@ -758,14 +1000,17 @@ class PostgresTier(Tier):
                 self.stats_counters.writes += 1
             return new
 
-        return self._transact(f"updating key {key!r}", body)
+        # the recorded reads are written first, in the same transaction: fn sees the counts they make
+        result = self._transact_with_reads(f"updating key {key!r}", body)
+        self._forget_pending([key])  # its reads were just written; a rewrite replaced them
+        return result
 
     def cleanup(self) -> list[str]:
         """Delete the expired entries of the namespace; return their keys."""
         now = self.clock()
         rows = self._transact(
             "removing expired entries",
-            lambda conn, _: conn.execute(self._q["purge"], (self.namespace, now)).fetchall(),
+            lambda conn, _: conn.execute(self._x["purge"], (self.namespace, now)).fetchall(),
             single=True,
         )
         with self._lock:
@@ -774,16 +1019,17 @@ class PostgresTier(Tier):
 
     def count(self) -> int:
         """Return the number of live entries in the namespace."""
-        rows = self._read("counting entries", self._q["count"], (self.namespace, self.clock()))
+        rows = self._read("counting entries", self._x["count"], (self.namespace, self.clock()))
         return int(rows[0][0])
 
     def clear(self) -> None:
         """Delete every entry of this namespace (other namespaces of the table are untouched)."""
         self._transact(
             "clearing the namespace",
-            lambda conn, _: conn.execute(self._q["clear"], (self.namespace,)),
+            lambda conn, _: conn.execute(self._x["clear"], (self.namespace,)),
             single=True,
         )
+        self._forget_pending(None)
 
     # -- transactions ------------------------------------------------------------------------------------------------
 
@@ -819,7 +1065,7 @@ class PostgresTier(Tier):
     def index_meta(self) -> tuple[str, int] | None:
         """Return the (model, dimension) of this namespace's semantic index, or None."""
         rows = self._read(
-            "reading the semantic index model", self._q["meta_get"], (self.namespace,)
+            "reading the semantic index model", self._x["meta_get"], (self.namespace,)
         )
         return None if not rows else (str(rows[0][0]), int(rows[0][1]))
 
@@ -827,7 +1073,7 @@ class PostgresTier(Tier):
         """Record the semantic index's model; from now on every change of this namespace enters the outbox."""
         self._transact(
             "recording the semantic index model",
-            lambda conn, _: conn.execute(self._q["meta_set"], (self.namespace, model, int(dim))),
+            lambda conn, _: conn.execute(self._x["meta_set"], (self.namespace, model, int(dim))),
             single=True,
         )
 
@@ -836,7 +1082,7 @@ class PostgresTier(Tier):
         if limit <= 0:
             return []
         rows = self._read(
-            "reading index changes", self._q["changes"], (self.namespace, min(limit, 2**62))
+            "reading index changes", self._x["changes"], (self.namespace, min(limit, 2**62))
         )
         return [(int(i), str(k)) for i, k in rows]
 
@@ -846,7 +1092,7 @@ class PostgresTier(Tier):
             ids = [int(i) for i, _ in changes]
             self._transact(
                 f"acknowledging {len(ids)} index changes",
-                lambda conn, _: conn.execute(self._q["ack"], (ids,)),
+                lambda conn, _: conn.execute(self._x["ack"], (ids,)),
                 single=True,
             )
 
@@ -859,11 +1105,11 @@ class PostgresTier(Tier):
         ns = self.namespace
         with self._connection("finding neighbors") as conn, self._errors("finding neighbors"):
             for key in keys:
-                row = conn.execute(self._q["id_of"], (ns, key)).fetchone()
+                row = conn.execute(self._x["id_of"], (ns, key)).fetchone()
                 if row is None:
                     continue
-                before = conn.execute(self._q["before"], (ns, row[0], now, radius)).fetchall()
-                after = conn.execute(self._q["after"], (ns, row[0], now, radius)).fetchall()
+                before = conn.execute(self._x["before"], (ns, row[0], now, radius)).fetchall()
+                after = conn.execute(self._x["after"], (ns, row[0], now, radius)).fetchall()
                 out[key] = [r[0] for r in reversed(before)] + [r[0] for r in after]
         return out
 
@@ -874,7 +1120,7 @@ class PostgresTier(Tier):
 
     def namespaces(self) -> list[str]:
         """Return every namespace of this tier's table that holds at least one entry (expired included)."""
-        return [r[0] for r in self._read("listing namespaces", self._q["namespaces"], ())]
+        return [r[0] for r in self._read("listing namespaces", self._x["namespaces"], ())]
 
     def drop_tables(self) -> None:
         """Drop this tier's table and everything created with it, for **every** namespace (irreversible)."""
@@ -902,9 +1148,14 @@ class PostgresTier(Tier):
             )
 
         self._transact(f"dropping table {self.table!r}", body)
+        self._forget_pending(None)
 
     def stats(self) -> dict[str, Any]:
-        """Counters, size, and where the tier lives (DSN without password, table, namespace)."""
+        """Counters, size, and where the tier lives (DSN without password, table, namespace).
+
+        The recorded reads are written first, so what the database holds agrees with the counters.
+        """
+        self.flush()
         return {
             **super().stats(),
             "dsn": self.dsn,
@@ -916,7 +1167,17 @@ class PostgresTier(Tier):
         """Close the connection pool this tier opened (idempotent; a pool passed in stays open)."""
         if self._closed:
             return
+        with self._pending_lock:
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+            if timer.is_alive() and timer is not threading.current_thread():
+                timer.join(self.timeout)  # a flush under way
+        if self._pool is not None:
+            self._flush_quietly()  # a flushed count survives the close
         self._closed = True
+        with self._pending_lock:
+            self._pending.clear()
         if self._owns_pool and self._pool is not None:
             with contextlib.suppress(Exception):
                 self._pool.close(timeout=5.0)
