@@ -340,6 +340,7 @@ class PostgresTier(Tier):
         self._inflight: list[dict[str, list[Any]]] = []
         self._pending_lock = threading.Lock()
         self._timer: threading.Timer | None = None
+        self._closing = False  # no timer is armed from then on
         self.dsn = redact_dsn(dsn) if pool is None else "<pool>"
         self._secrets = _secrets_of(dsn) if pool is None else []
         self._closed = False
@@ -703,7 +704,7 @@ class PostgresTier(Tier):
             not pending
             and self.touch_flush_interval > 0
             and self._timer is None
-            and not self._closed
+            and not self._closing
         ):
             timer = threading.Timer(self.touch_flush_interval, self._flush_from_timer)
             timer.daemon = True
@@ -814,28 +815,29 @@ class PostgresTier(Tier):
             raise
         self._settle(taken, written=True)
 
-    def _flush_quietly(self) -> None:
-        """Flush from a read or the timer: a failure keeps the reads for the next flush."""
-        if getattr(
-            self._pool, "closed", False
-        ):  # a borrowed pool closed before this tier: nowhere to write
+    def _flush_quietly(self) -> bool:
+        """Flush from a read, the timer or close: a failure keeps the reads for the next flush (False)."""
+        if getattr(self._pool, "closed", False):
+            # a borrowed pool closed before this tier: nowhere to write them
             with self._pending_lock:
                 dropped, self._pending = len(self._pending), {}
             if dropped:
                 logger.debug("postgres: %d recorded reads dropped: the pool is closed", dropped)
-            return
+            return False
         try:
             self.flush()
         except StorageError as exc:
             logger.warning("postgres: recorded reads kept for a later flush: %s", exc)
+            return False
+        return True
 
     def _flush_from_timer(self) -> None:
         with self._pending_lock:
             self._timer = None
-        if not self._closed:
+        if not self._closing:
             self._flush_quietly()
             with self._pending_lock:  # a failed flush put its reads back: try again later
-                if self._pending and self._timer is None and not self._closed:
+                if self._pending and self._timer is None and not self._closing:
                     timer = threading.Timer(self.touch_flush_interval, self._flush_from_timer)
                     timer.daemon = True
                     self._timer = timer
@@ -1168,13 +1170,18 @@ class PostgresTier(Tier):
         if self._closed:
             return
         with self._pending_lock:
-            timer, self._timer = self._timer, None
+            timer, self._timer, self._closing = self._timer, None, True
         if timer is not None:
             timer.cancel()
-            if timer.is_alive() and timer is not threading.current_thread():
-                timer.join(self.timeout)  # a flush under way
-        if self._pool is not None:
-            self._flush_quietly()  # a flushed count survives the close
+        # A flushed count survives the close: write what is recorded, and wait for the flushes of other
+        # threads (a timer's) under way, whose reads come back here if they fail.
+        deadline = time.monotonic() + self.timeout
+        while self._pool is not None and self._flush_quietly():
+            with self._pending_lock:
+                busy = bool(self._inflight or self._pending)
+            if not busy or time.monotonic() > deadline:
+                break
+            time.sleep(0.005)
         self._closed = True
         with self._pending_lock:
             self._pending.clear()

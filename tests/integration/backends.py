@@ -111,7 +111,8 @@ def redis_keys(prefix: str) -> list[str]:
 
 
 def drop_postgres_table(table: str) -> None:
-    """Drop everything a PostgresTier created for *table* (tables, sequence, trigger function)."""
+    """Drop everything a PostgresTier's migrations created for *table*: tables (their indexes and triggers go
+    with them), the sequence, the trigger function and the namespace-terms function of the keyword index."""
     import psycopg
     from psycopg import sql
 
@@ -122,6 +123,22 @@ def drop_postgres_table(table: str) -> None:
         conn.execute(
             sql.SQL("DROP FUNCTION IF EXISTS {}()").format(sql.Identifier(f"{table}_changed"))
         )
+        conn.execute(
+            sql.SQL("DROP FUNCTION IF EXISTS {}(text, tsvector)").format(
+                sql.Identifier(f"{table}_ns_terms")
+            )
+        )
+
+
+def postgres_functions(table: str) -> list[str]:
+    """Names of the functions whose name starts with *table* (what :func:`drop_postgres_table` must drop)."""
+    import psycopg
+
+    with psycopg.connect(POSTGRES_DSN) as conn:
+        rows = conn.execute(
+            "SELECT proname FROM pg_proc WHERE starts_with(proname, %s) ORDER BY proname", (table,)
+        ).fetchall()
+    return [r[0] for r in rows]
 
 
 def postgres_relations(table: str) -> list[str]:

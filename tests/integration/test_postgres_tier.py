@@ -22,6 +22,7 @@ from integration.backends import (
     apply_op,
     drop_postgres_table,
     lost_writes,
+    postgres_functions,
     postgres_relations,
     race_writers,
     random_ops,
@@ -54,6 +55,7 @@ def table(dsn: str) -> Iterator[str]:
     yield name
     drop_postgres_table(name)
     assert postgres_relations(name) == []
+    assert postgres_functions(name) == []  # the trigger and namespace-terms functions too
 
 
 @pytest.fixture
