@@ -87,6 +87,9 @@ _NAMESPACE_LOCK = 0x61676D32  # advisory lock class of capacity-bound namespaces
 _INT64 = 2**63
 _RETRIES = 5
 _TOUCH_FLUSH_COUNT = 1024  # pending keys that trigger a flush of recorded reads
+_COUNT_ROWS_FOLDED = (
+    64  # a namespace's rows in {table}_counts beyond which a count folds them into one
+)
 _PASSWORD_KV = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 _PASSWORD_PARAM = re.compile(r"([?&]password=)([^&#]*)", re.IGNORECASE)
 
@@ -239,11 +242,50 @@ def _migrations(sql: Any, table: str) -> list[tuple[str, list[Any]]]:
         ).format(name("ns_search"), t, terms),
         sql.SQL("DROP INDEX IF EXISTS {}").format(name("search")),
     ]
+    # Counting costs what changed, not what the namespace holds: every INSERT or DELETE statement appends
+    # one row per namespace it touched (+n / -n) to {table}_counts, so writers never wait for each other on a
+    # shared counter row; count() sums a namespace's rows and folds them into one now and then (see
+    # _COUNT_ROWS_FOLDED). The writers are held off while the existing rows are counted once.
+    counts, counted = name("counts"), name("counted")
+    namespace_counts = [
+        sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(t),
+        sql.SQL(
+            "CREATE TABLE {} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+            "namespace text NOT NULL, n bigint NOT NULL)"
+        ).format(counts),
+        sql.SQL("CREATE INDEX {} ON {} (namespace)").format(name("counts_ns"), counts),
+        sql.SQL(
+            """CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $body$
+            BEGIN
+                IF TG_OP = 'INSERT' THEN
+                    INSERT INTO {counts} (namespace, n)
+                        SELECT namespace, count(*) FROM new_rows GROUP BY namespace;
+                ELSE
+                    INSERT INTO {counts} (namespace, n)
+                        SELECT namespace, -count(*) FROM old_rows GROUP BY namespace;
+                END IF;
+                RETURN NULL;
+            END
+            $body$"""
+        ).format(fn=counted, counts=counts),
+        sql.SQL(
+            "CREATE TRIGGER {} AFTER INSERT ON {} REFERENCING NEW TABLE AS new_rows "
+            "FOR EACH STATEMENT EXECUTE FUNCTION {}()"
+        ).format(name("counted_i"), t, counted),
+        sql.SQL(
+            "CREATE TRIGGER {} AFTER DELETE ON {} REFERENCING OLD TABLE AS old_rows "
+            "FOR EACH STATEMENT EXECUTE FUNCTION {}()"
+        ).format(name("counted_d"), t, counted),
+        sql.SQL(
+            "INSERT INTO {} (namespace, n) SELECT namespace, count(*) FROM {} GROUP BY namespace"
+        ).format(counts, t),
+    ]
     return [
         ("0001_entries_and_search", entries),
         ("0002_semantic_outbox", feed),
         ("0003_versions", versions),
         ("0004_namespace_search", namespace_search),
+        ("0005_namespace_counts", namespace_counts),
     ]
 
 
@@ -565,10 +607,12 @@ class PostgresTier(Tier):
                 "(SELECT set_config('synchronous_commit', 'off', true)) AS relaxed WHERE {t}.id = u.id"
             ),
             "seqs": "SELECT nextval({seq}::regclass) FROM generate_series(1, %s) ORDER BY 1",
+            # a batch is one statement (one count row, one round trip), its rows taken in the arrays' order
             "upsert": (
                 "INSERT INTO {t} (namespace, key, value, search_text, created_at, expires_at, ttl, priority, "
-                "tags, metadata, access_count, last_accessed, version, seq) VALUES "
-                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "tags, metadata, access_count, last_accessed, version, seq) SELECT * FROM unnest("
+                "%s::text[], %s::text[], %s::bytea[], %s::text[], %s::float8[], %s::float8[], %s::float8[], "
+                "%s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::float8[], %s::bigint[], %s::bigint[]) "
                 "ON CONFLICT (namespace, key) DO UPDATE SET {updates}"
             ),
             "upsert_one": (
@@ -581,8 +625,19 @@ class PostgresTier(Tier):
                 "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE namespace = %s AND key = ANY(%s) "
                 'ORDER BY key COLLATE "C" FOR UPDATE) RETURNING expires_at'
             ),
-            "count": "SELECT count(*) FROM {t} WHERE namespace = %s AND {live}",
-            "count_all": "SELECT count(*) FROM {t} WHERE namespace = %s",
+            # entries (expired included) from the namespace's count rows, minus the expired ones (read from
+            # the expiry index: what has expired and is not purged yet), and how many count rows there are
+            "count": (
+                "SELECT coalesce(sum(n), 0) - (SELECT count(*) FROM {t} WHERE namespace = %s "
+                "AND expires_at <= %s), count(*) FROM {counts} WHERE namespace = %s"
+            ),
+            "count_all": "SELECT coalesce(sum(n), 0), count(*) FROM {counts} WHERE namespace = %s",
+            # each count row is deleted once and its value inserted back once, in one statement: concurrent
+            # folds and writers never lose or double a row
+            "fold_counts": (
+                "WITH d AS (DELETE FROM {counts} WHERE namespace = %s RETURNING n) "
+                "INSERT INTO {counts} (namespace, n) SELECT %s, sum(n) FROM d HAVING count(*) > 0"
+            ),
             "purge": "DELETE FROM {t} WHERE namespace = %s AND expires_at <= %s RETURNING key",
             "victims": (
                 "SELECT {cols} FROM {t} WHERE namespace = %s ORDER BY priority, seq LIMIT %s FOR UPDATE"
@@ -621,6 +676,7 @@ class PostgresTier(Tier):
             "meta": sql.Identifier(f"{self.table}_index_meta"),
             "outbox": sql.Identifier(f"{self.table}_outbox"),
             "terms": sql.Identifier(f"{self.table}_ns_terms"),
+            "counts": sql.Identifier(f"{self.table}_counts"),
         }
         return {name: sql.SQL(text).format(**parts) for name, text in q.items()}
 
@@ -647,8 +703,7 @@ class PostgresTier(Tier):
             ([*row, s] for row, s in zip(rows, seqs, strict=True)),
             key=lambda r: r[1].encode("utf-8", "surrogatepass"),
         )
-        with conn.cursor() as cur:
-            cur.executemany(self._x["upsert"], ranked)
+        conn.execute(self._x["upsert"], [list(column) for column in zip(*ranked, strict=True)])
 
     def _lock_namespace(self, conn: Any) -> None:
         if self.capacity is not None:
@@ -658,7 +713,9 @@ class PostgresTier(Tier):
         if self.capacity is None:
             return
         ns = self.namespace
-        total = conn.execute(self._x["count_all"], (ns,)).fetchone()[0]
+        total, rows = conn.execute(self._x["count_all"], (ns,)).fetchone()
+        if rows > _COUNT_ROWS_FOLDED:
+            conn.execute(self._x["fold_counts"], (ns, ns))
         if total <= self.capacity:
             return
         purged = len(conn.execute(self._x["purge"], (ns, now)).fetchall())
@@ -1021,8 +1078,15 @@ class PostgresTier(Tier):
 
     def count(self) -> int:
         """Return the number of live entries in the namespace."""
-        rows = self._read("counting entries", self._x["count"], (self.namespace, self.clock()))
-        return int(rows[0][0])
+        ns = self.namespace
+        (live, rows), *_ = self._read("counting entries", self._x["count"], (ns, self.clock(), ns))
+        if rows > _COUNT_ROWS_FOLDED:
+            self._transact(
+                "folding the namespace's counts",
+                lambda conn, _: conn.execute(self._x["fold_counts"], (ns, ns)),
+                single=True,
+            )
+        return int(live)
 
     def clear(self) -> None:
         """Delete every entry of this namespace (other namespaces of the table are untouched)."""
@@ -1129,7 +1193,7 @@ class PostgresTier(Tier):
         sql = self._sql
 
         def body(conn: Any, _: list[bool]) -> None:
-            for suffix in ("", "_outbox", "_index_meta", "_migrations"):
+            for suffix in ("", "_outbox", "_index_meta", "_migrations", "_counts"):
                 conn.execute(
                     sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(
                         sql.Identifier(self.table + suffix)
@@ -1146,6 +1210,11 @@ class PostgresTier(Tier):
             conn.execute(
                 sql.SQL("DROP FUNCTION IF EXISTS {}(text, tsvector)").format(
                     sql.Identifier(f"{self.table}_ns_terms")
+                )
+            )
+            conn.execute(
+                sql.SQL("DROP FUNCTION IF EXISTS {}()").format(
+                    sql.Identifier(f"{self.table}_counted")
                 )
             )
 

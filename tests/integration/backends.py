@@ -112,12 +112,18 @@ def redis_keys(prefix: str) -> list[str]:
 
 def drop_postgres_table(table: str) -> None:
     """Drop everything a PostgresTier's migrations created for *table*: tables (their indexes and triggers go
-    with them), the sequence, the trigger function and the namespace-terms function of the keyword index."""
+    with them), the sequence, the trigger functions and the namespace-terms function of the keyword index."""
     import psycopg
     from psycopg import sql
 
     with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
-        for name in (table, f"{table}_outbox", f"{table}_index_meta", f"{table}_migrations"):
+        for name in (
+            table,
+            f"{table}_outbox",
+            f"{table}_index_meta",
+            f"{table}_migrations",
+            f"{table}_counts",
+        ):
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(name)))
         conn.execute(sql.SQL("DROP SEQUENCE IF EXISTS {}").format(sql.Identifier(f"{table}_seq")))
         conn.execute(
@@ -127,6 +133,9 @@ def drop_postgres_table(table: str) -> None:
             sql.SQL("DROP FUNCTION IF EXISTS {}(text, tsvector)").format(
                 sql.Identifier(f"{table}_ns_terms")
             )
+        )
+        conn.execute(
+            sql.SQL("DROP FUNCTION IF EXISTS {}()").format(sql.Identifier(f"{table}_counted"))
         )
 
 

@@ -99,6 +99,7 @@ def test_migrations_are_recorded_once_and_reopening_is_idempotent(make, dsn, tab
         "0002_semantic_outbox",
         "0003_versions",
         "0004_namespace_search",
+        "0005_namespace_counts",
     ]
     relations = postgres_relations(table)
     reopened = make()
@@ -124,7 +125,7 @@ def test_concurrent_openers_of_a_new_table_all_succeed(make, dsn, table):
     for t in threads:
         t.join()
     assert errors == []
-    assert sql(dsn, f'SELECT count(*) FROM "{table}_migrations"') == [(4,)]
+    assert sql(dsn, f'SELECT count(*) FROM "{table}_migrations"') == [(5,)]
 
 
 def test_a_newer_schema_is_refused(make, dsn, table):
