@@ -11,7 +11,8 @@ one namespace's keys can never be read as another's)::
     lru       zset     score = priority, member = zero-padded access tick + key: ZRANGE 0 n is the eviction
                        order (lowest priority first, least recently used first within a priority)
     exp       zset     key -> expires_at, by the tier's clock
-    tick seq  strings  counters (access order, insertion order)
+    tick      string   counter of the access order; a new key's first tick is its insertion sequence
+    seq       string   the insertion counter of earlier versions (no longer written; ticks are larger)
     lock      string   the namespace lock (see below)
     meta chg chgseq    the semantic index's model and its change feed (only once an index asked for one)
 
@@ -114,8 +115,8 @@ local function bump()
     redis.call('SET', K[11], t[1] .. string.format('%06d', tonumber(t[2])))
   end
 end
-local function remove(key)
-  local m = redis.call('HGET', K[2], key)
+local function remove(key, known)
+  local m = known or redis.call('HGET', K[2], key)
   local existed = redis.call('DEL', ep .. key)
   if m then
     redis.call('ZREM', K[1], m)
@@ -168,29 +169,33 @@ do
 end
 local purged = 0
 local evict = 0
-if check ~= '0' and cap > 0 then
-  local function new_keys()
-    local new = 0
-    for i = 0, n - 1 do
-      if redis.call('HEXISTS', K[2], R[1 + i * 13]) == 0 then new = new + 1 end
-    end
-    return new
+local olds = nil  -- each entry's member in lru, or false: looked up once, for the capacity check and the write
+local function members()
+  olds = {}
+  local new = 0
+  for i = 0, n - 1 do
+    olds[i] = redis.call('HGET', K[2], R[1 + i * 13])
+    if not olds[i] then new = new + 1 end
   end
-  local over = redis.call('HLEN', K[2]) + new_keys() - cap
+  return new
+end
+if check ~= '0' and cap > 0 then
+  local over = redis.call('HLEN', K[2]) + members() - cap
   if over > 0 then
     purged = #purge(now)
-    if purged > 0 then over = redis.call('HLEN', K[2]) + new_keys() - cap end
+    if purged > 0 then over = redis.call('HLEN', K[2]) + members() - cap end
     if over > 0 then
       if check ~= '2' then return {-2, over, purged} end
       evict = over  -- no callback to hand victims to: evict here, in this same atomic script
     end
   end
 end
+if not olds then members() end
 for i = 0, n - 1 do
   local o = 1 + i * 13
   local key = R[o]
   local ek = ep .. key
-  local old = redis.call('HGET', K[2], key)
+  local old = olds[i]  -- the batch's keys are distinct: none was written by an earlier one
   local s, expiring = false, false
   if old then
     redis.call('ZREM', K[1], old)
@@ -198,10 +203,10 @@ for i = 0, n - 1 do
     s = f[1]
     expiring = not f[1] or (f[2] ~= false and f[2] ~= '')  -- a hash Redis collected had an expiry
   end
-  if not s then s = redis.call('INCR', K[9]) end
   local m = member(key)
+  if not s then s = string.sub(m, 1, 16) end  -- a new key: its first tick is its insertion order
   -- every field is overwritten in place (a hash left by a cleared namespace included)
-  redis.call('HSET', ek, 'v', R[o + 1], 't', R[o + 2], 'md', R[o + 3], 'c', R[o + 4],
+  local added = redis.call('HSET', ek, 'v', R[o + 1], 't', R[o + 2], 'md', R[o + 3], 'c', R[o + 4],
              'x', R[o + 5], 'l', R[o + 6], 'p', R[o + 7], 'ac', R[o + 8], 'la', R[o + 9],
              'ps', R[o + 10], 's', s, 'w', R[o + 12])
   redis.call('HSET', K[10], key, string.sub(m, 1, 16))
@@ -212,9 +217,10 @@ for i = 0, n - 1 do
     redis.call('ZADD', K[3], R[o + 5], key)
     redis.call('PEXPIREAT', ek, R[o + 11])
   else
-    -- exp only holds keys of idx: a key new to idx has no expiry to forget, but maybe a hash left behind
+    -- exp only holds keys of idx: a key new to idx has no expiry to forget, but a hash left behind (HSET
+    -- found some of its fields) may have one
     if expiring then redis.call('ZREM', K[3], key) end
-    if expiring or not old then redis.call('PERSIST', ek) end
+    if expiring or (not old and added < 13) then redis.call('PERSIST', ek) end
   end
   changed(key)
 end
@@ -228,7 +234,7 @@ if evict > 0 then
   -- the batch is in, each entry the most recent of its priority: the victims are the head of lru, exactly
   -- what the callback path's preview_victims picks
   for _, m in ipairs(redis.call('ZRANGE', K[1], 0, evict - 1)) do
-    remove(string.sub(m, 17))
+    remove(string.sub(m, 17), m)
     removed = removed + 1
   end
 end
