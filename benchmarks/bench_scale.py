@@ -13,7 +13,9 @@ Run (numbers in docs/benchmarks.md, "Scale"):
 * ``large``: one namespace of n memories (SQLite): fill rate, keyword top-10 p50/p95 on LoCoMo questions, RSS
   of the process, bytes on disk.
 * ``hot``: BufferTier store (evicting) and get beside a bare OrderedDict LRU; RedisTier put/get beside raw
-  redis-py pipelined SET/GET; PostgresTier get beside a raw psycopg SELECT on the same pool.
+  redis-py pipelined SET/GET; PostgresTier get beside a raw psycopg SELECT on the same pool, and its count at
+  1,000 and ``--count-size`` entries. The Redis and PostgreSQL rows interleave ours and the reference op by
+  op (same load on this shared machine for both), and report the commands or statements one call sends.
 
 Only the public Tier API is used, so the same script measures an older checkout (``PYTHONPATH=<old tree>``).
 """
@@ -236,6 +238,37 @@ class BareLRU:
         return value
 
 
+def paired(
+    ref: Callable[[int], object], ours: Callable[[int], object], n: int
+) -> tuple[list[float], ...]:
+    """Latencies of ref(i) and ours(i), alternating op by op so both see the same load (microseconds)."""
+    clock = time.perf_counter_ns
+    out_ref, out_ours = [], []
+    for i in range(n):
+        t0 = clock()
+        ref(i)
+        t1 = clock()
+        ours(i)
+        t2 = clock()
+        out_ref.append((t1 - t0) / 1000)
+        out_ours.append((t2 - t1) / 1000)
+    return out_ref, out_ours
+
+
+def sent_per_call(
+    wrap: Callable[[list[str]], Callable[[], None]], fn: Callable[[int], object]
+) -> int:
+    """How many commands/statements one fn(i) sends (*wrap* installs a recorder and returns its undo)."""
+    sent: list[str] = []
+    undo = wrap(sent)
+    try:
+        for i in range(10):
+            fn(i)
+    finally:
+        undo()
+    return round(len(sent) / 10)
+
+
 def ratio_row(name: str, ours: list[float], ref: list[float], *, rate: bool = False) -> None:
     o, r = quantiles(ours)[0], quantiles(ref)[0]
     if rate:  # throughput relative to the reference: reference time / our time
@@ -247,7 +280,7 @@ def ratio_row(name: str, ours: list[float], ref: list[float], *, rate: bool = Fa
         print(f"  {name:<44} p50 {o:8.2f} us  ref {r:8.2f} us   p50 {o / r:5.2f}x the reference")
 
 
-def bench_hot(n: int) -> None:
+def bench_hot(n: int, count_size: int) -> None:
     from agentmem_plugin.tiers.buffer import BufferTier
 
     print(f"\nhot paths, each beside its raw reference in the same run ({n:,} ops)")
@@ -297,17 +330,42 @@ def bench_hot(n: int) -> None:
             pipe.execute()
 
         tier = RedisTier(url=REDIS_URL, prefix=prefix, capacity=1000)
-        ref = latencies(raw_set, m)
-        ours = latencies(lambda i: tier.put(MemoryEntry(f"k{i}", {"v": "x" * 64})), m)
+
+        def commands(sent: list[str]) -> Callable[[], None]:
+            real = tier.client.execute_command
+
+            def counting(*args: Any, **kwargs: Any) -> Any:
+                sent.append(str(args[0]))
+                return real(*args, **kwargs)
+
+            tier.client.execute_command = counting
+            return lambda: setattr(tier.client, "execute_command", real)
+
+        def put(i: int) -> None:
+            tier.put(MemoryEntry(f"k{i}", {"v": "x" * 64}))
+
+        def get(i: int) -> None:
+            tier.get(f"k{m - 1 - i % 1000}")
+
+        def peek(i: int) -> None:
+            tier.get(f"k{m - 1 - i % 1000}", touch=False)
+
+        paired(raw_set, put, 200)  # warm-up: scripts loaded, connections open
+        ref, ours = paired(raw_set, put, m)
+        print(f"  (RedisTier: {sent_per_call(commands, put)} command per put, ", end="")
+        print(f"{sent_per_call(commands, get)} per get)")
         ratio_row("RedisTier.put (capacity 1000, evicting)", ours, ref)
-        ref = latencies(raw_get, m)
-        ours = latencies(lambda i: tier.get(f"k{m - 1 - i % 1000}"), m)
-        ratio_row("RedisTier.get (hit)", ours, ref)
+        ref, ours = paired(raw_get, get, m)
+        ratio_row("RedisTier.get (hit, touch)", ours, ref)
+        ref, ours = paired(raw_get, peek, m)
+        ratio_row("RedisTier.get (touch=False)", ours, ref)
         tier.clear()
         tier.close()
         client.delete(*[f"{prefix}:raw:{i}" for i in range(1000)])
 
     try:
+        import psycopg
+
         from agentmem_plugin.tiers.postgres import PostgresTier
 
         pg = PostgresTier(PG_DSN, table=f"bench_hot_{uuid.uuid4().hex[:8]}", max_size=2)
@@ -319,13 +377,40 @@ def bench_hot(n: int) -> None:
 
     def raw_pg(i: int) -> None:
         with pg.pool.connection() as conn:
-            conn.execute(select, ("", f"k{i % 1000}")).fetchone()
+            conn.execute(select, ("", f"k{i % 1000}")).fetchone()  # type: ignore[arg-type]
 
-    ref = latencies(raw_pg, m)
-    ours = latencies(lambda i: pg.get(f"k{i % 1000}"), m)
+    def statements(sent: list[str]) -> Callable[[], None]:
+        real = psycopg.Cursor.execute
+
+        def counting(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            sent.append(str(query))
+            return real(self, query, *args, **kwargs)
+
+        psycopg.Cursor.execute = counting  # type: ignore[method-assign]
+        return lambda: setattr(psycopg.Cursor, "execute", real)
+
+    def pg_get(i: int) -> None:
+        pg.get(f"k{i % 1000}")
+
+    def pg_peek(i: int) -> None:
+        pg.get(f"k{i % 1000}", touch=False)
+
+    paired(raw_pg, pg_get, 200)  # warm-up: statements prepared on the pool's connections
+    print(f"  (PostgresTier: {sent_per_call(statements, pg_get)} statement per get)")
+    ref, ours = paired(raw_pg, pg_get, m)
     ratio_row("PostgresTier.get (touch) vs raw SELECT, same pool", ours, ref)
-    ours = latencies(lambda i: pg.get(f"k{i % 1000}", touch=False), m)
+    ref, ours = paired(raw_pg, pg_peek, m)
     ratio_row("PostgresTier.get (touch=False)", ours, ref)
+    sizes = [1000] + ([count_size] if count_size > 1000 else [])
+    done = 1000
+    for size in sizes:
+        while done < size:
+            chunk = min(size, done + 10_000)
+            pg.put_many([MemoryEntry(f"k{i}", {"v": "x" * 64}) for i in range(done, chunk)])
+            done = chunk
+        pg.count()
+        lat = latencies(lambda i: pg.count(), 200)
+        print(f"  {f'PostgresTier.count, {size:,} entries':<44} p50 {quantiles(lat)[0]:8.2f} us")
     pg.drop_tables()
     pg.close()
 
@@ -390,6 +475,7 @@ def main() -> None:
     chroma.add_argument("--dim", type=int, default=384)
     hot = sub.add_parser("hot")
     hot.add_argument("-n", type=int, default=100_000)
+    hot.add_argument("--count-size", type=int, default=100_000)
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}")
     if args.what == "many":
@@ -401,7 +487,7 @@ def main() -> None:
     elif args.what == "large":
         bench_large([int(x) for x in args.sizes.split(",")], args.rounds)
     else:
-        bench_hot(args.n)
+        bench_hot(args.n, args.count_size)
 
 
 if __name__ == "__main__":
