@@ -597,22 +597,28 @@ class RedisTier(Tier):
         except AgentMemError:
             raise
         except self._redis_errors + self._connection_errors as exc:
-            detail = self._scrub(str(exc))
-            cause = None if detail != str(exc) else exc
-            if isinstance(exc, self._connection_errors):
-                raise BackendUnavailableError(
-                    f"Redis at {self.url!r} is unavailable while {what}: {detail}"
-                ) from cause
-            raise StorageError(f"Redis at {self.url!r} failed while {what}: {detail}") from cause
+            raise self._failure(exc, what) from (None if self._scrub(str(exc)) != str(exc) else exc)
+
+    def _failure(self, exc: BaseException, what: str) -> StorageError:
+        detail = self._scrub(str(exc))
+        if isinstance(exc, self._connection_errors):
+            return BackendUnavailableError(
+                f"Redis at {self.url!r} is unavailable while {what}: {detail}"
+            )
+        return StorageError(f"Redis at {self.url!r} failed while {what}: {detail}")
 
     def _call(self, script: str, args: Sequence[Any], what: str) -> Any:
         """Run *script* in one round trip (EVALSHA; the script is loaded again if Redis lost it)."""
+        if self._closed:
+            raise StorageError(f"the Redis tier at {self.url!r} is closed")
         keys = self._script_keys
-        with self._errors(what):
+        try:  # what _errors does, inline: this is every operation's path
             try:
-                return self._evalsha(self._shas[script], len(keys), *keys, self._bprefix, *args)
+                return self._evalsha(self._shas[script], 1, *keys, self._bprefix, *args)
             except self._no_script:
                 return self._scripts[script](keys=keys, args=[self._bprefix, *args])
+        except self._redis_errors + self._connection_errors as exc:
+            raise self._failure(exc, what) from (None if self._scrub(str(exc)) != str(exc) else exc)
 
     def _token(self) -> str:
         return getattr(self._local, "token", None) or ""
