@@ -25,17 +25,22 @@ Design:
   in real time) only collects the garbage.
 * **Eviction hands entries to** ``on_evict`` **before they leave.** A write that fits (after dropping expired
   entries) is applied by one script; so is a write that must evict when there is no ``on_evict`` (the script
-  removes the head of ``lru`` after the write: one round trip). A write that must evict takes the namespace lock (``SET NX PX``, a random
-  token), lists the victims, calls ``on_evict`` with them, then applies the write and removes the victims in
+  removes the head of ``lru`` after the write: one round trip). A write that must evict takes the namespace
+  lock (``SET NX PX``, a random token), lists the victims, calls ``on_evict`` with them, then applies the write and removes the victims in
   one script that first checks the lock is still held. While the lock is held every other writer of the
   namespace (in any process) waits, so the victims handed to ``on_evict`` are exactly the entries removed and
   the count never exceeds the capacity. If ``on_evict`` raises, nothing is written. ``compute`` holds the same
   lock for its read-modify-write. Reads never wait.
+* **One round trip for a store and for a get.** A store that fits, or that evicts with no ``on_evict``, is one
+  ``EVALSHA``; so is a get, its bookkeeping included (access count, last access, a new place in the LRU order).
+  What a call costs beyond the round trip is kept small: a script gets the namespace's base name as its one
+  key and builds the others, a write's entries travel as one packed argument, a get's reply is one packed
+  string per entry, and a script bumps the generation and asks whether an index is attached once.
 * **Keyword search** ranks the live entries with the core's BM25, in an index kept by each process and
   synced before every search from the entries' write versions: only what changed since is fetched again.
 
-Key names are built inside the scripts (from the namespace base they get), so a namespace must live on one Redis node (standalone, or a
-replicated primary); Redis Cluster is not supported.
+Key names are built inside the scripts (from the namespace base they get), so a namespace must live on one Redis
+node (standalone, or a replicated primary); Redis Cluster is not supported.
 """
 
 from __future__ import annotations
