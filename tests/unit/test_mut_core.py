@@ -402,3 +402,179 @@ def test_version_clock_reseed_keeps_versions_increasing() -> None:
     second, third = next_version(), next_version()
     assert first < second < third
     assert (second >> 10) > (first >> 10)  # the time part moved on, whatever node was drawn
+
+
+def test_hybrid_ranking_defaults_and_how_many_neighbours_it_looks_up() -> None:
+    from agentmem_plugin.search import hybrid_ranking
+
+    keyword = [(f"k{i:02d}", float(100 - i)) for i in range(60)]
+    asked: list[int] = []
+
+    def neighbors(keys: list[str], radius: int) -> dict[str, list[str]]:
+        asked.append(len(keys))
+        return {keys[0]: ["beside"]}
+
+    plain = hybrid_ranking(keyword, [], limit=3, keyword_weight=1.0)
+    assert [k for k, _ in plain] == ["k00", "k01", "k02"]
+    # contiguity is off unless both a weight and a radius are given
+    assert (
+        hybrid_ranking(
+            keyword, [], limit=3, keyword_weight=1.0, context_radius=1, neighbors=neighbors
+        )
+        == plain
+    )
+    assert (
+        hybrid_ranking(
+            keyword, [], limit=3, keyword_weight=1.0, context_weight=0.5, neighbors=neighbors
+        )
+        == plain
+    )
+    assert asked == []
+    # the best max(5 * limit, context_candidates) fused keys have their neighbours looked up
+    args = {
+        "keyword_weight": 1.0,
+        "context_weight": 0.5,
+        "context_radius": 1,
+        "neighbors": neighbors,
+    }
+    hybrid_ranking(keyword, [], limit=1, **args)  # type: ignore[arg-type]
+    hybrid_ranking(keyword, [], limit=11, **args)  # type: ignore[arg-type]
+    hybrid_ranking(keyword, [], limit=1, context_candidates=7, **args)  # type: ignore[arg-type]
+    assert asked == [50, 55, 7]
+    ranked = hybrid_ranking(keyword, [], limit=2, **args)  # type: ignore[arg-type]
+    assert ranked == [("k00", 1.0), ("k01", pytest.approx(99 / 100))]
+    assert dict(hybrid_ranking(keyword, [], limit=61, **args))["beside"] == pytest.approx(0.5)  # type: ignore[arg-type]
+
+
+# -- surviving mutants of the sampled run (docs/testing.md) -----------------------------------------------------
+
+
+def test_audit_log_names_each_action_and_the_granted_mode() -> None:
+    shared = SharedMemory()
+    shared.create_shared_memory("m", {}, ["w"])
+    handle = shared.access_memory("m", "w")
+    assert handle is not None
+    handle.store_many([("a", 1)])
+    handle.cleanup()
+    shared.grant_access("m", "r", read_only=True)
+    shared.grant_access("m", "w2")
+    records = shared.audit_log()
+    assert [r.action for r in records] == [
+        "create",
+        "access",
+        "store_many",
+        "cleanup",
+        "grant",
+        "grant",
+    ]
+    assert [r.detail for r in records if r.action == "grant"] == ["read_only", "read_write"]
+
+
+def test_neighbors_in_takes_radius_places_each_side() -> None:
+    from agentmem_plugin.tiers.base import neighbors_in
+
+    order = ["a", "b", "c", "d", "e"]
+    assert neighbors_in(order, ["c"], 1) == {"c": ["b", "d"]}
+    assert neighbors_in(order, ["c", "a", "e"], 2) == {
+        "c": ["a", "b", "d", "e"],
+        "a": ["b", "c"],
+        "e": ["c", "d"],
+    }
+    assert neighbors_in(order, ["zz"], 1) == {}
+
+
+def test_scan_based_keyword_search_indexes_the_tags() -> None:
+    tier = DictTier()
+    tier.put_many([MemoryEntry("a", "plain text", tags=["zebra"]), MemoryEntry("b", "other")])
+    assert [e.key for e, _ in tier.keyword_search("zebra")] == ["a"]
+    assert [e.key for e, _ in tier.keyword_search("a")] == []  # "a" is a stop word, not the key
+
+
+def test_buffer_put_if_newer_compares_with_the_live_entry(clock) -> None:  # type: ignore[no-untyped-def]
+    from agentmem_plugin.tiers.buffer import BufferTier
+
+    tier = BufferTier(None, clock=clock)
+    tier.put_many(
+        [
+            MemoryEntry("k", "v5", version=5),
+            MemoryEntry("t", "expiring", version=9, ttl=1, clock=clock),
+        ]
+    )
+    assert tier.put_if_newer([MemoryEntry("k", "v4", version=4)]) == []
+    assert tier.get("k").value == "v5"  # type: ignore[union-attr]
+    clock.advance(5)  # t expired: an older version may take its place
+    assert [e.key for e in tier.put_if_newer([MemoryEntry("t", "again", version=2)])] == ["t"]
+    assert tier.get("t").value == "again"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "archive"])
+def test_expirations_and_writes_are_counted(kind: str, clock, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from agentmem_plugin.tiers.archive import ArchiveTier
+
+    tier: Tier = (
+        SqliteTier(None, clock=clock)
+        if kind == "sqlite"
+        else ArchiveTier(tmp_path / "a", encrypt=False, clock=clock)
+    )
+    try:
+        tier.put_many([MemoryEntry(f"e{i}", i, ttl=1, clock=clock) for i in range(3)])
+        clock.advance(5)
+        assert sorted(tier.cleanup()) == ["e0", "e1", "e2"]
+        tier.put(MemoryEntry("f", 0, ttl=1, clock=clock))
+        clock.advance(5)
+        tier.cleanup()
+        assert tier.stats()["expirations"] == 4
+        writes = tier.stats()["writes"]
+        tier.compute("c", lambda e: MemoryEntry("c", 1))
+        assert tier.stats()["writes"] == writes + 1
+    finally:
+        tier.close()
+
+
+def test_sqlite_analytics(clock) -> None:  # type: ignore[no-untyped-def]
+    tier = SqliteTier(None, clock=clock)
+    try:
+        assert tier.analytics() == {
+            "total_items": 0,
+            "average_access_count": 0.0,
+            "max_access_count": 0,
+            "tagged_items": 0,
+        }
+        tier.put_many(
+            [
+                MemoryEntry("a", 1, tags=["t"]),
+                MemoryEntry("b", 2),
+                MemoryEntry("gone", 3, ttl=1, clock=clock),
+            ]
+        )
+        tier.get("a")
+        tier.get("a")
+        tier.get("gone")
+        clock.advance(5)
+        assert tier.analytics() == {
+            "total_items": 2,
+            "average_access_count": 1.0,
+            "max_access_count": 2,
+            "tagged_items": 1,
+        }
+    finally:
+        tier.close()
+
+
+def test_lru_preview_victims_agrees_with_what_eviction_would_do() -> None:
+    from agentmem_plugin.policies import LRUEvictionPolicy
+
+    lru = LRUEvictionPolicy(10)
+    lru.add("mid", 3)
+    lru.add("high", 9)
+    # one new key of a higher priority than the lowest held: the lowest held goes, not the newcomer
+    assert lru.preview_victims(1, [("new", 5)]) == ["mid"]
+    assert lru.preview_victims(1, [("new", 1)]) == ["new"]
+    # more than one victim for one new key
+    assert lru.preview_victims(2, [("new", 5)]) == ["mid", "new"]
+    # more victims asked than there are keys: every key, lowest priority first, the newcomer among them
+    assert lru.preview_victims(5, [("new", 0)]) == ["new", "mid", "high"]
+    assert len(lru) == 2  # nothing changed
+    flat = LRUEvictionPolicy(10, priority_aware=False)
+    flat.add("old", 9)
+    assert flat.preview_victims(1, [("new", 0)]) == ["old"]
