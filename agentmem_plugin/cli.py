@@ -614,9 +614,35 @@ def search(
         int, typer.Option("--limit", "-k", min=1, metavar="N", help="Maximum hits.")
     ] = 10,
     namespace: NamespaceOpt = None,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain", help="Show the terms of each score (BM25, cosine, each boost) as columns."
+        ),
+    ] = False,
+    recency_weight: Annotated[
+        float | None,
+        typer.Option(
+            "--recency-weight",
+            min=0.0,
+            metavar="W",
+            help="Boost recent memories: W * 0.5 ** (age / 30 days) is added to each score.",
+            show_default=False,
+        ),
+    ] = None,
+    importance_weight: Annotated[
+        float | None,
+        typer.Option(
+            "--importance-weight",
+            min=0.0,
+            metavar="W",
+            help="Boost important memories: W * metadata importance (0-1) is added to each score.",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Search every tier: long-term by keyword, meaning or both; short-term and the archive by keyword."""
+    """Search every tier by keyword, meaning or both (hybrid, the default)."""
     ns = _namespace(namespace)
     chosen: str = mode or "hybrid"
     _check_store(path, create=False)
@@ -629,26 +655,58 @@ def search(
         chosen = "keyword"
         manager = _open(ctx, path, namespace=ns)
     with manager:
-        hits = manager.search(query, limit, mode=chosen)
+        hits = manager.search(
+            query,
+            limit,
+            mode=chosen,
+            explain=explain,
+            recency_weight=recency_weight,
+            importance_weight=importance_weight,
+        )
     if json_output:
         _emit_json(hits)
         return
     if not hits:
         _say(f"no match for {query!r} ({chosen} search)")
         return
+    terms = [t for t in EXPLAIN_COLUMNS if any(t in h.get("explain", {}) for h in hits)]
     table = Table(title=Text(f"{chosen} search: {query}"))
-    for column in ("#", "key", "tier", "score", "value", "tags"):
-        table.add_column(column, justify="right" if column in ("#", "score") else "left")
+    for column in ("#", "key", "tier", "score", *terms, "value", "tags"):
+        if column in ("key", "tier", "value", "tags"):
+            table.add_column(column)
+        else:  # numbers keep their width; the value column wraps instead
+            table.add_column(column, justify="right", no_wrap=True)
     for rank, found in enumerate(hits, 1):
+        parts = found.get("explain", {})
         table.add_row(
             str(rank),
             Text(found["key"]),
             found["tier"],
             f"{found['score']:.3f}",
+            *(_term(parts.get(t)) for t in terms),
             Text(_preview(found["value"])),
             Text(",".join(found["tags"])),
         )
     _stdout().print(table)
+
+
+EXPLAIN_COLUMNS = (
+    "bm25",
+    "cosine",
+    "fused",
+    "entity",
+    "recency",
+    "importance",
+    "context",
+    "session",
+)
+"""The score terms ``search --explain`` shows, in this order (those no hit carries are left out; ``--json``
+gives every term, the scaled ``bm25_norm`` and ``cos_norm`` too)."""
+
+
+def _term(value: float | None) -> str:
+    """One score term for the explain table (a side that did not find the memory: "-")."""
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _open_for_search(ctx: typer.Context, path: Path, namespace: str, mode: str) -> MemoryManager:

@@ -32,7 +32,6 @@ spec's three diagrams):
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import sys
 import threading
@@ -54,13 +53,17 @@ from agentmem_plugin.errors import (
     StorageError,
 )
 from agentmem_plugin.memory import (
-    CONTEXT_CANDIDATES,
     HYBRID_CANDIDATES,
     MEMORY_ARGUMENTS,
     Memory,
     entries_from_items,
-    hit,
+    has_boosts,
     no_embedder_error,
+    plain_hit,
+    ranked_hit,
+    ranking_config,
+    search_config,
+    single_side,
 )
 from agentmem_plugin.moves import move, place
 from agentmem_plugin.policies import (
@@ -68,7 +71,7 @@ from agentmem_plugin.policies import (
     ImportanceConsolidationPolicy,
     consolidation_score,
 )
-from agentmem_plugin.search import hybrid_ranking
+from agentmem_plugin.ranking import RankingConfig, rank_entries
 from agentmem_plugin.tiers.base import Tier
 from agentmem_plugin.tiers.factory import AUTO_EMBEDDER, TierSet, build_tiers, resolve_embedder
 from agentmem_plugin.tiers.urls import is_durable_url, is_server_url
@@ -162,6 +165,8 @@ class MemoryManager:
             the store. See :mod:`agentmem_plugin.tiers.factory` for every scheme; passwords are never logged.
         reindex: Rebuild the semantic index when the store was indexed with another embedding model (instead of
             refusing to open it with an EmbeddingError).
+        ranking: The hybrid ranking's knobs (:class:`~agentmem_plugin.ranking.RankingConfig`; default
+            :data:`~agentmem_plugin.ranking.DEFAULT_CONFIG`), shared by the namespace views.
 
     Raises:
         InvalidArgumentError: a bad argument (named in the message); nothing is opened.
@@ -198,6 +203,7 @@ class MemoryManager:
         long_term: str | None = None,
         semantic: str | None = None,
         reindex: bool = False,
+        ranking: RankingConfig | None = None,
         _root: MemoryManager | None = None,
     ) -> None:
         short_limit = validate_limit(short_term_limit, what="short_term_limit")
@@ -215,6 +221,7 @@ class MemoryManager:
             else validate_seconds(consolidation_interval, what="consolidation_interval"),
             "batch_size": validate_limit(batch_size, what="batch_size"),
             "clock": clock,
+            "ranking": ranking_config(ranking, None, None),
         }
         self.namespace = validate_namespace(namespace)
         self._auto = isinstance(embedder, str) and embedder == AUTO_EMBEDDER
@@ -285,7 +292,11 @@ class MemoryManager:
             self.long_term_limit = sys.maxsize
         tiers.short.on_evict = self._overflow
         self.long_term = Memory(
-            capacity=None, memory_type="long_term", tier=tiers.long, embedder=None
+            capacity=None,
+            memory_type="long_term",
+            tier=tiers.long,
+            embedder=None,
+            ranking=options["ranking"],
         )
         self._reconcile()
 
@@ -752,6 +763,9 @@ class MemoryManager:
         mode: str | None = None,
         memory_types: Sequence[str] | None = None,
         filter: Mapping[str, Any] | None = None,
+        explain: bool = False,
+        recency_weight: float | None = None,
+        importance_weight: float | None = None,
     ) -> list[dict[str, Any]]:
         """Search every tier: one ranked, de-duplicated list of ``{key, value, score, tier, metadata, tags}``.
 
@@ -766,6 +780,9 @@ class MemoryManager:
             mode: ``"hybrid"``, ``"keyword"`` or ``"semantic"`` (default: hybrid with an embedder, else keyword).
             memory_types: Tiers to search (default: all three).
             filter: ``{"tags": [...]}`` (all required) and/or metadata fields that must be equal.
+            explain: Add to each hit ``explain``: the terms of its score (see :meth:`Memory.search`).
+            recency_weight: Boost recent memories (see :meth:`Memory.search`; default: the ranking's, off).
+            importance_weight: Boost important memories (``metadata["importance"]`` in [0, 1]; default off).
 
         Returns:
             Hits, best first; semantic and hybrid hits also carry ``similarity`` (cosine, or None) and hybrid hits
@@ -783,6 +800,8 @@ class MemoryManager:
         mode = validate_mode(mode) or ("hybrid" if self.tiers.semantic else "keyword")
         wanted = validate_filter(filter)
         names = validate_memory_types(memory_types)
+        explain = validate_bool(explain, what="explain")
+        config = search_config(self.long_term.ranking, recency_weight, importance_weight)
         if mode != "keyword" and not self.tiers.semantic:
             raise no_embedder_error(mode, auto=self._auto)
         if not query.strip():
@@ -791,7 +810,7 @@ class MemoryManager:
         while (
             True
         ):  # with a filter, search deeper until *limit* hits pass it or the tiers are exhausted
-            hits, exhausted = self._search(query, depth, mode, names)
+            hits, exhausted = self._search(query, depth, mode, names, config, explain)
             if wanted:
                 hits = [h for h in hits if _matches(h, wanted)]
             best: dict[str, dict[str, Any]] = {}
@@ -802,62 +821,92 @@ class MemoryManager:
             depth *= 4
 
     def _search(
-        self, query: str, depth: int, mode: str, names: Sequence[str]
+        self,
+        query: str,
+        depth: int,
+        mode: str,
+        names: Sequence[str],
+        config: RankingConfig,
+        explain: bool,
     ) -> tuple[list[dict[str, Any]], bool]:
         """One pass of :meth:`search` for *depth* hits: the hits (best first) and whether the tiers ran out."""
-        if mode == "keyword":
+        boosted = has_boosts(config)
+        if mode == "keyword" and not boosted:
             hits: list[dict[str, Any]] = []
             exhausted = True
             for name, found in self._keyword(query, depth, names).items():
                 exhausted &= len(found) < depth
                 top = max((s for _, s in found), default=0.0) or 1.0
-                hits += [{**hit(e, s / top), "tier": name} for e, s in found]
+                for e, s in found:
+                    h = {**plain_hit(e, s / top, mode, explain), "tier": name}
+                    if explain:  # the tier's own BM25, and that score over the tier's best
+                        h["explain"] = {"bm25": s, "bm25_norm": s / top}
+                    hits.append(h)
             hits.sort(key=lambda h: -h["score"])
             return hits, exhausted
-        if mode == "semantic":
-            dense = self._dense(query, depth, names)
-            return [{**hit(e, sim, similarity=sim), "tier": name} for name, e, sim in dense], len(
-                dense
-            ) < depth
+        if mode == "semantic" and not boosted:
+            nearest = self._dense(query, depth, names)
+            return [
+                {**plain_hit(e, sim, mode, explain), "tier": name} for name, e, sim in nearest
+            ], len(nearest) < depth
         wide = max(depth * 5, HYBRID_CANDIDATES)
-        keyword = self._keyword(query, wide, names)
-        dense = self._dense(query, wide, names)
+        keyword = self._keyword(query, wide, names) if mode != "semantic" else {}
+        located = self._dense(query, wide, names) if mode != "keyword" else []
         where: dict[str, tuple[str, MemoryEntry]] = {}
-        bm25: dict[str, float] = {}
+        bm25: dict[str, tuple[MemoryEntry, float]] = {}
         for name, found in keyword.items():
             for e, s in found:
-                if s > bm25.get(e.key, -1.0):  # a key caught in two tiers by a move counts once
-                    bm25[e.key] = s
+                if (
+                    e.key not in bm25 or s > bm25[e.key][1]
+                ):  # a key caught in two tiers by a move counts once
+                    bm25[e.key] = (e, s)
                     where[e.key] = (name, e)
-        cosine: dict[str, float] = {}
-        for name, e, sim in dense:
-            cosine[e.key] = sim
+        dense: list[tuple[MemoryEntry, float]] = []
+        for name, e, sim in located:
+            dense.append((e, sim))
             where.setdefault(e.key, (name, e))
-        ranked = hybrid_ranking(
-            sorted(bm25.items(), key=lambda kv: -kv[1]),
-            sorted(cosine.items(), key=lambda kv: -kv[1]),
+        radius = self.long_term.context_radius
+
+        def near(keys: list[str]) -> dict[str, list[str]]:
+            return self._neighbors(where, names, keys, radius) if radius else {}
+
+        def fetch(keys: list[str]) -> list[MemoryEntry]:
+            found = {k: v for k, v in self._locate(keys).items() if v[0] in names}
+            where.update(found)
+            return [entry for _, entry in found.values()]
+
+        ranked = rank_entries(
+            query,
+            sorted(bm25.values(), key=lambda es: -es[1]),
+            dense,
+            neighbors=near if mode == "hybrid" else None,
+            fetch=fetch,
+            config=config if mode == "hybrid" else single_side(config, mode),
+            now=self.clock(),
             limit=depth,
-            keyword_weight=self.long_term.keyword_weight,
-            context_weight=self.long_term.context_weight,
-            context_radius=self.long_term.context_radius,
-            neighbors=functools.partial(self._neighbors, where, names),
-            context_candidates=CONTEXT_CANDIDATES,
+            keyword_complete=all(len(found) < wide for found in keyword.values()),
         )
-        missing = [key for key, _ in ranked if key not in where]
-        if missing:
-            where.update(self.tiers.semantic[0].locate(missing))
         hits = [
-            {
-                **hit(
-                    where[key][1], score, similarity=cosine.get(key), keyword_score=bm25.get(key)
-                ),
-                "tier": where[key][0],
-            }
-            for key, score in ranked
-            if key in where and where[key][0] in names
+            {**ranked_hit(entry, h, mode, explain), "tier": where[entry.key][0]}
+            for entry, h in ranked
+            if entry.key in where and where[entry.key][0] in names
         ]
-        exhausted = all(len(found) < wide for found in keyword.values()) and len(dense) < wide
+        exhausted = all(len(found) < wide for found in keyword.values()) and len(located) < wide
         return hits, exhausted
+
+    def _locate(self, keys: Sequence[str]) -> dict[str, tuple[str, MemoryEntry]]:
+        """Return where each of *keys* lives, in read order, without counting a read: ``{key: (tier, entry)}``."""
+        out: dict[str, tuple[str, MemoryEntry]] = {}
+        for name in MEMORY_TIERS:
+            missing = [k for k in keys if k not in out]
+            if not missing:
+                break
+            for key, entry in zip(
+                missing, self._tier(name).get_many(missing, touch=False), strict=True
+            ):
+                if entry is not None:
+                    out[key] = (name, entry)
+        return out
 
     def _keyword(
         self, query: str, depth: int, names: Sequence[str]

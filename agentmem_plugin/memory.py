@@ -24,7 +24,7 @@ from agentmem_plugin.errors import (
     KeyNotFoundError,
     MissingDependencyError,
 )
-from agentmem_plugin.search import hybrid_ranking
+from agentmem_plugin.ranking import DEFAULT_CONFIG, RankedHit, RankingConfig, rank_entries
 from agentmem_plugin.tiers.base import EvictionCallback, Tier
 from agentmem_plugin.tiers.buffer import BufferTier
 from agentmem_plugin.tiers.factory import (
@@ -62,21 +62,19 @@ logger = logging.getLogger(__name__)
 MemoryType = Literal["short_term", "long_term"]
 MEMORY_TYPES: tuple[str, ...] = ("short_term", "long_term")
 
-DEFAULT_KEYWORD_WEIGHT = 0.6
-"""Weight of the keyword side in hybrid search (see :func:`agentmem_plugin.search.fuse`); tuned on LoCoMo."""
+DEFAULT_KEYWORD_WEIGHT = DEFAULT_CONFIG.keyword_weight
+"""Weight of the keyword side in hybrid search (see :mod:`agentmem_plugin.ranking`); measured on LoCoMo and
+LongMemEval."""
 
 HYBRID_CANDIDATES = 100
-"""Candidates taken from each side before fusing (at least; ``5 * limit`` when larger)."""
+"""Candidates taken from each side before ranking (at least; ``5 * limit`` when larger)."""
 
-DEFAULT_CONTEXT_WEIGHT = 0.5
-"""Share of its best neighbour's score a memory receives in hybrid search (temporal contiguity; 0 disables).
-See :func:`agentmem_plugin.search.spread_to_neighbors`; tuned on LoCoMo."""
+DEFAULT_CONTEXT_WEIGHT = DEFAULT_CONFIG.context_weight
+"""Share of its best same-session neighbour's score a memory receives in hybrid search (temporal contiguity; 0
+disables). See :mod:`agentmem_plugin.ranking`."""
 
 DEFAULT_CONTEXT_RADIUS = 2
 """How many memories before and after (in storage order) count as neighbours."""
-
-CONTEXT_CANDIDATES = 50
-"""Fused candidates whose neighbours are looked up."""
 
 
 _P = ParamSpec("_P")
@@ -149,9 +147,16 @@ class Memory:
             Use the same function every time a store is opened, or reopen with ``reindex=True``.
         chroma: Where the semantic index lives instead of beside the store: a Chroma server URL
             (``"http://127.0.0.1:8000"``) or a chromadb client.
+        keyword_weight: Share of the keyword side in hybrid search, in [0, 1] (default: the ranking's, 0.55).
+        context_weight: Share of its best same-session neighbour's score a memory receives in hybrid search
+            (temporal contiguity; 0 disables; default: the ranking's, 0.5).
+        context_radius: How many memories stored before and after one count as its neighbours.
+        ranking: The hybrid ranking's knobs (:class:`~agentmem_plugin.ranking.RankingConfig`; default
+            :data:`~agentmem_plugin.ranking.DEFAULT_CONFIG`); *keyword_weight* and *context_weight*, when given,
+            override its own.
 
     Raises:
-        InvalidArgumentError: a bad capacity, memory_type or default_ttl.
+        InvalidArgumentError: a bad capacity, memory_type, default_ttl, weight or ranking.
 
     Example:
         >>> m = Memory(capacity=100)
@@ -179,19 +184,17 @@ class Memory:
         tier: Tier | None = None,
         embedder: Any = AUTO_EMBEDDER,
         reindex: bool = False,
-        keyword_weight: float = DEFAULT_KEYWORD_WEIGHT,
-        context_weight: float = DEFAULT_CONTEXT_WEIGHT,
+        keyword_weight: float | None = None,
+        context_weight: float | None = None,
         context_radius: int = DEFAULT_CONTEXT_RADIUS,
         embed_text: Callable[[MemoryEntry], str | None] | None = None,
         chroma: Any = None,
+        ranking: RankingConfig | None = None,
     ) -> None:
         self.capacity = validate_capacity(capacity)
         self.memory_type = validate_memory_type(memory_type, MEMORY_TYPES)
         self.default_ttl = validate_ttl(default_ttl)
-        self.keyword_weight = validate_fraction(keyword_weight, what="keyword_weight")
-        self.context_weight = validate_fraction(
-            context_weight, what="context_weight", high=math.inf
-        )
+        self.ranking = ranking_config(ranking, keyword_weight, context_weight)
         self.context_radius = validate_non_negative_int(context_radius, what="context_radius")
         self.persistence = validate_bool(persistence, what="persistence")
         self.storage_path = None if storage_path is None else Path(storage_path)
@@ -280,6 +283,16 @@ class Memory:
             tier.close()
             raise
         return tier
+
+    @property
+    def keyword_weight(self) -> float:
+        """Share of the keyword side in hybrid search (``self.ranking.keyword_weight``)."""
+        return self.ranking.keyword_weight
+
+    @property
+    def context_weight(self) -> float:
+        """Share of a same-session neighbour's score a memory receives (``self.ranking.context_weight``)."""
+        return self.ranking.context_weight
 
     @property
     def tier(self) -> Tier:
@@ -409,9 +422,21 @@ class Memory:
         return len(removed)
 
     def search(
-        self, query: str, limit: int = 10, *, mode: str | None = None
+        self,
+        query: str,
+        limit: int = 10,
+        *,
+        mode: str | None = None,
+        explain: bool = False,
+        recency_weight: float | None = None,
+        importance_weight: float | None = None,
     ) -> list[dict[str, Any]]:
         """Search by keyword (BM25), by meaning (embeddings), or both fused.
+
+        Hybrid search ranks with :func:`agentmem_plugin.ranking.rank` (see ``docs/concepts/ranking.md``): min-max
+        scaled BM25 and cosine fused, a boost for the query's names and numbers found in a memory, and temporal
+        contiguity between memories stored next to each other in the same session (metadata ``session``,
+        ``session_id``, ``conversation_id`` or ``thread_id``).
 
         Args:
             query: Free text; an empty or whitespace query returns ``[]`` (as does an all-stop-word query in
@@ -419,6 +444,12 @@ class Memory:
             limit: Maximum number of hits.
             mode: ``"hybrid"`` (the default when the memory has an embedder), ``"keyword"`` (the default
                 without one) or ``"semantic"``.
+            explain: Add to each hit ``explain``: the terms of its score (``bm25``, ``cosine``, their scaled
+                ``bm25_norm`` / ``cos_norm``, ``fused`` and each boost that is on).
+            recency_weight: Add ``recency_weight * 0.5 ** (age / 30 days)`` to each score (default: the
+                ranking's, off). In keyword and semantic mode a boost re-ranks that side's candidates.
+            importance_weight: Add ``importance_weight * metadata["importance"]`` (a number in [0, 1]) to each
+                score (default: the ranking's, off).
 
         Returns:
             Hits, best first: dicts with ``key``, ``value``, ``score``, ``tags`` and ``metadata``; semantic and
@@ -426,48 +457,42 @@ class Memory:
             hybrid hits ``keyword_score`` (BM25, or None).
 
         Raises:
-            InvalidArgumentError: a bad limit or mode, or a semantic mode on a memory without an embedder.
+            InvalidArgumentError: a bad limit, mode or weight, or a semantic mode on a memory without an
+                embedder.
 
         """
         query = validate_text(query, what="query")
         limit = validate_limit(limit)
         mode = validate_mode(mode) or ("keyword" if self._semantic is None else "hybrid")
+        explain = validate_bool(explain, what="explain")
+        config = search_config(self.ranking, recency_weight, importance_weight)
         if mode != "keyword" and self._semantic is None:
             raise no_embedder_error(mode, auto=self._auto)
         if not query.strip():
             return []
-        if mode == "keyword":
-            return [hit(entry, score) for entry, score in self._tier.keyword_search(query, limit)]
-        assert self._semantic is not None
-        if mode == "semantic":
-            return [hit(entry, sim, similarity=sim) for entry, sim in self._dense(query, limit)]
-        depth = max(limit * 5, HYBRID_CANDIDATES)
-        keyword = self._tier.keyword_search(query, depth)
-        dense = self._dense(query, depth)
-        entries = {e.key: e for e, _ in keyword}
-        entries.update((e.key, e) for e, _ in dense)
-        bm25 = {e.key: s for e, s in keyword}
-        cosine = {e.key: s for e, s in dense}
-        ranked = hybrid_ranking(
-            [(e.key, s) for e, s in keyword],
-            [(e.key, s) for e, s in dense],
+        boosted = has_boosts(config)
+        depth = max(limit * 5, HYBRID_CANDIDATES) if mode == "hybrid" or boosted else limit
+        keyword = self._tier.keyword_search(query, depth) if mode != "semantic" else []
+        dense = self._dense(query, depth) if mode != "keyword" else []
+        if mode != "hybrid" and not boosted:
+            return [plain_hit(e, s, mode, explain) for e, s in (keyword or dense)]
+        radius = self.context_radius
+
+        def near(keys: list[str]) -> dict[str, list[str]]:
+            return self._tier.neighbors(keys, radius) if radius else {}
+
+        ranked = rank_entries(
+            query,
+            keyword,
+            dense,
+            neighbors=near if mode == "hybrid" else None,
+            fetch=lambda keys: self._tier.get_many(keys, touch=False),
+            config=config if mode == "hybrid" else single_side(config, mode),
+            now=self._clock(),
             limit=limit,
-            keyword_weight=self.keyword_weight,
-            context_weight=self.context_weight,
-            context_radius=self.context_radius,
-            neighbors=self._tier.neighbors,
-            context_candidates=CONTEXT_CANDIDATES,
+            keyword_complete=len(keyword) < depth,
         )
-        missing = [key for key, _ in ranked if key not in entries]
-        if missing:
-            for entry in self._tier.get_many(missing, touch=False):
-                if entry is not None:
-                    entries[entry.key] = entry
-        return [
-            hit(entries[key], score, similarity=cosine.get(key), keyword_score=bm25.get(key))
-            for key, score in ranked
-            if key in entries
-        ]
+        return [ranked_hit(e, h, mode, explain) for e, h in ranked]
 
     def _own_source(self) -> set[str] | None:
         """Return the name of this tier among its index's sources (None: the index covers this tier alone)."""
@@ -629,6 +654,82 @@ class Memory:
     aretrieve_many = async_twin(retrieve_many)
     aget_stats = async_twin(get_stats)
     aclear = async_twin(clear)
+
+
+def ranking_config(
+    base: RankingConfig | None, keyword_weight: float | None, context_weight: float | None
+) -> RankingConfig:
+    """Return the ranking of a memory: *base* (default :data:`DEFAULT_CONFIG`) with the weights given.
+
+    Raises:
+        InvalidArgumentError: *base* is not a RankingConfig, or a weight is out of range (naming it).
+
+    """
+    if base is None:
+        base = DEFAULT_CONFIG
+    elif not isinstance(base, RankingConfig):
+        raise InvalidArgumentError(f"ranking must be a RankingConfig, got {base!r:.80}")
+    changes: dict[str, float] = {}
+    if keyword_weight is not None:
+        changes["keyword_weight"] = validate_fraction(keyword_weight, what="keyword_weight")
+    if context_weight is not None:
+        changes["context_weight"] = validate_fraction(
+            context_weight, what="context_weight", high=math.inf
+        )
+    return base.with_(**changes) if changes else base
+
+
+def search_config(
+    base: RankingConfig, recency_weight: float | None, importance_weight: float | None
+) -> RankingConfig:
+    """Return *base* with one search's recency and importance weights (None: keep the base's).
+
+    Raises:
+        InvalidArgumentError: a negative or non-finite weight (naming it).
+
+    """
+    changes: dict[str, float] = {}
+    if recency_weight is not None:
+        changes["recency_weight"] = recency_weight
+    if importance_weight is not None:
+        changes["importance_weight"] = importance_weight
+    return base.with_(**changes) if changes else base
+
+
+def has_boosts(config: RankingConfig) -> bool:
+    """Whether *config* adds a per-memory signal (recency, importance) that can re-rank one side's hits."""
+    return config.recency_weight > 0 or config.importance_weight > 0
+
+
+def single_side(config: RankingConfig, mode: str) -> RankingConfig:
+    """*config* for re-ranking one side's hits by the boosts alone: that side's score, no fusion, no context."""
+    return config.with_(
+        keyword_weight=1.0 if mode == "keyword" else 0.0,
+        entity_weight=0.0,
+        context_mode="off",
+        session_weight=0.0,
+    )
+
+
+def plain_hit(entry: MemoryEntry, score: float, mode: str, explain: bool) -> dict[str, Any]:
+    """Return a keyword or semantic hit scored by its side alone (BM25, or cosine as ``similarity`` too)."""
+    extra: dict[str, Any] = {} if mode == "keyword" else {"similarity": score}
+    if explain:
+        extra["explain"] = {"bm25" if mode == "keyword" else "cosine": score}
+    return hit(entry, score, **extra)
+
+
+def ranked_hit(entry: MemoryEntry, ranked: RankedHit, mode: str, explain: bool) -> dict[str, Any]:
+    """Return a hit ranked by :mod:`agentmem_plugin.ranking`: its score, its raw sides, its terms if asked."""
+    parts = ranked.components
+    extra: dict[str, Any] = {}
+    if mode != "keyword":
+        extra["similarity"] = parts.get("cosine")
+    if mode == "hybrid":
+        extra["keyword_score"] = parts.get("bm25")
+    if explain:
+        extra["explain"] = dict(parts)
+    return hit(entry, ranked.score, **extra)
 
 
 def no_embedder_error(what: str, *, auto: bool) -> AgentMemError:

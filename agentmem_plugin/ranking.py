@@ -54,10 +54,10 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 from agentmem_plugin.errors import InvalidArgumentError
-from agentmem_plugin.search import STOP_WORDS, tokenize, words
+from agentmem_plugin.search import STOP_WORDS, document_text, tokenize, words
 
 __all__ = [
     "ABLATIONS",
@@ -70,6 +70,7 @@ __all__ = [
     "group_of",
     "query_entities",
     "rank",
+    "rank_entries",
 ]
 
 logger = logging.getLogger(__name__)
@@ -295,7 +296,7 @@ def _importance(candidate: Candidate) -> float:
 
 
 def _normalise_bm25(
-    scores: Mapping[str, float], mode: BM25Norm, n_terms: int, k: float
+    scores: Mapping[str, float], mode: BM25Norm, n_terms: int, k: float, complete: bool = False
 ) -> dict[str, float]:
     if not scores:
         return {}
@@ -303,7 +304,7 @@ def _normalise_bm25(
         mid = k * max(n_terms, 1)
         return {key: s / (s + mid) if s > 0 else 0.0 for key, s in scores.items()}
     hi = max(scores.values())
-    if mode == "minmax":
+    if mode == "minmax" and not complete:
         lo = min(scores.values())
         span = hi - lo
         return {key: (s - lo) / span if span > 0 else 1.0 for key, s in scores.items()}
@@ -354,6 +355,7 @@ def rank(
     config: RankingConfig = DEFAULT_CONFIG,
     now: float | None = None,
     limit: int | None = None,
+    keyword_complete: bool = False,
 ) -> list[RankedHit]:
     """Rank *candidates* for *query*, best first, each hit with its score components.
 
@@ -368,6 +370,9 @@ def rank(
         config: The knobs (:data:`DEFAULT_CONFIG` by default).
         now: The current time, for recency (default: the newest ``created_at`` among the candidates).
         limit: Keep the best *limit* hits (None: all).
+        keyword_complete: The keyword side returned every memory that matches the query (it was not cut at a
+            depth), so every other memory scores 0 there: min-max then scales BM25 from 0, not from the
+            weakest match. On a small store this keeps a near-tie of two matches from becoming a 1-to-0 gap.
 
     Returns:
         Hits, best first; ties broken by key. Memories found by neither side and lifted by nothing (score 0)
@@ -393,7 +398,9 @@ def rank(
     cfg = config
     bm25 = {k: c.bm25 for k, c in by_key.items() if c.bm25 is not None and c.bm25 > 0}
     cosine = {k: c.cosine for k, c in by_key.items() if c.cosine is not None}
-    bm25_n = _normalise_bm25(bm25, cfg.bm25_norm, len(set(tokenize(query))), cfg.length_k)
+    bm25_n = _normalise_bm25(
+        bm25, cfg.bm25_norm, len(set(tokenize(query))), cfg.length_k, keyword_complete
+    )
     cos_n = _normalise_cosine(cosine, cfg.cos_norm)
     w = cfg.keyword_weight
     if cfg.adaptive_weight > 0 and bm25_n and cos_n:
@@ -497,3 +504,96 @@ def rank(
     if limit is not None:
         order = order[:limit]
     return [RankedHit(key, final[key], parts[key]) for key in order]
+
+
+class _Stored(Protocol):
+    """What :func:`rank_entries` reads of a stored memory (a :class:`~agentmem_plugin.entry.MemoryEntry`)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def value(self) -> Any: ...
+    @property
+    def tags(self) -> Any: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def metadata(self) -> Mapping[str, Any]: ...
+
+
+_E = TypeVar("_E", bound=_Stored)
+
+
+def rank_entries(
+    query: str,
+    keyword: Sequence[tuple[_E, float]],
+    dense: Sequence[tuple[_E, float]],
+    *,
+    neighbors: Callable[[list[str]], Mapping[str, Sequence[str]]] | None = None,
+    fetch: Callable[[list[str]], Iterable[_E | None]] | None = None,
+    config: RankingConfig = DEFAULT_CONFIG,
+    now: float | None = None,
+    limit: int | None = None,
+    keyword_complete: bool = False,
+) -> list[tuple[_E, RankedHit]]:
+    """Rank stored memories a search gathered: what :meth:`Memory.search` and ``MemoryManager.search`` run.
+
+    Every memory either side found becomes a :class:`Candidate` (its text: every string of its value and its
+    tags). With contiguity on, the neighbours of every candidate are looked up, and those neither side found are
+    fetched, so that their session is known, and passed as candidates without scores.
+
+    Args:
+        query: The search text.
+        keyword: ``(entry, BM25)`` pairs, best first.
+        dense: ``(entry, cosine)`` pairs, best first.
+        neighbors: ``fn(keys) -> {key: [neighbour keys]}`` (None: no contiguity).
+        fetch: ``fn(keys) -> entries`` (None for a missing one): the neighbours neither side found.
+        config: The ranking knobs.
+        now: The current time, for recency.
+        limit: Hits kept (None: all).
+        keyword_complete: *keyword* holds every memory that matches (see :func:`rank`).
+
+    Returns:
+        ``(entry, hit)`` pairs, best first.
+
+    Example:
+        >>> from agentmem_plugin.entry import MemoryEntry
+        >>> a, b = MemoryEntry("a", "Ana works at the bakery"), MemoryEntry("b", "it rains")
+        >>> [e.key for e, _ in rank_entries("Ana bakery", [(a, 2.0)], [(a, 0.6), (b, 0.1)])]
+        ['a', 'b']
+
+    """
+    entries: dict[str, _E] = {}
+    for entry, _ in (*keyword, *dense):
+        entries.setdefault(entry.key, entry)
+    near: Mapping[str, Sequence[str]] = {}
+    if neighbors is not None and config.context_mode != "off" and config.context_weight > 0:
+        near = neighbors(list(entries))
+        missing = sorted({k for ks in near.values() for k in ks if k not in entries})
+        if missing and fetch is not None:
+            for near_entry in fetch(missing):
+                if near_entry is not None:
+                    entries.setdefault(near_entry.key, near_entry)
+    bm25 = {e.key: s for e, s in keyword}
+    cosine = {e.key: s for e, s in dense}
+    candidates = [
+        Candidate(
+            key,
+            text=document_text("", e.value, e.tags),
+            bm25=bm25.get(key),
+            cosine=cosine.get(key),
+            created_at=e.created_at,
+            metadata=e.metadata,
+        )
+        for key, e in entries.items()
+    ]
+    hits = rank(
+        query,
+        candidates,
+        neighbors=near,
+        config=config,
+        now=now,
+        limit=limit,
+        keyword_complete=keyword_complete,
+    )
+    return [(entries[h.key], h) for h in hits if h.key in entries]

@@ -299,10 +299,24 @@ class DebuggableMemory(Memory):
         return removed
 
     def search(
-        self, query: str, limit: int = 10, *, mode: str | None = None
+        self,
+        query: str,
+        limit: int = 10,
+        *,
+        mode: str | None = None,
+        explain: bool = False,
+        recency_weight: float | None = None,
+        importance_weight: float | None = None,
     ) -> list[dict[str, Any]]:
         """Search, and log the number of hits."""
-        hits = super().search(query, limit, mode=mode)
+        hits = super().search(
+            query,
+            limit,
+            mode=mode,
+            explain=explain,
+            recency_weight=recency_weight,
+            importance_weight=importance_weight,
+        )
         self.log_operation("search", query=query, mode=mode, hits=len(hits))
         return hits
 

@@ -90,10 +90,8 @@ def test_demo_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert came_back["user_preferences"]["language"] == "english"
     assert {"current_task", "successful_strategies", "note_0", "note_1", "note_2"} <= set(came_back)
     assert "after reopening the store:" in out and "user_preferences" in out
-    assert (
-        "successful_strategies"
-        in out.split("search('data processing strategies'):")[1].splitlines()[4]
-    )
+    top_two = "\n".join(out.split("search('data processing strategies'):")[1].splitlines()[4:6])
+    assert "successful_strategies" in top_two and "current_task" in top_two  # the two that hold those words
 
 
 def test_demo_semantic_step(
@@ -317,6 +315,24 @@ def test_semantic_search_and_reindex(tmp_path: Path, real_embedder: Any) -> None
     hybrid = run("search", path, "what animal does the user own?", "--limit", "1")
     assert hybrid.exit_code == 0
     assert "hybrid search" in hybrid.stdout and "pet" in hybrid.stdout
+    explained = run("search", path, "what animal does the user own?", "--explain", "--json")
+    for h in orjson.loads(explained.stdout):
+        assert {"bm25", "cosine", "fused"} <= set(h["explain"])
+        assert h["explain"]["cosine"] == h["similarity"]
+    table = run("search", path, "what animal does the user own?", "--explain", env={"COLUMNS": "160"}).stdout
+    assert "cosine" in table and "fused" in table and "bm25" in table
+
+
+def test_search_explain_and_boosts(store: Path) -> None:
+    table = run("search", store, "quarterly report", "--mode", "keyword", "--explain")
+    assert table.exit_code == 0
+    assert "bm25" in table.stdout and "cosine" not in table.stdout  # only the terms some hit carries
+    assert "bm25" not in run("search", store, "quarterly report", "--mode", "keyword").stdout
+    hits = orjson.loads(run("search", store, "quarterly report", "--mode", "keyword", "--explain",
+                            "--recency-weight", "0.5", "--json").stdout)
+    assert hits and all("recency" in h["explain"] for h in hits)
+    refused = run("search", store, "quarterly report", "--mode", "keyword", "--recency-weight", "-1")
+    assert refused.exit_code == 2 and "recency-weight" in refused.stderr
 
 
 def test_semantic_mode_without_the_extra(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
