@@ -13,11 +13,16 @@ k until k distinct sessions are in; ``recall_all@5`` (every answer session in th
 Each question's turns go into a fresh persistent ``Memory(embedder=...)`` (value = the turn's text, metadata =
 its session and date, ``created_at`` = the session's date). Candidates are gathered through the public API (the
 tier's ``keyword_search`` and its semantic index, 100 deep each, as ``Memory.search`` does) and cached on disk
-with the embeddings, so reruns and ablations take seconds. Rows, all from the same candidates:
+with the embeddings (as JSON, keyed by embedder kind, depth and radius), so reruns and ablations take seconds.
+Rows, all from the same candidates:
 
 * ``BM25`` (the tier's FTS5/BM25 ranking), ``dense MiniLM`` (the semantic index), ``fusion`` (min-max fusion of
   the two, ``search.fuse`` with weight 0.5), ``RRF`` (k=60): the references;
-* ``ours today``: ``Memory.search(query, mode="hybrid")`` as shipped (fusion + neighbour spreading);
+* ``Memory.search as shipped``: ``Memory.search(query, limit=50, mode="hybrid")`` (since issue 18 it ranks with
+  :mod:`agentmem_plugin.ranking`; it gathers its own candidates, ``max(5 * limit, 100)`` deep per side);
+* ``before issue 18``: the ranking ``Memory.search`` shipped before issue 18 (``search.hybrid_ranking``: min-max
+  fusion at keyword weight 0.6, then contiguity 0.5 between neighbours at radius 2, across sessions), recomputed
+  on the gathered candidates;
 * ``ranking.py``: :func:`agentmem_plugin.ranking.rank` with its defaults, on the same candidates.
 
 ``--limit N`` takes a stratified sample (question types in proportion, deterministic) for quick runs; the table
@@ -31,7 +36,6 @@ import argparse
 import gzip
 import math
 import os
-import pickle
 import statistics
 import sys
 import tempfile
@@ -48,7 +52,7 @@ import orjson
 from agentmem_plugin import Memory
 from agentmem_plugin.embeddings import CachedEmbedder, Embedder, EmbeddingCache
 from agentmem_plugin.entry import MemoryEntry
-from agentmem_plugin.search import fuse
+from agentmem_plugin.search import fuse, hybrid_ranking
 
 DATA = (
     Path(__file__).resolve().parents[2]
@@ -205,12 +209,60 @@ class Candidates:
     today_s: float = 0.0  # Memory.search latency
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The candidates as JSON-friendly data (entries through :meth:`MemoryEntry.to_dict`)."""
+        return {
+            "bm25": self.bm25,
+            "dense": self.dense,
+            "today": self.today,
+            "entries": [e.to_dict() for e in self.entries.values()],
+            "neighbors": self.neighbors,
+            "today_s": self.today_s,
+            "extra": self.extra,
+        }
 
-if (
-    __name__ == "__main__"
-):  # pickled candidates name their class bench_lme.Candidates, however this runs
-    sys.modules.setdefault("bench_lme", sys.modules[__name__])
-    Candidates.__module__ = "bench_lme"
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Candidates:
+        """The inverse of :meth:`to_dict`."""
+        entries = [MemoryEntry.from_dict(d) for d in data["entries"]]
+        return cls(
+            [(k, float(s)) for k, s in data["bm25"]],
+            [(k, float(s)) for k, s in data["dense"]],
+            list(data["today"]),
+            {e.key: e for e in entries},
+            {k: list(v) for k, v in data["neighbors"].items()},
+            float(data["today_s"]),
+            dict(data["extra"]),
+        )
+
+
+CACHE_FORMAT = 2  # bump when Candidates' stored form changes (1 was a pickle)
+
+
+def load_candidates(path: Path) -> dict[str, Candidates]:
+    """The candidates cached in *path* by :func:`save_candidates` ({} when absent or of another format)."""
+    if not path.exists():
+        return {}
+    data = orjson.loads(path.read_bytes())
+    if data.get("format") != CACHE_FORMAT:
+        return {}
+    return {qid: Candidates.from_dict(c) for qid, c in data["candidates"].items()}
+
+
+def save_candidates(path: Path, cached: dict[str, Candidates]) -> None:
+    """Write *cached* to *path* as JSON (through a temporary file, so an interrupted run leaves the old one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"format": CACHE_FORMAT, "candidates": {q: c.to_dict() for q, c in cached.items()}}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(orjson.dumps(data))
+    tmp.replace(path)
+
+
+def cache_path(prefix: str, embedder_kind: str) -> Path:
+    """The cache file of one benchmark's candidates, by embedder kind, depth and radius."""
+    return (
+        CACHE_DIR / f"{prefix}-candidates-v{CACHE_FORMAT}-{embedder_kind}-d{DEPTH}-r{RADIUS}.json"
+    )
 
 
 def gather(
@@ -251,10 +303,8 @@ def candidates_for(
     questions: list[Question], embedder_kind: str, *, refresh: bool = False
 ) -> dict[str, Candidates]:
     """Candidates of every question, from the on-disk cache or gathered (one fresh Memory per question)."""
-    path = CACHE_DIR / f"lme-candidates-{embedder_kind}-d{DEPTH}-r{RADIUS}.pkl"
-    cached: dict[str, Candidates] = {}
-    if path.exists() and not refresh:
-        cached = pickle.loads(path.read_bytes())  # our own cache file
+    path = cache_path("lme", embedder_kind)
+    cached: dict[str, Candidates] = {} if refresh else load_candidates(path)
     todo = [q for q in questions if q.qid not in cached]
     if todo:
         t_start = time.perf_counter()
@@ -279,8 +329,7 @@ def candidates_for(
                     print(
                         f"  gathered {i}/{len(todo)} questions in {elapsed:.0f} s", file=sys.stderr
                     )
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(pickle.dumps(cached))
+                    save_candidates(path, cached)
     return cached
 
 
@@ -368,7 +417,7 @@ class Scores:
             if base is not None and n in ("sR@5", "sNDCG@10"):
                 cell += f" ({self.mean(n) - base.mean(n):+.3f})"
             cells.append(cell)
-        return f"  {label:<34} n={len(self):<4} " + "  ".join(cells)
+        return f"  {label:<52} n={len(self):<4} " + "  ".join(cells)
 
 
 # -- rankers on gathered candidates ------------------------------------------------------------------------------
@@ -385,8 +434,35 @@ def rrf(lists: Sequence[Sequence[tuple[str, float]]], k: int = 60) -> list[str]:
     return [key for key, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
+SHIPPED = "Memory.search as shipped"
+BEFORE_18 = "before issue 18 (fuse + contiguity across sessions)"
+
+
+def before_issue_18(q: Question, c: Candidates, limit: int = 50) -> list[str]:
+    """The hybrid ranking ``Memory.search`` shipped before issue 18, on the gathered candidates.
+
+    ``search.hybrid_ranking`` with the old defaults: keyword weight 0.6, context weight 0.5, radius 2 (neighbours
+    across sessions), neighbours of the best ``max(5 * limit, 50)`` fused keys.
+    """
+
+    def near(keys: list[str], radius: int) -> dict[str, list[str]]:
+        return {k: c.neighbors[k] for k in keys if k in c.neighbors}
+
+    ranked = hybrid_ranking(
+        c.bm25,
+        c.dense,
+        limit=limit,
+        keyword_weight=0.6,
+        context_weight=0.5,
+        context_radius=RADIUS,
+        neighbors=near,
+        context_candidates=50,
+    )
+    return [k for k, _ in ranked]
+
+
 def references() -> dict[str, Ranker]:
-    """BM25, dense, min-max fusion, RRF, and today's Memory.search."""
+    """BM25, dense, min-max fusion, RRF, Memory.search as shipped and the ranking before issue 18."""
     return {
         "BM25 (tier keyword_search)": lambda q, c: [k for k, _ in c.bm25],
         "dense MiniLM (semantic index)": lambda q, c: [k for k, _ in c.dense],
@@ -394,7 +470,8 @@ def references() -> dict[str, Ranker]:
             k for k, _ in fuse(c.bm25, c.dense, keyword_weight=0.5)
         ],
         "RRF (k=60)": lambda q, c: rrf([c.bm25, c.dense]),
-        "ours today (Memory.search)": lambda q, c: c.today,
+        SHIPPED: lambda q, c: c.today,
+        BEFORE_18: before_issue_18,
     }
 
 

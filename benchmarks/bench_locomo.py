@@ -13,7 +13,8 @@ rank of the first evidence turn. Categories: 1 multi-hop, 2 temporal, 3 open-dom
 ``--references`` works as ``bench_lme.py`` does: each conversation goes into a fresh ``Memory(embedder=...)``
 (metadata = the turn's session, ``created_at`` = the session's date), candidates are gathered through the public
 API (the tier's ``keyword_search`` and semantic index, 100 deep each, and ``Memory.search`` as shipped) and cached
-on disk with the embeddings; then BM25, dense MiniLM, min-max fusion (``search.fuse``, w=0.5), RRF, "ours today"
+on disk (JSON) with the embeddings; then BM25, dense MiniLM, min-max fusion (``search.fuse``, w=0.5), RRF,
+"Memory.search as shipped", the ranking before issue 18 (``search.hybrid_ranking``, contiguity across sessions)
 and :func:`agentmem_plugin.ranking.rank` are scored on the same candidates, per category. ``--limit N`` takes a
 stratified sample of N questions (categories in proportion).
 """
@@ -81,7 +82,7 @@ class Scores:
         n = len(self.rr)
         r = {k: statistics.fmean(v) if v else 0.0 for k, v in self.recall.items()}
         mrr = statistics.fmean(self.rr) if self.rr else 0.0
-        return f"  {label:<34} n={n:<4} R@1 {r[1]:.3f}  R@5 {r[5]:.3f}  R@10 {r[10]:.3f}  MRR {mrr:.3f}"
+        return f"  {label:<52} n={n:<4} R@1 {r[1]:.3f}  R@5 {r[5]:.3f}  R@10 {r[10]:.3f}  MRR {mrr:.3f}"
 
 
 Config = tuple[str, str, float, float]  # label, mode, keyword_weight, context_weight
@@ -259,14 +260,10 @@ def candidates_for(
     data: list[Any], questions: list[Question], embedder_kind: str, *, refresh: bool = False
 ) -> dict[str, Any]:
     """Candidates of every question, from the on-disk cache or gathered (one Memory per conversation)."""
-    import pickle
-
     import bench_lme
 
-    path = bench_lme.CACHE_DIR / f"locomo-candidates-{embedder_kind}-d{bench_lme.DEPTH}.pkl"
-    cached: dict[str, Any] = {}
-    if path.exists() and not refresh:
-        cached = pickle.loads(path.read_bytes())  # our own cache file
+    path = bench_lme.cache_path("locomo", embedder_kind)
+    cached: dict[str, Any] = {} if refresh else bench_lme.load_candidates(path)
     todo = [q for q in questions if q.qid not in cached]
     if todo:
         with tempfile.TemporaryDirectory(prefix="agentmem-locomo-") as tmp:
@@ -280,13 +277,12 @@ def candidates_for(
                         cached[q.qid] = bench_lme.gather(memory, q.query)
                 memory.close()
                 print(f"  gathered conversation {conv}", file=sys.stderr)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(pickle.dumps(cached))
+        bench_lme.save_candidates(path, cached)
     return cached
 
 
 def references_main(args: argparse.Namespace) -> None:
-    """The table: references, ours today and ranking.py (with --ablation its rows) on the same candidates."""
+    """The table: references, Memory.search as shipped, the ranking before issue 18 and ranking.py (with --ablation its rows) on the same candidates."""
     import bench_lme
 
     data, questions = load_questions()
