@@ -136,3 +136,43 @@ def test_place_removes_only_older_copies_elsewhere() -> None:
     assert archive.keys() == ["newer"]  # version 100 outranks the write of version 50
     place([MemoryEntry("x", 1, version=5)], short, [], outside=[archive])
     assert "x" in short.keys()
+
+
+class RacingSource(BufferTier):
+    """A source another writer changes right before the move's compare-and-delete (between steps 2 and 3)."""
+
+    def __init__(self, *, rewrite: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
+        super().__init__(None)
+        self.rewrite, self.remove = list(rewrite), list(remove)
+
+    def delete_if(self, versions, *, older=False):  # type: ignore[no-untyped-def]
+        if self.rewrite or self.remove:
+            self.put_many([MemoryEntry(k, f"newer {k}") for k in self.rewrite])
+            self.delete_many(self.remove)
+            self.rewrite, self.remove = [], []
+        return super().delete_if(versions, older=older)
+
+
+def test_a_write_landing_mid_move_wins_and_its_stale_copy_is_taken_back() -> None:
+    source = RacingSource(rewrite=["b"], remove=["c"])
+    source.put_many([MemoryEntry(k, k.upper()) for k in "abcd"])
+    read = source.scan()
+    source.put_many([MemoryEntry("d", "rewritten before the move")])  # stale at step 1
+    target = BufferTier(None)
+    result = move(read, source, target)
+    assert [e.key for e in result.moved] == ["a"]
+    assert sorted(result.stale) == ["b", "c", "d"]  # step 1's and step 3's together
+    # b: the newer write stays in the source, the copy is taken back from the target
+    assert source.get_many(["b"])[0].value == "newer b"  # type: ignore[union-attr]
+    assert "b" not in target.keys()
+    # c was deleted meanwhile: nothing newer to protect, the copy is not taken back
+    assert "c" not in source.keys()
+    assert sorted(target.keys()) == ["a", "c"]
+
+
+def test_a_version_zero_entry_is_moved_only_once_it_landed() -> None:
+    # entries written before versions existed have version 0: "missing from the target" must not pass for it
+    source = BufferTier(None)
+    source.put_many([MemoryEntry("legacy", 1, version=0)])
+    result = move(source.scan(), source, ForgetfulTier(None), read_inside=True)
+    assert (result.moved, result.refused, source.keys()) == ([], ["legacy"], ["legacy"])

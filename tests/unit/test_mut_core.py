@@ -507,14 +507,17 @@ def test_buffer_put_if_newer_compares_with_the_live_entry(clock) -> None:  # typ
     assert tier.get("t").value == "again"  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "archive"])
+@pytest.mark.parametrize("kind", ["sqlite", "archive", "buffer"])
 def test_expirations_and_writes_are_counted(kind: str, clock, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from agentmem_plugin.tiers.archive import ArchiveTier
+    from agentmem_plugin.tiers.buffer import BufferTier
 
     tier: Tier = (
         SqliteTier(None, clock=clock)
         if kind == "sqlite"
         else ArchiveTier(tmp_path / "a", encrypt=False, clock=clock)
+        if kind == "archive"
+        else BufferTier(None, clock=clock)
     )
     try:
         tier.put_many([MemoryEntry(f"e{i}", i, ttl=1, clock=clock) for i in range(3)])
@@ -578,3 +581,23 @@ def test_lru_preview_victims_agrees_with_what_eviction_would_do() -> None:
     flat = LRUEvictionPolicy(10, priority_aware=False)
     flat.add("old", 9)
     assert flat.preview_victims(1, [("new", 0)]) == ["old"]
+
+
+def test_buffer_capacity_counts_only_new_keys_and_hands_over_the_newcomer() -> None:
+    from agentmem_plugin.tiers.buffer import BufferTier
+
+    evicted: list[tuple[str, object]] = []
+    tier = BufferTier(2, on_evict=lambda es: evicted.extend((e.key, e.value) for e in es))
+    tier.put_many([MemoryEntry("a", 1, priority=9), MemoryEntry("b", 2, priority=9)])
+    tier.put_many(
+        [MemoryEntry("a", 10, priority=9), MemoryEntry("b", 20, priority=9)]
+    )  # rewrites: no room needed
+    assert evicted == [] and sorted(tier.keys()) == ["a", "b"]
+    tier.put(
+        MemoryEntry("low", "newcomer", priority=0)
+    )  # lower than everything held: it is the victim
+    assert evicted == [("low", "newcomer")]
+    assert sorted(tier.keys()) == ["a", "b"]
+    tier.put(MemoryEntry("c", 3, priority=9))  # the least recently used of the equals goes
+    assert evicted[1:] == [("a", 10)]
+    assert tier.stats()["evictions"] == 2
