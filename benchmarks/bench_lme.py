@@ -209,22 +209,28 @@ class Candidates:
     today_s: float = 0.0  # Memory.search latency
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The candidates as JSON-friendly data (entries through :meth:`MemoryEntry.to_dict`)."""
+    def to_dict(
+        self, entry_ref: Callable[[MemoryEntry], Any] = MemoryEntry.to_dict
+    ) -> dict[str, Any]:
+        """The candidates as JSON-friendly data, each entry as *entry_ref* gives it (default: its dict)."""
         return {
             "bm25": self.bm25,
             "dense": self.dense,
             "today": self.today,
-            "entries": [e.to_dict() for e in self.entries.values()],
+            "entries": [entry_ref(e) for e in self.entries.values()],
             "neighbors": self.neighbors,
             "today_s": self.today_s,
             "extra": self.extra,
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Candidates:
-        """The inverse of :meth:`to_dict`."""
-        entries = [MemoryEntry.from_dict(d) for d in data["entries"]]
+    def from_dict(
+        cls,
+        data: dict[str, Any],
+        entry_of: Callable[[Any], MemoryEntry] = MemoryEntry.from_dict,
+    ) -> Candidates:
+        """The inverse of :meth:`to_dict` (*entry_of* the inverse of its *entry_ref*)."""
+        entries = [entry_of(d) for d in data["entries"]]
         return cls(
             [(k, float(s)) for k, s in data["bm25"]],
             [(k, float(s)) for k, s in data["dense"]],
@@ -236,7 +242,9 @@ class Candidates:
         )
 
 
-CACHE_FORMAT = 2  # bump when Candidates' stored form changes (1 was a pickle)
+CACHE_FORMAT = (
+    3  # bump when the stored form changes (1 was a pickle; 2 repeated each entry per question)
+)
 
 
 def load_candidates(path: Path) -> dict[str, Candidates]:
@@ -246,13 +254,33 @@ def load_candidates(path: Path) -> dict[str, Candidates]:
     data = orjson.loads(path.read_bytes())
     if data.get("format") != CACHE_FORMAT:
         return {}
-    return {qid: Candidates.from_dict(c) for qid, c in data["candidates"].items()}
+    table = [
+        MemoryEntry.from_dict(d) for d in data["entries"]
+    ]  # shared: the rankers only read them
+    return {
+        qid: Candidates.from_dict(c, table.__getitem__) for qid, c in data["candidates"].items()
+    }
 
 
 def save_candidates(path: Path, cached: dict[str, Candidates]) -> None:
-    """Write *cached* to *path* as JSON (through a temporary file, so an interrupted run leaves the old one)."""
+    """Write *cached* to *path* as JSON: each distinct entry once (``MemoryEntry.to_dict``), referred to by index.
+
+    Written through a temporary file, so an interrupted run leaves the previous cache.
+    """
+    table: list[dict[str, Any]] = []
+    index: dict[bytes, int] = {}
+
+    def ref(entry: MemoryEntry) -> int:
+        d = entry.to_dict()
+        blob = orjson.dumps(d, option=orjson.OPT_SORT_KEYS)
+        if blob not in index:
+            index[blob] = len(table)
+            table.append(d)
+        return index[blob]
+
+    candidates = {q: c.to_dict(ref) for q, c in cached.items()}
+    data = {"format": CACHE_FORMAT, "entries": table, "candidates": candidates}
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"format": CACHE_FORMAT, "candidates": {q: c.to_dict() for q, c in cached.items()}}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(orjson.dumps(data))
     tmp.replace(path)
