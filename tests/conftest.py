@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
+
+# -- hypothesis budgets ------------------------------------------------------------------------------------------
+# The stateful machines are most of the core suite's time. By default they run a smaller number of examples
+# (each still the full step count); `pytest --hypothesis-profile=deep` runs every one at its deep budget (what
+# they ran before the suite was made faster, issue 20). The budgets of both are written next to each machine.
+settings.register_profile("deep", settings.get_profile("default"))
+
+
+def hypothesis_examples(default: int, deep: int) -> int:
+    """How many examples a costly property runs: *deep* under ``--hypothesis-profile=deep``, else *default*."""
+    return deep if settings.get_current_profile_name() == "deep" else default
 
 
 class FakeClock:

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from typing import Any
 
+from conftest import hypothesis_examples
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -160,7 +161,10 @@ class ManagerMachine(RuleBasedStateMachine):
 
 def test_manager_in_memory_matches_the_model() -> None:
     run_state_machine_as_test(
-        ManagerMachine, settings=settings(max_examples=150, stateful_step_count=40, deadline=None)
+        ManagerMachine,
+        settings=settings(
+            max_examples=hypothesis_examples(50, deep=150), stateful_step_count=40, deadline=None
+        ),
     )
 
 
@@ -169,7 +173,10 @@ def test_manager_on_disk_matches_the_model_across_reopens() -> None:
         PERSISTENT = True
 
     run_state_machine_as_test(
-        OnDisk, settings=settings(max_examples=25, stateful_step_count=25, deadline=None)
+        OnDisk,
+        settings=settings(
+            max_examples=hypothesis_examples(10, deep=25), stateful_step_count=25, deadline=None
+        ),
     )
 
 
@@ -198,7 +205,9 @@ class SearchCoverageMachine(ManagerMachine):
 def test_semantic_search_sees_every_live_key_whatever_its_tier() -> None:
     run_state_machine_as_test(
         SearchCoverageMachine,
-        settings=settings(max_examples=40, stateful_step_count=25, deadline=None),
+        settings=settings(
+            max_examples=hypothesis_examples(15, deep=40), stateful_step_count=25, deadline=None
+        ),
     )
 
 
@@ -207,5 +216,8 @@ def test_semantic_search_sees_every_live_key_across_reopens() -> None:
         PERSISTENT = True
 
     run_state_machine_as_test(
-        OnDisk, settings=settings(max_examples=10, stateful_step_count=20, deadline=None)
+        OnDisk,
+        settings=settings(
+            max_examples=hypothesis_examples(5, deep=10), stateful_step_count=20, deadline=None
+        ),
     )

@@ -4,6 +4,7 @@ import shutil
 import tempfile
 
 import pytest
+from conftest import hypothesis_examples
 from hypothesis import Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 from memory_model import MemoryModelMachine
@@ -12,7 +13,7 @@ from agentmem_plugin import BufferTier, Memory
 from agentmem_plugin.entry import Clock
 from agentmem_plugin.policies import LRUEvictionPolicy
 
-SETTINGS = settings(max_examples=200, stateful_step_count=50, deadline=None)
+SETTINGS = settings(max_examples=200, stateful_step_count=50, deadline=None)  # the deep budget
 
 
 def test_buffer_memory_matches_model(clock_factory) -> None:
@@ -20,7 +21,12 @@ def test_buffer_memory_matches_model(clock_factory) -> None:
         pass
 
     BufferMachine.clock_factory = clock_factory
-    run_state_machine_as_test(BufferMachine, settings=SETTINGS)
+    run_state_machine_as_test(
+        BufferMachine,
+        settings=settings(
+            SETTINGS, max_examples=hypothesis_examples(75, deep=SETTINGS.max_examples)
+        ),
+    )
 
 
 class _MRUPolicy(LRUEvictionPolicy):
@@ -60,7 +66,10 @@ def test_persistent_memory_matches_model_with_reopen(clock_factory) -> None:
 
     PersistentMachine.clock_factory = clock_factory
     run_state_machine_as_test(
-        PersistentMachine, settings=settings(max_examples=60, stateful_step_count=40, deadline=None)
+        PersistentMachine,
+        settings=settings(
+            max_examples=hypothesis_examples(25, deep=60), stateful_step_count=40, deadline=None
+        ),
     )
 
 
