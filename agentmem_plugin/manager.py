@@ -53,6 +53,7 @@ from agentmem_plugin.errors import (
     StorageError,
 )
 from agentmem_plugin.memory import (
+    CONTEXT_CANDIDATES,
     HYBRID_CANDIDATES,
     MEMORY_ARGUMENTS,
     Memory,
@@ -885,6 +886,7 @@ class MemoryManager:
             now=self.clock(),
             limit=depth,
             keyword_complete=all(len(found) < wide for found in keyword.values()),
+            context_candidates=max(CONTEXT_CANDIDATES, 5 * depth),
         )
         hits = [
             {**ranked_hit(entry, h, mode, explain), "tier": where[entry.key][0]}

@@ -76,6 +76,10 @@ disables). See :mod:`agentmem_plugin.ranking`."""
 DEFAULT_CONTEXT_RADIUS = 2
 """How many memories before and after (in storage order) count as neighbours."""
 
+CONTEXT_CANDIDATES = 50
+"""The best candidates of each side whose neighbours hybrid search looks up (at least; ``5 * limit`` when
+larger)."""
+
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -491,6 +495,7 @@ class Memory:
             now=self._clock(),
             limit=limit,
             keyword_complete=len(keyword) < depth,
+            context_candidates=max(CONTEXT_CANDIDATES, 5 * limit),
         )
         return [ranked_hit(e, h, mode, explain) for e, h in ranked]
 

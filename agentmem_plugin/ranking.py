@@ -535,6 +535,7 @@ def rank_entries(
     now: float | None = None,
     limit: int | None = None,
     keyword_complete: bool = False,
+    context_candidates: int | None = None,
 ) -> list[tuple[_E, RankedHit]]:
     """Rank stored memories a search gathered: what :meth:`Memory.search` and ``MemoryManager.search`` run.
 
@@ -552,6 +553,9 @@ def rank_entries(
         now: The current time, for recency.
         limit: Hits kept (None: all).
         keyword_complete: *keyword* holds every memory that matches (see :func:`rank`).
+        context_candidates: Look up the neighbours of only the best *context_candidates* of each side (None:
+            of every candidate). A memory deep in both lists passes little to its neighbours (a share of a low
+            score), and each neighbour is one more memory to fetch and rank.
 
     Returns:
         ``(entry, hit)`` pairs, best first.
@@ -568,7 +572,12 @@ def rank_entries(
         entries.setdefault(entry.key, entry)
     near: Mapping[str, Sequence[str]] = {}
     if neighbors is not None and config.context_mode != "off" and config.context_weight > 0:
-        near = neighbors(list(entries))
+        if context_candidates is None:
+            around = list(entries)
+        else:
+            best = [e.key for e, _ in (*keyword[:context_candidates], *dense[:context_candidates])]
+            around = list(dict.fromkeys(best))
+        near = neighbors(around)
         missing = sorted({k for ks in near.values() for k in ks if k not in entries})
         if missing and fetch is not None:
             for near_entry in fetch(missing):

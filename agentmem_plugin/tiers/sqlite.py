@@ -648,6 +648,7 @@ class SqliteTier(Tier):
         live = "namespace = ? AND (expires_at IS NULL OR expires_at > ?)"
         return {
             "get": f"SELECT {_COLUMNS} FROM {t} WHERE namespace = ? AND key = ?",
+            "get_in": f"SELECT {_COLUMNS} FROM {t} WHERE namespace = ? AND key IN ",  # + "(?,?,...)"
             "upsert": (
                 f"INSERT INTO {t} (namespace, key, value, search_text, created_at, expires_at, ttl, priority, "
                 "tags, metadata, access_count, last_accessed, version, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
@@ -860,8 +861,39 @@ class SqliteTier(Tier):
             self._conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
 
     def get_many(self, keys: Sequence[str], *, touch: bool = True) -> list[MemoryEntry | None]:
-        """Return the live entry for each key, or None."""
-        return [self.get(k, touch=touch) for k in keys]
+        """Return the live entry for each key, or None.
+
+        Without ``touch`` (a search fetching what it found, a move reading what it copies) the keys are read in
+        batches of one ``IN (...)`` query each; a touching read counts each key as :meth:`get` does.
+        """
+        if touch:
+            return [self.get(k, touch=True) for k in keys]
+        found: dict[str, MemoryEntry] = {}
+        wanted = list(dict.fromkeys(keys))
+        with self._lock:
+            self._check_open()
+            now = self.clock()
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                sql = (
+                    self._q["get_in"] + "(" + ",".join("?" * len(chunk)) + ")"
+                )  # placeholders only
+                for row in self._conn.execute(sql, (self.namespace, *chunk)):
+                    if row[3] is not None and row[3] <= now:
+                        continue
+                    entry = row_to_entry(row)
+                    pending = self._pending.get(entry.key)
+                    if pending is not None:
+                        entry.access_count += pending[0]
+                        entry.last_accessed = pending[1]
+                    found[entry.key] = entry
+        out: list[MemoryEntry | None] = []
+        given: set[str] = set()
+        for key in keys:  # a key asked twice gets two independent copies, as from get()
+            hit = found.get(key)
+            out.append(hit.copy() if hit is not None and key in given else hit)
+            given.add(key)
+        return out
 
     def delete_many(self, keys: Sequence[str]) -> int:
         """Delete *keys* in one transaction; return how many live entries were removed."""

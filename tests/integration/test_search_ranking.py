@@ -219,3 +219,22 @@ def test_a_managers_ranking_reaches_its_namespace_views(tmp_path: Path) -> None:
     hits = {h["key"]: h["explain"] for h in view.search(QUESTION, explain=True)}
     assert "context" not in hits.get("t3", {})
     mm.close()
+
+
+def test_an_untouched_get_many_reads_in_batches_and_counts_nothing(tmp_path: Path) -> None:
+    """SQLite's get_many without touch: every key in order, duplicates as independent copies, no read counted."""
+    clock = FakeClock(1000.0)
+    m = Memory(capacity=None, persistence=True, storage_path=tmp_path / "m", embedder=None, clock=clock)
+    m.store_many({f"k{i}": f"value {i}" for i in range(1200)})  # more than one IN (...) batch
+    m.store("short", "gone soon", ttl=1)
+    m.retrieve("k5")  # one pending read count
+    clock.advance(2)
+    keys = ["k1199", "missing", "k5", "k0", "k5", "short", "k600"]
+    got = m.tier.get_many(keys, touch=False)
+    assert [e and e.key for e in got] == ["k1199", None, "k5", "k0", "k5", None, "k600"]
+    assert got[2] is not got[4] and got[2] == got[4]
+    assert got[2].access_count == 1  # the pending read shows; this read adds none
+    got[2].value = "changed"
+    assert m.retrieve("k5") == "value 5"
+    assert m.tier.get("k0", touch=False).access_count == 0
+    m.close()
