@@ -43,23 +43,48 @@ $(VENV)/.installed-notebooks: pyproject.toml $(VENV)/.installed-dev
 demo: $(VENV)/.installed
 	$(PY) -m agentmem_plugin demo
 
-# `make test` runs five independent jobs, two at a time (the CI machines have 2 cores; override with
-# `make test JOBS=N`): the core suite, the notebooks, the three integration suites (each its own pytest run: its
-# own pyproject holds its pytest settings) and the packaging check. They share no state: every test works in its
-# own tmp_path, and only the core suite uses the Redis/PostgreSQL servers. Each job's output is printed whole when
-# it ends; every job runs (--keep-going) and `make test` fails when any job failed.
+# `make test` runs independent jobs, two at a time (the CI machines have 2 cores; override with `make test JOBS=N`),
+# the longest first: the core suite as three pytest processes (each file of tests/ in exactly one part), the
+# notebooks, the integration suites (each its own pytest run: its own pyproject holds its pytest settings) and the
+# packaging check. They share no state: every test works in its own tmp_path, and the tests that use the
+# Redis/PostgreSQL servers each work under their own uuid-named prefix/table. Each job's output is printed whole
+# when it ends; every job runs (--keep-going) and `make test` fails when any job failed. `make test-core` is the
+# same core suite in one process.
 JOBS ?= 2
-TEST_JOBS := test-core test-examples $(addprefix test-integration-,$(notdir $(INTEGRATIONS))) test-packaging
 EXAMPLE_TESTS := tests/integration/test_notebooks.py tests/unit/test_readme_blocks.py
+# The integration tests that run real processes and threads for seconds each (crash, kill -9 and stress tests).
+CORE_PROCESS_TESTS := $(addprefix tests/integration/,test_manager_concurrency.py test_reindex_crash.py \
+	test_backup_safety.py test_manager.py test_sqlite_processes.py test_jsonfile_processes.py)
+CORE_PARTS := test-core-processes test-core-integration test-core-unit
+# In the order of their time (longest first), so that no long job starts last.
+TEST_JOBS := test-core-processes test-core-integration test-examples-notebooks test-core-unit \
+	test-examples-blocks test-integration-langgraph test-integration-langchain test-packaging \
+	test-integration-llamaindex test-integration-mcp
+TEST_JOBS += $(filter-out $(TEST_JOBS),$(addprefix test-integration-,$(notdir $(INTEGRATIONS))))
 test: $(VENV)/.installed-dev
 	@$(MAKE) --no-print-directory --output-sync=target --keep-going --jobs=$(JOBS) $(TEST_JOBS)
 
 test-core: $(VENV)/.installed-dev
 	$(PY) -m pytest -q $(addprefix --ignore=,$(EXAMPLE_TESTS))
 
-# Executes every notebook in a real kernel, and every python block of README.md and docs/.
+.PHONY: $(CORE_PARTS)
+test-core-processes: $(VENV)/.installed-dev
+	$(PY) -m pytest -q $(CORE_PROCESS_TESTS)
+test-core-integration: $(VENV)/.installed-dev
+	$(PY) -m pytest -q tests/integration $(addprefix --ignore=,$(EXAMPLE_TESTS) $(CORE_PROCESS_TESTS))
+test-core-unit: $(VENV)/.installed-dev
+	$(PY) -m pytest -q tests --ignore=tests/integration $(addprefix --ignore=,$(EXAMPLE_TESTS))
+
+# Executes every notebook in a real kernel, and every python block of README.md and docs/ (`make test` runs the
+# two files as two jobs).
 test-examples: $(VENV)/.installed-dev
 	$(PY) -m pytest -q $(EXAMPLE_TESTS)
+
+.PHONY: test-examples-notebooks test-examples-blocks
+test-examples-notebooks: $(VENV)/.installed-dev
+	$(PY) -m pytest -q tests/integration/test_notebooks.py
+test-examples-blocks: $(VENV)/.installed-dev
+	$(PY) -m pytest -q tests/unit/test_readme_blocks.py
 
 test-integrations: $(addprefix test-integration-,$(notdir $(INTEGRATIONS)))
 test-integration-%: $(VENV)/.installed-dev
