@@ -12,9 +12,9 @@ k until k distinct sessions are in; ``recall_all@5`` (every answer session in th
 
 Each question's turns go into a fresh persistent ``Memory(embedder=...)`` (value = the turn's text, metadata =
 its session and date, ``created_at`` = the session's date). Candidates are gathered through the public API (the
-tier's ``keyword_search`` and its semantic index, 100 deep each, as ``Memory.search`` does) and cached on disk
-with the embeddings (as JSON, keyed by embedder kind, depth and radius), so reruns and ablations take seconds.
-Rows, all from the same candidates:
+tier's ``keyword_search`` and its semantic index, 100 deep each, as ``Memory.search`` takes for ``limit <= 20``)
+and cached on disk with the embeddings (as JSON, keyed by embedder kind, depth and radius), so reruns and
+ablations take seconds. Rows, all from the same candidates except ``Memory.search as shipped``:
 
 * ``BM25`` (the tier's FTS5/BM25 ranking), ``dense MiniLM`` (the semantic index), ``fusion`` (min-max fusion of
   the two, ``search.fuse`` with weight 0.5), ``RRF`` (k=60): the references;
