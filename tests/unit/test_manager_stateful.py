@@ -173,10 +173,7 @@ def test_manager_on_disk_matches_the_model_across_reopens() -> None:
         PERSISTENT = True
 
     run_state_machine_as_test(
-        OnDisk,
-        settings=settings(
-            max_examples=hypothesis_examples(10, deep=25), stateful_step_count=25, deadline=None
-        ),
+        OnDisk, settings=settings(max_examples=25, stateful_step_count=25, deadline=None)
     )
 
 

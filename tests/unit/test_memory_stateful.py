@@ -13,7 +13,7 @@ from agentmem_plugin import BufferTier, Memory
 from agentmem_plugin.entry import Clock
 from agentmem_plugin.policies import LRUEvictionPolicy
 
-SETTINGS = settings(max_examples=200, stateful_step_count=50, deadline=None)  # the deep budget
+SETTINGS = settings(max_examples=200, stateful_step_count=50, deadline=None)
 
 
 def test_buffer_memory_matches_model(clock_factory) -> None:
@@ -21,12 +21,7 @@ def test_buffer_memory_matches_model(clock_factory) -> None:
         pass
 
     BufferMachine.clock_factory = clock_factory
-    run_state_machine_as_test(
-        BufferMachine,
-        settings=settings(
-            SETTINGS, max_examples=hypothesis_examples(75, deep=SETTINGS.max_examples)
-        ),
-    )
+    run_state_machine_as_test(BufferMachine, settings=SETTINGS)
 
 
 class _MRUPolicy(LRUEvictionPolicy):
