@@ -722,15 +722,8 @@ class MemoryManager:
                 except KeyNotFoundError:
                     out.append(None)
             return out
-        found: dict[str, MemoryEntry] = {}
-        for tier in (self.tiers.short, self.tiers.long, self.tiers.external):
-            missing = [k for k in dict.fromkeys(keys) if k not in found]
-            if not missing:
-                break
-            for key, entry in zip(missing, tier.get_many(missing), strict=True):
-                if entry is not None:
-                    found[key] = entry
-        return [found[k].copy() if k in found else None for k in keys]
+        found = self._locate(keys, touch=True)
+        return [found[k][1].copy() if k in found else None for k in keys]
 
     def retrieve(self, key: str) -> Any:
         """Return *key*'s value (cache → short → long → external, promoting as it goes), or None."""
@@ -839,7 +832,7 @@ class MemoryManager:
                 exhausted &= len(found) < depth
                 top = max((s for _, s in found), default=0.0) or 1.0
                 for e, s in found:
-                    h = {**plain_hit(e, s / top, mode, explain), "tier": name}
+                    h = {**plain_hit(e, s / top, mode, explain=False), "tier": name}
                     if explain:  # the tier's own BM25, and that score over the tier's best
                         h["explain"] = {"bm25": s, "bm25_norm": s / top}
                     hits.append(h)
@@ -866,6 +859,7 @@ class MemoryManager:
         for name, e, sim in located:
             dense.append((e, sim))
             where.setdefault(e.key, (name, e))
+        keyword_complete = all(len(found) < wide for found in keyword.values())
         radius = self.long_term.context_radius
 
         def near(keys: list[str]) -> dict[str, list[str]]:
@@ -885,7 +879,7 @@ class MemoryManager:
             config=config if mode == "hybrid" else single_side(config, mode),
             now=self.clock(),
             limit=depth,
-            keyword_complete=all(len(found) < wide for found in keyword.values()),
+            keyword_complete=keyword_complete,
             context_candidates=max(CONTEXT_CANDIDATES, 5 * depth),
         )
         hits = [
@@ -893,18 +887,23 @@ class MemoryManager:
             for entry, h in ranked
             if entry.key in where and where[entry.key][0] in names
         ]
-        exhausted = all(len(found) < wide for found in keyword.values()) and len(located) < wide
+        exhausted = keyword_complete and len(located) < wide
         return hits, exhausted
 
-    def _locate(self, keys: Sequence[str]) -> dict[str, tuple[str, MemoryEntry]]:
-        """Return where each of *keys* lives, in read order, without counting a read: ``{key: (tier, entry)}``."""
+    def _locate(
+        self, keys: Sequence[str], *, touch: bool = False
+    ) -> dict[str, tuple[str, MemoryEntry]]:
+        """Return where each of *keys* lives, in read order: ``{key: (tier, entry)}``.
+
+        *touch* counts the read in the tier that holds it (as :meth:`get_many` does); a search does not.
+        """
         out: dict[str, tuple[str, MemoryEntry]] = {}
         for name in MEMORY_TIERS:
-            missing = [k for k in keys if k not in out]
+            missing = [k for k in dict.fromkeys(keys) if k not in out]
             if not missing:
                 break
             for key, entry in zip(
-                missing, self._tier(name).get_many(missing, touch=False), strict=True
+                missing, self._tier(name).get_many(missing, touch=touch), strict=True
             ):
                 if entry is not None:
                     out[key] = (name, entry)
