@@ -73,7 +73,7 @@ from agentmem_plugin.policies import (
     consolidation_score,
 )
 from agentmem_plugin.ranking import RankingConfig, rank_entries
-from agentmem_plugin.tiers.base import Tier
+from agentmem_plugin.tiers.base import Tier, locate_in
 from agentmem_plugin.tiers.factory import AUTO_EMBEDDER, TierSet, build_tiers, resolve_embedder
 from agentmem_plugin.tiers.urls import is_durable_url, is_server_url
 from agentmem_plugin.twins import async_twin
@@ -897,17 +897,7 @@ class MemoryManager:
 
         *touch* counts the read in the tier that holds it (as :meth:`get_many` does); a search does not.
         """
-        out: dict[str, tuple[str, MemoryEntry]] = {}
-        for name in MEMORY_TIERS:
-            missing = [k for k in dict.fromkeys(keys) if k not in out]
-            if not missing:
-                break
-            for key, entry in zip(
-                missing, self._tier(name).get_many(missing, touch=touch), strict=True
-            ):
-                if entry is not None:
-                    out[key] = (name, entry)
-        return out
+        return locate_in(((name, self._tier(name)) for name in MEMORY_TIERS), keys, touch=touch)
 
     def _keyword(
         self, query: str, depth: int, names: Sequence[str]

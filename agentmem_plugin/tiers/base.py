@@ -43,7 +43,7 @@ import contextlib
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -450,6 +450,25 @@ class Tier(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def locate_in(
+    tiers: Iterable[tuple[str, Tier]], keys: Sequence[str], *, touch: bool = False
+) -> dict[str, tuple[str, MemoryEntry]]:
+    """Return ``{key: (tier name, live entry)}`` for the *keys* some tier holds, asking *tiers* in order.
+
+    A key found in a tier is not asked of the later ones; *touch* counts the read where it is found.
+    """
+    found: dict[str, tuple[str, MemoryEntry]] = {}
+    remaining = list(dict.fromkeys(keys))
+    for name, tier in tiers:
+        if not remaining:
+            break
+        for key, entry in zip(remaining, tier.get_many(remaining, touch=touch), strict=True):
+            if entry is not None:
+                found[key] = (name, entry)
+        remaining = [k for k in remaining if k not in found]
+    return found
 
 
 def neighbors_in(order: Sequence[str], keys: Sequence[str], radius: int) -> dict[str, list[str]]:

@@ -48,7 +48,7 @@ from agentmem_plugin.errors import (
     StorageError,
 )
 from agentmem_plugin.search import document_text
-from agentmem_plugin.tiers.base import EvictionCallback, Tier, storage_errors
+from agentmem_plugin.tiers.base import EvictionCallback, Tier, locate_in, storage_errors
 from agentmem_plugin.validation import validate_capacity
 
 __all__ = [
@@ -621,17 +621,7 @@ class SemanticIndex:
 
     def locate(self, keys: Sequence[str]) -> dict[str, tuple[str, MemoryEntry]]:
         """Return ``{key: (source name, live entry)}`` for the keys some source holds, in read order."""
-        found: dict[str, tuple[str, MemoryEntry]] = {}
-        remaining = list(dict.fromkeys(keys))
-        for name, source in self.sources:
-            if not remaining:
-                break
-            entries = source.get_many(remaining, touch=False)
-            for key, entry in zip(remaining, entries, strict=True):
-                if entry is not None:
-                    found[key] = (name, entry)
-            remaining = [k for k in remaining if k not in found]
-        return found
+        return locate_in(self.sources, keys)
 
     def _apply(self, keys: list[str]) -> None:
         """Bring the vectors of *keys* in step with the tiers (the caller holds the lock)."""
