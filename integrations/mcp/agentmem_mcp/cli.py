@@ -152,6 +152,9 @@ def _serve_http(server: object, host: str, port: int, log_level: str) -> None:
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     config = uvicorn.Config(app, log_level=log_level.lower(), lifespan="on")
+    # Listen before announcing the address: a client that connects at once then waits in the backlog until
+    # uvicorn has started, instead of being refused (uvicorn only listens after its lifespan startup).
+    sock.listen(config.backlog)
     print(
         f"agentmem-mcp: serving streamable HTTP on http://{shown}:{bound}/mcp",
         file=sys.stderr,

@@ -3,7 +3,9 @@ langchain-mcp-adapters (the same process serves both, so the embedding model loa
 
 from __future__ import annotations
 
+import socket
 import warnings
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -16,6 +18,7 @@ from mcp_helpers import (
     QUESTION,
     ScriptedChatModel,
     call,
+    http_server,
     http_session,
     last_tool_result,
     tool_call,
@@ -43,6 +46,15 @@ async def test_http_sessions_remember_search_by_meaning_recall_forget_and_share_
 def test_http_refuses_another_host_header(http_url):
     response = httpx.post(http_url, headers={"Host": "attacker.example"}, json={}, timeout=10)
     assert response.status_code in (400, 403, 421)  # the SDK's DNS-rebinding protection on loopback
+
+
+def test_the_announced_address_already_accepts_connections(tmp_path):
+    """A client connecting the moment the address is printed is queued, never refused."""
+    with http_server(tmp_path / "store", tmp_path / "server.log") as url:
+        parts = urlsplit(url)
+        with socket.create_connection((parts.hostname, parts.port), timeout=30):
+            pass
+        assert httpx.post(url, json={}, timeout=30).status_code < 500
 
 
 def test_http_refuses_a_non_loopback_address_without_allow_remote(tmp_path, capsys):
