@@ -66,7 +66,7 @@ from agentmem_plugin.memory import (
     search_config,
     single_side,
 )
-from agentmem_plugin.moves import move, place
+from agentmem_plugin.moves import move, place, settle
 from agentmem_plugin.policies import (
     ConsolidationPolicy,
     ImportanceConsolidationPolicy,
@@ -361,15 +361,28 @@ class MemoryManager:
 
         *read_inside*: the caller read *entries* inside that transaction (it counts only if it is atomic).
         """
+        tiers = self.tiers
         result = move(
             entries,
             source,
             target,
-            transaction=self.tiers.transaction,
-            read_inside=read_inside and self.tiers.atomic,
+            transaction=tiers.transaction,
+            read_inside=read_inside and tiers.atomic,
+            others=self._others(source, target),
         )
         self._counters["stale_moves"] += len(result.stale)
         return result.moved
+
+    def _others(self, source: Tier, target: Tier) -> tuple[Tier, ...]:
+        """Return the tier a move between *source* and *target* settles its copies against.
+
+        None when one transaction spans every writer of short- and long-term: an archive write's clean-up of
+        older copies waits for it.
+        """
+        if self.tiers.atomic:
+            return ()
+        every = (self.tiers.short, self.tiers.long, self.tiers.external)
+        return tuple(t for t in every if t is not source and t is not target)
 
     def _overflow(self, victims: list[MemoryEntry]) -> None:
         """Short-term capacity eviction: consolidate the victims into long-term instead of dropping them.
@@ -377,7 +390,12 @@ class MemoryManager:
         Called by short-term inside the write that evicts, before the victims leave it, so they are never in
         neither tier; a copy never replaces a newer version that long-term already holds.
         """
-        self.tiers.long.put_if_newer([v.copy() for v in victims])
+        landed = self.tiers.long.put_if_newer([v.copy() for v in victims])
+        settle(
+            {e.key: e.version for e in landed},
+            self.tiers.long,
+            self._others(self.tiers.short, self.tiers.long),
+        )
         self._counters["overflowed"] += len(victims)
         self._log("short-term full: %d entries consolidated into long-term", len(victims))
 

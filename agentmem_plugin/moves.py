@@ -14,6 +14,12 @@ transaction spanning the tiers:
 4. A key whose source changed between 1 and 3 (another writer): its copy is taken back from the target, so the
    stale copy never shadows the newer write.
 5. A copy the target gave up at once (evicted for capacity) goes back to the source.
+6. Where other tiers hold the key too (*others*, the tiers of the same memory beside the two), every copy this
+   move wrote is settled against them once it landed: taken back if one of them holds a newer version (a write
+   that went to a third tier and removed its older copies just before this copy landed), and their older copies
+   removed. A write that lands in a third tier *after* that check removes this copy itself (:func:`place`
+   removes older copies from every tier after its own write), so no order of the steps of several processes
+   leaves an older copy shadowing a newer one.
 
 Inside one transaction (a SQLite file holding both tiers) the steps cannot interleave with another writer at
 all; elsewhere each step is atomic on its own and the checks make every interleaving end with the newest write
@@ -34,13 +40,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agentmem_plugin.entry import MemoryEntry
 from agentmem_plugin.tiers.base import Tier
 
-__all__ = ["MoveResult", "Transaction", "move", "place"]
+__all__ = ["MoveResult", "Transaction", "move", "place", "settle"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +80,7 @@ def move(
     transaction: Transaction = contextlib.nullcontext,
     replace: bool = False,
     read_inside: bool = False,
+    others: Sequence[Tier] = (),
 ) -> MoveResult:
     """Move *entries*, as read from *source*, into *target*; see the module docstring for the guarantees.
 
@@ -88,6 +95,7 @@ def move(
         read_inside: *entries* were read inside *transaction*, which excludes every other writer of both tiers
             (a SQLite transaction spanning them): the first check and the last (a copy evicted by a write landing
             mid-move) cannot find anything and are skipped. The compare-and-delete stays.
+        others: The other tiers that may hold these keys (step 6), when no transaction excludes their writers.
 
     Returns:
         A :class:`MoveResult`: ``len(result.moved)`` entries are in *target* afterwards.
@@ -123,6 +131,7 @@ def move(
         result.refused = [c.key for c in fresh if c.key not in leaving]
         gone = set(source.delete_if(leaving))
         changed = [k for k in leaving if k not in gone]
+        take_back: dict[str, int] = {}
         if changed:  # written meanwhile: the stale copy must not shadow the newer write
             now = source.versions(changed)
             take_back = {
@@ -141,8 +150,68 @@ def move(
             if lost:  # it returns to the source
                 source.put_if_newer([copies[k] for k in lost])
                 result.refused += sorted(lost)
-        result.moved = [c for k, c in copies.items() if k in gone and k not in lost]
+        taken: set[str] = set()
+        if others and not replace:
+            ours = {
+                k: leaving[k]
+                for k in written
+                if k in leaving and k not in lost and k not in take_back
+            }
+            taken = set(settle(ours, target, others))
+            if lost:
+                settle({k: copies[k].version for k in lost}, source, others)
+            if taken:
+                result.stale += sorted(taken - set(changed))
+                logger.info(
+                    "%d copies taken back: a newer write landed in another tier", len(taken)
+                )
+        result.moved = [
+            c for k, c in copies.items() if k in gone and k not in lost and k not in taken
+        ]
     return result
+
+
+def settle(landed: Mapping[str, int], tier: Tier, elsewhere: Sequence[Tier]) -> list[str]:
+    """Settle copies that just landed in *tier* (``{key: version}``) against the other tiers of their memory.
+
+    A copy is taken back (compare-and-delete, so only that exact copy goes) when a tier in *elsewhere* holds a
+    newer version of its key; an older version in *elsewhere* is removed instead. Called by a move after its copy
+    landed: a newer write that landed elsewhere before this check is seen here; one that lands after it removes
+    the copy itself (:func:`place`).
+
+    Args:
+        landed: The versions written into *tier*, by key.
+        tier: Where they were written.
+        elsewhere: The other tiers that may hold the same keys.
+
+    Returns:
+        The keys whose copy was taken back from *tier*.
+
+    Example:
+        >>> from agentmem_plugin.entry import MemoryEntry
+        >>> from agentmem_plugin.tiers.buffer import BufferTier
+        >>> old, new = MemoryEntry("k", "old"), MemoryEntry("k", "new").new_version()
+        >>> here, there = BufferTier(10), BufferTier(10)
+        >>> here.put(old); there.put(new)
+        >>> settle({"k": old.version}, here, [there]), here.keys(), there.keys()
+        (['k'], [], ['k'])
+
+    """
+    if not landed:
+        return []
+    newer: dict[str, int] = {}
+    for other in elsewhere:
+        if other is tier:
+            continue
+        held = other.versions(list(landed))
+        older = {k: v for k, v in held.items() if v < landed[k]}
+        if older:
+            other.delete_if(older)
+        newer.update({k: landed[k] for k, v in held.items() if v > landed[k]})
+    if not newer:
+        return []
+    gone = tier.delete_if(newer)
+    return sorted(gone)
 
 
 def place(

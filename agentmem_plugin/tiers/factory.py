@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -151,9 +152,19 @@ class TierSet:
     archived_namespaces: Callable[[], list[str]] | None = None
     semantic: tuple[SemanticIndex, ...] = ()
 
-    def transaction(self) -> contextlib.AbstractContextManager[None]:
-        """One transaction around writes to short- and long-term when they share one (see ``atomic``)."""
-        return self.long.transaction() if self.atomic else contextlib.nullcontext()
+    _lock: threading.RLock = field(
+        default_factory=threading.RLock, init=False, repr=False, compare=False
+    )
+
+    def transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """One transaction around writes to short- and long-term when they share one (see ``atomic``).
+
+        Where they do not (servers), a lock of this tier set instead: the writes and moves of this process's
+        threads then run one at a time, so a move never interleaves with another thread's write or delete of the
+        same key. Other processes are not held back; :func:`~agentmem_plugin.moves.move` settles its copies
+        against every tier for them.
+        """
+        return self.long.transaction() if self.atomic else self._lock
 
     def change_token(self) -> tuple[object, ...]:
         """Return what changes when another process writes a key this manager may have cached.

@@ -1,8 +1,9 @@
 """A tier wrapper that runs a concurrent write at an exact point of a move (not a test module).
 
 ``HookedTier(inner)`` forwards every call to *inner*. ``tier.after("scan", action)`` runs ``action()`` once, right
-after the next ``scan`` returns (``key=`` narrows it to a call involving that key), so a test can place
-"another writer" between any read of a move and its write or delete, deterministically.
+after the next ``scan`` returns (``key=`` narrows it to a call involving that key; ``tier.before(...)`` runs it
+right before the call instead), so a test can place "another writer" between any read of a move and its write
+or delete, deterministically.
 """
 
 from __future__ import annotations
@@ -36,20 +37,34 @@ class HookedTier(ForwardingTier):
     def __init__(self, inner: Tier) -> None:
         super().__init__(inner)
         self._hooks: list[tuple[str, str | None, Callable[[], object]]] = []
+        self._early: list[tuple[str, str | None, Callable[[], object]]] = []
         self.fired: list[str] = []
 
     def after(self, method: str, action: Callable[[], object], *, key: str | None = None) -> None:
         """Run *action* once, right after the next call of *method* (involving *key*, when given)."""
         self._hooks.append((method, key, action))
 
-    def _forward(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        result = super()._forward(method, *args, **kwargs)
-        for hook in list(self._hooks):
+    def before(self, method: str, action: Callable[[], object], *, key: str | None = None) -> None:
+        """Run *action* once, right before the next call of *method* (involving *key*, when given)."""
+        self._early.append((method, key, action))
+
+    def _fire(
+        self,
+        hooks: list[tuple[str, str | None, Callable[[], object]]],
+        method: str,
+        args: tuple[Any, ...],
+    ) -> None:
+        for hook in list(hooks):
             name, key, action = hook
             if name == method and (key is None or key in _keys_of(args)):
-                self._hooks.remove(hook)
+                hooks.remove(hook)
                 self.fired.append(method)
                 action()
+
+    def _forward(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        self._fire(self._early, method, args)
+        result = super()._forward(method, *args, **kwargs)
+        self._fire(self._hooks, method, args)
         return result
 
 

@@ -12,6 +12,7 @@ holds after reopening.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -374,3 +375,117 @@ def test_a_read_racing_a_write_does_not_cache_the_older_value(harness: Harness) 
     hook(mm, "long").after("get", lambda: mm.store("k", "v2", memory_type="long_term"), key="k")
     assert mm.retrieve("k") == "v1"
     assert mm.retrieve("k") == "v2"
+
+
+# -- a write into the *third* tier mid-move (found by the four-thread Redis + PostgreSQL stress test) -------------
+# A write to a tier the move neither reads nor writes removes the key's older copies from the other two. When
+# that removal runs before the move's copy lands, only the move can notice: it settles its copy against the
+# third tier once it landed. Another process is the only writer that can do this (inside one process the tier
+# set's lock, or its shared transaction, orders the two), so these run on servers.
+
+# move name: (how the key is stored first, the move's source and target, the third tier, what runs the move)
+MOVES: dict[str, tuple[str, str, str, str]] = {
+    "consolidation": ("short_term", "short", "long", "external"),
+    "promotion": ("long_term", "long", "short", "external"),
+    "restore": ("external", "external", "long", "short_term"),
+    "archiving": ("long_term", "long", "external", "short_term"),
+}
+
+
+def _run_move(mm: MemoryManager, name: str) -> None:
+    if name == "consolidation":
+        mm.consolidate()
+    elif name == "archiving":
+        mm.store(
+            "a", 1, memory_type="long_term", priority=5
+        )  # above the limit: k (priority 0) is archived
+    else:
+        mm.retrieve("k")
+
+
+@pytest.mark.parametrize("step", ["check", "copy", "delete"])
+@pytest.mark.parametrize("name", list(MOVES))
+def test_a_write_into_the_third_tier_mid_move_wins(harness: Harness, name: str, step: str) -> None:
+    if harness.atomic:
+        pytest.skip(
+            "one transaction spans short- and long-term: a third-tier write's clean-up waits for it"
+        )
+    stored_as, source, target, third = MOVES[name]
+    mm = harness.open(cache_size=0, long_term_limit=1)
+    other = harness.writer(mm)
+    mm.store("k", "v1", memory_type=stored_as)
+    tier, method = {
+        "check": (source, "versions"),  # between the move's check of the source and its copy
+        "copy": (target, "put_if_newer"),  # between its copy and the source's delete
+        "delete": (source, "delete_if"),  # after the source's delete, before the move's last checks
+    }[step]
+    hook(mm, tier).after(method, lambda: other.store("k", "v2", memory_type=third), key="k")
+    _run_move(mm, name)
+    assert hook(mm, tier).fired == [method]
+    settled(harness, mm, "k", "v2")
+
+
+def test_an_overflow_copy_is_settled_against_a_write_into_the_archive(tmp_path: Path) -> None:
+    """Short-term in this process over PostgreSQL: the short-term of another process cannot see k."""
+    storage = {
+        "long_term": require_postgres(),
+        "archive": str(tmp_path / "archive"),
+        "namespace": f"contract-{uuid.uuid4().hex[:12]}",
+    }
+    mm = MemoryManager(1, tiers=hooked(build_tiers(short_term_limit=1, **storage)), cache_size=0)
+    other = MemoryManager(1, tiers=build_tiers(short_term_limit=1, **storage), cache_size=0)
+    try:
+        assert not mm.tiers.atomic
+        mm.store("k", "v1", priority=-5)
+        # storing j evicts k into long-term; the other process's archive write of k lands (and finds no older
+        # copy to remove) just before k's overflow copy reaches long-term
+        hook(mm, "long").before(
+            "put_if_newer", lambda: other.store("k", "v2", memory_type="external"), key="k"
+        )
+        mm.store("j", "x", priority=5)
+        assert hook(mm, "long").fired == ["put_if_newer"]
+        assert holders(mm, "k") == ["external"] and mm.retrieve("k") == "v2"
+    finally:
+        mm.clear_all()
+        mm.close()
+        other.close()
+
+
+def test_threads_of_one_manager_on_servers_never_interleave_a_move_with_a_write(
+    harness: Harness,
+) -> None:
+    if harness.atomic:
+        pytest.skip("one transaction spans short- and long-term: writers already wait for a move")
+    mm = harness.open(cache_size=0)
+    mm.store("k", "v1", memory_type="long_term")
+    done = threading.Event()
+
+    def write() -> None:
+        mm.store("k", "v2", memory_type="external")
+        done.set()
+
+    writer = threading.Thread(target=write)
+
+    def mid_move() -> (
+        None
+    ):  # the promotion has copied k to short-term: the writer thread must wait for it
+        writer.start()
+        assert not done.wait(0.3)
+
+    hook(mm, "short").after("put_if_newer", mid_move, key="k")
+    assert mm.retrieve("k") == "v1"
+    writer.join(timeout=30)
+    assert done.is_set()
+    settled(harness, mm, "k", "v2")
+
+
+def test_a_delete_from_another_thread_waits_for_a_promotion_and_stays(harness: Harness) -> None:
+    if harness.atomic:
+        pytest.skip("one transaction spans short- and long-term: a delete already waits for a move")
+    mm = harness.open(cache_size=0)
+    mm.store("k", "v1", memory_type="long_term")
+    deleter = threading.Thread(target=mm.delete, args=("k",))
+    hook(mm, "long").after("versions", deleter.start, key="k")
+    assert mm.retrieve("k") == "v1"
+    deleter.join(timeout=30)
+    assert holders(mm, "k") == [] and mm.retrieve("k") is None

@@ -134,6 +134,37 @@ def test_two_processes_on_one_storage_path_lose_nothing(tmp_path: Path) -> None:
         _check(mm, acked)
 
 
+def _server_process(urls: dict[str, str], worker: int, steps: int, out: Any) -> None:
+    with MemoryManager(short_term_limit=8, long_term_limit=16, enable_logging=False, **urls) as mm:
+        out.put(_work(mm, worker, steps, 6, seed=200 + worker))
+
+
+def test_three_processes_on_redis_and_postgresql_lose_nothing(tmp_path: Path) -> None:
+    """No lock spans processes on servers: each move settles its copies against the third tier."""
+    urls = {
+        "short_term": require_redis(),
+        "long_term": require_postgres(),
+        "archive": str(tmp_path / "archive"),
+        "namespace": f"concurrency-{uuid.uuid4().hex[:12]}",
+    }
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    workers = [ctx.Process(target=_server_process, args=(urls, i, 150, out)) for i in range(3)]
+    for w in workers:
+        w.start()
+    acked: dict[str, int] = {}
+    for _ in workers:
+        acked.update(out.get(timeout=300))
+    for w in workers:
+        w.join(timeout=60)
+        assert w.exitcode == 0
+    with MemoryManager(short_term_limit=8, long_term_limit=16, **urls) as mm:
+        try:
+            _check(mm, acked)
+        finally:
+            mm.clear_all()
+
+
 def _archiver(path: str, worker: int, n: int) -> None:
     with MemoryManager(storage_path=path, enable_logging=False) as mm:
         for i in range(n):
