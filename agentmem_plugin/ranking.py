@@ -336,6 +336,45 @@ def _word_set(text: str) -> frozenset[str]:
     return frozenset(words(text))
 
 
+def _entity_finder(entities: set[str]) -> Callable[[str], set[str]]:
+    """Return ``fn(text) -> set(tokenize(text)) & entities``, stemming only the words that can be an entity.
+
+    Stemming is most of a ranking's cost (every candidate's text, each new word through the Porter stemmer), yet
+    an entity can only come from a word that starts with its first letter: the Porter stemmer changes a word's
+    end, never its first character (its steps 2-5 work inside R1, which starts after the second letter; step
+    1 rewrites a suffix after a vowel, or ``s``/``ies``/``sses``; the initial ``y`` it marks is restored),
+    unless it empties the word (``"s"``). So in an ASCII text only the words starting with an entity's first
+    letter are stemmed. Any other text (diacritics are folded before stemming), or an empty entity, takes the
+    full path.
+    """
+    firsts = {e[0] for e in entities if e}
+    if "" in entities or not firsts or not all(c.isascii() for c in firsts):
+        return lambda text: set(tokenize(text)) & entities
+    start = re.compile(
+        "(?<![a-z0-9])[" + "".join(re.escape(c) for c in sorted(firsts)) + "][a-z0-9]*"
+    )
+
+    entity_of: dict[
+        str, str | None
+    ] = {}  # word -> the entity it stems to, if any (this query's words)
+
+    def find(text: str) -> set[str]:
+        if not text.isascii():
+            return set(tokenize(text)) & entities
+        # in ASCII text a word ([^\W_]+ of search.WORD) is a run of [a-z0-9] once lower-cased
+        found: set[str] = set()
+        for word in start.findall(text.lower()):
+            if word not in entity_of:
+                stems = tokenize(word)  # [] for a stop word, else [stem]
+                entity_of[word] = stems[0] if stems and stems[0] in entities else None
+            entity = entity_of[word]
+            if entity is not None:
+                found.add(entity)
+        return found
+
+    return find
+
+
 def _lookup(neighbors: NeighborLookup | None, keys: Sequence[str]) -> Mapping[str, Sequence[str]]:
     if neighbors is None:
         return {}
@@ -410,6 +449,7 @@ def rank(
     if cfg.semantic_gate is not None and (not cosine or max(cosine.values()) < cfg.semantic_gate):
         w = 1.0 if bm25 else w  # no real semantic match: rank by keywords
     entities = query_entities(query) if cfg.entity_weight > 0 else set()
+    found_in = _entity_finder(entities)
     if cfg.recency_weight > 0 and now is None:
         now = max((c.created_at for c in by_key.values() if c.created_at is not None), default=None)
 
@@ -426,7 +466,7 @@ def rank(
         comp["fused"] = fused
         total = fused
         if entities:
-            found = set(tokenize(c.text)) & entities
+            found = found_in(c.text)
             boost = cfg.entity_weight * len(found) / len(entities)
             comp["entity"] = boost
             total += boost

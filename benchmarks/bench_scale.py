@@ -213,6 +213,151 @@ def bench_large(sizes: list[int], rounds: int) -> None:
                 Path(str(path) + s).unlink(missing_ok=True)
 
 
+# -- hybrid in one large namespace -------------------------------------------------------------------------------
+
+QUERY_CACHE_SUFFIX = "|query"
+
+
+def fill_searchable(
+    store: Any, cache_path: Path, cache_key: str, texts: list[str], size: int, *, manager: bool
+) -> None:
+    """Store *size* memories whose vectors are random unit vectors placed in the embedding cache first."""
+    import numpy as np
+
+    from agentmem_plugin.embeddings import EmbeddingCache
+
+    rng = np.random.default_rng(7)
+    cache = EmbeddingCache(cache_path)
+    batch = 5000
+    for offset in range(0, size, batch):
+        chunk = [
+            f"{texts[i % len(texts)]} (#{i})" for i in range(offset, min(offset + batch, size))
+        ]
+        vecs = rng.normal(size=(len(chunk), 384)).astype("float32")
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        cache.put_many(cache_key, chunk, vecs.tolist())
+        items = [(f"m{offset + j}", text) for j, text in enumerate(chunk)]
+        if manager:
+            store.store_many(items, memory_type="long_term")
+        else:
+            store.store_many(items)
+    cache.close()
+
+
+def forget_query_vectors(cache_path: Path) -> None:
+    """Drop the cached query vectors, so every measured query is embedded by the model (as a new question)."""
+    import sqlite3
+
+    conn = sqlite3.connect(str(cache_path), timeout=30)
+    conn.execute(  # benchmark-owned file; the suffix is a constant, bound as a parameter
+        "DELETE FROM embedding_cache WHERE model LIKE ?", ("%" + QUERY_CACHE_SUFFIX,)
+    )
+    conn.commit()
+    conn.close()
+
+
+def bench_hybrid(size: int, rounds: int, keep: Path | None, fronts: list[str]) -> None:
+    """Keyword, semantic and hybrid top-10 at *size* memories in one namespace, interleaved query by query.
+
+    Both front ends (``Memory`` and ``MemoryManager`` long-term) over their own SQLite + Chroma store; stored
+    vectors are random unit vectors through the embedding cache (index size drives latency), every query a
+    distinct LoCoMo question embedded by the model (its cached vector is dropped first). Each round runs every
+    (front end, mode) pair once on a fresh question, in an order rotated from round to round, so all rows see
+    the same load; "raw" is the model's encode plus the Chroma query of 10 on the Memory's very collection.
+    """
+    from agentmem_plugin import Memory, MemoryManager
+
+    turns, questions = locomo()
+    tmp_holder = None
+    if keep is None:
+        tmp_holder = tempfile.TemporaryDirectory()
+        root = Path(tmp_holder.name)
+    else:
+        root = keep
+    stores: dict[str, Any] = {}
+    fills: dict[str, float] = {}
+    for front in fronts:
+        where = root / f"{front}-{size}"
+        fresh = not where.exists()
+        if front == "memory":
+            store: Any = Memory(
+                capacity=None, persistence=True, storage_path=where, embedder="default"
+            )
+        else:
+            store = MemoryManager(
+                storage_path=where, embedder="default", long_term_limit=None, enable_logging=False
+            )
+        if fresh:
+            key = f"{_model_name()}#384"
+            t0 = time.perf_counter()
+            fill_searchable(
+                store, where / "embeddings.sqlite3", key, turns, size, manager=front == "manager"
+            )
+            store.search(
+                "warm up the index", limit=10, mode="semantic"
+            )  # the first search syncs the index
+            fills[front] = time.perf_counter() - t0
+        forget_query_vectors(where / "embeddings.sqlite3")
+        stores[front] = store
+    model = stores[fronts[0]].embedder if fronts[0] == "memory" else None
+    collection = stores["memory"]._semantic.index.collection if "memory" in stores else None
+    for store in stores.values():  # warm up: page cache, model, Chroma's HNSW in memory
+        for text in turns[:5]:
+            for mode in ("keyword", "semantic", "hybrid"):
+                store.search(text, limit=10, mode=mode)
+    ops: list[tuple[str, str]] = [(f, m) for f in stores for m in ("keyword", "semantic", "hybrid")]
+    if collection is not None and model is not None:
+        ops.append(("raw", "encode+query"))
+    lat: dict[tuple[str, str], list[float]] = {op: [] for op in ops}
+    pool = questions * (1 + rounds * len(ops) // len(questions))
+    clock = time.perf_counter_ns
+    n = 0
+    for r in range(rounds):
+        for j in range(len(ops)):
+            front, mode = ops[(r + j) % len(ops)]
+            q = pool[n]
+            n += 1
+            t0 = clock()
+            if front == "raw":
+                vector = model.inner.embed_query(q)  # type: ignore[union-attr]
+                collection.query(query_embeddings=[vector], n_results=10, include=["distances"])  # type: ignore[union-attr]
+            else:
+                stores[front].search(q, limit=10, mode=mode)
+            lat[(front, mode)].append((clock() - t0) / 1000)
+    reused = len(questions) < n
+    print(
+        f"\none namespace of {size:,} memories, top-10, {rounds} rounds interleaved"
+        f"{' (questions reused: their vectors cached after first use)' if reused else ''}"
+    )
+    for front in stores:
+        if front in fills:
+            print(f"  {front:<8} fill {fills[front]:8.1f} s ({size / fills[front]:,.0f}/s)")
+    print(f"  {'front':<8} {'mode':<13} {'p50 ms':>8} {'p95 ms':>8}  {'vs semantic p50':>15}")
+    for front, mode in ops:
+        p50, p95 = quantiles(lat[(front, mode)])
+        ref = quantiles(lat[(front, "semantic")])[0] if front != "raw" else None
+        ratio = f"{p50 / ref:>14.2f}x" if ref else ""
+        print(f"  {front:<8} {mode:<13} {p50 / 1000:>8.2f} {p95 / 1000:>8.2f}  {ratio}", flush=True)
+    disk = {
+        f: sum(p.stat().st_size for p in (root / f"{f}-{size}").rglob("*") if p.is_file())
+        for f in stores
+    }
+    print(
+        f"  RSS {rss_mb():.0f} MB; disk "
+        + ", ".join(f"{f} {b / 1e6:.0f} MB" for f, b in disk.items())
+    )
+    for store in stores.values():
+        store.close()
+    if tmp_holder is not None:
+        tmp_holder.cleanup()
+
+
+def _model_name() -> str:
+    from agentmem_plugin.embeddings import DEFAULT_MODEL_NAME
+
+    return DEFAULT_MODEL_NAME
+
+
 # -- hot paths ---------------------------------------------------------------------------------------------------
 
 
@@ -473,6 +618,13 @@ def main() -> None:
     chroma.add_argument("--namespaces", default="10,100,1000")
     chroma.add_argument("--per-ns", type=int, default=100)
     chroma.add_argument("--dim", type=int, default=384)
+    hybrid = sub.add_parser("hybrid")
+    hybrid.add_argument("--size", type=int, default=100_000)
+    hybrid.add_argument("--rounds", type=int, default=150)
+    hybrid.add_argument("--fronts", default="memory,manager")
+    hybrid.add_argument(
+        "--keep", type=Path, default=None, help="reuse (or fill and keep) stores here"
+    )
     hot = sub.add_parser("hot")
     hot.add_argument("-n", type=int, default=100_000)
     hot.add_argument("--count-size", type=int, default=100_000)
@@ -486,6 +638,8 @@ def main() -> None:
         bench_chroma([int(x) for x in args.namespaces.split(",")], args.per_ns, args.dim)
     elif args.what == "large":
         bench_large([int(x) for x in args.sizes.split(",")], args.rounds)
+    elif args.what == "hybrid":
+        bench_hybrid(args.size, args.rounds, args.keep, args.fronts.split(","))
     else:
         bench_hot(args.n, args.count_size)
 

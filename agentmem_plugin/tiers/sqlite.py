@@ -415,7 +415,14 @@ class _KeywordIndex:
             return []
         terms.sort(key=lambda x: x[2])  # rarest (highest idf) first
         bounds = [idf * (_K1 + 1.0) for _, idf, _ in terms]
-        scan = f"SELECT doc, tf, dl FROM {self.post} WHERE ns = ? AND term = ?"
+        # Each row's BM25 term is computed by SQLite, the same IEEE operations in the same order as
+        # idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avg)) in Python, so the scores are the same floats;
+        # Python only adds them up, term by term (rarest first), as before.
+        scan = (
+            f"SELECT doc, ? * tf * ? / (tf + ? * (? + ? * dl / ?)) FROM {self.post} "
+            "WHERE ns = ? AND term = ?"
+        )
+        weights = (_K1 + 1.0, _K1, 1.0 - _B, _B, avg, ns)
         acc: dict[int, float] = {}
         examined = 0
         split = len(terms)
@@ -424,11 +431,9 @@ class _KeywordIndex:
             if len(acc) >= k and remaining < heapq.nlargest(k, acc.values())[-1]:
                 split = i
                 break
-            for doc, tf, dl in conn.execute(scan, (ns, term)):
-                acc[doc] = acc.get(doc, 0.0) + idf * tf * (_K1 + 1.0) / (
-                    tf + _K1 * (1.0 - _B + _B * dl / avg)
-                )
-                examined += 1
+            found = dict(conn.execute(scan, (idf, *weights, term)))
+            examined += len(found)
+            _accumulate(acc, found)
         if split < len(terms):
             remaining = sum(bounds[split:])
             theta = heapq.nlargest(k, acc.values())[-1]
@@ -437,16 +442,28 @@ class _KeywordIndex:
                 for start in range(0, len(contenders), _CHUNK):
                     chunk = contenders[start : start + _CHUNK]
                     marks = ",".join("?" * len(chunk))  # placeholders only
-                    for doc, tf, dl in conn.execute(
-                        f"{scan} AND doc IN ({marks})", (ns, term, *chunk)
+                    for doc, score in conn.execute(
+                        f"{scan} AND doc IN ({marks})", (idf, *weights, term, *chunk)
                     ):
-                        acc[doc] += idf * tf * (_K1 + 1.0) / (tf + _K1 * (1.0 - _B + _B * dl / avg))
+                        acc[doc] += score
                         examined += 1
             pool: Iterable[tuple[int, float]] = [(d, acc[d]) for d in contenders]
         else:
             pool = acc.items()
         self.rows_examined = examined
         return heapq.nsmallest(k, pool, key=lambda ds: (-ds[1], ds[0]))
+
+
+def _accumulate(acc: dict[int, float], found: dict[int, float]) -> None:
+    """Add one term's scores *found* into *acc* (``acc[doc] += score``), in bulk.
+
+    The sums are the ones a row-by-row loop makes: each document's terms are still added in the same order, and
+    float addition commutes exactly. Only the documents already in *acc* are added in Python; the others are
+    copied by ``dict.update``, keeping *acc*'s order (first seen first).
+    """
+    for doc in found.keys() & acc.keys():
+        found[doc] += acc[doc]
+    acc.update(found)
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout: float) -> str:

@@ -1,0 +1,220 @@
+"""The shortcuts that make hybrid search faster compute exactly what the plain code computed (issue 16 item 2).
+
+* The ranking's entity overlap stems only the words that start like an entity: it relies on the Porter stemmer
+  never changing a word's first letter (or emptying it), checked here over a large generated vocabulary.
+* SQLite computes each posting's BM25 term and Python adds them up in bulk: the top-k and every score equal a
+  brute-force, row-by-row BM25 over the same namespace.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import random
+import string
+
+import pytest
+
+from agentmem_plugin.entry import MemoryEntry
+from agentmem_plugin.ranking import _entity_finder, query_entities
+from agentmem_plugin.search import STOP_WORDS, tokenize, words
+from agentmem_plugin.tiers.sqlite import _B, _K1, SqliteTier
+
+SUFFIXES = [
+    "s",
+    "ies",
+    "sses",
+    "ss",
+    "eed",
+    "ed",
+    "ing",
+    "ingly",
+    "edly",
+    "at",
+    "bl",
+    "iz",
+    "y",
+    "ational",
+    "tional",
+    "enci",
+    "anci",
+    "izer",
+    "abli",
+    "alli",
+    "entli",
+    "eli",
+    "ousli",
+    "ization",
+    "ation",
+    "ator",
+    "alism",
+    "iveness",
+    "fulness",
+    "ousness",
+    "aliti",
+    "iviti",
+    "biliti",
+    "icate",
+    "ative",
+    "alize",
+    "iciti",
+    "ical",
+    "ful",
+    "ness",
+    "al",
+    "ance",
+    "ence",
+    "er",
+    "ic",
+    "able",
+    "ible",
+    "ant",
+    "ement",
+    "ment",
+    "ent",
+    "ion",
+    "ou",
+    "ism",
+    "ate",
+    "iti",
+    "ous",
+    "ive",
+    "ize",
+    "e",
+    "ll",
+    "ly",
+]
+
+
+@functools.cache
+def vocabulary() -> list[str]:
+    """Every ASCII word of up to 2 letters/digits and of 3 letters, and stems of 1-4 letters followed by Porter suffixes."""
+    alphabet = string.ascii_lowercase + string.digits
+    short = ["".join(p) for n in (1, 2) for p in itertools.product(alphabet, repeat=n)]
+    short += ["".join(p) for p in itertools.product(string.ascii_lowercase, repeat=3)]
+    rng = random.Random(0)
+    stems = [
+        "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(1, 4)))
+        for _ in range(400)
+    ]
+    stems += ["y", "ye", "ya", "yo", "ay", "oy", "a", "e", "i", "o", "u", "ss", "sse", "ie"]
+    built = [s + x for s in stems for x in SUFFIXES] + [
+        s + x + y for s in stems[:60] for x in SUFFIXES for y in ("s", "ly", "ness")
+    ]
+    return short + built
+
+
+def test_the_porter_stemmer_keeps_a_words_first_letter_or_empties_it() -> None:
+    for word in vocabulary():
+        for stem in tokenize(word):
+            assert stem == "" or stem[0] == word[0], (word, stem)
+
+
+TEXTS = [
+    "Caroline: I went to the LGBTQ support group yesterday, it was so powerful (#12345)",
+    "Melanie's kids painted a sunset in 2022 — café au lait, naïve art",
+    "Zoë and Li visited Paris; S said it's 7 o'clock",
+    "invoice_2024 CAROLINES carolina caroling caring",
+    "s S ss sses ies yes yesterday y2k 2k22 12 007",
+    "Généralisation relationnelle, Ærø, straße, İstanbul",
+    "",
+    "_ - ' \u2019 ... ###",
+]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "What did Caroline do at the support group in 2022?",
+        "Did Melanie paint with Zoë in Paris?",
+        "Did S go fishing with Li?",
+        "What about Istanbul and İstanbul and Straße?",
+        "where is the invoice",
+        "Caroline Carolines Caring 12 007",
+    ],
+)
+def test_entity_overlap_finds_what_tokenizing_the_whole_text_finds(query: str) -> None:
+    entities = query_entities(query)
+    find = _entity_finder(entities)
+    rng = random.Random(query)
+    pool = [w for t in TEXTS for w in t.split()] + vocabulary()[::97]
+    texts = TEXTS + [
+        " ".join(rng.choice(pool) for _ in range(rng.randint(1, 25))) for _ in range(400)
+    ]
+    for text in texts:
+        assert find(text) == set(tokenize(text)) & entities, text
+
+
+def test_entity_overlap_with_arbitrary_entities_matches_tokenizing() -> None:
+    rng = random.Random(5)
+    vocab = vocabulary()
+    for _ in range(200):
+        text = " ".join(rng.choice(vocab) for _ in range(rng.randint(0, 30)))
+        entities = {s for w in rng.sample(vocab, 3) for s in tokenize(w)}
+        assert _entity_finder(entities)(text) == set(tokenize(text)) & entities
+
+
+def brute_force_bm25(docs: dict[str, list[str]], query: str) -> list[tuple[str, float]]:
+    """BM25 of every document (its terms), row by row, terms rarest first (the plain algorithm), best first."""
+    n = len(docs)
+    avg = sum(len(t) for t in docs.values()) / n
+    qterms = list(dict.fromkeys(tokenize(query)))
+    df = {t: sum(t in terms for terms in docs.values()) for t in qterms}
+    order = sorted((t for t in qterms if df[t]), key=lambda t: df[t])
+    scores: dict[str, float] = {}
+    for term in order:
+        idf = math.log(1.0 + (n - df[term] + 0.5) / (df[term] + 0.5))
+        for key, terms in docs.items():
+            tf = terms.count(term)
+            if tf:
+                dl = len(terms)
+                scores[key] = scores.get(key, 0.0) + idf * tf * (_K1 + 1.0) / (
+                    tf + _K1 * (1.0 - _B + _B * dl / avg)
+                )
+    return sorted(scores.items(), key=lambda ks: (-ks[1], int(ks[0][1:])))
+
+
+def test_keyword_search_equals_a_brute_force_bm25_exactly() -> None:
+    rng = random.Random(11)
+    vocab = [
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "caroline",
+        "melanie",
+        "paris",
+        "hiking",
+        "mountain",
+        "group",
+    ]
+    vocab += [f"w{i}" for i in range(60)]
+    weights = [40, 30, 20, 10, 25, 25, 3, 2, 2, 5] + [1] * 60
+    tier = SqliteTier(None, namespace="ns")
+    other = SqliteTier(None, namespace="other", share_connection_with=tier)
+    try:
+        entries = [
+            MemoryEntry(f"d{i}", " ".join(rng.choices(vocab, weights, k=rng.randint(1, 30))))
+            for i in range(600)
+        ]
+        tier.put_many(entries)
+        other.put_many([MemoryEntry(f"d{i}", "alpha alpha beta paris") for i in range(300)])
+        assert not {t for e in entries for t in words(f"{e.key} {e.value}")} & STOP_WORDS
+        queries = [
+            "alpha beta",
+            "caroline melanie paris",
+            "hiking mountain group alpha",
+            "w1 w2 w3 alpha beta gamma delta",
+            "paris",
+            "gamma delta caroline",
+        ] + [" ".join(rng.sample(vocab, rng.randint(1, 5))) for _ in range(30)]
+        docs = {e.key: tokenize(f"{e.key} {e.value}") for e in entries}
+        for query in queries:
+            want = brute_force_bm25(docs, query)
+            for k in (1, 10, 50, 100, 1000):
+                got = [(e.key, s) for e, s in tier.keyword_search(query, k)]
+                assert got == want[:k], (query, k)
+    finally:
+        other.close()
+        tier.close()
