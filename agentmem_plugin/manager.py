@@ -36,6 +36,8 @@ import logging
 import sys
 import threading
 import time
+import weakref
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -168,6 +170,10 @@ class MemoryManager:
             refusing to open it with an EmbeddingError).
         ranking: The hybrid ranking's knobs (:class:`~agentmem_plugin.ranking.RankingConfig`; default
             :data:`~agentmem_plugin.ranking.DEFAULT_CONFIG`), shared by the namespace views.
+        view_cache_size: Namespace views of :meth:`with_namespace` kept open for reuse, least recently used
+            first out (0: a view lives only while the caller holds it). A view still held elsewhere is never
+            opened twice; one whose short-term lives in this process (the buffer) consolidates its entries
+            into long-term before it leaves the cache, so eviction never loses an entry.
 
     Raises:
         InvalidArgumentError: a bad argument (named in the message); nothing is opened.
@@ -205,6 +211,7 @@ class MemoryManager:
         semantic: str | None = None,
         reindex: bool = False,
         ranking: RankingConfig | None = None,
+        view_cache_size: int = 1024,
         _root: MemoryManager | None = None,
     ) -> None:
         short_limit = validate_limit(short_term_limit, what="short_term_limit")
@@ -223,6 +230,7 @@ class MemoryManager:
             "batch_size": validate_limit(batch_size, what="batch_size"),
             "clock": clock,
             "ranking": ranking_config(ranking, None, None),
+            "view_cache_size": validate_non_negative_int(view_cache_size, what="view_cache_size"),
         }
         self.namespace = validate_namespace(namespace)
         self._auto = isinstance(embedder, str) and embedder == AUTO_EMBEDDER
@@ -278,8 +286,16 @@ class MemoryManager:
         self._last_consolidation = self.clock()
         self._memories: dict[str, Memory] = {}
         self._root = root
-        self._children: dict[str, MemoryManager] = {}
-        self._children_lock = threading.Lock()
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        # the registry of namespace views (see _view), kept by the root; views register with it
+        if root is None:
+            self._views: OrderedDict[str, MemoryManager] = OrderedDict()
+            self._live: weakref.WeakValueDictionary[str, MemoryManager] = (
+                weakref.WeakValueDictionary()
+            )
+            self._view_tiers: dict[str, TierSet] = {}
+            self._collected: deque[tuple[str, TierSet]] = deque()
+            self._children_lock = threading.Lock()
         self._local = threading.local()
         self._archive_refused = tiers.long_durable and not tiers.archive_durable
         if self._archive_refused:
@@ -462,9 +478,13 @@ class MemoryManager:
         Namespaces nest: on a manager whose namespace is ``"user/alice"``, ``with_namespace("notes")`` is
         ``"user/alice/notes"``, so a view handed to a user's code never reaches outside its own namespace.
         The view shares this manager's connections (SQLite connection, Redis client, PostgreSQL pool), embedder
-        and settings; it is created once per namespace, cached, and closed with the root manager. A custom
-        ``archive`` tier is not shared (it has no namespaces): each view archives under its own directory of
-        ``storage_path`` (or a temporary one).
+        and settings. Asking again for a namespace returns the same view object as long as anyone holds it; the
+        root keeps the ``view_cache_size`` most recently used views open for reuse (an LRU) and closes the rest
+        once nobody holds them, so a store of many namespaces costs memory for the views in use, not for every
+        namespace ever opened. A view leaving the cache whose short-term lives in this process (the buffer)
+        first consolidates its entries into long-term, so no entry leaves with it. Every view closes with the
+        root manager. A custom ``archive`` tier is not shared (it has no namespaces): each view archives under
+        its own directory of ``storage_path`` (or a temporary one).
 
         Args:
             namespace: A str such as ``"user/u1"`` or a tuple such as ``("user", "u1")``; empty: this manager.
@@ -487,7 +507,12 @@ class MemoryManager:
         return self._view("/".join(p for p in (self.namespace, ns) if p))
 
     def _view(self, full: str) -> MemoryManager:
-        """Return the view of the absolute namespace *full* (created once, under the root's lock)."""
+        """Return the view of the absolute namespace *full*: one object while it lives, cached in the root's LRU.
+
+        Under the root's lock a namespace has one :class:`TierSet` at a time (``_view_tiers``): the live view's,
+        or that of a view collected since and not yet released, which a new view reopens. So no two views of a
+        namespace ever hold two buffers or two tier-set locks, even between a view's collection and its release.
+        """
         root = self._root or self
         if full == root.namespace:
             return root
@@ -496,21 +521,124 @@ class MemoryManager:
                 "these tiers were passed in with tiers= and cannot open another namespace"
             )
         with root._children_lock:  # one view per namespace, even when threads ask at once
-            child = root._children.get(full)
+            released = root._reap()
+            child = root._live.get(full)
             if child is None:
-                child = object.__new__(MemoryManager)
-                child._options = root._options
-                child.namespace = full
-                child._open(root.tiers.view(full), root)
-                root._children[full] = child
+                child = root._open_view(full)
+            root._views[full] = child
+            root._views.move_to_end(full)
+            victims = root._over_bound()
+        root._release(released, victims)
         return child
+
+    def _open_view(self, full: str) -> MemoryManager:
+        """Open a view of *full* on the root (under its lock), reusing the tiers of a collected one if any."""
+        tiers = self._view_tiers.get(full)
+        built = tiers is None
+        if tiers is None:
+            assert self.tiers.view is not None  # checked by _view
+            tiers = self._view_tiers[full] = self.tiers.view(full)
+        child = object.__new__(MemoryManager)
+        child._options = self._options
+        child.namespace = full
+        try:
+            child._open(tiers, self)
+        except BaseException:
+            if built:
+                del self._view_tiers[full]
+                tiers.close()
+            raise
+        tiers.short.on_evict = _ViewOverflow(child)  # the tiers must not keep their view alive
+        child._finalizer = weakref.finalize(child, self._collected.append, (full, tiers))
+        child._finalizer.atexit = False
+        self._live[full] = child
+        return child
+
+    def _over_bound(self) -> list[MemoryManager]:
+        """Take the least recently used views beyond ``view_cache_size`` out of the cache (under the lock)."""
+        bound = self._options["view_cache_size"]
+        victims = []
+        while len(self._views) > bound:
+            victims.append(self._views.popitem(last=False)[1])
+        return victims
+
+    def _reap(self) -> list[TierSet]:
+        """Deal with the views collected since the last call (under the lock); return the tiers to close.
+
+        A collected view's tiers are closed unless a new view reopened them, or unless its short-term lives in
+        this process and still holds entries (written after it left the cache): those go back into the cache,
+        as its least recently used view, and are consolidated when they next leave it.
+        """
+        release = []
+        while self._collected:
+            full, tiers = self._collected.popleft()
+            if self._view_tiers.get(full) is not tiers or full in self._live:
+                continue  # closed meanwhile, or reopened by a new view
+            if not tiers.short.persistent and tiers.short.count():
+                self._views[full] = self._open_view(full)
+                self._views.move_to_end(full, last=False)
+            else:
+                del self._view_tiers[full]
+                release.append(tiers)
+        return release
+
+    def _release(self, released: list[TierSet], victims: list[MemoryManager]) -> None:
+        """Close *released* tiers and let *victims* (out of the cache) go, their buffers consolidated first.
+
+        Outside the lock: consolidation writes long-term. A victim whose consolidation fails goes back into the
+        cache (logged), so nothing is dropped with its entries.
+        """
+        for tiers in released:
+            tiers.close()
+        if not victims:
+            return
+        for victim in victims:
+            try:
+                victim._drain_short()
+            except AgentMemError as exc:
+                logger.warning(
+                    "namespace view %r stays cached: its short-term could not move to long-term: %s",
+                    victim.namespace,
+                    exc,
+                )
+                with self._children_lock:
+                    self._views.setdefault(victim.namespace, victim)
+        del victim
+        victims.clear()  # a victim nobody else holds is collected here; release its tiers at once
+        with self._children_lock:
+            released = self._reap()
+        for tiers in released:
+            tiers.close()
+
+    def _drain_short(self) -> None:
+        """Consolidate every entry of a short-term living in this process into long-term (a view leaving the cache).
+
+        Through the move primitive, batch by batch: an entry rewritten meanwhile stays (and keeps the view alive
+        while its writer holds it; see :meth:`_reap`).
+        """
+        short = self.tiers.short
+        if short.persistent or not short.count():
+            return
+        entries = short.scan()
+        for start in range(0, len(entries), self.batch_size):
+            batch = entries[start : start + self.batch_size]
+            self._cache.forget([e.key for e in batch])
+            moved = self._move(batch, short, self.tiers.long)
+            self._counters["consolidated"] += len(moved)
+        self._after_long_write()
+        self._log(
+            "namespace view %r left the cache: %d entries consolidated",
+            self.namespace,
+            len(entries),
+        )
 
     def namespaces(self, prefix: str | Sequence[str] | None = None) -> list[str]:
         """Return the namespaces below this manager's holding entries in any tier, relative to it, sorted.
 
         At a manager without a namespace these are the full names; on a view of ``"user/alice"``, its own
         entries are ``""`` and ``"user/alice/notes"`` is ``"notes"``: a view never lists other namespaces.
-        The archive under *storage_path* counts too.
+        The archive under *storage_path* counts too. Each backend answers for the subtree asked for alone (an
+        index range), so the cost is what the subtree holds, not what the store holds.
 
         Args:
             prefix: Only namespaces equal to it or below it (``"user"`` matches ``"user/u1"``, not ``"users"``).
@@ -518,31 +646,36 @@ class MemoryManager:
         """
         wanted = None if prefix is None else validate_namespace(prefix)
         root = self._root or self
+        base = self.namespace
+        # absolute: what the backends are asked for
+        subtree = "/".join(p for p in (base, wanted or "") if p)
         with root._children_lock:
-            managers = [root, *root._children.values()]
+            released = root._reap()
+            held = [(root.namespace, root.tiers)]
+            held += [(ns, t) for ns, t in root._view_tiers.items() if _below(ns, subtree)]
+        root._release(released, [])
         found: set[str] = set()
         for role in ("long_term", "short_term"):
-            listed = root._tier(role).namespaces()
-            if listed is not None:  # a shared backend lists every namespace it holds
+            listed = root._tier(role).namespaces(subtree or None)
+            if listed is not None:  # a shared backend lists the namespaces it holds
                 found.update(listed)
             else:  # an in-process buffer per view
-                found.update(m.namespace for m in managers if m._tier(role).count())
+                found.update(
+                    ns for ns, t in held if (t.long if role == "long_term" else t.short).count()
+                )
         if root.tiers.archived_namespaces is not None:  # namespaces whose entries are all archived
-            for ns in root.tiers.archived_namespaces():
+            for ns in root.tiers.archived_namespaces(subtree or None):
                 if (
                     ns not in found
-                    and _below(ns, self.namespace)
+                    and _below(ns, subtree)
                     and root._view(ns).tiers.external.archived_keys()
                 ):
                     found.add(ns)
-        base = self.namespace
         relative = {
             ns[len(base) + 1 :] if base and ns != base else "" if ns == base else ns
             for ns in found
-            if _below(ns, base)
+            if _below(ns, subtree)
         }
-        if wanted is not None:
-            relative = {ns for ns in relative if _below(ns, wanted)}
         return sorted(relative)
 
     # -- writing ---------------------------------------------------------------------------------------------------
@@ -1189,12 +1322,31 @@ class MemoryManager:
         root = self._root
         if root is not None:
             with root._children_lock:
-                if root._children.get(self.namespace) is self:
-                    del root._children[self.namespace]
-        with self._children_lock:
-            children, self._children = list(self._children.values()), {}
-        for child in children:
-            child.close()
+                if root._live.get(self.namespace) is self:
+                    del root._live[self.namespace]
+                    root._views.pop(self.namespace, None)
+                if root._view_tiers.get(self.namespace) is self.tiers:
+                    del root._view_tiers[self.namespace]
+            if self._finalizer is not None:
+                self._finalizer.detach()
+        else:
+            with self._children_lock:
+                children, tiers = [*self._live.values()], [*self._view_tiers.values()]
+                self._views.clear()
+                self._view_tiers.clear()
+                self._collected.clear()
+            for child in children:
+                if child._finalizer is not None:
+                    child._finalizer.detach()
+                for memory in child._memories.values():
+                    memory.close()
+            # the live views' tiers and those of collected views not yet released
+            for view_tiers in tiers:
+                view_tiers.close()
+        self._close_own()
+
+    def _close_own(self) -> None:
+        """Close this manager's named memories and tiers."""
         for memory in self._memories.values():
             memory.close()
         self.tiers.close()
@@ -1226,3 +1378,26 @@ def _matches(hit: Mapping[str, Any], filter: Mapping[str, Any]) -> bool:
         elif hit["metadata"].get(field) != wanted:
             return False
     return True
+
+
+class _ViewOverflow:
+    """``short.on_evict`` of a namespace view: the view's overflow handler, without keeping the view alive.
+
+    The view's tiers outlive the view while its root releases them (see ``MemoryManager._reap``); a reference
+    from them back to the view would keep every view alive.
+    """
+
+    __slots__ = ("_view",)
+
+    def __init__(self, view: MemoryManager) -> None:
+        self._view = weakref.ref(view)
+
+    def __call__(self, victims: list[MemoryEntry]) -> None:
+        view = self._view()
+        if (
+            view is None
+        ):  # nothing writes a collected view's tiers: refuse rather than drop the victims
+            raise StorageError(
+                "the namespace view of this short-term is closed: reopen it with with_namespace"
+            )
+        view._overflow(victims)

@@ -69,6 +69,7 @@ __all__ = [
     "Tier",
     "TierStats",
     "entry_to_row",
+    "namespace_bounds",
     "row_to_entry",
     "storage_errors",
 ]
@@ -401,8 +402,13 @@ class Tier(ABC):
         """Return True while a :meth:`transaction` of this tier is open (default: never)."""
         return False
 
-    def namespaces(self) -> list[str] | None:
-        """Return every namespace this tier's storage holds entries in, or None when it cannot list them."""
+    def namespaces(self, prefix: str | None = None) -> list[str] | None:
+        """Return the namespaces this tier's storage holds entries in, sorted, or None when it cannot list them.
+
+        *prefix*: only that namespace and those below it (``"user"``: ``"user"`` and ``"user/u1"``, not
+        ``"users"``); a backend answers it from an index range, so the cost is what the prefix holds. None or
+        ``""``: every namespace.
+        """
         return None
 
     def archived_keys(self) -> list[str]:
@@ -450,6 +456,28 @@ class Tier(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def namespace_bounds(prefix: str | None) -> tuple[str, str, str] | None:
+    """Return the bounds of the namespaces at or below *prefix* in code-point order: ``(prefix, low, high)``.
+
+    A namespace is the prefix itself or lies in ``[low, high)``: ``low`` is the prefix plus ``/`` and ``high`` the
+    prefix plus ``0``, the character after ``/``, so a backend answers with ``ns = prefix OR (ns >= low AND ns <
+    high)`` on an ordered index (byte-wise: SQLite's BINARY, PostgreSQL's ``"C"`` collation, Redis's
+    ZRANGEBYLEX). None (or ``""``): every namespace, no bounds.
+
+    Raises:
+        InvalidArgumentError: *prefix* is not a namespace (see :func:`~agentmem_plugin.validation.validate_namespace`).
+
+    Example:
+        >>> namespace_bounds("user")
+        ('user', 'user/', 'user0')
+
+    """
+    if prefix is None:
+        return None
+    name = validate_namespace(prefix)
+    return (name, name + "/", name + "0") if name else None
 
 
 def locate_in(

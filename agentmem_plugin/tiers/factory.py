@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import (
@@ -124,7 +125,8 @@ class TierSet:
         storage_path: The directory holding the tiers, if any.
         view: Opens the same storage in another namespace (for ``with_namespace``); None when these tiers
             have no namespaces.
-        archived_namespaces: Lists the namespaces whose archive holds entries (None: not known).
+        archived_namespaces: Lists the namespaces whose archive holds entries (None: not known), given a prefix:
+            only those equal to it or below it (None: every one).
         semantic: The semantic indexes over these tiers (none without an embedder): usually one, covering all
             three tiers by memory key; a second, in memory, for a short-term that lives only in this process
             beside an index that outlives it.
@@ -149,7 +151,7 @@ class TierSet:
     archive_durable: bool = True
     storage_path: Path | None = None
     view: Callable[[str], TierSet] | None = None
-    archived_namespaces: Callable[[], list[str]] | None = None
+    archived_namespaces: Callable[[str | None], list[str]] | None = None
     semantic: tuple[SemanticIndex, ...] = ()
 
     _lock: threading.RLock = field(
@@ -390,12 +392,25 @@ def _inner(tier: Tier) -> Tier:
     return tier.inner if isinstance(tier, IndexedTier) else tier
 
 
-def _archived_namespaces(path: Path) -> list[str]:
-    """List the namespaces with an archive directory under ``path/archive`` (which may be empty)."""
+def _archived_namespaces(path: Path, prefix: str | None = None) -> list[str]:
+    """List the namespaces with an archive directory under ``path/archive`` (which may be empty).
+
+    *prefix*: only that namespace and those below it. Each directory's name is matched as it is (the prefix's
+    own directory name, and those starting with it plus an encoded ``/``), so no other namespace is decoded or
+    opened; the directory listing itself is the file system's (one entry per archived namespace).
+    """
     folder = path / "archive"
     if not folder.is_dir():
         return []
-    names = (namespace_of_leaf(child.name) for child in folder.iterdir() if child.is_dir())
+    own = archive_leaf(prefix) if prefix else ""
+    below = own + quote("/", safe="")
+    with os.scandir(folder) as listing:
+        leaves = [
+            e.name
+            for e in listing
+            if (not own or e.name == own or e.name.startswith(below)) and e.is_dir()
+        ]
+    names = (namespace_of_leaf(leaf) for leaf in leaves)
     return sorted(ns for ns in names if ns is not None)
 
 

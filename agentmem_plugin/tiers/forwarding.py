@@ -145,9 +145,9 @@ class ForwardingTier(Tier):
         """Forward to the inner tier."""
         return self.inner.in_transaction()
 
-    def namespaces(self) -> list[str] | None:
+    def namespaces(self, prefix: str | None = None) -> list[str] | None:
         """Forward to the inner tier."""
-        return self.inner.namespaces()
+        return self.inner.namespaces(prefix)
 
     def archived_keys(self) -> list[str]:
         """Forward to the inner tier."""

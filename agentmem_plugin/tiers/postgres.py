@@ -70,6 +70,7 @@ from agentmem_plugin.tiers.base import (
     EvictionCallback,
     Tier,
     entry_to_row,
+    namespace_bounds,
     row_to_entry,
 )
 from agentmem_plugin.tiers.sqlite import validate_identifier
@@ -280,12 +281,19 @@ def _migrations(sql: Any, table: str) -> list[tuple[str, list[Any]]]:
             "INSERT INTO {} (namespace, n) SELECT namespace, count(*) FROM {} GROUP BY namespace"
         ).format(counts, t),
     ]
+    # Listing namespaces costs one index probe per namespace listed: a skip scan of this index (the next name
+    # after the last one found), in byte order (``COLLATE "C"``) whatever the database's collation, so a prefix is
+    # one range of it ("user/" up to "user0").
+    namespace_listing = [
+        sql.SQL('CREATE INDEX {} ON {} ((namespace COLLATE "C"))').format(name("ns_c"), t)
+    ]
     return [
         ("0001_entries_and_search", entries),
         ("0002_semantic_outbox", feed),
         ("0003_versions", versions),
         ("0004_namespace_search", namespace_search),
         ("0005_namespace_counts", namespace_counts),
+        ("0006_namespace_listing", namespace_listing),
     ]
 
 
@@ -652,7 +660,23 @@ class PostgresTier(Tier):
                 "AND {t}.search @@ q AND ({t}.expires_at IS NULL OR {t}.expires_at > %s) "
                 "ORDER BY rank DESC, {t}.id LIMIT %s"
             ),
-            "namespaces": "SELECT DISTINCT namespace FROM {t} ORDER BY namespace",
+            # a skip scan of the index of 0006 (one probe per namespace); "below": the range [%s, %s), then
+            # the prefix itself
+            "namespaces": (
+                'WITH RECURSIVE ns(name) AS ((SELECT namespace COLLATE "C" FROM {t} '
+                'ORDER BY namespace COLLATE "C" LIMIT 1) UNION ALL SELECT (SELECT namespace COLLATE "C" '
+                'FROM {t} WHERE namespace COLLATE "C" > ns.name ORDER BY namespace COLLATE "C" LIMIT 1) '
+                "FROM ns WHERE ns.name IS NOT NULL) SELECT name FROM ns WHERE name IS NOT NULL"
+            ),
+            "namespaces_below": (
+                'WITH RECURSIVE ns(name) AS ((SELECT namespace COLLATE "C" FROM {t} '
+                'WHERE namespace COLLATE "C" >= %s AND namespace COLLATE "C" < %s '
+                'ORDER BY namespace COLLATE "C" LIMIT 1) UNION ALL SELECT (SELECT namespace COLLATE "C" '
+                'FROM {t} WHERE namespace COLLATE "C" > ns.name AND namespace COLLATE "C" < %s '
+                'ORDER BY namespace COLLATE "C" LIMIT 1) FROM ns WHERE ns.name IS NOT NULL) '
+                "SELECT name FROM ns WHERE name IS NOT NULL "
+                "UNION ALL SELECT %s::text WHERE EXISTS (SELECT 1 FROM {t} WHERE namespace = %s)"
+            ),
             "id_of": "SELECT id FROM {t} WHERE namespace = %s AND key = %s",
             "before": (
                 "SELECT key FROM {t} WHERE namespace = %s AND id < %s AND {live} ORDER BY id DESC LIMIT %s"
@@ -1184,9 +1208,20 @@ class PostgresTier(Tier):
         """The connection pool; another tier (a namespace view) may borrow it with ``pool=``."""
         return self._pool
 
-    def namespaces(self) -> list[str]:
-        """Return every namespace of this tier's table that holds at least one entry (expired included)."""
-        return [r[0] for r in self._read("listing namespaces", self._x["namespaces"], ())]
+    def namespaces(self, prefix: str | None = None) -> list[str]:
+        """Return the namespaces of this tier's table holding at least one entry (expired included), sorted.
+
+        One index probe per namespace listed (a skip scan), whatever the namespaces hold; *prefix*: only it and
+        those below it, one range of that index.
+        """
+        bounds = namespace_bounds(prefix)
+        if bounds is None:
+            rows = self._read("listing namespaces", self._x["namespaces"], ())
+        else:
+            name, low, high = bounds
+            params = (low, high, high, name, name)
+            rows = self._read("listing namespaces", self._x["namespaces_below"], params)
+        return sorted(r[0] for r in rows)
 
     def drop_tables(self) -> None:
         """Drop this tier's table and everything created with it, for **every** namespace (irreversible)."""

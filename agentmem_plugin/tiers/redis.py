@@ -72,7 +72,7 @@ from agentmem_plugin.errors import (
 )
 from agentmem_plugin.policies import LRUEvictionPolicy
 from agentmem_plugin.search import SearchIndex, document_text
-from agentmem_plugin.tiers.base import UNCHANGED, EvictionCallback, Tier
+from agentmem_plugin.tiers.base import UNCHANGED, EvictionCallback, Tier, namespace_bounds
 from agentmem_plugin.tiers.urls import redact_url
 
 __all__ = ["RedisTier", "redact_url"]
@@ -580,7 +580,7 @@ class RedisTier(Tier):
         self._no_script: type[BaseException] = redis.exceptions.NoScriptError
         try:
             with self._errors("connecting"):
-                client.ping()
+                self._register_namespace()
         except BaseException:
             self.close()
             raise
@@ -999,17 +999,64 @@ class RedisTier(Tier):
         """The redis-py client; another tier (a namespace view) may borrow it with ``client=``."""
         return self._client
 
-    def namespaces(self) -> list[str]:
-        """Return every namespace under this tier's prefix that holds at least one entry (expired included)."""
+    def _register_namespace(self) -> None:
+        """Add this tier's namespace to the prefix's sorted set of namespaces (one round trip, with the ping).
+
+        Every tier registers its namespace when it opens, before it can write, so the set holds every namespace
+        written since this version; :meth:`namespaces` fills it once from a SCAN for older data.
+        """
+        pipe = self._client.pipeline(transaction=False)
+        pipe.zadd(f"{self.prefix}:namespaces", {self.namespace.encode(): 0})
+        pipe.ping()
+        pipe.execute()
+
+    def namespaces(self, prefix: str | None = None) -> list[str]:
+        """Return the namespaces under this tier's prefix holding at least one entry (expired included), sorted.
+
+        Read from the sorted set of namespace names (``{prefix}:namespaces``, every member score 0) with
+        ZRANGEBYLEX: *prefix* is one range of it (its own name, then ``prefix/`` up to ``prefix0``), and each name
+        found is checked to hold entries (one pipelined HLEN each). The cost is what the range holds: names of
+        namespaces opened but emptied stay in the set and are checked. Data written before the set existed is
+        found once by a SCAN of the keys (``{prefix}:namespaces:complete`` records that it ran).
+        """
+        bounds = namespace_bounds(prefix)
+        index, complete = f"{self.prefix}:namespaces", f"{self.prefix}:namespaces:complete"
+        client = self._client
+        with self._errors("listing namespaces"):
+            if not client.exists(complete):
+                self._fill_namespaces(index, complete)
+            if bounds is None:
+                names = client.zrangebylex(index, b"-", b"+")
+            else:
+                name, low, high = bounds
+                pipe = client.pipeline(transaction=False)
+                pipe.zrangebylex(index, b"[" + name.encode(), b"[" + name.encode())
+                pipe.zrangebylex(index, b"[" + low.encode(), b"(" + high.encode())
+                own, below = pipe.execute()
+                names = [*own, *below]
+            if not names:
+                return []
+            spaces = [n.decode() for n in names]
+            pipe = client.pipeline(transaction=False)
+            for ns in spaces:
+                escaped = ns.replace("%", "%25").replace(":", "%3A")
+                pipe.hlen(f"{self.prefix}:{escaped}:idx")
+            held = pipe.execute()
+        return sorted(ns for ns, n in zip(spaces, held, strict=True) if n)
+
+    def _fill_namespaces(self, index: str, complete: str) -> None:
+        """Add the namespaces of keys written before the set of namespaces existed (one SCAN, once per prefix)."""
         head, tail = f"{self.prefix}:", ":idx"
         found = []
-        with self._errors("listing namespaces"):
-            for name in self._client.scan_iter(match=_escape_glob(head) + "*" + tail, count=1000):
-                text = name.decode()
-                ns = text[len(head) : -len(tail)]
-                if ":" not in ns and self._client.hlen(name):
-                    found.append(unquote(ns))
-        return sorted(found)
+        for name in self._client.scan_iter(match=_escape_glob(head) + "*" + tail, count=1000):
+            ns = name.decode()[len(head) : -len(tail)]
+            if ":" not in ns:
+                found.append(unquote(ns).encode())
+        pipe = self._client.pipeline(transaction=False)
+        if found:
+            pipe.zadd(index, dict.fromkeys(found, 0))
+        pipe.set(complete, b"1")
+        pipe.execute()
 
     def drop(self) -> int:
         """Delete every Redis key of this namespace, bookkeeping included; return how many were deleted.
@@ -1020,6 +1067,11 @@ class RedisTier(Tier):
             removed = self._unlink_matching(
                 _escape_glob(self._base) + "*", "dropping the namespace"
             )
+            with self._errors("dropping the namespace"):  # out of the set of namespaces too
+                index = f"{self.prefix}:namespaces"
+                self._client.zrem(index, self.namespace.encode())
+                if not self._client.zcard(index):
+                    self._client.delete(f"{self.prefix}:namespaces:complete")
         return removed
 
     def stats(self) -> dict[str, Any]:

@@ -59,6 +59,7 @@ from agentmem_plugin.tiers.base import (
     EvictionCallback,
     Tier,
     entry_to_row,
+    namespace_bounds,
     row_to_entry,
 )
 
@@ -573,7 +574,9 @@ class SqliteTier(Tier):
         )
         from sqlite_utils import Database
 
-        self.db = Database(self._conn, execute_plugins=False)
+        # sqlite-utils runs and commits a PRAGMA: never inside another thread's transaction on this connection
+        with self._lock:
+            self.db = Database(self._conn, execute_plugins=False)
         self._q = self._statements()
         self._kw = _KeywordIndex(self.table)
         self._migrate()
@@ -634,7 +637,9 @@ class SqliteTier(Tier):
         known = [m.name for m in migrations._migrations]
         where = str(self.path) if self.path else ":memory:"
         try:
-            with self._immediate():
+            # under the connection's lock: a namespace view opening on a connection it shares with others must
+            # not begin (or nest into) a transaction another thread has open on it
+            with self._lock, self._immediate():
                 applied = [m.name for m in migrations.applied(self.db)]
                 unknown = [name for name in applied if name not in known]
                 if unknown:
@@ -1216,12 +1221,18 @@ class SqliteTier(Tier):
         )
         return stats
 
-    def namespaces(self) -> list[str]:
-        """Return every namespace of this tier's table that holds at least one entry (expired included)."""
+    def namespaces(self, prefix: str | None = None) -> list[str]:
+        """Return the namespaces of this tier's table holding at least one entry (expired included), sorted.
+
+        *prefix*: only it and those below it, read as two ranges of the per-namespace counts' primary key (the
+        rows of other namespaces are never read).
+        """
+        bounds = namespace_bounds(prefix)
+        sql = f'SELECT namespace FROM "{self.table}_counts" WHERE n > 0'
+        if bounds is not None:
+            sql += " AND (namespace = ? OR (namespace >= ? AND namespace < ?))"
         with self._lock:
-            rows = self._conn.execute(
-                f'SELECT namespace FROM "{self.table}_counts" WHERE n > 0 ORDER BY namespace'
-            ).fetchall()
+            rows = self._conn.execute(sql + " ORDER BY namespace", bounds or ()).fetchall()
         return [row[0] for row in rows]
 
     def close(self) -> None:

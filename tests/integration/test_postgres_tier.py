@@ -100,6 +100,7 @@ def test_migrations_are_recorded_once_and_reopening_is_idempotent(make, dsn, tab
         "0003_versions",
         "0004_namespace_search",
         "0005_namespace_counts",
+        "0006_namespace_listing",
     ]
     relations = postgres_relations(table)
     reopened = make()
@@ -125,7 +126,7 @@ def test_concurrent_openers_of_a_new_table_all_succeed(make, dsn, table):
     for t in threads:
         t.join()
     assert errors == []
-    assert sql(dsn, f'SELECT count(*) FROM "{table}_migrations"') == [(5,)]
+    assert sql(dsn, f'SELECT count(*) FROM "{table}_migrations"') == [(6,)]
 
 
 def test_a_newer_schema_is_refused(make, dsn, table):

@@ -78,6 +78,8 @@ def test_every_key_lives_under_prefix_and_namespace(make, prefix, clock):
     tier.put_many([entry("a", 1, clock, ttl=60), entry("b", 2, clock, tags=["t"])])
     tier.get("a")
     names = redis_keys(prefix)
+    assert f"{prefix}:namespaces" in names  # the one key of the prefix: its sorted set of namespace names
+    names.remove(f"{prefix}:namespaces")
     assert names and all(n.startswith(f"{prefix}:user/alice:") for n in names)
     assert f"{prefix}:user/alice:e:a" in names and f"{prefix}:user/alice:e:b" in names
 
