@@ -49,6 +49,7 @@ Example:
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import re
@@ -375,6 +376,65 @@ def _entity_finder(entities: set[str]) -> Callable[[str], set[str]]:
     return find
 
 
+def _sources(
+    near: Mapping[str, Sequence[str]], groups: Mapping[str, str | None], mode: ContextMode
+) -> dict[str, set[str]]:
+    """Return, for every memory next to another, the memories it may take context from (see :func:`rank`)."""
+    around: dict[str, list[str]] = {}
+    for key, others in near.items():
+        for other in others:
+            around.setdefault(other, []).append(key)
+    out: dict[str, set[str]] = {}
+    for key in set(around) | set(near):
+        sources = set(around.get(key, ())) | set(near.get(key, ()))
+        if mode == "session":
+            own_group = groups.get(key)
+            sources = {s for s in sources if _same_session(own_group, groups.get(s))}
+        out[key] = sources
+    return out
+
+
+_WIDEN = 1e-9  # relative slack on the bounds below, far above the rounding of a few float additions
+
+
+def _within_reach(
+    plain: Mapping[str, tuple[float, float | None, float | None]],
+    sources_of: Mapping[str, set[str]],
+    found: set[str],
+    cfg: RankingConfig,
+    limit: int,
+) -> set[str]:
+    """Return the memories whose final score may be among the best *limit*, from bounds on every score.
+
+    A memory's own score lies between its terms without the entity overlap and those plus ``entity_weight``
+    (the overlap is a share of it); its context between ``context_weight`` times the best such bound of its
+    sources. Every memory whose lower bound is sure to be shown (found by a side, or above 0) bounds the
+    *limit*-th best score from below; a memory whose upper bound stays under that cannot be shown, whatever
+    its exact score, so ranking only the others (with the exact scores of their sources) gives the same top
+    *limit*, scores and order. Bounds are widened by a relative ``1e-9``: rounding never decides.
+    """
+    low: dict[str, float] = {}
+    high: dict[str, float] = {}
+    for key, (fused, recency, importance) in plain.items():
+        base = fused + (recency or 0.0) + (importance or 0.0)
+        low[key] = base * (1.0 - _WIDEN)
+        high[key] = (base + cfg.entity_weight) * (1.0 + _WIDEN) + _WIDEN
+    weight = cfg.context_weight
+    final_low: dict[str, float] = {}
+    final_high: dict[str, float] = {}
+    for key in set(plain) | set(sources_of):
+        sources = sources_of.get(key, ())
+        ctx_low = weight * max((low.get(s, 0.0) for s in sources), default=0.0)
+        ctx_high = weight * max((high.get(s, 0.0) for s in sources), default=0.0)
+        final_low[key] = (low.get(key, 0.0) + ctx_low) * (1.0 - _WIDEN)
+        final_high[key] = (high.get(key, 0.0) + ctx_high) * (1.0 + _WIDEN) + _WIDEN
+    shown = [s for key, s in final_low.items() if key in found or s > 0]
+    if len(shown) < limit:
+        return set(final_high)
+    bar = heapq.nlargest(limit, shown)[-1]
+    return {key for key, s in final_high.items() if s >= bar}
+
+
 def _lookup(neighbors: NeighborLookup | None, keys: Sequence[str]) -> Mapping[str, Sequence[str]]:
     if neighbors is None:
         return {}
@@ -453,49 +513,72 @@ def rank(
     if cfg.recency_weight > 0 and now is None:
         now = max((c.created_at for c in by_key.values() if c.created_at is not None), default=None)
 
+    # The terms of each candidate's own score that cost nothing to compute (entity overlap reads the text).
+    plain: dict[str, tuple[float, float | None, float | None]] = {}
+    for key, c in by_key.items():
+        fused = w * bm25_n.get(key, 0.0) + (1.0 - w) * cos_n.get(key, 0.0)
+        recency = importance = None
+        if cfg.recency_weight > 0 and now is not None and c.created_at is not None:
+            age = max(now - c.created_at, 0.0)
+            recency = cfg.recency_weight * 0.5 ** (age / cfg.recency_half_life)
+        if cfg.importance_weight > 0:
+            importance = cfg.importance_weight * _importance(c)
+        plain[key] = (fused, recency, importance)
+    groups = {key: group_of(c) for key, c in by_key.items()}
+    found = {k for k, c in by_key.items() if c.bm25 is not None or c.cosine is not None}
+    spread = cfg.context_mode != "off" and cfg.context_weight > 0 and neighbors is not None
+    # With a limit (and no session pooling or de-duplication), only the memories that can still reach the top
+    # *limit* and their context sources need their exact score: see _within_reach. A lookup callable is
+    # asked for the neighbours of the scored memories, which takes every exact score: the full path.
+    pruned = bool(entities) and limit is not None and cfg.session_weight == 0
+    pruned = pruned and cfg.dedup_threshold is None and not callable(neighbors)
+    sources_of: dict[str, set[str]] = {}
+    reach: set[str] | None = None
+    exact: Iterable[str] = by_key
+    if pruned:
+        assert limit is not None
+        if spread and neighbors is not None and not callable(neighbors):
+            sources_of = _sources(neighbors, groups, cfg.context_mode)
+        reach = _within_reach(plain, sources_of, found, cfg, limit)
+        needed = {k for k in reach if k in by_key}
+        for key in reach:
+            needed.update(s for s in sources_of.get(key, ()) if s in by_key)
+        exact = [k for k in by_key if k in needed]
+
     parts: dict[str, dict[str, float | None]] = {}
     own: dict[str, float] = {}
-    for key, c in by_key.items():
+    for key in exact:
+        c = by_key[key]
+        fused, recency, importance = plain[key]
         comp: dict[str, float | None] = {
             "bm25": c.bm25,
             "cosine": c.cosine,
             "bm25_norm": bm25_n.get(key, 0.0),
             "cos_norm": cos_n.get(key, 0.0),
+            "fused": fused,
         }
-        fused = w * bm25_n.get(key, 0.0) + (1.0 - w) * cos_n.get(key, 0.0)
-        comp["fused"] = fused
         total = fused
         if entities:
-            found = found_in(c.text)
-            boost = cfg.entity_weight * len(found) / len(entities)
+            boost = cfg.entity_weight * len(found_in(c.text)) / len(entities)
             comp["entity"] = boost
             total += boost
-        if cfg.recency_weight > 0 and now is not None and c.created_at is not None:
-            age = max(now - c.created_at, 0.0)
-            boost = cfg.recency_weight * 0.5 ** (age / cfg.recency_half_life)
-            comp["recency"] = boost
-            total += boost
-        if cfg.importance_weight > 0:
-            boost = cfg.importance_weight * _importance(c)
-            comp["importance"] = boost
-            total += boost
+        if recency is not None:
+            comp["recency"] = recency
+            total += recency
+        if importance is not None:
+            comp["importance"] = importance
+            total += importance
         parts[key] = comp
         own[key] = total
 
-    groups = {key: group_of(c) for key, c in by_key.items()}
     context: dict[str, float] = {}
-    if cfg.context_mode != "off" and cfg.context_weight > 0 and neighbors is not None:
-        scored = [k for k, s in own.items() if s > 0]
-        near = _lookup(neighbors, scored)
-        around: dict[str, list[str]] = {}
-        for key, others in near.items():
-            for other in others:
-                around.setdefault(other, []).append(key)
-        for key in set(around) | set(near):
-            sources = set(around.get(key, ())) | set(near.get(key, ()))
-            if cfg.context_mode == "session":
-                own_group = groups.get(key)
-                sources = {s for s in sources if _same_session(own_group, groups.get(s))}
+    if spread:
+        if not pruned:
+            scored = [k for k, s in own.items() if s > 0]
+            sources_of = _sources(_lookup(neighbors, scored), groups, cfg.context_mode)
+        for key, sources in sources_of.items():
+            if reach is not None and key not in reach:
+                continue  # cannot reach the top: its context is not needed
             best = max((own.get(s, 0.0) for s in sources), default=0.0)
             if best > 0:
                 context[key] = cfg.context_weight * best
@@ -505,6 +588,8 @@ def rank(
         )
         comp["context"] = share
         own.setdefault(key, 0.0)
+    if reach is not None:  # the exact scores of the sources outside the reach are not final scores
+        own = {key: s for key, s in own.items() if key in reach}
 
     base = {key: own[key] + context.get(key, 0.0) for key in own}
     final = dict(base)
@@ -521,7 +606,6 @@ def rank(
             parts[key]["session"] = session
             final[key] = (1.0 - g) * s + g * session
 
-    found = {k for k, c in by_key.items() if c.bm25 is not None or c.cosine is not None}
     order = sorted(
         (k for k, s in final.items() if s > 0 or k in found), key=lambda k: (-final[k], k)
     )

@@ -17,7 +17,7 @@ import string
 import pytest
 
 from agentmem_plugin.entry import MemoryEntry
-from agentmem_plugin.ranking import _entity_finder, query_entities
+from agentmem_plugin.ranking import Candidate, RankingConfig, _entity_finder, query_entities, rank
 from agentmem_plugin.search import STOP_WORDS, tokenize, words
 from agentmem_plugin.tiers.sqlite import _B, _K1, SqliteTier
 
@@ -218,3 +218,69 @@ def test_keyword_search_equals_a_brute_force_bm25_exactly() -> None:
     finally:
         other.close()
         tier.close()
+
+
+def random_ranking_case(rng: random.Random) -> tuple[str, list[Candidate], dict[str, list[str]]]:
+    """Candidates (some found by neither side), their insertion-order neighbours and a query with names."""
+    names = ["Maria", "Caroline", "Zoë", "Li", "S", "2022", "Paris"]
+    vocab = [
+        "hiking",
+        "maria",
+        "carolines",
+        "zoe",
+        "li",
+        "paris",
+        "s",
+        "2022",
+        "the",
+        "lake",
+        "caro",
+    ]
+    n = rng.randint(1, 80)
+    keys = [f"k{i:03d}" for i in range(n)]
+    candidates = []
+    for i, key in enumerate(keys):
+        side = rng.random()
+        bm25 = rng.choice([None, rng.uniform(0, 9), 1.0]) if side < 0.7 else None
+        cosine = rng.choice([None, rng.uniform(-0.2, 1.0), 0.5]) if side > 0.3 else None
+        text = " ".join(rng.choice(vocab + names) for _ in range(rng.randint(0, 8)))
+        session = rng.choice([None, "a", "b", "c"])
+        candidates.append(
+            Candidate(
+                key,
+                text,
+                bm25=bm25,
+                cosine=cosine,
+                created_at=1000.0 + i * rng.choice([1.0, 3600.0]),
+                metadata={"session": session, "importance": rng.random()} if session else {},
+            )
+        )
+    radius = rng.randint(1, 3)
+    near = {
+        k: keys[max(0, i - radius) : i] + keys[i + 1 : i + 1 + radius]
+        for i, k in enumerate(keys)
+        if rng.random() < 0.8
+    }
+    near.setdefault(keys[0], []).append("not-a-candidate")
+    query = "What did " + " and ".join(rng.sample(names, rng.randint(1, 3))) + " do at the lake?"
+    return query, candidates, near
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_ranking_the_best_few_equals_the_head_of_the_whole_ranking(seed: int) -> None:
+    rng = random.Random(seed)
+    query, candidates, near = random_ranking_case(rng)
+    config = RankingConfig(
+        entity_weight=rng.choice([0.1, 0.3, 1.0]),
+        context_mode=rng.choice(["session", "always", "off"]),
+        context_weight=rng.choice([0.5, 0.0, 2.0]),
+        recency_weight=rng.choice([0.0, 0.1]),
+        importance_weight=rng.choice([0.0, 0.2]),
+        keyword_weight=rng.random(),
+        cos_norm=rng.choice(["minmax", "raw"]),
+        bm25_norm=rng.choice(["minmax", "max", "length"]),
+    )
+    whole = rank(query, candidates, neighbors=near, config=config, limit=None)
+    for limit in (1, 3, 10, 50):
+        got = rank(query, candidates, neighbors=near, config=config, limit=limit)
+        assert got == whole[:limit], (seed, limit)
