@@ -1,0 +1,221 @@
+"""Behaviours of the storage tiers that surviving mutants showed untested (docs/testing.md, "Mutation score").
+
+* ``tiers.sqlite``: the keyword index's pruned (MaxScore) search against BM25 computed here from the formula,
+  a search with more hits than one batch of ids, ``neighbors``.
+* ``tiers.buffer``: a key deleted while it had a TTL and stored again without one never expires.
+* ``tiers.archive``: what an S3 failure and a wrong key type tell the caller.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentmem_plugin.entry import MemoryEntry
+from agentmem_plugin.errors import InvalidArgumentError, StorageError
+from agentmem_plugin.search import document_text, tokenize
+from agentmem_plugin.tiers.archive import S3Store, parse_key
+from agentmem_plugin.tiers.buffer import BufferTier
+from agentmem_plugin.tiers.sqlite import SqliteTier
+
+# -- tiers.sqlite: keyword search ------------------------------------------------------------------------------
+
+
+def bm25(docs: dict[str, str], query: str, k1: float = 1.2, b: float = 0.75) -> dict[str, float]:
+    """Okapi BM25 of every document matching *query*, from the formula (idf = ln(1 + (N - df + 0.5) / (df + 0.5)))."""
+    terms = {key: Counter(tokenize(text)) for key, text in docs.items()}
+    terms = {key: t for key, t in terms.items() if t}  # a document without a term is not counted
+    n = len(terms)
+    avg = sum(sum(t.values()) for t in terms.values()) / n
+    scores: dict[str, float] = {}
+    for q in dict.fromkeys(tokenize(query)):
+        df = sum(q in t for t in terms.values())
+        if not df:
+            continue
+        idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+        for key, t in terms.items():
+            if q in t:
+                dl = sum(t.values())
+                tf = t[q]
+                scores[key] = scores.get(key, 0.0) + idf * tf * (k1 + 1) / (
+                    tf + k1 * (1 - b + b * dl / avg)
+                )
+    return scores
+
+
+def top(scores: dict[str, float], limit: int) -> list[str]:
+    return sorted(scores, key=lambda k: -scores[k])[:limit]
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_sqlite_search_stops_reading_a_common_term_early_and_still_scores_exactly(
+    tmp_path: Path, limit: int
+) -> None:
+    # Two documents hold the rare word, sixty the common one: once the rare word's documents are scored, no
+    # other document can reach the top, so the common word is only looked up for those two.
+    values = {f"c{i:02d}": "common" for i in range(60)}
+    values["short"] = "rare"
+    values["long"] = "rare common filler words here"
+    tier = SqliteTier(tmp_path / "kw.db")
+    try:
+        tier.put_many([MemoryEntry(k, v) for k, v in values.items()])
+        expected = bm25({k: document_text(k, v) for k, v in values.items()}, "rare common")
+        hits = tier.keyword_search("rare common", limit=limit)
+        assert tier._kw.rows_examined < 61  # pruned: not every posting of "common" was read
+        assert [e.key for e, _ in hits] == top(expected, limit)
+        for entry, score in hits:
+            assert score == pytest.approx(expected[entry.key], rel=1e-9)  # "long" includes "common"
+    finally:
+        tier.close()
+
+
+def test_sqlite_search_returns_more_hits_than_one_batch_of_ids(tmp_path: Path) -> None:
+    tier = SqliteTier(tmp_path / "many.db")
+    try:
+        tier.put_many([MemoryEntry(f"k{i}", "needle") for i in range(1001)])
+        hits = tier.keyword_search("needle", limit=2000)
+        assert len(hits) == 1001
+        assert {e.key for e, _ in hits} == {f"k{i}" for i in range(1001)}
+    finally:
+        tier.close()
+
+
+def test_sqlite_neighbors_are_the_live_keys_inserted_around_each_key(clock, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tier = SqliteTier(tmp_path / "n.db", clock=clock)
+    try:
+        tier.put_many([MemoryEntry(k, k, clock=clock) for k in "abc"])
+        tier.put(MemoryEntry("d", "d", ttl=5, clock=clock))
+        tier.put_many([MemoryEntry(k, k, clock=clock) for k in "ef"])
+        assert tier.neighbors(["c", "missing"], 1) == {"c": ["b", "d"]}
+        assert tier.neighbors(["a"], 2) == {"a": ["b", "c"]}
+        clock.advance(5)  # d expired: it is no one's neighbour any more
+        assert tier.neighbors(["c", "e"], 1) == {"c": ["b", "e"], "e": ["c", "f"]}
+    finally:
+        tier.close()
+
+
+def test_sqlite_stats_name_the_file_and_count_its_wal_and_shm(tmp_path: Path) -> None:
+    path = tmp_path / "stats.db"
+    tier = SqliteTier(path)
+    try:
+        tier.put_many([MemoryEntry(f"k{i}", "x" * 100) for i in range(50)])
+        stats = tier.stats()
+        files = [Path(f"{path}{suffix}") for suffix in ("", "-wal", "-shm")]
+        # WAL mode: the database is three files while it is open
+        assert all(f.exists() for f in files)
+        assert stats["path"] == str(path)
+        assert stats["bytes_on_disk"] == sum(f.stat().st_size for f in files)
+    finally:
+        tier.close()
+    memory = SqliteTier(None)
+    try:
+        assert memory.stats()["path"] is None and memory.stats()["bytes_on_disk"] == 0
+    finally:
+        memory.close()
+
+
+# -- tiers.buffer -------------------------------------------------------------------------------------------------
+
+
+def test_buffer_key_stored_again_without_ttl_after_a_delete_never_expires(clock) -> None:  # type: ignore[no-untyped-def]
+    tier = BufferTier(10, clock=clock)
+    tier.put(MemoryEntry("k", "old", ttl=10, clock=clock))
+    assert tier.delete("k")
+    tier.put(MemoryEntry("k", "new", clock=clock))
+    clock.advance(20)  # past the deleted entry's expiry
+    assert tier.cleanup() == []
+    assert tier.get("k").value == "new"  # type: ignore[union-attr]
+    assert tier.stats()["expirations"] == 0
+
+
+def test_buffer_key_overwritten_without_ttl_never_expires(clock) -> None:  # type: ignore[no-untyped-def]
+    tier = BufferTier(10, clock=clock)
+    tier.put(MemoryEntry("k", "old", ttl=10, clock=clock))
+    tier.put(MemoryEntry("k", "new", clock=clock))  # replaces it: the old expiry goes with it
+    clock.advance(20)
+    assert tier.cleanup() == []
+    assert tier.get("k").value == "new"  # type: ignore[union-attr]
+
+
+def test_buffer_full_of_an_expired_entry_drops_it_first_then_evicts_for_the_rest(clock) -> None:  # type: ignore[no-untyped-def]
+    evicted: list[str] = []
+    tier = BufferTier(3, clock=clock, on_evict=lambda es: evicted.extend(e.key for e in es))
+    tier.put(MemoryEntry("a", "a", ttl=5, clock=clock))
+    tier.put_many([MemoryEntry(k, k, clock=clock) for k in "bc"])
+    clock.advance(5)  # a expired: one of the two newcomers takes its place, the other evicts b
+    tier.put_many([MemoryEntry(k, k, clock=clock) for k in "de"])
+    assert evicted == ["b"]
+    assert sorted(tier.keys()) == ["c", "d", "e"]
+
+
+def test_buffer_counts_one_expiration_per_expired_entry_met(clock) -> None:  # type: ignore[no-untyped-def]
+    tier = BufferTier(10, clock=clock)
+    tier.put_many([MemoryEntry(k, k, ttl=5, clock=clock) for k in "ab"])
+    tier.put(MemoryEntry("c", "c", clock=clock))
+    clock.advance(5)
+    assert list(tier.versions(["a", "c"])) == ["c"]
+    assert tier.delete_if({"b": 0}) == []
+    assert tier.stats()["expirations"] == 2
+
+
+# -- tiers.archive ------------------------------------------------------------------------------------------------
+
+
+class ClientError(Exception):
+    """What boto3 raises (it is defined in ``botocore.exceptions``)."""
+
+
+ClientError.__module__ = "botocore.exceptions"
+
+
+class FailingS3Client:
+    """An S3 client whose every call fails as boto3 does when the server refuses it."""
+
+    class exceptions:  # boto3 clients name it so
+        class NoSuchKey(Exception):
+            pass
+
+    def _fail(self, **kwargs: Any) -> None:
+        raise ClientError(f"AccessDenied on {kwargs['Key']}")
+
+    put_object = get_object = delete_object = _fail
+
+
+@pytest.mark.parametrize(
+    ("call", "doing"),
+    [
+        (lambda s: s.put("blob", b"x"), "writing"),
+        (lambda s: s.get("blob"), "reading"),
+        (lambda s: s.delete("blob"), "deleting"),
+    ],
+)
+def test_s3_failures_become_storage_errors_naming_the_object(call: Any, doing: str) -> None:
+    store = S3Store("bucket", "user-u1/", client=FailingS3Client())
+    with pytest.raises(StorageError) as caught:
+        call(store)
+    message = str(caught.value)
+    assert message.startswith(f"S3 failed while {doing} s3://bucket/user-u1/blob")
+    assert "AccessDenied" in message
+    assert isinstance(caught.value.__cause__, ClientError)
+
+
+def test_s3_errors_of_other_libraries_pass_through() -> None:
+    class Broken:
+        class exceptions:
+            class NoSuchKey(Exception):
+                pass
+
+        def get_object(self, **kwargs: Any) -> None:
+            raise KeyError("a bug of ours, not a storage failure")
+
+    with pytest.raises(KeyError):
+        S3Store("bucket", client=Broken()).get("blob")
+
+
+def test_parse_key_of_a_wrong_type_names_the_type() -> None:
+    with pytest.raises(InvalidArgumentError, match="got a int"):
+        parse_key(12345)  # type: ignore[arg-type]
