@@ -5,6 +5,7 @@ Run (numbers in docs/benchmarks.md, "Scale"):
     nice -n 10 .venv/bin/python benchmarks/bench_scale.py many --backend sqlite --namespaces 1,100,1000,10000
     nice -n 10 .venv/bin/python benchmarks/bench_scale.py many --backend postgres --namespaces 1,100,1000,10000
     nice -n 10 .venv/bin/python benchmarks/bench_scale.py large --sizes 1000,100000,1000000
+    nice -n 10 .venv/bin/python benchmarks/bench_scale.py hybrid --size 100000 --torch-threads 1
     nice -n 10 .venv/bin/python benchmarks/bench_scale.py hot
     nice -n 10 .venv/bin/python benchmarks/bench_scale.py chroma --namespaces 10,100,1000
 
@@ -12,6 +13,9 @@ Run (numbers in docs/benchmarks.md, "Scale"):
   keyword top-10 p50 (and p95) beside the same namespace alone in a store of its own, same run.
 * ``large``: one namespace of n memories (SQLite): fill rate, keyword top-10 p50/p95 on LoCoMo questions, RSS
   of the process, bytes on disk.
+* ``hybrid``: one namespace of n memories behind ``Memory`` and ``MemoryManager`` (SQLite + Chroma): keyword,
+  semantic and hybrid top-10 p50/p95, interleaved query by query, each beside semantic alone and the raw model
+  encode + Chroma query of the same run (see :func:`bench_hybrid`).
 * ``hot``: BufferTier store (evicting) and get beside a bare OrderedDict LRU; RedisTier put/get beside raw
   redis-py pipelined SET/GET; PostgresTier get beside a raw psycopg SELECT on the same pool, and its count at
   1,000 and ``--count-size`` entries. The Redis and PostgreSQL rows interleave ours and the reference op by
@@ -256,7 +260,9 @@ def forget_query_vectors(cache_path: Path) -> None:
     conn.close()
 
 
-def bench_hybrid(size: int, rounds: int, keep: Path | None, fronts: list[str]) -> None:
+def bench_hybrid(
+    size: int, rounds: int, keep: Path | None, fronts: list[str], torch_threads: int
+) -> None:
     """Keyword, semantic and hybrid top-10 at *size* memories in one namespace, interleaved query by query.
 
     Both front ends (``Memory`` and ``MemoryManager`` long-term) over their own SQLite + Chroma store; stored
@@ -267,6 +273,11 @@ def bench_hybrid(size: int, rounds: int, keep: Path | None, fronts: list[str]) -
     """
     from agentmem_plugin import Memory, MemoryManager
 
+    if torch_threads:
+        import torch
+
+        # on a loaded 2-core machine torch's 2 OpenMP threads thrash (p50 up to 10x, seen): same for all rows
+        torch.set_num_threads(torch_threads)
     turns, questions = locomo()
     tmp_holder = None
     if keep is None:
@@ -625,6 +636,9 @@ def main() -> None:
     hybrid.add_argument(
         "--keep", type=Path, default=None, help="reuse (or fill and keep) stores here"
     )
+    hybrid.add_argument(
+        "--torch-threads", type=int, default=0, help="torch.set_num_threads (0: its default)"
+    )
     hot = sub.add_parser("hot")
     hot.add_argument("-n", type=int, default=100_000)
     hot.add_argument("--count-size", type=int, default=100_000)
@@ -639,7 +653,7 @@ def main() -> None:
     elif args.what == "large":
         bench_large([int(x) for x in args.sizes.split(",")], args.rounds)
     elif args.what == "hybrid":
-        bench_hybrid(args.size, args.rounds, args.keep, args.fronts.split(","))
+        bench_hybrid(args.size, args.rounds, args.keep, args.fronts.split(","), args.torch_threads)
     else:
         bench_hot(args.n, args.count_size)
 
