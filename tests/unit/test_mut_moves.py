@@ -1,0 +1,137 @@
+"""moves.settle and move's step 6 (settling against the other tiers), from their docstrings.
+
+A key lives in one tier: a copy a move wrote must not shadow a newer write that landed in a third tier, and the
+third tier's older copy must not outlive the move. No test of the core suite reached these with an effect (the
+contract tests that do need a server), so every mutant of ``settle`` survived (docs/testing.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agentmem_plugin.entry import MemoryEntry
+from agentmem_plugin.moves import move, settle
+from agentmem_plugin.tiers.buffer import BufferTier
+
+
+def tier_with(*entries: MemoryEntry) -> BufferTier:
+    tier = BufferTier(None)
+    tier.put_many(list(entries))
+    return tier
+
+
+def at(key: str, version: int, value: object = None) -> MemoryEntry:
+    return MemoryEntry(key, f"{key}@{version}" if value is None else value, version=version)
+
+
+def held(tier: BufferTier) -> dict[str, int]:
+    return tier.versions(tier.keys())
+
+
+# -- settle -----------------------------------------------------------------------------------------------------
+
+
+def test_settle_takes_back_a_copy_older_than_a_write_elsewhere() -> None:
+    here, there = tier_with(at("k", 1)), tier_with(at("k", 2))
+    assert settle({"k": 1}, here, [there]) == ["k"]
+    assert held(here) == {} and held(there) == {"k": 2}
+
+
+def test_settle_removes_older_copies_elsewhere_and_keeps_its_own() -> None:
+    here, there = tier_with(at("k", 2)), tier_with(at("k", 1), at("other", 1))
+    assert settle({"k": 2}, here, [there]) == []
+    assert held(here) == {"k": 2}
+    assert held(there) == {"other": 1}  # only the key settled, and only its older copy
+
+
+def test_settle_leaves_the_same_version_in_both_tiers() -> None:
+    # Two moves of one write into two tiers: neither may remove the other's copy (each would remove one, and
+    # the write would be gone from both).
+    here, there = tier_with(at("k", 3)), tier_with(at("k", 3))
+    assert settle({"k": 3}, here, [there]) == []
+    assert held(here) == {"k": 3} and held(there) == {"k": 3}
+
+
+def test_settle_skips_its_own_tier_and_reads_every_other() -> None:
+    here = tier_with(at("a", 1), at("b", 5))
+    first, second = tier_with(at("a", 2)), tier_with(at("b", 4))
+    assert settle({"a": 1, "b": 5}, here, [first, here, second]) == ["a"]
+    assert held(here) == {"b": 5}
+    assert held(first) == {"a": 2} and held(second) == {}
+
+
+def test_settle_reports_several_keys_taken_back_in_order() -> None:
+    here = tier_with(at("z", 1), at("m", 1), at("a", 1))
+    there = tier_with(at("z", 2), at("m", 2), at("a", 2))
+    assert settle({"z": 1, "m": 1, "a": 1}, here, [there]) == ["a", "m", "z"]
+    assert held(here) == {}
+
+
+def test_settle_takes_back_only_the_copy_it_landed() -> None:
+    # A newer write replaced the copy in *tier* after it landed: that write is no copy, it stays.
+    here, there = tier_with(at("k", 3)), tier_with(at("k", 2))
+    assert settle({"k": 1}, here, [there]) == []
+    assert held(here) == {"k": 3}
+    assert held(there) == {"k": 2}  # newer than the copy settled, so it is not "older" either
+
+
+def test_settle_with_nothing_landed_touches_nothing() -> None:
+    here, there = tier_with(at("k", 1)), tier_with(at("k", 2))
+    assert settle({}, here, [there]) == []
+    assert held(here) == {"k": 1} and held(there) == {"k": 2}
+
+
+# -- move with others (step 6) ---------------------------------------------------------------------------------
+
+
+class WriteElsewhereFirst(BufferTier):
+    """A target: right before the move's copies land, another writer stores newer versions in a third tier."""
+
+    def __init__(self, third: BufferTier, writes: Sequence[MemoryEntry]) -> None:
+        super().__init__(None)
+        self.third, self.writes = third, list(writes)
+
+    def put_if_newer(self, entries: Sequence[MemoryEntry]) -> list[MemoryEntry]:
+        self.third.put_many(self.writes)
+        self.writes = []
+        return super().put_if_newer(entries)
+
+
+def test_a_write_into_a_third_tier_before_the_copy_lands_wins() -> None:
+    source = tier_with(at("a", 1), at("b", 1))
+    third = BufferTier(None)
+    target = WriteElsewhereFirst(third, [at("a", 2)])
+    result = move(source.scan(), source, target, others=[third])
+    assert [e.key for e in result.moved] == ["b"]
+    assert result.stale == ["a"]
+    assert held(source) == {}
+    assert held(target) == {"b": 1}
+    assert held(third) == {"a": 2}  # the newer write is the only copy left
+
+
+def test_a_move_removes_older_copies_from_the_third_tier() -> None:
+    source = tier_with(at("a", 5))
+    third = tier_with(at("a", 4))
+    target = BufferTier(None)
+    result = move(source.scan(), source, target, others=[third])
+    assert [e.key for e in result.moved] == ["a"] and result.stale == []
+    assert held(target) == {"a": 5} and held(third) == {} and held(source) == {}
+
+
+def test_without_others_a_third_tier_is_not_read() -> None:
+    source = tier_with(at("a", 1))
+    third = BufferTier(None)
+    target = WriteElsewhereFirst(third, [at("a", 2)])
+    result = move(source.scan(), source, target)
+    assert [e.key for e in result.moved] == ["a"]
+    assert held(target) == {"a": 1} and held(third) == {"a": 2}
+
+
+def test_replace_moves_between_memories_ignore_the_third_tier() -> None:
+    # replace: two independent memories (transfer_memory); the target's key is replaced whatever the versions
+    source = tier_with(at("a", 1))
+    third = tier_with(at("a", 9))
+    target = tier_with(at("a", 7))
+    result = move(source.scan(), source, target, replace=True, others=[third])
+    assert [e.key for e in result.moved] == ["a"]
+    assert held(target) == {"a": 1} and held(third) == {"a": 9}
