@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
+
 from agentmem_plugin.entry import MemoryEntry
 from agentmem_plugin.moves import move, settle
 from agentmem_plugin.tiers.buffer import BufferTier
@@ -135,3 +137,76 @@ def test_replace_moves_between_memories_ignore_the_third_tier() -> None:
     result = move(source.scan(), source, target, replace=True, others=[third])
     assert [e.key for e in result.moved] == ["a"]
     assert held(target) == {"a": 1} and held(third) == {"a": 9}
+
+
+# -- writes landing mid-move (steps 3 to 5) ---------------------------------------------------------------------
+
+
+class HookedSource(BufferTier):
+    """A source that runs *before_delete* once, right before the move's compare-and-delete (step 3)."""
+
+    def __init__(self, before_delete) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(None)
+        self.before_delete = before_delete
+
+    def delete_if(self, versions, *, older=False):  # type: ignore[no-untyped-def]
+        hook, self.before_delete = self.before_delete, None
+        if hook is not None:
+            hook(self)
+        return super().delete_if(versions, older=older)
+
+
+def test_a_replace_move_takes_its_copy_back_when_the_source_was_rewritten_meanwhile() -> None:
+    source = HookedSource(lambda s: s.put(at("b", 9)))
+    source.put_many([at("a", 1), at("b", 1)])
+    target = tier_with(at("b", 5))  # another memory's own b: replaced whatever its version
+    result = move(source.scan(), source, target, replace=True)
+    assert [e.key for e in result.moved] == ["a"]
+    assert result.stale == ["b"]
+    assert held(source) == {"b": 9}
+    assert held(target) == {"a": 1}  # b's stale copy is taken back: the newer write is the only b
+
+
+class RewrittenAfterWrite(BufferTier):
+    """A target another writer rewrites right after the move's write (between steps 2 and 3)."""
+
+    def __init__(self, rewrite: MemoryEntry) -> None:
+        super().__init__(None)
+        self.rewrite: MemoryEntry | None = rewrite
+
+    def put_many(self, entries: Sequence[MemoryEntry]) -> None:
+        super().put_many(entries)
+        if self.rewrite is not None:
+            rewrite, self.rewrite = self.rewrite, None
+            super().put_many([rewrite])
+
+
+def test_a_replace_move_keeps_the_source_copy_when_the_target_holds_another_write() -> None:
+    # replace: the target must hold exactly the copy; a newer write of its own is not the copy moved
+    source = tier_with(at("a", 1))
+    target = RewrittenAfterWrite(at("a", 8, "the target's own newer write"))
+    result = move(source.scan(), source, target, replace=True)
+    assert result.moved == [] and result.refused == ["a"]
+    assert held(source) == {"a": 1}
+    assert held(target) == {"a": 8}
+
+
+def test_a_version_zero_key_deleted_meanwhile_keeps_its_moved_copy() -> None:
+    # deleted from the source mid-move: there is no newer write to protect, so the copy stays in the target
+    source = HookedSource(lambda s: s.delete_many(["old"]))
+    source.put_many([at("old", 0)])
+    target = BufferTier(None)
+    result = move(source.scan(), source, target)
+    assert result.stale == ["old"]
+    assert held(target) == {"old": 0} and held(source) == {}
+
+
+@pytest.mark.parametrize("version", [0, 7])
+def test_a_copy_evicted_from_the_target_after_it_landed_returns_to_the_source(version: int) -> None:
+    target = BufferTier(1)  # another write landing there after the copy evicts it (capacity 1)
+    source = HookedSource(lambda s: target.put(at("intruder", 50)))
+    source.put_many([at("k", version)])
+    result = move(source.scan(), source, target)
+    assert result.moved == [] and result.refused == ["k"]
+    assert held(source) == {"k": version}  # the write is not lost
+    assert held(target) == {"intruder": 50}
