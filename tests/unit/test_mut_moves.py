@@ -210,3 +210,12 @@ def test_a_copy_evicted_from_the_target_after_it_landed_returns_to_the_source(ve
     assert result.moved == [] and result.refused == ["k"]
     assert held(source) == {"k": version}  # the write is not lost
     assert held(target) == {"intruder": 50}
+
+
+def test_refused_reports_copies_refused_at_once_and_copies_evicted_later() -> None:
+    target = BufferTier(1)  # keeps one of the two copies, then loses it to another write
+    source = HookedSource(lambda s: target.put(at("intruder", 50)))
+    source.put_many([at("a", 1), at("b", 1)])
+    result = move(source.scan(), source, target)
+    assert result.moved == [] and sorted(result.refused) == ["a", "b"]
+    assert held(source) == {"a": 1, "b": 1}
