@@ -574,7 +574,7 @@ class MemoryManager:
             full, tiers = self._collected.popleft()
             if self._view_tiers.get(full) is not tiers or full in self._live:
                 continue  # closed meanwhile, or reopened by a new view
-            if not tiers.short.persistent and tiers.short.count():
+            if _holds_private(tiers):
                 self._views[full] = self._open_view(full)
                 self._views.move_to_end(full, last=False)
             else:
@@ -601,6 +601,12 @@ class MemoryManager:
                     victim.namespace,
                     exc,
                 )
+                with self._children_lock:
+                    self._views.setdefault(victim.namespace, victim)
+                continue
+            if _holds_private(
+                victim.tiers
+            ):  # a temporary archive holding entries: pinned, never dropped
                 with self._children_lock:
                     self._views.setdefault(victim.namespace, victim)
         del victim
@@ -1378,6 +1384,16 @@ def _matches(hit: Mapping[str, Any], filter: Mapping[str, Any]) -> bool:
         elif hit["metadata"].get(field) != wanted:
             return False
     return True
+
+
+def _holds_private(tiers: TierSet) -> bool:
+    """Return True when *tiers* hold entries that live only in them, which closing them would lose.
+
+    An in-process buffer's entries, or those of a temporary archive (a manager without ``storage_path``).
+    """
+    if not tiers.short.persistent and tiers.short.count():
+        return True
+    return not tiers.archive_durable and bool(tiers.external.archived_keys())
 
 
 class _ViewOverflow:

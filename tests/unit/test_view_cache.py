@@ -233,3 +233,16 @@ def test_a_closed_view_is_opened_afresh() -> None:
 def test_a_bad_view_cache_size_is_refused_naming_it(bad: object) -> None:
     with pytest.raises(InvalidArgumentError, match="view_cache_size"):
         MemoryManager(embedder=None, view_cache_size=bad)  # type: ignore[arg-type]
+
+
+def test_a_view_whose_temporary_archive_holds_entries_is_kept() -> None:
+    # without storage_path each view archives into a temporary directory removed when its tiers close
+    with MemoryManager(embedder=None, view_cache_size=1, long_term_limit=1) as mm:
+        view = mm.with_namespace("a")
+        for i in range(3):
+            view.store(f"k{i}", i, memory_type="long_term")
+        assert view.tier_of("k0") == "external"
+        del view
+        for i in range(5):
+            mm.with_namespace(f"other{i}")
+        assert [mm.with_namespace("a").retrieve(f"k{i}") for i in range(3)] == [0, 1, 2]
