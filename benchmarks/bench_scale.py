@@ -8,6 +8,7 @@ Run (numbers in docs/benchmarks.md, "Scale"):
     nice -n 10 .venv/bin/python benchmarks/bench_scale.py hybrid --size 100000 --torch-threads 1
     nice -n 10 .venv/bin/python benchmarks/bench_scale.py hot
     nice -n 10 .venv/bin/python benchmarks/bench_scale.py chroma --namespaces 10,100,1000
+    nice -n 10 .venv/bin/python benchmarks/bench_scale.py views --namespaces 1,100,1000,10000
 
 * ``many``: N namespaces x ``--per-ns`` LoCoMo turns in one store; in the target namespace, store / get /
   keyword top-10 p50 (and p95) beside the same namespace alone in a store of its own, same run.
@@ -16,6 +17,9 @@ Run (numbers in docs/benchmarks.md, "Scale"):
 * ``hybrid``: one namespace of n memories behind ``Memory`` and ``MemoryManager`` (SQLite + Chroma): keyword,
   semantic and hybrid top-10 p50/p95, interleaved query by query, each beside semantic alone and the raw model
   encode + Chroma query of the same run (see :func:`bench_hybrid`).
+* ``views``: the same through ``MemoryManager.with_namespace`` (store / get / keyword search / namespaces of a
+  prefix) and the LangGraph store (get / search / list_namespaces), target beside alone, interleaved; a get in a
+  random namespace (view cache misses); RSS of N views with and without the view cache's bound.
 * ``hot``: BufferTier store (evicting) and get beside a bare OrderedDict LRU; RedisTier put/get beside raw
   redis-py pipelined SET/GET; PostgresTier get beside a raw psycopg SELECT on the same pool, and its count at
   1,000 and ``--count-size`` entries. The Redis and PostgreSQL rows interleave ours and the reference op by
@@ -173,6 +177,198 @@ def bench_many(backend: str, counts: list[int], per_ns: int, rounds: int) -> Non
                 if drop is not None:
                     drop()
                 tier.close()
+
+
+# -- many namespaces behind the manager and the LangGraph store -------------------------------------------------
+
+
+def fill_store(
+    path: Path, names: list[str], turns: list[str], per_ns: int, *, items: bool
+) -> float:
+    """Write *per_ns* turns into each namespace of *names* in long-term of a store at *path*; return rows/s.
+
+    Through one SqliteTier per namespace on one connection (the manager's own file and table), so the fill does
+    not pay for opening a manager view per namespace; *items*: values are LangGraph-shaped dicts.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    root = SqliteTier(path / "memory.sqlite3", table="long_term")
+    t0 = time.perf_counter()
+    for n, ns in enumerate(names):
+        tier = SqliteTier(root.path, table="long_term", namespace=ns, share_connection_with=root)
+        texts = [turns[(n * 37 + i) % len(turns)] for i in range(per_ns)]
+        tier.put_many(
+            [MemoryEntry(f"m{i}", {"text": t} if items else t) for i, t in enumerate(texts)]
+        )
+        tier.close()
+    rate = len(names) * per_ns / (time.perf_counter() - t0)
+    root.close()
+    return rate
+
+
+def interleaved(ops: list[Callable[[int], object]], rounds: int) -> list[float]:
+    """p50 (us) of each op of *ops*, called in turn round by round (the same load on this machine for each)."""
+    lat: list[list[float]] = [[] for _ in ops]
+    clock = time.perf_counter_ns
+    for i in range(rounds):
+        for j, op in enumerate(ops):
+            t0 = clock()
+            op(i)
+            lat[j].append((clock() - t0) / 1000)
+    return [quantiles(x)[0] for x in lat]
+
+
+def bench_views(counts: list[int], per_ns: int, rounds: int, cache: int, langgraph: bool) -> None:
+    """The manager's views (store / get / keyword search in one namespace) and the LangGraph store at N namespaces.
+
+    Each row's numbers are p50 in the target namespace of a store holding N namespaces beside the target alone in
+    a store of its own, op by op interleaved; every call goes through ``with_namespace`` as integrations do. ``miss
+    get``: a get in a random namespace each time (the namespace's view opened at its first get, and again after
+    the cache dropped it once N exceeds ``view_cache_size``); get: ``get_many([key], promote=False)``, a read that
+    moves nothing (a promotion would make the first pass a write). Then the
+    RSS of N open views with the cache bound and without it (``view_cache_size`` above N).
+    """
+    from agentmem_plugin import MemoryManager
+
+    turns, questions = locomo()
+    print(
+        f"\nMemoryManager (SQLite, storage_path, keyword): N namespaces x {per_ns} LoCoMo turns, target vs alone"
+    )
+    print(
+        f"  {'namespaces':>10} {'fill/s':>8} | {'store':>6} {'alone':>6} | {'get':>6} {'alone':>6} | "
+        f"{'search':>7} {'alone':>6} {'ratio':>6} | {'miss get':>8} | {'list pfx':>8} {'alone':>6}   (us p50)"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        alone_dir = Path(tmp) / "alone"
+        fill_store(alone_dir, ["target"], turns, per_ns, items=False)
+        alone = MemoryManager(
+            storage_path=alone_dir, embedder=None, long_term_limit=None, view_cache_size=cache
+        )
+        for count in counts:
+            where = Path(tmp) / f"many-{count}"
+            names = ["target"] + [f"user/{n:05d}" for n in range(1, count)]
+            fill = fill_store(where, names, turns, per_ns, items=False)
+            many = MemoryManager(
+                storage_path=where, embedder=None, long_term_limit=None, view_cache_size=cache
+            )
+            rng = random.Random(7)
+            keys = [f"m{rng.randrange(per_ns)}" for _ in range(rounds)]
+            ops: list[Callable[[int], object]] = []
+            for mm in (many, alone):
+                ops += [
+                    lambda i, mm=mm: mm.with_namespace("target").store(
+                        f"new-{i}", f"a new memory {i}"
+                    ),
+                    lambda i, mm=mm, keys=keys: mm.with_namespace("target").get_many(
+                        [keys[i]], promote=False
+                    ),
+                    lambda i, mm=mm: mm.with_namespace("target").search(
+                        questions[i % len(questions)], limit=10, mode="keyword"
+                    ),
+                    lambda i, mm=mm: mm.namespaces("target"),
+                ]
+            st, gt, se, ls, st_a, gt_a, se_a, ls_a = interleaved(ops, rounds)
+            for mm in (many, alone):
+                for i in range(rounds):
+                    mm.with_namespace("target").delete(f"new-{i}")
+            misses = [rng.choice(names) for _ in range(rounds)]
+            miss = quantiles(
+                latencies(
+                    lambda i, m=many, ns=misses: m.with_namespace(ns[i]).retrieve("m0"), rounds
+                )
+            )[0]
+            print(
+                f"  {count:>10,} {fill:>8,.0f} | {st:>6.0f} {st_a:>6.0f} | {gt:>6.0f} {gt_a:>6.0f} | "
+                f"{se:>7.0f} {se_a:>6.0f} {se / se_a:>5.2f}x | {miss:>8.0f} | {ls:>8.0f} {ls_a:>6.0f}",
+                flush=True,
+            )
+            many.close()
+        alone.close()
+        largest = max(counts)
+        print(
+            f"\nRSS of {largest:,} namespace views opened one after the other (with_namespace, one get each)"
+        )
+        for size in (cache, largest + 1):
+            where = Path(tmp) / f"many-{largest}"
+            mm = MemoryManager(
+                storage_path=where, embedder=None, long_term_limit=None, view_cache_size=size
+            )
+            names = ["target"] + [f"user/{n:05d}" for n in range(1, largest)]
+            before = rss_mb()
+            t0 = time.perf_counter()
+            for ns in names:
+                mm.with_namespace(ns).retrieve("m0")
+            took = time.perf_counter() - t0
+            print(
+                f"  view_cache_size={size:>6,}: +{rss_mb() - before:7.1f} MB "
+                f"({(rss_mb() - before) * 1e3 / largest:5.1f} KB per namespace), {took:5.1f} s",
+                flush=True,
+            )
+            mm.close()
+        if langgraph:
+            bench_langgraph(Path(tmp), counts, per_ns, rounds, cache, turns, questions)
+
+
+def bench_langgraph(
+    tmp: Path,
+    counts: list[int],
+    per_ns: int,
+    rounds: int,
+    cache: int,
+    turns: list[str],
+    questions: list[str],
+) -> None:
+    """AgentMemStore get / search / list_namespaces(prefix) in one user's namespace at N namespaces, beside alone."""
+    from agentmem_langgraph import AgentMemStore
+
+    from agentmem_plugin import MemoryManager
+
+    def open_store(where: Path) -> Any:
+        mm = MemoryManager(
+            storage_path=where, embedder=None, long_term_limit=None, view_cache_size=cache
+        )
+        return AgentMemStore(manager=mm), mm
+
+    print(
+        f"\nAgentMemStore (SQLite, keyword): N namespaces x {per_ns} items, ('users', 'target') vs alone"
+    )
+    print(
+        f"  {'namespaces':>10} | {'get':>6} {'alone':>6} | {'search':>7} {'alone':>6} {'ratio':>6} | "
+        f"{'list pfx':>8} {'alone':>6} | {'list all':>9}   (us p50)"
+    )
+    alone_dir = tmp / "lg-alone"
+    fill_store(alone_dir, ["users/target"], turns, per_ns, items=True)
+    alone, alone_mm = open_store(alone_dir)
+    for count in counts:
+        where = tmp / f"lg-{count}"
+        names = ["users/target"] + [f"users/{n:05d}" for n in range(1, count)]
+        fill_store(where, names, turns, per_ns, items=True)
+        store, mm = open_store(where)
+        rng = random.Random(9)
+        keys = [f"m{rng.randrange(per_ns)}" for _ in range(rounds)]
+        ops: list[Callable[[int], object]] = []
+        for st in (store, alone):
+            ops += [
+                lambda i, st=st, keys=keys: st.get(("users", "target"), keys[i]),
+                lambda i, st=st: st.search(
+                    ("users", "target"), query=questions[i % len(questions)], limit=10
+                ),
+                lambda i, st=st: st.list_namespaces(prefix=("users", "target")),
+            ]
+        gt, se, ls, gt_a, se_a, ls_a = interleaved(ops, rounds)
+        every = quantiles(
+            latencies(
+                lambda i, s=store, n=count: s.list_namespaces(limit=n + 1), max(5, rounds // 20)
+            )
+        )[0]
+        print(
+            f"  {count:>10,} | {gt:>6.0f} {gt_a:>6.0f} | {se:>7.0f} {se_a:>6.0f} {se / se_a:>5.2f}x | "
+            f"{ls:>8.0f} {ls_a:>6.0f} | {every:>9.0f}",
+            flush=True,
+        )
+        store.close()
+        mm.close()
+    alone.close()
+    alone_mm.close()
 
 
 # -- one large namespace -----------------------------------------------------------------------------------------
@@ -639,6 +835,12 @@ def main() -> None:
     hybrid.add_argument(
         "--torch-threads", type=int, default=0, help="torch.set_num_threads (0: its default)"
     )
+    views = sub.add_parser("views")
+    views.add_argument("--namespaces", default="1,100,1000,10000")
+    views.add_argument("--per-ns", type=int, default=100)
+    views.add_argument("--rounds", type=int, default=300)
+    views.add_argument("--view-cache-size", type=int, default=1024)
+    views.add_argument("--no-langgraph", action="store_true")
     hot = sub.add_parser("hot")
     hot.add_argument("-n", type=int, default=100_000)
     hot.add_argument("--count-size", type=int, default=100_000)
@@ -647,6 +849,14 @@ def main() -> None:
     if args.what == "many":
         bench_many(
             args.backend, [int(x) for x in args.namespaces.split(",")], args.per_ns, args.rounds
+        )
+    elif args.what == "views":
+        bench_views(
+            [int(x) for x in args.namespaces.split(",")],
+            args.per_ns,
+            args.rounds,
+            args.view_cache_size,
+            not args.no_langgraph,
         )
     elif args.what == "chroma":
         bench_chroma([int(x) for x in args.namespaces.split(",")], args.per_ns, args.dim)
