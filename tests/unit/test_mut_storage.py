@@ -9,6 +9,9 @@
 from __future__ import annotations
 
 import math
+import re
+import shutil
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ import pytest
 from agentmem_plugin.entry import MemoryEntry
 from agentmem_plugin.errors import InvalidArgumentError, StorageError
 from agentmem_plugin.search import document_text, tokenize
-from agentmem_plugin.tiers.archive import S3Store, parse_key
+from agentmem_plugin.tiers.archive import ArchiveTier, S3Store, parse_key
 from agentmem_plugin.tiers.buffer import BufferTier
 from agentmem_plugin.tiers.sqlite import SqliteTier
 
@@ -116,6 +119,39 @@ def test_sqlite_stats_name_the_file_and_count_its_wal_and_shm(tmp_path: Path) ->
         assert memory.stats()["path"] is None and memory.stats()["bytes_on_disk"] == 0
     finally:
         memory.close()
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_sqlite_tier_is_usable_from_another_thread(tmp_path: Path, in_memory: bool) -> None:
+    tier = SqliteTier(None if in_memory else tmp_path / "threads.db")
+    tier.put(MemoryEntry("k", "from the main thread"))
+    seen: list[object] = []
+
+    def other_thread() -> None:
+        try:
+            tier.put(MemoryEntry("j", "from another thread"))
+            seen.append(tier.get("k").value)  # type: ignore[union-attr]
+        except Exception as exc:
+            seen.append(exc)
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    worker.join()
+    try:
+        assert seen == ["from the main thread"]
+        assert tier.get("j").value == "from another thread"  # type: ignore[union-attr]
+    finally:
+        tier.close()
+
+
+def test_a_file_that_is_not_sqlite_is_refused_by_name(tmp_path: Path) -> None:
+    from agentmem_plugin.errors import StoreCorruptError
+
+    path = tmp_path / "notes.txt"
+    path.write_text("just some notes, not a database")
+    with pytest.raises(StoreCorruptError, match=re.escape(repr(str(path)))):
+        SqliteTier(path)
+    assert path.read_text() == "just some notes, not a database"  # left untouched
 
 
 # -- tiers.buffer -------------------------------------------------------------------------------------------------
@@ -219,3 +255,45 @@ def test_s3_errors_of_other_libraries_pass_through() -> None:
 def test_parse_key_of_a_wrong_type_names_the_type() -> None:
     with pytest.raises(InvalidArgumentError, match="got a int"):
         parse_key(12345)  # type: ignore[arg-type]
+
+
+def test_archive_counts_every_eviction_for_capacity(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    archive = ArchiveTier(tmp_path / "a", capacity=1, clock=clock)
+    for key in "abc":
+        archive.put(MemoryEntry(key, key, clock=clock))
+    assert archive.keys() == ["c"]
+    assert archive.stats()["evictions"] == 2
+
+
+def test_archive_delete_if_older_removes_only_lower_versions(tmp_path: Path) -> None:
+    archive = ArchiveTier(tmp_path / "a")
+    archive.put_many([MemoryEntry("old", 1, version=3), MemoryEntry("same", 2, version=5)])
+    assert archive.delete_if({"old": 4, "same": 5}, older=True) == ["old"]
+    assert archive.versions(["old", "same"]) == {"same": 5}
+    assert archive.archived_keys() == ["same"]
+
+
+def test_archive_search_sees_what_another_process_archived_since(tmp_path: Path) -> None:
+    mine, theirs = ArchiveTier(tmp_path / "a"), ArchiveTier(tmp_path / "a")
+    mine.put(MemoryEntry("first", "apple pie"))
+    assert [e.key for e, _ in mine.keyword_search("apple")] == ["first"]
+    theirs.put(MemoryEntry("second", "apple tart"))  # rewrites the key index mine has read
+    assert sorted(e.key for e, _ in mine.keyword_search("apple")) == ["first", "second"]
+
+
+def test_archive_directory_is_created_with_its_parents(tmp_path: Path) -> None:
+    archive = ArchiveTier(tmp_path / "deep" / "er" / "archive")
+    archive.put(MemoryEntry("k", 1))
+    assert ArchiveTier(tmp_path / "deep" / "er" / "archive").get("k").value == 1  # type: ignore[union-attr]
+
+
+def test_archive_directory_that_cannot_be_created_is_a_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(StorageError, match="cannot create the archive directory"):
+        ArchiveTier(tmp_path / "file" / "archive")
+
+
+def test_closing_a_temporary_archive_whose_directory_is_gone_is_quiet() -> None:
+    archive = ArchiveTier()
+    shutil.rmtree(archive.where)
+    archive.close()
