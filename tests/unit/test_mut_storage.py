@@ -297,3 +297,26 @@ def test_closing_a_temporary_archive_whose_directory_is_gone_is_quiet() -> None:
     archive = ArchiveTier()
     shutil.rmtree(archive.where)
     archive.close()
+
+
+def test_archive_versions_and_writes_ignore_an_expired_entry(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    archive = ArchiveTier(tmp_path / "a", clock=clock)
+    archive.put(MemoryEntry("k", "newer but expiring", ttl=5, version=9, clock=clock))
+    clock.advance(5)
+    assert archive.versions(["k"]) == {}
+    assert archive.delete_if({"k": 9}) == []  # nothing live to remove
+    written = archive.put_if_newer([MemoryEntry("k", "older but live", version=3, clock=clock)])
+    assert [e.key for e in written] == ["k"]
+    assert archive.get("k").value == "older but live"  # type: ignore[union-attr]
+
+
+def test_archive_change_feed_after_set_index_meta(tmp_path: Path) -> None:
+    archive = ArchiveTier(tmp_path / "a")
+    assert archive.index_meta() is None
+    archive.set_index_meta("model-x", 3)
+    assert archive.index_meta() == ("model-x", 3)
+    archive.put_many([MemoryEntry("a", 1), MemoryEntry("b", 2)])
+    changes = archive.changes(10)
+    assert [key for _, key in changes] == ["a", "b"]
+    archive.ack_changes(changes[:1])
+    assert [key for _, key in archive.changes(10)] == ["b"]
