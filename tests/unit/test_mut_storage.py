@@ -320,3 +320,30 @@ def test_archive_change_feed_after_set_index_meta(tmp_path: Path) -> None:
     assert [key for _, key in changes] == ["a", "b"]
     archive.ack_changes(changes[:1])
     assert [key for _, key in archive.changes(10)] == ["b"]
+
+
+def test_archive_full_of_an_expired_entry_drops_it_instead_of_a_live_one(
+    tmp_path: Path, clock
+) -> None:  # type: ignore[no-untyped-def]
+    clock.advance(
+        3e9
+    )  # a "now" far from the wall clock's: expiry must be judged by the tier's clock
+    archive = ArchiveTier(tmp_path / "a", capacity=2, clock=clock)
+    archive.put(MemoryEntry("keep", 1, clock=clock))
+    archive.put(MemoryEntry("expiring", 2, ttl=100, clock=clock))
+    clock.advance(100)
+    archive.put(MemoryEntry("new", 3, clock=clock))
+    assert sorted(archive.keys()) == ["keep", "new"]
+    assert archive.stats()["evictions"] == 0
+
+
+def test_sqlite_get_many_counts_each_read(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    tier = SqliteTier(tmp_path / "reads.db", clock=clock)
+    try:
+        tier.put(MemoryEntry("k", "v", clock=clock))
+        first, second = tier.get_many(["k", "k"])
+        assert (first.access_count, second.access_count) == (1, 2)  # type: ignore[union-attr]
+        assert tier.stats()["hits"] == 2
+        assert tier.get("k", touch=False).access_count == 2  # type: ignore[union-attr]
+    finally:
+        tier.close()
