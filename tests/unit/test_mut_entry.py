@@ -21,3 +21,14 @@ def test_copy_of_a_value_that_is_not_json_yet_is_a_deep_copy() -> None:
     assert copied.value == [{1, 2}]
     copied.value[0].add(3)
     assert original.value == [{1, 2}]
+
+
+def test_from_dict_keeps_an_expiry_set_apart_from_the_ttl() -> None:
+    # expires_at is its own field: an entry may expire at a time that is not created_at + ttl
+    for entry in (
+        MemoryEntry("no-ttl", 1, created_at=100.0, expires_at=500.0),
+        MemoryEntry("moved", 1, ttl=10, created_at=100.0, expires_at=250.0),
+    ):
+        back = MemoryEntry.from_dict(entry.to_dict())
+        assert back.expires_at == entry.expires_at
+        assert back == entry
