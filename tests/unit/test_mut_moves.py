@@ -219,3 +219,13 @@ def test_refused_reports_copies_refused_at_once_and_copies_evicted_later() -> No
     result = move(source.scan(), source, target)
     assert result.moved == [] and sorted(result.refused) == ["a", "b"]
     assert held(source) == {"a": 1, "b": 1}
+
+
+def test_a_copy_refused_at_once_is_not_settled_against_the_third_tier() -> None:
+    source = tier_with(at("a", 1), at("b", 1))
+    third = tier_with(at("b", 0))
+    target = BufferTier(1)  # keeps the later copy, b; a is evicted at once and stays in the source
+    result = move(source.scan(), source, target, others=[third])
+    assert [e.key for e in result.moved] == ["b"] and result.refused == ["a"]
+    assert held(source) == {"a": 1} and held(target) == {"b": 1}
+    assert held(third) == {}  # b's older copy went: b's copy landed
