@@ -109,19 +109,20 @@ def test_four_threads_on_redis_and_postgresql_lose_nothing(tmp_path: Path) -> No
             mm.clear_all()
 
 
-def _process(path: str, worker: int, steps: int, out: Any) -> None:
+def _process(settings: dict[str, Any], worker: int, steps: int, keys_each: int, out: Any) -> None:
     with MemoryManager(
-        short_term_limit=8, long_term_limit=16, storage_path=path, enable_logging=False
+        short_term_limit=8, long_term_limit=16, enable_logging=False, **settings
     ) as mm:
-        out.put(_work(mm, worker, steps, 8, seed=100 + worker))
+        out.put(_work(mm, worker, steps, keys_each, seed=100 + worker))
 
 
-def test_two_processes_on_one_storage_path_lose_nothing(tmp_path: Path) -> None:
-    path = str(tmp_path / "shared")
-    MemoryManager(storage_path=path).close()  # create the store before the workers race to
+def _processes(settings: dict[str, Any], n: int, steps: int, keys_each: int) -> dict[str, int]:
+    """Run *n* spawned worker processes on one store; return every key's last acknowledged value."""
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    workers = [ctx.Process(target=_process, args=(path, i, 300, out)) for i in range(2)]
+    workers = [
+        ctx.Process(target=_process, args=(settings, i, steps, keys_each, out)) for i in range(n)
+    ]
     for w in workers:
         w.start()
     acked: dict[str, int] = {}
@@ -130,13 +131,15 @@ def test_two_processes_on_one_storage_path_lose_nothing(tmp_path: Path) -> None:
     for w in workers:
         w.join(timeout=60)
         assert w.exitcode == 0
+    return acked
+
+
+def test_two_processes_on_one_storage_path_lose_nothing(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared")
+    MemoryManager(storage_path=path).close()  # create the store before the workers race to
+    acked = _processes({"storage_path": path}, 2, 300, 8)
     with MemoryManager(short_term_limit=8, long_term_limit=16, storage_path=path) as mm:
         _check(mm, acked)
-
-
-def _server_process(urls: dict[str, str], worker: int, steps: int, out: Any) -> None:
-    with MemoryManager(short_term_limit=8, long_term_limit=16, enable_logging=False, **urls) as mm:
-        out.put(_work(mm, worker, steps, 6, seed=200 + worker))
 
 
 def test_three_processes_on_redis_and_postgresql_lose_nothing(tmp_path: Path) -> None:
@@ -147,17 +150,7 @@ def test_three_processes_on_redis_and_postgresql_lose_nothing(tmp_path: Path) ->
         "archive": str(tmp_path / "archive"),
         "namespace": f"concurrency-{uuid.uuid4().hex[:12]}",
     }
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    workers = [ctx.Process(target=_server_process, args=(urls, i, 150, out)) for i in range(3)]
-    for w in workers:
-        w.start()
-    acked: dict[str, int] = {}
-    for _ in workers:
-        acked.update(out.get(timeout=300))
-    for w in workers:
-        w.join(timeout=60)
-        assert w.exitcode == 0
+    acked = _processes(urls, 3, 150, 6)
     with MemoryManager(short_term_limit=8, long_term_limit=16, **urls) as mm:
         try:
             _check(mm, acked)
