@@ -668,12 +668,14 @@ class ArchiveTier(Tier):
     def neighbors(self, keys: Sequence[str], radius: int) -> dict[str, list[str]]:
         """Return the keys archived up to *radius* places before and after each key (from the key index alone).
 
-        The order is the key index's: the order in which keys were first archived. No blob is opened, so a
-        neighbour may be an entry that expired since (a search skips it).
+        The order is the key index's: the order in which keys were first archived. Only the blobs of *keys*
+        are opened (an absent or expired key gets no entry); a neighbour's is not, so a neighbour may be an
+        entry that expired since (a search skips it).
         """
         with self._lock:
             order = self._index()
-        return neighbors_in(order, keys, radius)
+            live = self._held(keys, self.clock())
+        return neighbors_in(order, [k for k in keys if k in live], radius)
 
     def compute(
         self, key: str, fn: Callable[[MemoryEntry | None], MemoryEntry | None]

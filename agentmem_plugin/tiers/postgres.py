@@ -677,7 +677,7 @@ class PostgresTier(Tier):
                 "SELECT name FROM ns WHERE name IS NOT NULL "
                 "UNION ALL SELECT %s::text WHERE EXISTS (SELECT 1 FROM {t} WHERE namespace = %s)"
             ),
-            "id_of": "SELECT id FROM {t} WHERE namespace = %s AND key = %s",
+            "id_of": "SELECT id FROM {t} WHERE namespace = %s AND key = %s AND {live}",
             "before": (
                 "SELECT key FROM {t} WHERE namespace = %s AND id < %s AND {live} ORDER BY id DESC LIMIT %s"
             ),
@@ -1195,7 +1195,7 @@ class PostgresTier(Tier):
         ns = self.namespace
         with self._connection("finding neighbors") as conn, self._errors("finding neighbors"):
             for key in keys:
-                row = conn.execute(self._x["id_of"], (ns, key)).fetchone()
+                row = conn.execute(self._x["id_of"], (ns, key, now)).fetchone()
                 if row is None:
                     continue
                 before = conn.execute(self._x["before"], (ns, row[0], now, radius)).fetchall()

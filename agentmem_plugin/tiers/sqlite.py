@@ -1150,12 +1150,12 @@ class SqliteTier(Tier):
             now = self.clock()
             conn = self._conn
             for key in keys:
-                row = conn.execute(
-                    f"SELECT id FROM {t} WHERE namespace = ? AND key = ?", (self.namespace, key)
-                ).fetchone()
-                if row is None:
-                    continue
                 live = "AND (expires_at IS NULL OR expires_at > ?)"
+                row = conn.execute(
+                    f"SELECT id FROM {t} WHERE namespace = ? AND key = ? {live}", (self.namespace, key, now)
+                ).fetchone()
+                if row is None:  # absent or expired: no neighbours
+                    continue
                 before = conn.execute(
                     f"SELECT key FROM {t} WHERE namespace = ? AND id < ? {live} ORDER BY id DESC LIMIT ?",
                     (self.namespace, row[0], now, radius),

@@ -362,3 +362,23 @@ def test_concurrent_puts_and_computes_lose_nothing(make_tier, clock):
     counter = tier.get("counter")
     assert counter is not None and counter.value == 200
     assert tier.count() == 201
+
+
+def test_neighbors_are_live_keys_in_insertion_order_and_an_expired_key_has_none(make_tier, clock):
+    """``Tier.neighbors`` promises neighbours "for each live key": an expired key gets no entry, and an expired
+    key is skipped as a neighbour (the archive reads its key index alone and may list an expired neighbour,
+    as its docstring says, so only the first half is asked of it)."""
+    tier = make_tier()
+    tier.put_many([entry(k, k, clock, ttl=5 if k == "d" else None) for k in "abcde"])
+    assert tier.neighbors(["c", "zz"], 1) == {"c": ["b", "d"]}
+    clock.advance(5)
+    got = tier.neighbors(["d", "c"], 1)
+    assert "d" not in got
+    if not isinstance(tier, _archive_type()):
+        assert got == {"c": ["b", "e"]}
+
+
+def _archive_type() -> type:
+    from agentmem_plugin.tiers.archive import ArchiveTier
+
+    return ArchiveTier
