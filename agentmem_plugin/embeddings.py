@@ -44,6 +44,7 @@ __all__ = [
     "default_embedder",
     "export_onnx",
     "onnx_cache_dir",
+    "open_shared_cache",
     "show_progress_default",
 ]
 
@@ -470,6 +471,8 @@ class EmbeddingCache:
             "vector BLOB NOT NULL, PRIMARY KEY (model, text_hash)) WITHOUT ROWID"
         )
         self._lock = threading.Lock()
+        self._shared_as: str | None = None  # the registry name of a cache from open_shared_cache
+        self._users = 1
         self.hits = 0
         self.misses = 0
 
@@ -519,9 +522,41 @@ class EmbeddingCache:
             return int(self._conn.execute("SELECT count(*) FROM embedding_cache").fetchone()[0])
 
     def close(self) -> None:
-        """Close the cache file."""
+        """Close the cache file (a cache from :func:`open_shared_cache`: once its last user closed it)."""
+        if self._shared_as is not None:
+            with _SHARED_CACHES_LOCK:
+                self._users -= 1
+                if self._users > 0:
+                    return
+                if _SHARED_CACHES.get(self._shared_as) is self:
+                    del _SHARED_CACHES[self._shared_as]
         with self._lock:
             self._conn.close()
+
+
+_SHARED_CACHES: dict[str, EmbeddingCache] = {}  # resolved file -> the process's cache of it
+_SHARED_CACHES_LOCK = threading.Lock()
+
+
+def open_shared_cache(path: str | PathLike[str] | None) -> EmbeddingCache:
+    """Return this process's :class:`EmbeddingCache` of the file *path*, shared by every caller.
+
+    Every namespace of a store indexes through the same ``embeddings.sqlite3``: one connection (and one SQLite
+    page cache, up to 2 MB) for the file, not one per namespace open. Each call must be matched by one
+    :meth:`EmbeddingCache.close`; the last closes the file. *path* None: a new in-memory cache (not shared).
+    """
+    if path is None:
+        return EmbeddingCache()
+    name = str(Path(path).resolve())
+    with _SHARED_CACHES_LOCK:
+        cache = _SHARED_CACHES.get(name)
+        if cache is None:
+            cache = EmbeddingCache(path)
+            cache._shared_as = name
+            _SHARED_CACHES[name] = cache
+        else:
+            cache._users += 1
+        return cache
 
 
 class CachedEmbedder:

@@ -9,6 +9,7 @@ Run (numbers in docs/benchmarks.md, "Scale"):
     nice -n 10 .venv/bin/python benchmarks/bench_scale.py hot
     nice -n 10 .venv/bin/python benchmarks/bench_scale.py chroma --namespaces 10,100,1000
     nice -n 10 .venv/bin/python benchmarks/bench_scale.py views --namespaces 1,100,1000,10000
+    nice -n 10 .venv/bin/python benchmarks/bench_scale.py layout --namespaces 1,100,1000,10000
 
 * ``many``: N namespaces x ``--per-ns`` LoCoMo turns in one store; in the target namespace, store / get /
   keyword top-10 p50 (and p95) beside the same namespace alone in a store of its own, same run.
@@ -20,6 +21,8 @@ Run (numbers in docs/benchmarks.md, "Scale"):
 * ``views``: the same through ``MemoryManager.with_namespace`` (store / get / keyword search / namespaces of a
   prefix) and the LangGraph store (get / search / list_namespaces), target beside alone, interleaved; a get in a
   random namespace (view cache misses); RSS of N views with and without the view cache's bound.
+* ``layout``: semantic search through ``with_namespace`` at N namespaces (FAKE random vectors): fill, RSS, disk,
+  Chroma collections, target beside alone and a random namespace (the small-namespace table of tiers/vectors.py).
 * ``hot``: BufferTier store (evicting) and get beside a bare OrderedDict LRU; RedisTier put/get beside raw
   redis-py pipelined SET/GET; PostgresTier get beside a raw psycopg SELECT on the same pool, and its count at
   1,000 and ``--count-size`` entries. The Redis and PostgreSQL rows interleave ours and the reference op by
@@ -810,6 +813,105 @@ def bench_chroma(counts: list[int], per_ns: int, dim: int) -> None:
             del client, fresh
 
 
+class RandomUnitEmbedder:
+    """A FAKE embedder for layout benchmarks: a random unit vector per text, seeded by the text's hash.
+
+    Index size, not meaning, drives latency here (as in bench_semantic); equal texts get equal vectors.
+    """
+
+    name = "bench-random-unit"
+
+    def __init__(self, dim: int = 384) -> None:
+        self.dim = dim
+
+    def _one(self, text: str) -> list[float]:
+        import hashlib
+
+        import numpy as np
+
+        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+        v = np.random.default_rng(seed).standard_normal(self.dim).astype("float32")
+        return (v / np.linalg.norm(v)).tolist()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self._one(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._one(text)
+
+
+def bench_layout(counts: list[int], per_ns: int, rounds: int, dim: int) -> None:
+    """Semantic search at N namespaces x *per_ns* memories through ``MemoryManager.with_namespace``.
+
+    Fill (per namespace, with the FAKE random embedder), RSS growth of the process and bytes on disk of the
+    store, the number of Chroma collections, then semantic top-10 p50 in the target namespace beside the same
+    namespace alone in a store of its own (interleaved query by query) and in a random namespace.
+    """
+    from agentmem_plugin import MemoryManager
+
+    turns, questions = locomo()
+    print(
+        f"\nSemantic layout: N namespaces x {per_ns} LoCoMo turns, FAKE random unit vectors of {dim} dims, "
+        "semantic top-10 through with_namespace"
+    )
+    print(
+        f"  {'namespaces':>10} {'fill s':>7} {'ms/ns':>6} | {'RSS MB':>7} {'KB/ns':>6} | {'disk MB':>8} "
+        f"{'KB/ns':>6} | {'collections':>11} | {'search':>7} {'alone':>6} {'ratio':>6} | {'random ns':>9}  (us p50)"
+    )
+
+    def fill(mm: Any, ns: str, n: int) -> None:
+        texts = {f"m{i}": f"{turns[(n * 37 + i) % len(turns)]} #{ns}-{i}" for i in range(per_ns)}
+        mm.with_namespace(ns).store_many(texts, memory_type="long_term")
+
+    def collections(mm: Any) -> int:
+        return len(mm.with_namespace("target").long_term._semantic.client.list_collections())
+
+    for count in counts:
+        with tempfile.TemporaryDirectory() as tmp:
+            embedder = RandomUnitEmbedder(dim)
+            alone = MemoryManager(
+                storage_path=Path(tmp) / "alone", embedder=embedder, long_term_limit=None
+            )
+            fill(alone, "target", 0)
+            base = rss_mb()
+            many = MemoryManager(
+                storage_path=Path(tmp) / "many", embedder=embedder, long_term_limit=None
+            )
+            names = [f"user-{n:05d}" for n in range(1, count)]
+            t0 = time.perf_counter()
+            for n, ns in enumerate(names, start=1):
+                fill(many, ns, n)
+            fill(many, "target", 0)
+            took = time.perf_counter() - t0
+            rss = rss_mb() - base
+            disk = sum(f.stat().st_size for f in (Path(tmp) / "many").rglob("*") if f.is_file())
+            ops = [
+                lambda i, mm=mm: mm.with_namespace("target").search(
+                    questions[i % len(questions)], limit=10, mode="semantic"
+                )
+                for mm in (many, alone)
+            ]
+            target, solo = interleaved(ops, rounds)
+            rng = random.Random(3)
+            picks = [rng.choice(names or ["target"]) for _ in range(rounds)]
+            rand = quantiles(
+                latencies(
+                    lambda i, many=many, picks=picks: many.with_namespace(picks[i]).search(
+                        questions[i % len(questions)], limit=10, mode="semantic"
+                    ),
+                    rounds,
+                )
+            )[0]
+            print(
+                f"  {count:>10,} {took:>7.1f} {took * 1e3 / count:>6.1f} | {rss:>7.0f} {rss * 1e3 / count:>6.0f} | "
+                f"{disk / 1e6:>8.1f} {disk / 1e3 / count:>6.0f} | {collections(many):>11,} | {target:>7.0f} "
+                f"{solo:>6.0f} {target / solo:>5.2f}x | {rand:>9.0f}",
+                flush=True,
+            )
+            many.close()
+            alone.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -825,6 +927,11 @@ def main() -> None:
     chroma.add_argument("--namespaces", default="10,100,1000")
     chroma.add_argument("--per-ns", type=int, default=100)
     chroma.add_argument("--dim", type=int, default=384)
+    layout = sub.add_parser("layout")
+    layout.add_argument("--namespaces", default="1,100,1000")
+    layout.add_argument("--per-ns", type=int, default=100)
+    layout.add_argument("--rounds", type=int, default=200)
+    layout.add_argument("--dim", type=int, default=384)
     hybrid = sub.add_parser("hybrid")
     hybrid.add_argument("--size", type=int, default=100_000)
     hybrid.add_argument("--rounds", type=int, default=150)
@@ -860,6 +967,10 @@ def main() -> None:
         )
     elif args.what == "chroma":
         bench_chroma([int(x) for x in args.namespaces.split(",")], args.per_ns, args.dim)
+    elif args.what == "layout":
+        bench_layout(
+            [int(x) for x in args.namespaces.split(",")], args.per_ns, args.rounds, args.dim
+        )
     elif args.what == "large":
         bench_large([int(x) for x in args.sizes.split(",")], args.rounds)
     elif args.what == "hybrid":

@@ -3,8 +3,10 @@
 * :class:`ChromaIndex` is one Chroma collection used as an index: ids are entry keys, vectors come from *our*
   embedder (Chroma's default embedding function downloads a model at first use and fails offline, so it is never
   used). Writes are split into batches of ``client.get_max_batch_size()``. Cosine space.
-* Namespaces get **a collection each**: a ``where`` filter is 15-20x slower than an unfiltered query at 100k
-  rows, so isolation by collection keeps every query unfiltered.
+* A namespace's vectors are rows of a shared table while they are few and **a collection of its own** past
+  1,000 (see :mod:`agentmem_plugin.tiers.vectors`): a collection costs ~2.8 MB of memory whatever it holds, and a
+  ``where`` filter on a shared collection costs what the collection holds, so no query is ever filtered. A
+  Chroma server keeps a collection per namespace.
 * :class:`SemanticIndex` keeps a :class:`ChromaIndex` in step with a tier that is the source of truth: it drains
   the tier's change feed (for SQLite an outbox written in the same transaction as the entry), embeds what
   changed, writes it to Chroma, and only then acknowledges the changes. A crash in between leaves the changes
@@ -49,6 +51,7 @@ from agentmem_plugin.errors import (
 )
 from agentmem_plugin.search import document_text
 from agentmem_plugin.tiers.base import EvictionCallback, Tier, locate_in, storage_errors
+from agentmem_plugin.tiers.vectors import DEFAULT_LIMIT, GrowingIndex, VectorIndex, VectorTable
 from agentmem_plugin.validation import validate_capacity
 
 __all__ = [
@@ -301,9 +304,21 @@ class ChromaIndex:
             )
         )
 
+    def present(self, keys: Sequence[str]) -> set[str]:
+        """Return the keys among *keys* that have a vector."""
+        found: set[str] = set()
+        for start in range(0, len(keys), 10_000):
+            found.update(self.get(keys[start : start + 10_000], include=[])["ids"])
+        return found
+
     def count(self) -> int:
         """Return the number of vectors."""
         return int(self.collection.count())
+
+    def check(self) -> None:
+        """Read one vector: a damaged segment shows on the first read, not when the collection is opened."""
+        if self.count() > 0:
+            self.collection.get(limit=1, include=[])
 
     def clear(self) -> None:
         """Drop every vector (the collection is recreated)."""
@@ -423,6 +438,10 @@ class SemanticIndex:
         text_fn: ``fn(entry) -> str | None``: the text an entry is embedded by (None keeps it out).
         sources: ``(name, tier)`` pairs in read order, *tier* among them (default: *tier* alone). The name is
             reported with each hit by :meth:`search_located`.
+        table: A shared :class:`~agentmem_plugin.tiers.vectors.VectorTable`: the vectors are its rows while
+            they are few, and move to a Chroma collection past *table_limit* (see
+            :mod:`agentmem_plugin.tiers.vectors`). None: a Chroma collection from the start (a Chroma server).
+        table_limit: Vectors kept in *table* before the index moves to Chroma.
 
     Raises:
         EmbeddingError: the store was indexed with another model or dimension and *reindex* is False.
@@ -440,8 +459,12 @@ class SemanticIndex:
         reindex: bool = False,
         text_fn: Callable[[MemoryEntry], str | None] | None = None,
         sources: Sequence[tuple[str, Tier]] | None = None,
+        table: VectorTable | None = None,
+        table_limit: int = DEFAULT_LIMIT,
     ) -> None:
         self.tier = tier
+        self.table = table
+        self.table_limit = table_limit
         self.sources: list[tuple[str, Tier]] = list(sources or [(tier.name, tier)])
         if not any(t is tier for _, t in self.sources):
             raise InvalidArgumentError(
@@ -453,6 +476,8 @@ class SemanticIndex:
         self.batch_size = batch_size
         self.failed = 0  # entries that could not be embedded during sync (logged, left unindexed)
         self.on_close: Callable[[], None] | None = None  # called once by close()
+        # close() closes the embedder's cache; False for an index sharing another index's embedder.
+        self.owns_cache = True
         self._lock = threading.RLock()
         self._base = collection
         model, dim = embedder.name, embedder.dim
@@ -482,14 +507,16 @@ class SemanticIndex:
             or (self.index.count() == 0 and any(_may_hold_entries(t) for _, t in self.sources))
         ):
             self.reindex()
-            if recorded is not None and recorded != (model, dim):
-                with contextlib.suppress(Exception):  # the old model's vectors are no longer needed
-                    client.delete_collection(self._collection_for(*recorded))
+            if recorded is not None and recorded != (
+                model,
+                dim,
+            ):  # the old model's vectors are not needed
+                self._drop(self._collection_for(*recorded))
         else:
             self._adopt_sources()
             self.sync()  # finish what a crash left in the outbox
 
-    def _open_collection(self, name: str, dim: int) -> tuple[ChromaIndex, bool]:
+    def _open_collection(self, name: str, dim: int) -> tuple[VectorIndex, bool]:
         """Open the collection *name*; when Chroma cannot read it, drop it and open it empty.
 
         Returns:
@@ -500,9 +527,8 @@ class SemanticIndex:
 
         """
         try:
-            index = ChromaIndex(self.client, name, dim=dim)
-            if index.count() > 0:  # a damaged segment may show on the first read, not on open
-                index.collection.get(limit=1, include=[])
+            index = self._index_named(name, dim)
+            index.check()
             return index, True
         except AgentMemError:
             raise
@@ -514,14 +540,38 @@ class SemanticIndex:
                 exc,
             )
         try:
-            with contextlib.suppress(Exception):
-                self.client.delete_collection(name)
-            return ChromaIndex(self.client, name, dim=dim), False
+            self._drop(name)
+            return self._index_named(name, dim), False
         except Exception as exc:
             raise StorageError(
                 f"the semantic index {name!r} cannot be opened or rebuilt ({type(exc).__name__}: {exc}); "
                 "delete its chroma/ directory beside the store and open it again to rebuild it"
             ) from exc
+
+    def _index_named(self, name: str, dim: int) -> VectorIndex:
+        """Open the vector index *name*: in the shared table while small when there is one, else in Chroma."""
+        if self.table is None:
+            return ChromaIndex(self.client, name, dim=dim)
+        return GrowingIndex(
+            self.table,
+            name,
+            dim=dim,
+            open_collection=lambda: ChromaIndex(self.client, name, dim=dim),
+            drop_collection=lambda: self._drop_collection(name),
+            limit=self.table_limit,
+        )
+
+    def _drop_collection(self, name: str) -> None:
+        with contextlib.suppress(
+            Exception
+        ):  # a missing collection (or one Chroma cannot read) is gone already
+            self.client.delete_collection(name)
+
+    def _drop(self, name: str) -> None:
+        """Drop the vectors of the index *name* wherever they are (Chroma and the shared table)."""
+        self._drop_collection(name)
+        if self.table is not None:
+            self.table.clear(name)
 
     def _collection_for(self, model: str, dim: int) -> str:
         digest = hashlib.sha256(f"{model}|{dim}".encode()).hexdigest()[:8]
@@ -543,9 +593,7 @@ class SemanticIndex:
             keys = _keys_of(source)
             if not keys:
                 continue
-            have: set[str] = set()
-            for start in range(0, len(keys), 10_000):
-                have.update(self.index.get(keys[start : start + 10_000], include=[])["ids"])
+            have = self.index.present(keys)
             missing = [k for k in keys if k not in have]
             if missing:
                 logger.info(
@@ -798,7 +846,8 @@ class SemanticIndex:
         if on_close is not None:
             on_close()
         cache = getattr(self.embedder, "cache", None)
-        if cache is not None:
+        owns, self.owns_cache = self.owns_cache, False  # once: a shared cache counts its users
+        if cache is not None and owns:
             cache.close()
 
     def remember(self, entry: MemoryEntry, vector: Sequence[float]) -> None:

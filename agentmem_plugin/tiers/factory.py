@@ -348,7 +348,7 @@ def _index_tiers(
     store, or on a server other processes share) gets an in-memory index of its own, so no vector outlives its
     entry and no other process meets keys it cannot read.
     """
-    from agentmem_plugin.embeddings import CachedEmbedder, EmbeddingCache, as_embedder
+    from agentmem_plugin.embeddings import CachedEmbedder, as_embedder, open_shared_cache
     from agentmem_plugin.tiers.indexed import IndexedTier, open_semantic
 
     named = [("short_term", short), ("long_term", long), ("external", archive)]
@@ -358,7 +358,7 @@ def _index_tiers(
     cached = as_embedder(embedder)
     if not isinstance(cached, CachedEmbedder):
         cached = CachedEmbedder(
-            cached, EmbeddingCache(None if where is None else where / "embeddings.sqlite3")
+            cached, open_shared_cache(None if where is None else where / "embeddings.sqlite3")
         )
     index = open_semantic(
         long,
@@ -376,6 +376,7 @@ def _index_tiers(
             wrapped[name] = IndexedTier(tier, index, eager=False, owns_index=False)
     for name, tier in private:
         own = open_semantic(tier, cached, where=None, embed_text=embed_text, sources=[(name, tier)])
+        own.owns_cache = False  # the namespace's main index closes the embedding cache they share
         indexes.append(own)
         wrapped[name] = IndexedTier(tier, own, eager=False, owns_index=False)
     return wrapped["short_term"], wrapped["long_term"], wrapped["external"], tuple(indexes)

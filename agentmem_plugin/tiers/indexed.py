@@ -67,7 +67,7 @@ def open_semantic(
         BackendUnavailableError: the Chroma server cannot be reached.
 
     """
-    from agentmem_plugin.embeddings import CachedEmbedder, EmbeddingCache, as_embedder
+    from agentmem_plugin.embeddings import CachedEmbedder, as_embedder, open_shared_cache
     from agentmem_plugin.tiers.chroma import (
         SemanticIndex,
         claim_index_dir,
@@ -75,9 +75,13 @@ def open_semantic(
         make_client,
         release_index_dir,
     )
+    from agentmem_plugin.tiers.vectors import VectorTable, open_table, release_table
 
     inner = as_embedder(embedder)
     claimed: Path | None = None
+    table: VectorTable | None = (
+        None  # a Chroma server keeps a collection per namespace (see tiers/vectors.py)
+    )
     cache_file = None if where is None else where / "embeddings.sqlite3"
     if chroma is not None:  # a server (URL) or a client: a stable collection per table + namespace
         if isinstance(chroma, str):
@@ -88,11 +92,13 @@ def open_semantic(
     elif where is None:
         client = make_client()
         name = collection_name(f"agentmem-{uuid.uuid4().hex[:12]}", tier.namespace)
+        table = VectorTable()
     else:
         claimed = where / "chroma"
         claim_index_dir(claimed)  # one process per local index directory
         try:
             client = make_client(path=claimed)
+            table = open_table(claimed / _VECTOR_TABLE)
         except BaseException:
             release_index_dir(claimed)
             raise
@@ -100,19 +106,44 @@ def open_semantic(
     cached = (
         inner
         if isinstance(inner, CachedEmbedder)
-        else CachedEmbedder(inner, EmbeddingCache(cache_file))
+        else CachedEmbedder(inner, open_shared_cache(cache_file))
     )
     try:
         index = SemanticIndex(
-            tier, cached, client, name, reindex=reindex, text_fn=embed_text, sources=sources
+            tier,
+            cached,
+            client,
+            name,
+            reindex=reindex,
+            text_fn=embed_text,
+            sources=sources,
+            table=table,
         )
     except BaseException:
         if claimed is not None:
+            release_table(claimed / _VECTOR_TABLE)
             release_index_dir(claimed)
+        elif table is not None:
+            table.close()
         raise
     if claimed is not None:
-        index.on_close = functools.partial(release_index_dir, claimed)
+        index.on_close = functools.partial(_release, claimed)
+    elif table is not None:
+        index.on_close = table.close
     return index
+
+
+_VECTOR_TABLE = "agentmem-vectors.sqlite3"
+"""The shared table of the small namespaces' vectors, inside the local index directory."""
+
+
+def _release(claimed: Path) -> None:
+    """Give up one use of the local index directory *claimed* and of its vector table."""
+    from agentmem_plugin.tiers.chroma import release_index_dir
+    from agentmem_plugin.tiers.vectors import release_table
+
+    release_table(claimed / _VECTOR_TABLE)
+    release_index_dir(claimed)
 
 
 class IndexedTier(ForwardingTier):

@@ -1152,7 +1152,8 @@ class SqliteTier(Tier):
             for key in keys:
                 live = "AND (expires_at IS NULL OR expires_at > ?)"
                 row = conn.execute(
-                    f"SELECT id FROM {t} WHERE namespace = ? AND key = ? {live}", (self.namespace, key, now)
+                    f"SELECT id FROM {t} WHERE namespace = ? AND key = ? {live}",
+                    (self.namespace, key, now),
                 ).fetchone()
                 if row is None:  # absent or expired: no neighbours
                     continue

@@ -5,8 +5,10 @@ from __future__ import annotations
 import array
 import json
 import math
+import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -410,3 +412,43 @@ def test_missing_chromadb_names_the_extra():
 
 def test_missing_dependency_error_is_an_import_error():
     assert issubclass(MissingDependencyError, ImportError)
+
+
+# -- one embedding cache per file in a process (issue 16 item 3) -------------------------------------------------
+
+
+def test_a_shared_cache_is_one_connection_per_file_closed_by_its_last_user(tmp_path: Path) -> None:
+    from agentmem_plugin.embeddings import open_shared_cache
+
+    path = tmp_path / "embeddings.sqlite3"
+    first, second = open_shared_cache(path), open_shared_cache(tmp_path / "." / "embeddings.sqlite3")
+    assert first is second
+    first.put_many("m", ["hello"], [[1.0, 0.0]])
+    first.close()  # one of two users
+    assert second.get_many("m", ["hello"]) == [[1.0, 0.0]]  # still open for the other
+    second.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        second.get_many("m", ["hello"])
+    third = open_shared_cache(path)  # after the last close: a new connection, the same file
+    try:
+        assert third is not first and third.get_many("m", ["hello"]) == [[1.0, 0.0]]
+    finally:
+        third.close()
+    assert open_shared_cache(None) is not open_shared_cache(None)  # in-memory caches are never shared
+
+
+def test_every_namespace_of_a_store_embeds_through_one_cache(tmp_path: Path) -> None:
+    """Before, each namespace view opened its own connection to embeddings.sqlite3 (up to 2 MB of page cache each:
+    2.3 MB of memory per namespace in bench_scale.py layout, 0.2-0.3 MB after)."""
+    from agentmem_plugin import MemoryManager
+
+    root = MemoryManager(storage_path=tmp_path / "store", embedder=FakeHashEmbedder())
+    try:
+        views = [root.with_namespace(f"user-{n}") for n in range(5)]
+        for n, view in enumerate(views):
+            view.store(f"k{n}", f"note {n}", memory_type="long_term")
+        caches = {id(view.long_term._semantic.embedder.cache) for view in views}
+        assert len(caches) == 1
+        assert views[3].search("note 3", 1, mode="semantic")[0]["key"] == "k3"
+    finally:
+        root.close()

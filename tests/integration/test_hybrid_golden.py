@@ -285,12 +285,33 @@ def run() -> dict[str, Any]:
     return out
 
 
+def _float32_close(want: Any, got: Any) -> Any:
+    """*want* with every float replaced by ``pytest.approx`` at float32 precision (nested lists and dicts)."""
+    import pytest
+
+    if isinstance(want, float):
+        return pytest.approx(want, rel=1e-6, abs=1e-7)
+    if isinstance(want, list):
+        return [_float32_close(w, g) for w, g in zip(want, got, strict=False)] + want[len(got) :]
+    if isinstance(want, dict):
+        return {k: _float32_close(v, got.get(k) if isinstance(got, dict) else None) for k, v in want.items()}
+    return want
+
+
 def test_hybrid_search_returns_what_it_returned_before_the_speed_work() -> None:
+    """Keys, order, tiers and every keyword score exactly; scores that involve a cosine to float32 precision
+    (a small namespace's vectors are ranked by an exact float32 scan of the shared vector table since issue 16
+    item 3, not by Chroma's distance kernel: the two differ in the last bits of a float32)."""
     golden = json.loads(GOLDEN.read_text())
     now = json.loads(json.dumps(run()))  # the same float -> text -> float round trip as the file's
     for part in ("keyword", "memory", "manager"):
         for i, (want, got) in enumerate(zip(golden[part], now[part], strict=True)):
-            assert got == want, f"{part}, query {i} ({queries()[i][0]!r})"
+            where = f"{part}, query {i} ({queries()[i][0]!r})"
+            if part == "keyword":
+                assert got == want, where
+            else:
+                assert [h[0] for h in got] == [h[0] for h in want], where  # the same hits in the same order
+                assert got == _float32_close(want, got), where
 
 
 def test_the_golden_corpus_exercises_what_the_ranking_does() -> None:

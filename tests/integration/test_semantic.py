@@ -4,6 +4,7 @@ does not (persistence mechanics, crash recovery, supplied vectors, namespaces)."
 from __future__ import annotations
 
 import math
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -53,14 +54,48 @@ def plain(clock):
 
 
 def chroma_vector_ids(chroma_dir: Path) -> list[str]:
-    """Every id in every collection of the Chroma store at *chroma_dir* (read with Chroma's own client)."""
+    """Every id with a vector in the index directory *chroma_dir*: in every Chroma collection (read with Chroma's
+    own client) and in the shared table of the small namespaces (read with sqlite3)."""
+    return sorted(ids for ids in index_layout(chroma_dir).values() for ids in ids)
+
+
+def index_layout(chroma_dir: Path) -> dict[str, list[str]]:
+    """``{"chroma:<collection>" or "table:<collection>": sorted ids}`` for every non-empty part of *chroma_dir*."""
+    layout: dict[str, list[str]] = {}
     client = make_client(path=chroma_dir)
     try:
-        return sorted(
-            i for c in client.list_collections() for i in client.get_collection(c.name).get()["ids"]
-        )
+        for c in client.list_collections():
+            ids = client.get_collection(c.name).get()["ids"]
+            if ids:
+                layout[f"chroma:{c.name}"] = sorted(ids)
     finally:
         client.close()
+    table = chroma_dir / "agentmem-vectors.sqlite3"
+    if table.exists():
+        conn = sqlite3.connect(table)
+        try:
+            for collection, key in conn.execute("SELECT collection, key FROM vectors"):
+                layout.setdefault(f"table:{collection}", []).append(key)
+        finally:
+            conn.close()
+    return {name: sorted(ids) for name, ids in layout.items()}
+
+
+def lose_vectors(chroma_dir: Path) -> None:
+    """Delete every vector of *chroma_dir* (collections and table rows), as a lost index would be."""
+    client = make_client(path=chroma_dir)
+    try:
+        for collection in client.list_collections():
+            client.delete_collection(collection.name)
+    finally:
+        client.close()
+    conn = sqlite3.connect(chroma_dir / "agentmem-vectors.sqlite3")
+    try:
+        with conn:
+            conn.execute("DELETE FROM vectors")
+            conn.execute("DELETE FROM moved")
+    finally:
+        conn.close()
 
 
 # -- modes -------------------------------------------------------------------------------------------------------
@@ -241,12 +276,7 @@ def test_lost_vector_index_is_rebuilt_from_the_embedding_cache(tmp_path):
     where = tmp_path / "store"
     with Memory(persistence=True, storage_path=where, embedder=FakeHashEmbedder()) as memory:
         memory.store_many(DOCS)
-    client = make_client(path=where / "chroma")
-    try:
-        for collection in client.list_collections():
-            client.delete_collection(collection.name)  # the vectors are lost
-    finally:
-        client.close()
+    lose_vectors(where / "chroma")
     assert chroma_vector_ids(where / "chroma") == []
     fake = FakeHashEmbedder()
     with Memory(persistence=True, storage_path=where, embedder=fake) as memory:
@@ -490,12 +520,9 @@ def test_namespaces_in_one_file_have_their_own_index(tmp_path):
     a = open_ns("alice")
     try:
         assert semantic_keys(a, "alice likes green tea") == ["a1"]
-        assert chroma_vector_ids(where / "chroma") == [
-            "a1",
-            "b1",
-            "b2",
-        ]  # three vectors, in two collections
-        assert len(make_client(path=where / "chroma").list_collections()) == 2
+        layout = index_layout(where / "chroma")
+        assert sorted(layout.values()) == [["a1"], ["b1", "b2"]]  # three vectors, in two partitions
+        assert all(name.startswith("table:") for name in layout)  # small namespaces: rows of one table
     finally:
         a.close()
     assert not (where / "memory.sqlite3").exists()  # the database is the tier's own file

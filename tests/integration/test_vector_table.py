@@ -1,0 +1,235 @@
+"""The vector layout behind semantic search (issue 16 item 3): small namespaces are rows of one shared table,
+a namespace that grows past the limit moves to its own Chroma collection, and a move cut short loses nothing.
+
+Real SQLite files and a real persistent Chroma client throughout; vectors are random or from the FAKE hash
+embedder (the layout, not meaning, is under test)."""
+
+from __future__ import annotations
+
+import math
+import random
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FakeHashEmbedder
+
+pytest.importorskip("chromadb")
+
+from agentmem_plugin import MemoryManager
+from agentmem_plugin.errors import EmbeddingError, StorageError
+from agentmem_plugin.tiers.chroma import ChromaIndex, make_client
+from agentmem_plugin.tiers.vectors import GrowingIndex, TableIndex, VectorTable
+
+DIM = 8
+
+
+def unit(rng: random.Random) -> list[float]:
+    v = [rng.gauss(0.0, 1.0) for _ in range(DIM)]
+    n = math.sqrt(sum(x * x for x in v))
+    return [x / n for x in v]
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    """The reference: cosine similarity in plain Python."""
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> Any:
+    t = VectorTable(tmp_path / "vectors.sqlite3")
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Any:
+    c = make_client(path=tmp_path / "chroma")
+    yield c
+    c.close()
+
+
+def growing(table: VectorTable, client: Any, name: str = "ns-1", limit: int = 20) -> GrowingIndex:
+    def drop() -> None:
+        client.delete_collection(name)
+
+    return GrowingIndex(
+        table,
+        name,
+        dim=DIM,
+        open_collection=lambda: ChromaIndex(client, name, dim=DIM),
+        drop_collection=drop,
+        limit=limit,
+    )
+
+
+def collections_with_vectors(client: Any) -> dict[str, int]:
+    return {c.name: client.get_collection(c.name).count() for c in client.list_collections()}
+
+
+def test_a_table_index_ranks_exactly_by_cosine(table: VectorTable) -> None:
+    rng = random.Random(7)
+    stored = {f"k{i:03d}": [x * rng.uniform(0.5, 3.0) for x in unit(rng)] for i in range(200)}  # not unit
+    index = TableIndex(table, "ns", dim=DIM)
+    index.upsert(list(stored), list(stored.values()))
+    for _ in range(20):
+        query = unit(rng)
+        expected = sorted(stored, key=lambda k: -cosine(stored[k], query))[:10]
+        hits = index.query(query, 10)
+        assert [k for k, _ in hits] == expected
+        for key, sim in hits:
+            assert sim == pytest.approx(cosine(stored[key], query), abs=1e-5)
+    assert index.query(unit(rng), 0) == []
+    assert len(index.query(unit(rng), 1000)) == 200
+
+
+def test_collections_of_one_table_never_see_each_other(table: VectorTable) -> None:
+    rng = random.Random(1)
+    a, b = TableIndex(table, "alice", dim=DIM), TableIndex(table, "bob", dim=DIM)
+    shared = unit(rng)
+    a.upsert(["same-key"], [shared])
+    b.upsert(["same-key", "b2"], [unit(rng), unit(rng)])
+    assert a.count() == 1 and b.count() == 2
+    assert a.query(shared, 5)[0] == ("same-key", pytest.approx(1.0, abs=1e-6))
+    b.delete(["same-key"])
+    assert a.present(["same-key", "b2"]) == {"same-key"} and b.present(["same-key", "b2"]) == {"b2"}
+    b.clear()
+    assert a.count() == 1 and b.count() == 0
+
+
+def test_a_search_reads_its_namespace_rows_through_the_primary_key(table: VectorTable) -> None:
+    """The cost of a namespace's search is its own rows: SQLite's plan is a primary-key range, not a scan."""
+    plan = table._conn.execute(
+        "EXPLAIN QUERY PLAN SELECT key, vector FROM vectors WHERE collection = ? ORDER BY key", ("ns",)
+    ).fetchall()
+    details = " ".join(str(row[-1]) for row in plan)
+    assert "SEARCH vectors USING INDEX sqlite_autoindex_vectors_1 (collection=?)" in details
+    assert "SCAN" not in details and "TEMP B-TREE" not in details
+
+
+def test_bad_vectors_are_refused_and_change_nothing(table: VectorTable) -> None:
+    rng = random.Random(2)
+    index = TableIndex(table, "ns", dim=DIM)
+    index.upsert(["ok"], [unit(rng)])
+    with pytest.raises(EmbeddingError, match="dimension 3"):
+        index.upsert(["short"], [[1.0, 2.0, 3.0]])
+    with pytest.raises(EmbeddingError, match="NaN"):
+        index.upsert(["nan"], [[float("nan")] * DIM])
+    with pytest.raises(EmbeddingError, match="dimension 2"):
+        index.query([1.0, 0.0], 3)
+    assert index.present(["ok", "short", "nan"]) == {"ok"}
+
+
+def test_a_table_written_by_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "vectors.sqlite3"
+    VectorTable(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(StorageError, match="schema version 99"):
+        VectorTable(path)
+
+
+def test_an_index_moves_to_its_own_collection_past_the_limit(table: VectorTable, client: Any) -> None:
+    rng = random.Random(3)
+    index = growing(table, client, limit=20)
+    vectors = {f"k{i:02d}": unit(rng) for i in range(30)}
+    keys = list(vectors)
+    index.upsert(keys[:20], [vectors[k] for k in keys[:20]])
+    assert index.layout == "table" and collections_with_vectors(client) == {}
+    query = unit(rng)
+    before = index.query(query, 5)
+    index.upsert(keys[20:21], [vectors[keys[20]]])  # the 21st vector passes the limit of 20
+    assert index.layout == "collection"
+    assert collections_with_vectors(client) == {"ns-1": 21}
+    assert table.count("ns-1") == 0 and table.is_moved("ns-1")  # the rows left the table with the move
+    index.upsert(keys[21:], [vectors[k] for k in keys[21:]])
+    assert index.count() == 30 and index.present(keys) == set(keys)
+    expected = sorted(vectors, key=lambda k: -cosine(vectors[k], query))[:5]
+    assert [k for k, _ in index.query(query, 5)] == expected  # 30 vectors: HNSW is exact here
+    assert {k for k, _ in before} <= set(vectors)
+    reopened = growing(table, client, limit=20)  # the move is recorded: a reopen finds the collection
+    assert reopened.layout == "collection" and reopened.count() == 30
+
+
+def test_a_move_cut_short_between_filling_and_recording_loses_nothing(
+    table: VectorTable, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deterministic interleaving: the process 'dies' after the collection is filled, before the move is
+    recorded. The rows stay the index; the next move clears the half-made collection and completes."""
+    rng = random.Random(4)
+    index = growing(table, client, limit=10)
+    vectors = {f"k{i:02d}": unit(rng) for i in range(12)}
+    keys = list(vectors)
+    index.upsert(keys[:10], [vectors[k] for k in keys[:10]])
+    real_record = table.record_move
+
+    def killed(name: str) -> None:
+        raise KeyboardInterrupt("killed between filling the collection and recording the move")
+
+    monkeypatch.setattr(table, "record_move", killed)
+    with pytest.raises(KeyboardInterrupt):
+        index.upsert(keys[10:11], [vectors[keys[10]]])
+    monkeypatch.setattr(table, "record_move", real_record)
+    # What a restarted process sees: not moved, every vector a row, a stray collection beside it.
+    assert not table.is_moved("ns-1") and table.count("ns-1") == 11
+    assert collections_with_vectors(client) == {"ns-1": 11}
+    restarted = growing(table, client, limit=10)
+    assert restarted.layout == "table" and restarted.count() == 11
+    restarted.delete([keys[0]])  # a write after the restart, before the next move
+    restarted.upsert(keys[11:], [vectors[keys[11]]])
+    restarted.upsert(keys[10:11], [[-x for x in vectors[keys[10]]]])  # an overwrite
+    assert restarted.layout == "collection"
+    assert collections_with_vectors(client) == {"ns-1": 11}  # the stray copy was cleared, not added to
+    assert restarted.present(keys) == set(keys[1:])
+    assert restarted.query([-x for x in vectors[keys[10]]], 1)[0][0] == keys[10]
+
+
+def test_clearing_a_moved_index_drops_its_collection(table: VectorTable, client: Any) -> None:
+    rng = random.Random(5)
+    index = growing(table, client, limit=5)
+    index.upsert([f"k{i}" for i in range(8)], [unit(rng) for _ in range(8)])
+    assert index.layout == "collection"
+    index.clear()
+    assert index.layout == "table" and index.count() == 0
+    assert "ns-1" not in collections_with_vectors(client) and not table.is_moved("ns-1")
+    index.upsert(["again"], [unit(rng)])
+    assert index.layout == "table" and index.present(["again"]) == {"again"}
+
+
+def test_many_small_namespaces_make_no_collection_and_a_large_one_makes_one(tmp_path: Path) -> None:
+    """Through the manager, as the integrations use it: 40 users of a few memories each are rows of the shared
+    table (no Chroma collection at all); the one user past the limit gets a collection of their own, and every
+    user still finds only their own memories by meaning."""
+    from agentmem_plugin.tiers import vectors as layout
+
+    where = tmp_path / "store"
+    root = MemoryManager(long_term_limit=None, storage_path=where, embedder=FakeHashEmbedder())
+    try:
+        for user in range(40):
+            view = root.with_namespace(f"user-{user}")
+            view.store_many({f"m{i}": f"user {user} note {i}" for i in range(5)}, memory_type="long_term")
+        big = root.with_namespace("big")
+        big.store_many(
+            {f"m{i}": f"big note {i}" for i in range(layout.DEFAULT_LIMIT + 1)}, memory_type="long_term"
+        )
+        for user in (0, 17, 39):
+            hits = root.with_namespace(f"user-{user}").search(f"user {user} note 3", 3, mode="semantic")
+            assert hits[0]["key"] == "m3" and hits[0]["value"] == f"user {user} note 3"
+        assert big.search("big note 7", 1, mode="semantic")[0]["value"] == "big note 7"
+    finally:
+        root.close()
+    client = make_client(path=where / "chroma")
+    try:
+        populated = {n: c for n, c in collections_with_vectors(client).items() if c}
+    finally:
+        client.close()
+    assert list(populated.values()) == [layout.DEFAULT_LIMIT + 1]
+    conn = sqlite3.connect(where / "chroma" / "agentmem-vectors.sqlite3")
+    try:
+        partitions = conn.execute("SELECT count(DISTINCT collection), count(*) FROM vectors").fetchone()
+    finally:
+        conn.close()
+    assert partitions == (40, 200)
