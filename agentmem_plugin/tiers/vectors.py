@@ -135,18 +135,42 @@ class VectorTable:
                 raise
             self._conn.execute("COMMIT")
 
-    def upsert(self, collection: str, keys: Sequence[str], rows: np.ndarray) -> None:
-        """Insert or replace the vectors of *keys* (one float32 row each) in *collection*."""
+    def _write_unless_moved(
+        self, collection: str, statements: Callable[[sqlite3.Connection], object]
+    ) -> bool:
+        """Run *statements* in one write transaction unless *collection* was moved; return False when moved.
+
+        The check and the write are one transaction, so a write never lands as a row of a collection that another
+        index object (a second ``Memory`` on the same store in this process) has just moved to Chroma.
+        """
+        done = False
+
+        def guarded(c: sqlite3.Connection) -> None:
+            nonlocal done
+            if (
+                c.execute("SELECT 1 FROM moved WHERE collection = ?", (collection,)).fetchone()
+                is None
+            ):
+                statements(c)
+                done = True
+
+        self._write(guarded)
+        return done
+
+    def upsert(self, collection: str, keys: Sequence[str], rows: np.ndarray) -> bool:
+        """Insert or replace the vectors of *keys* (one float32 row each); False (nothing written) when moved."""
         data = [(collection, key, row.tobytes()) for key, row in zip(keys, rows, strict=True)]
-        self._write(
-            lambda c: c.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", data)
+        return self._write_unless_moved(
+            collection,
+            lambda c: c.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", data),
         )
 
-    def delete(self, collection: str, keys: Sequence[str]) -> None:
-        """Remove the vectors of *keys* from *collection* (missing ones are ignored)."""
+    def delete(self, collection: str, keys: Sequence[str]) -> bool:
+        """Remove the vectors of *keys* (missing ones are ignored); False (nothing done) when moved."""
         data = [(collection, key) for key in keys]
-        self._write(
-            lambda c: c.executemany("DELETE FROM vectors WHERE collection = ? AND key = ?", data)
+        return self._write_unless_moved(
+            collection,
+            lambda c: c.executemany("DELETE FROM vectors WHERE collection = ? AND key = ?", data),
         )
 
     def vectors(self, collection: str, dim: int) -> tuple[list[str], np.ndarray]:
@@ -213,6 +237,10 @@ class VectorTable:
 
         self._write(move)
 
+    def locked(self) -> threading.RLock:
+        """Return the table's lock (reentrant): every read and write of the table waits while it is held."""
+        return self._lock
+
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
@@ -273,15 +301,17 @@ class TableIndex:
         self.name = name
         self.dim = dim
 
-    def upsert(self, keys: Sequence[str], vectors: Sequence[Sequence[float]]) -> None:
-        """Insert or replace the vectors of *keys*."""
-        if keys:
-            self.table.upsert(self.name, keys, _unit_rows(vectors, len(keys), self.dim, self.name))
+    def upsert(self, keys: Sequence[str], vectors: Sequence[Sequence[float]]) -> bool:
+        """Insert or replace the vectors of *keys*; False (nothing written) when the collection was moved."""
+        if not keys:
+            return True
+        return self.table.upsert(
+            self.name, keys, _unit_rows(vectors, len(keys), self.dim, self.name)
+        )
 
-    def delete(self, keys: Sequence[str]) -> None:
-        """Remove *keys* (missing ones are ignored)."""
-        if keys:
-            self.table.delete(self.name, keys)
+    def delete(self, keys: Sequence[str]) -> bool:
+        """Remove *keys* (missing ones are ignored); False (nothing done) when the collection was moved."""
+        return self.table.delete(self.name, keys) if keys else True
 
     def query(self, vector: Sequence[float], k: int) -> list[tuple[str, float]]:
         """Return up to *k* ``(key, cosine similarity)`` pairs, most similar first (ties in key order)."""
@@ -345,12 +375,25 @@ class GrowingIndex:
         self._open_collection = open_collection
         self._drop_collection = drop_collection
         self._small = TableIndex(table, name, dim=dim)
-        self._large: Any = open_collection() if table.is_moved(name) else None
+        self._large: Any = None
+
+    def _current(self) -> Any:
+        """Return the index holding the vectors now.
+
+        Asked of the table on every call: another index object on the same table (a second ``Memory`` on this
+        store) may have moved or cleared this collection.
+        """
+        if self.table.is_moved(self.name):
+            if self._large is None:
+                self._large = self._open_collection()
+            return self._large
+        self._large = None
+        return self._small
 
     @property
     def layout(self) -> str:
         """``"table"`` while the vectors are rows of the shared table, ``"collection"`` once moved to Chroma."""
-        return "table" if self._large is None else "collection"
+        return "collection" if self._current() is self._large else "table"
 
     @property
     def collection(self) -> Any:
@@ -360,33 +403,46 @@ class GrowingIndex:
             StorageError: the index still lives in the shared table.
 
         """
-        if self._large is None:
+        if self._current() is self._small:
             raise StorageError(
                 f"the vector index {self.name!r} is in the shared table, not in Chroma"
             )
         return self._large.collection
 
-    def _current(self) -> Any:
-        return self._small if self._large is None else self._large
-
     def upsert(self, keys: Sequence[str], vectors: Sequence[Sequence[float]]) -> None:
         """Insert or replace the vectors of *keys*; move to Chroma when the table part passes ``limit``."""
-        self._current().upsert(keys, vectors)
-        if self._large is None and keys and self._small.count() > self.limit:
+        current = self._current()
+        if current is self._large:
+            current.upsert(keys, vectors)
+        elif not self._small.upsert(keys, vectors):  # moved since: write to the collection
+            self._current().upsert(keys, vectors)
+        elif keys and self._small.count() > self.limit:
             self._move()
 
     def _move(self) -> None:
-        """Fill this index's Chroma collection from the table, then record the move (see the module docstring)."""
-        large = self._open_collection()
-        large.clear()  # what an interrupted move left
-        keys, matrix = self.table.vectors(self.name, self.dim)
-        large.upsert(keys, matrix)
-        self.table.record_move(self.name)
-        self._large = large
+        """Fill this index's Chroma collection from the table, then record the move (see the module docstring).
+
+        Atomic for this process: the table's lock is held from reading the rows to recording the move, so no
+        write to the table (by this or another index object on the same store) lands in between, and a move
+        another index object recorded first is seen before anything is cleared.
+        """
+        with self.table.locked():
+            if self.table.is_moved(self.name):
+                return
+            large = self._open_collection()
+            large.clear()  # what an interrupted move left
+            keys, matrix = self.table.vectors(self.name, self.dim)
+            large.upsert(keys, matrix)
+            self.table.record_move(self.name)
+            self._large = large
 
     def delete(self, keys: Sequence[str]) -> None:
         """Remove *keys* (missing ones are ignored)."""
-        self._current().delete(keys)
+        current = self._current()
+        if current is self._large:
+            current.delete(keys)
+        elif not self._small.delete(keys):  # moved since
+            self._current().delete(keys)
 
     def query(self, vector: Sequence[float], k: int) -> list[tuple[str, float]]:
         """Return up to *k* ``(key, cosine similarity)`` pairs, most similar first."""
@@ -402,7 +458,7 @@ class GrowingIndex:
 
     def clear(self) -> None:
         """Drop every vector; the index is back in the table (a rebuild moves it again when it is large)."""
-        if self._large is not None:
+        if self._current() is self._large:
             self._drop_collection()
             self._large = None
         self.table.clear(self.name)

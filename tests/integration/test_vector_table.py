@@ -233,3 +233,88 @@ def test_many_small_namespaces_make_no_collection_and_a_large_one_makes_one(tmp_
     finally:
         conn.close()
     assert partitions == (40, 200)
+
+
+def test_an_index_object_that_missed_the_move_writes_to_the_collection(
+    table: VectorTable, client: Any
+) -> None:
+    """Two index objects on one table and name (two ``Memory`` objects on one store in a process): the one that
+    did not move sees the move on its next call; its writes never become rows of a moved collection."""
+    rng = random.Random(6)
+    mover, other = growing(table, client, limit=5), growing(table, client, limit=5)
+    other.upsert(["early"], [unit(rng)])
+    mover.upsert([f"k{i}" for i in range(6)], [unit(rng) for _ in range(6)])
+    assert mover.layout == "collection"
+    late = unit(rng)
+    other.upsert(["late"], [late])
+    other.delete(["early"])
+    assert table.count("ns-1") == 0  # no row beside the moved collection
+    assert collections_with_vectors(client) == {"ns-1": 7}
+    assert mover.query(late, 1)[0][0] == "late" and mover.present(["early"]) == set()
+    other.clear()  # and a clear by either is seen by the other
+    assert mover.layout == "table" and mover.count() == 0
+
+
+def test_a_write_during_a_move_waits_for_it_and_lands_in_the_collection(
+    table: VectorTable, client: Any
+) -> None:
+    """Deterministic interleaving: right after the move filled the collection (before it is recorded), another
+    index object on the same table writes from a second thread. It must wait for the move (the table's lock),
+    then find the collection: written into the table there, its vector would be dropped with the rows."""
+    import threading
+
+    rng = random.Random(8)
+    late = unit(rng)
+    other = growing(table, client, limit=5)
+    writer: list[threading.Thread] = []
+
+    def open_with_hook() -> ChromaIndex:
+        index = ChromaIndex(client, "ns-1", dim=DIM)
+        real = index.upsert
+
+        def upsert(keys: Any, vectors: Any, **kwargs: Any) -> None:
+            real(keys, vectors, **kwargs)
+            if not writer:  # the move's fill: now run the concurrent write
+                writer.append(threading.Thread(target=other.upsert, args=(["late"], [late])))
+                writer[0].start()
+                writer[0].join(0.3)
+                assert writer[0].is_alive(), "the concurrent write did not wait for the move"
+
+        index.upsert = upsert  # type: ignore[method-assign]
+        return index
+
+    mover = GrowingIndex(
+        table,
+        "ns-1",
+        dim=DIM,
+        open_collection=open_with_hook,
+        drop_collection=lambda: client.delete_collection("ns-1"),
+        limit=5,
+    )
+    mover.upsert([f"k{i}" for i in range(6)], [unit(rng) for _ in range(6)])
+    writer[0].join(10)
+    assert not writer[0].is_alive()
+    assert table.count("ns-1") == 0 and collections_with_vectors(client) == {"ns-1": 7}
+    assert mover.query(late, 1)[0][0] == "late"
+
+
+def test_a_write_checked_against_the_table_just_before_a_move_is_not_left_behind(
+    table: VectorTable, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deterministic interleaving: one index object decides "the vectors are rows" and, before its row is
+    written, another records the move. The table refuses the row (the moved check is in the write's own
+    transaction) and the write goes to the collection."""
+    rng = random.Random(9)
+    mover, other = growing(table, client, limit=5), growing(table, client, limit=5)
+    late = unit(rng)
+    real = other._small.upsert
+
+    def move_first(keys: Any, vectors: Any) -> bool:
+        mover.upsert([f"k{i}" for i in range(6)], [unit(rng) for _ in range(6)])  # the move lands here
+        return real(keys, vectors)
+
+    monkeypatch.setattr(other._small, "upsert", move_first)
+    other.upsert(["late"], [late])
+    assert table.count("ns-1") == 0
+    assert collections_with_vectors(client) == {"ns-1": 7}
+    assert mover.query(late, 1)[0][0] == "late"
