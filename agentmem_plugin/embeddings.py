@@ -443,6 +443,9 @@ def _unpack(blob: bytes) -> Vector:
     return out.tolist()
 
 
+_CACHE_SCHEMA = 1  # PRAGMA user_version of an embedding cache file (see EmbeddingCache._migrate)
+
+
 class EmbeddingCache:
     """Vectors keyed by (model name, SHA-256 of the text), in a SQLite file or in memory.
 
@@ -466,15 +469,45 @@ class EmbeddingCache:
         if self.path is not None:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS embedding_cache (model TEXT NOT NULL, text_hash BLOB NOT NULL, "
-            "vector BLOB NOT NULL, PRIMARY KEY (model, text_hash)) WITHOUT ROWID"
-        )
+        if self._conn.execute("PRAGMA user_version").fetchone()[0] < _CACHE_SCHEMA:
+            self._migrate()
         self._lock = threading.Lock()
         self._shared_as: str | None = None  # the registry name of a cache from open_shared_cache
         self._users = 1
         self.hits = 0
         self.misses = 0
+
+    def _migrate(self) -> None:
+        """Create the table, or move a version-0 cache to the current layout, in one transaction.
+
+        Version 0 kept the vectors in a ``WITHOUT ROWID`` table: a 1.5 KB vector is more than such a table's
+        (index) pages keep in place, so each row took an overflow page of its own (4.7 KB per vector on disk, 1.6
+        KB in a rowid table). The rows are copied, not dropped: nothing is embedded again.
+        """
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if (
+                conn.execute("PRAGMA user_version").fetchone()[0] < _CACHE_SCHEMA
+            ):  # not done by another process
+                conn.execute(
+                    "CREATE TABLE embedding_cache_rows (model TEXT NOT NULL, text_hash BLOB NOT NULL, "
+                    "vector BLOB NOT NULL, PRIMARY KEY (model, text_hash))"
+                )
+                old = conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'embedding_cache'"
+                ).fetchone()
+                if old is not None:
+                    conn.execute(
+                        "INSERT INTO embedding_cache_rows SELECT model, text_hash, vector FROM embedding_cache"
+                    )
+                    conn.execute("DROP TABLE embedding_cache")
+                conn.execute("ALTER TABLE embedding_cache_rows RENAME TO embedding_cache")
+                conn.execute(f"PRAGMA user_version = {_CACHE_SCHEMA}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def get_many(self, model: str, texts: Sequence[str]) -> list[Vector | None]:
         """Return the cached vector of each text, or None."""

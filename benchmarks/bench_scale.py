@@ -884,7 +884,13 @@ def bench_layout(counts: list[int], per_ns: int, rounds: int, dim: int) -> None:
             fill(many, "target", 0)
             took = time.perf_counter() - t0
             rss = rss_mb() - base
-            disk = sum(f.stat().st_size for f in (Path(tmp) / "many").rglob("*") if f.is_file())
+            files: dict[str, int] = {}
+            for f in (Path(tmp) / "many").rglob("*"):
+                if f.is_file():
+                    part = f.name.removesuffix("-wal").removesuffix("-shm")
+                    part = "archive/" if "archive" in f.parts else part
+                    files[part] = files.get(part, 0) + f.stat().st_size
+            disk = sum(files.values())
             ops = [
                 lambda i, mm=mm: mm.with_namespace("target").search(
                     questions[i % len(questions)], limit=10, mode="semantic"
@@ -906,6 +912,16 @@ def bench_layout(counts: list[int], per_ns: int, rounds: int, dim: int) -> None:
                 f"  {count:>10,} {took:>7.1f} {took * 1e3 / count:>6.1f} | {rss:>7.0f} {rss * 1e3 / count:>6.0f} | "
                 f"{disk / 1e6:>8.1f} {disk / 1e3 / count:>6.0f} | {collections(many):>11,} | {target:>7.0f} "
                 f"{solo:>6.0f} {target / solo:>5.2f}x | {rand:>9.0f}",
+                flush=True,
+            )
+            memories = count * per_ns
+            print(
+                "             disk per memory: "
+                + ", ".join(
+                    f"{name} {size / memories:,.0f} B"
+                    for name, size in sorted(files.items(), key=lambda x: -x[1])
+                    if size / memories >= 1
+                ),
                 flush=True,
             )
             many.close()

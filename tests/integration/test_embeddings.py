@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import hashlib
 import json
 import math
 import sqlite3
@@ -452,3 +453,39 @@ def test_every_namespace_of_a_store_embeds_through_one_cache(tmp_path: Path) -> 
         assert views[3].search("note 3", 1, mode="semantic")[0]["key"] == "k3"
     finally:
         root.close()
+
+
+def test_a_cache_of_the_first_layout_is_moved_to_rowid_rows_without_losing_a_vector(tmp_path: Path) -> None:
+    path = tmp_path / "embeddings.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute(  # version 0, as every cache was written before 2026-12-03
+        "CREATE TABLE embedding_cache (model TEXT NOT NULL, text_hash BLOB NOT NULL, "
+        "vector BLOB NOT NULL, PRIMARY KEY (model, text_hash)) WITHOUT ROWID"
+    )
+    conn.execute(
+        "INSERT INTO embedding_cache VALUES (?, ?, ?)",
+        ("m", hashlib.sha256(b"kept").digest(), array.array("f", [0.5, 0.25]).tobytes()),
+    )
+    conn.commit()
+    conn.close()
+    cache = EmbeddingCache(path)
+    try:
+        assert cache.get_many("m", ["kept", "other"]) == [[0.5, 0.25], None]
+        sql = cache._conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'embedding_cache'"
+        ).fetchone()[0]
+        assert "WITHOUT ROWID" not in sql
+        assert cache._conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    finally:
+        cache.close()
+
+
+def test_a_cached_vector_takes_about_its_own_size_on_disk(tmp_path: Path) -> None:
+    """384 float32 = 1,536 bytes; the first layout took 4.7 KB a vector (an overflow page each)."""
+    path = tmp_path / "embeddings.sqlite3"
+    cache = EmbeddingCache(path)
+    rng = np.random.default_rng(0)
+    cache.put_many("m", [f"text {i}" for i in range(2000)], rng.standard_normal((2000, 384)).tolist())
+    cache._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    cache.close()
+    assert path.stat().st_size / 2000 < 2400  # two rows a 4 KB page
