@@ -25,12 +25,13 @@ import threading
 from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agentmem_plugin.embeddings import check_vectors
 from agentmem_plugin.errors import StorageError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["DEFAULT_LIMIT", "GrowingIndex", "TableIndex", "VectorIndex", "VectorTable"]
 
@@ -179,6 +180,8 @@ class VectorTable:
             rows = self._conn.execute(
                 "SELECT key, vector FROM vectors WHERE collection = ? ORDER BY key", (collection,)
             ).fetchall()
+        import numpy as np  # the semantic extra: imported when vectors are used, not with the module
+
         if not rows:
             return [], np.zeros((0, dim), dtype=np.float32)
         matrix = np.frombuffer(b"".join(blob for _, blob in rows), dtype=np.float32)
@@ -283,6 +286,8 @@ def _unit_rows(
 ) -> np.ndarray:
     """Check *vectors* (count, dimension, finite values) and return them as a float32 matrix."""
     rows = check_vectors(vectors, count, dim, source=source)
+    import numpy as np
+
     return np.asarray(rows, dtype=np.float32).reshape(count, -1)
 
 
@@ -321,6 +326,8 @@ class TableIndex:
         keys, matrix = self.table.vectors(self.name, self.dim)
         if not keys:
             return []
+        import numpy as np
+
         norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(row))
         sims = (matrix @ row) / np.maximum(norms, np.finfo(np.float32).tiny)
         order = np.argsort(-sims, kind="stable")[:k]
