@@ -85,6 +85,28 @@ class LRUEvictionPolicy:
         bucket[key] = None
         self._priority_of[key] = priority
 
+    def swap(self, victim: str, key: str, priority: int = 0) -> None:
+        """Stop tracking *victim* and track *key*, not tracked yet, as the most recently used.
+
+        What one store into a full memory does (one new key, one victim) in one call: ``remove(victim)`` then
+        ``add(key, priority)``, with the bucket looked up once when both share a priority.
+
+        Raises:
+            KeyError: *victim* is not tracked.
+
+        """
+        if not self.priority_aware:
+            priority = 0
+        old = self._priority_of.pop(victim)
+        if old == priority:
+            bucket = self._buckets[old]
+            del bucket[victim]
+            bucket[key] = None
+            self._priority_of[key] = priority
+        else:
+            self._discard_from_bucket(victim, old)
+            self.add(key, priority)
+
     def update_access(self, key: str) -> None:
         """Mark *key* as most recently used; unknown keys are ignored."""
         priority = self._priority_of.get(key)

@@ -289,8 +289,22 @@ class BufferTier(Tier):
                         "buffer: eviction callback failed; the write of 1 entries was not made"
                     )
                     raise
-            self._insert(entry)
-            self._remove(victim)
+            if (
+                victim == key
+            ):  # the newcomer itself: stored and evicted at once (the feed sees both)
+                self._insert(entry)
+                self._remove(victim)
+            else:  # _insert(entry) then _remove(victim), for a new key beside a victim, in one pass
+                gone = entries.pop(victim)
+                entries[key] = entry
+                lru.swap(victim, key, entry.priority)
+                if entry.expires_at is not None:
+                    self._ttl.track(key, entry.expires_at)
+                if gone.expires_at is not None:
+                    self._ttl.forget(victim)
+                if self._indexed or self._changes is not None:
+                    self._changed(key)
+                    self._changed(victim)
             counters = self.stats_counters
             counters.writes += 1
             counters.evictions += 1

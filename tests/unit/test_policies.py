@@ -303,3 +303,52 @@ def test_select_applies_min_score() -> None:
 def test_bad_half_life() -> None:
     with pytest.raises(InvalidArgumentError):
         ImportanceConsolidationPolicy(recency_half_life=0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 30), st.integers(-2, 2)), min_size=1, max_size=30),
+    st.integers(-2, 2),
+    st.booleans(),
+)
+def test_swap_is_remove_then_add(tracked: list[tuple[int, int]], priority: int, aware: bool) -> None:
+    """``swap(victim, key, p)`` leaves the policy exactly as ``remove(victim); add(key, p)`` does."""
+    one = LRUEvictionPolicy(100, priority_aware=aware)
+    two = LRUEvictionPolicy(100, priority_aware=aware)
+    for key, p in tracked:
+        one.add(f"k{key}", p)
+        two.add(f"k{key}", p)
+    victim = one.select_victim()
+    assert victim is not None
+    one.swap(victim, "new", priority)
+    two.remove(victim)
+    two.add("new", priority)
+    assert len(one) == len(two) and "new" in one and victim not in one
+    assert one.preview_victims(len(two)) == two.preview_victims(len(two))  # the same eviction order
+
+
+def test_swap_of_an_untracked_victim_raises_and_changes_nothing() -> None:
+    lru = LRUEvictionPolicy(10)
+    lru.add("a")
+    with pytest.raises(KeyError):
+        lru.swap("missing", "new")
+    assert "new" not in lru and lru.preview_victims(1) == ["a"]
+
+
+def test_a_store_into_a_full_buffer_tracks_the_newcomers_ttl_and_feeds_both_keys(clock) -> None:  # type: ignore[no-untyped-def]
+    """The one-victim fast path of ``BufferTier.put``: the new key's expiry is tracked, the victim's dropped, and
+    the change feed (what the semantic index follows) hears of the new key, then of the victim."""
+    from agentmem_plugin.tiers.buffer import BufferTier
+
+    tier = BufferTier(capacity=2, clock=clock)
+    tier.set_index_meta("fake", 4)  # starts the change feed
+    tier.put(MemoryEntry("old", 1))
+    tier.put(MemoryEntry("mid", 2))
+    tier.ack_changes(tier.changes(10))
+    tier.put(MemoryEntry("new", 3, ttl=5, clock=clock))  # evicts "old"
+    assert sorted(tier.keys()) == ["mid", "new"]
+    assert [key for _, key in tier.changes(10)] == ["new", "old"]
+    clock.advance(6)
+    assert tier.get("new") is None and tier.count() == 1
+    tier.put(MemoryEntry("again", 4))  # the full-tier path again, with nothing expiring left
+    assert sorted(tier.keys()) == ["again", "mid"]
