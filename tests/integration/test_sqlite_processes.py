@@ -62,7 +62,9 @@ def test_kill_9_never_loses_an_acknowledged_store(tmp_path):
         acknowledged.extend(line for line in lines[:-1] if line)
         assert proc.returncode == -signal.SIGKILL
     assert len(acknowledged) > 20
-    with Memory(capacity=None, persistence=True, storage_path=tmp_path) as memory:
+    # Read back without an embedder: the writers stored without one, and the question is durability (with
+    # the default embedder the open would first embed every stored entry with the model, ~20 s of this test).
+    with Memory(capacity=None, persistence=True, storage_path=tmp_path, embedder=None) as memory:
         values = memory.retrieve_many(acknowledged)
         missing = [k for k, v in zip(acknowledged, values) if v is None]
         assert missing == []
@@ -79,7 +81,7 @@ def test_two_processes_write_one_store_at_once(tmp_path):
         assert proc.returncode == 0, err
         assert "locked" not in err
         assert len(out.split()) == 300
-    with Memory(capacity=None, persistence=True, storage_path=tmp_path) as memory:
+    with Memory(capacity=None, persistence=True, storage_path=tmp_path, embedder=None) as memory:
         assert len(memory) == 2 * (300 + 30 * 5)
         assert {h["key"].split("-")[0] for h in memory.search("alpha beta", limit=1000)} == {
             "alpha",
