@@ -40,7 +40,7 @@ def manager_config_class() -> Any:
     ``embedder`` (``"default"`` or none), ``archive_key`` (secret; also ``AGENTMEM_ARCHIVE_KEY``), ``encrypt``
     (bool or none), ``namespace`` (str, parts joined by ``/``), ``cache_size`` (int >= 0, 256),
     ``consolidation_threshold`` (0 < x <= 1 or none), ``consolidation_interval`` (seconds > 0 or none),
-    ``batch_size`` (int > 0, 500), and backend URLs ``short_term`` / ``long_term`` (secrets: they may hold a
+    ``batch_size`` (int > 0, 500), ``view_cache_size`` (int >= 0, 1024: namespace views kept open), and backend URLs ``short_term`` / ``long_term`` (secrets: they may hold a
     password), ``semantic`` (a Chroma server, ``http(s)://``) and ``archive`` (``s3://bucket/prefix`` or a directory).
     """
     global _CLASS
@@ -73,6 +73,7 @@ def manager_config_class() -> Any:
         consolidation_threshold: float | None = Field(None, gt=0, le=1)
         consolidation_interval: float | None = Field(None, gt=0)
         batch_size: int = Field(500, gt=0)
+        view_cache_size: int = Field(1024, ge=0)
         # Backend URLs (see agentmem_plugin.tiers.urls); the two that may carry a password are secrets.
         short_term: SecretStr | None = None
         long_term: SecretStr | None = None

@@ -344,6 +344,9 @@ def test_from_config_dict_file_and_environment(tmp_path, monkeypatch):
     yaml_file.write_text("short_term_limit: 11\nbatch_size: 3\n")
     with MemoryManager.from_config(yaml_file) as mm:
         assert mm.short_term_limit == 11 and mm.batch_size == 3
+    monkeypatch.setenv("AGENTMEM_VIEW_CACHE_SIZE", "1")
+    with MemoryManager.from_config() as mm:  # the bound of the namespace views' cache, from the environment
+        assert mm._options["view_cache_size"] == 1
 
 
 @pytest.mark.parametrize(
@@ -353,6 +356,7 @@ def test_from_config_dict_file_and_environment(tmp_path, monkeypatch):
         ({"shortterm_limit": 5}, "shortterm_limit"),
         ({"consolidation_threshold": 2}, "consolidation_threshold"),
         ({"embedder": "openai"}, "embedder"),
+        ({"view_cache_size": -1}, "view_cache_size"),
     ],
 )
 def test_from_config_errors_name_the_field(config, field):
