@@ -347,3 +347,29 @@ def test_sqlite_get_many_counts_each_read(tmp_path: Path, clock) -> None:  # typ
         assert tier.get("k", touch=False).access_count == 2  # type: ignore[union-attr]
     finally:
         tier.close()
+
+
+def test_archive_neighbors_judge_expiry_by_the_tier_clock(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    # the tier's clock is far behind the wall clock: "d" is live on it until it moves 5 s on
+    archive = ArchiveTier(tmp_path / "a", clock=clock)
+    archive.put_many([MemoryEntry(k, k, ttl=5 if k == "d" else None, clock=clock) for k in "abcde"])
+    assert archive.neighbors(["d"], 1) == {"d": ["c", "e"]}
+    clock.advance(5)
+    assert archive.neighbors(["d"], 1) == {}
+
+
+def test_sqlite_namespaces_lists_those_holding_an_entry(tmp_path: Path) -> None:
+    path = tmp_path / "ns.db"
+    tiers = [SqliteTier(path, namespace=ns) for ns in ("user/bob", "user/alice", "users/x", "empty")]
+    try:
+        for tier in tiers[:3]:
+            tier.put(MemoryEntry("k", tier.namespace))
+        tiers[3].put(MemoryEntry("gone", 1))
+        tiers[3].delete("gone")
+        assert tiers[0].namespaces() == ["user/alice", "user/bob", "users/x"]
+        assert tiers[3].namespaces("user") == ["user/alice", "user/bob"]
+        assert tiers[1].namespaces("user/bob") == ["user/bob"]
+        assert tiers[1].namespaces("nobody") == []
+    finally:
+        for tier in tiers:
+            tier.close()
