@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
@@ -373,3 +374,10 @@ def test_sqlite_namespaces_lists_those_holding_an_entry(tmp_path: Path) -> None:
     finally:
         for tier in tiers:
             tier.close()
+
+
+def test_an_archive_directory_says_what_it_is(tmp_path: Path) -> None:
+    # archive.json: the format's name and version (what a later reader checks first) and whether it is encrypted
+    ArchiveTier(tmp_path / "a").put(MemoryEntry("k", 1))
+    manifest = json.loads((tmp_path / "a" / "archive.json").read_text())
+    assert manifest == {"format": "agentmem-archive", "version": 1, "encrypted": False}
