@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from agentmem_plugin.entry import MemoryEntry
-from agentmem_plugin.errors import InvalidArgumentError, StorageError
+from agentmem_plugin.errors import IntegrityError, InvalidArgumentError, StorageError
 from agentmem_plugin.search import document_text, tokenize
 from agentmem_plugin.tiers.archive import ArchiveTier, S3Store, parse_key
 from agentmem_plugin.tiers.buffer import BufferTier
@@ -381,3 +381,13 @@ def test_an_archive_directory_says_what_it_is(tmp_path: Path) -> None:
     ArchiveTier(tmp_path / "a").put(MemoryEntry("k", 1))
     manifest = json.loads((tmp_path / "a" / "archive.json").read_text())
     assert manifest == {"format": "agentmem-archive", "version": 1, "encrypted": False}
+
+
+def test_a_tampered_key_index_is_an_integrity_error_naming_it(tmp_path: Path) -> None:
+    ArchiveTier(tmp_path / "a").put(MemoryEntry("k", 1))
+    index = tmp_path / "a" / "keys.index"
+    raw = bytearray(index.read_bytes())
+    raw[-1] ^= 0xFF  # one byte of the payload changed: its checksum no longer matches
+    index.write_bytes(bytes(raw))
+    with pytest.raises(IntegrityError, match=r"^the archive's key index fails its checksum \(tampered or truncated\)$"):
+        ArchiveTier(tmp_path / "a").keys()
