@@ -229,3 +229,32 @@ def test_a_copy_refused_at_once_is_not_settled_against_the_third_tier() -> None:
     assert [e.key for e in result.moved] == ["b"] and result.refused == ["a"]
     assert held(source) == {"a": 1} and held(target) == {"b": 1}
     assert held(third) == {}  # b's older copy went: b's copy landed
+
+
+def test_a_copy_evicted_from_the_target_and_returned_removes_an_older_copy_from_the_third_tier() -> None:
+    # the copy returns to the source, which holds the key again: the third tier's older copy must not outlive it
+    target = BufferTier(1)
+    source = HookedSource(lambda s: target.put(at("intruder", 50)))
+    source.put_many([at("k", 7)])
+    third = tier_with(at("k", 3), at("other", 1))
+    result = move(source.scan(), source, target, others=[third])
+    assert result.moved == [] and result.refused == ["k"]
+    assert held(source) == {"k": 7}
+    assert held(third) == {"other": 1}
+
+
+def test_a_copy_evicted_from_the_target_and_returned_yields_to_a_newer_write_in_the_third_tier() -> None:
+    # a newer write of the key landed in the third tier: the returned copy must not shadow it from the source
+    target = BufferTier(1)
+    third = BufferTier(None)
+
+    def meanwhile(source: BufferTier) -> None:
+        third.put(at("k", 9, "newer"))
+        target.put(at("intruder", 50))
+
+    source = HookedSource(meanwhile)
+    source.put_many([at("k", 7)])
+    result = move(source.scan(), source, target, others=[third])
+    assert result.moved == [] and result.refused == ["k"]
+    assert held(source) == {}
+    assert held(third) == {"k": 9}
