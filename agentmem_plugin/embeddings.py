@@ -27,7 +27,12 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from agentmem_plugin.errors import EmbeddingError, InvalidArgumentError, MissingDependencyError
+from agentmem_plugin.errors import (
+    EmbeddingError,
+    InvalidArgumentError,
+    MissingDependencyError,
+    StorageError,
+)
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
@@ -466,11 +471,18 @@ class EmbeddingCache:
             check_same_thread=False,
             isolation_level=None,
         )
-        if self.path is not None:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-        if self._conn.execute("PRAGMA user_version").fetchone()[0] < _CACHE_SCHEMA:
-            self._migrate()
+        try:
+            if self.path is not None:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+            if self._conn.execute("PRAGMA user_version").fetchone()[0] < _CACHE_SCHEMA:
+                self._migrate()
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise StorageError(
+                f"the embedding cache {str(self.path)!r} cannot be opened ({type(exc).__name__}: {exc}); "
+                "it is derived data: delete the file to start a new one"
+            ) from exc
         self._lock = threading.Lock()
         self._shared_as: str | None = None  # the registry name of a cache from open_shared_cache
         self._users = 1
@@ -485,6 +497,7 @@ class EmbeddingCache:
         KB in a rowid table). The rows are copied, not dropped: nothing is embedded again.
         """
         conn = self._conn
+        copied = False
         conn.execute("BEGIN IMMEDIATE")
         try:
             if (
@@ -502,12 +515,22 @@ class EmbeddingCache:
                         "INSERT INTO embedding_cache_rows SELECT model, text_hash, vector FROM embedding_cache"
                     )
                     conn.execute("DROP TABLE embedding_cache")
+                    copied = True
                 conn.execute("ALTER TABLE embedding_cache_rows RENAME TO embedding_cache")
                 conn.execute(f"PRAGMA user_version = {_CACHE_SCHEMA}")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        if copied:  # give the old table's pages back (the copy left the file 1.4x its size, mostly free pages)
+            try:
+                conn.execute("VACUUM")
+            except (
+                sqlite3.OperationalError
+            ) as exc:  # another connection is reading: the space stays for now
+                logger.info(
+                    "embedding cache %s: not vacuumed after its migration (%s)", self.path, exc
+                )
 
     def get_many(self, model: str, texts: Sequence[str]) -> list[Vector | None]:
         """Return the cached vector of each text, or None."""

@@ -24,6 +24,7 @@ in-process store, so every in-memory index gets a unique collection name), ``Htt
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -246,6 +247,21 @@ class ChromaIndex:
         )
         self._batch = max(1, int(client.get_max_batch_size()))
 
+    def _on_collection(self, op: Callable[[Any], Any]) -> Any:
+        """Run ``op(collection)``, opening the collection by name again once when Chroma no longer knows it.
+
+        That happens when another index object on the store dropped and recreated the collection (a rebuild).
+        """
+        try:
+            return op(self.collection)
+        except Exception as exc:
+            if type(exc).__name__ != "NotFoundError":
+                raise
+        self.collection = self.client.get_or_create_collection(
+            self.name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+        )
+        return op(self.collection)
+
     def upsert(
         self,
         keys: Sequence[str],
@@ -264,12 +280,13 @@ class ChromaIndex:
                 kwargs["metadatas"] = [m or None for m in metadatas[start:end]]
             if documents is not None:
                 kwargs["documents"] = list(documents[start:end])
-            self.collection.upsert(**kwargs)
+            self._on_collection(functools.partial(_upsert, **kwargs))
 
     def delete(self, keys: Sequence[str]) -> None:
         """Remove *keys* (missing ones are ignored)."""
         for start in range(0, len(keys), self._batch):
-            self.collection.delete(ids=list(keys[start : start + self._batch]))
+            chunk = list(keys[start : start + self._batch])
+            self._on_collection(functools.partial(_delete, ids=chunk))
 
     def query(
         self, vector: Sequence[float], k: int, where: dict[str, Any] | None = None
@@ -282,8 +299,8 @@ class ChromaIndex:
         if k <= 0:
             return []
         row = check_vectors([vector], 1, self.dim, source=self.name)
-        result = self.collection.query(
-            query_embeddings=row, n_results=k, where=where, include=["distances"]
+        result = self._on_collection(
+            lambda c: c.query(query_embeddings=row, n_results=k, where=where, include=["distances"])
         )
         return [
             (key, 1.0 - float(d))
@@ -298,10 +315,9 @@ class ChromaIndex:
         where: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Return Chroma's ``get`` result for *keys* (all when None)."""
+        ids = None if keys is None else list(keys)
         return dict(
-            self.collection.get(
-                ids=None if keys is None else list(keys), where=where, include=list(include)
-            )
+            self._on_collection(lambda c: c.get(ids=ids, where=where, include=list(include)))
         )
 
     def present(self, keys: Sequence[str]) -> set[str]:
@@ -313,7 +329,7 @@ class ChromaIndex:
 
     def count(self) -> int:
         """Return the number of vectors."""
-        return int(self.collection.count())
+        return int(self._on_collection(lambda c: c.count()))
 
     def check(self) -> None:
         """Read one vector: a damaged segment shows on the first read, not when the collection is opened."""
@@ -326,6 +342,14 @@ class ChromaIndex:
         self.collection = self.client.get_or_create_collection(
             self.name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
         )
+
+
+def _upsert(collection: Any, **kwargs: Any) -> None:
+    collection.upsert(**kwargs)
+
+
+def _delete(collection: Any, ids: list[str]) -> None:
+    collection.delete(ids=ids)
 
 
 def _keys_of(tier: Tier) -> list[str]:
@@ -500,9 +524,17 @@ class SemanticIndex:
                 "semantic index %s: a rebuild was interrupted (the process died); finishing it now",
                 self.index.name,
             )
+        stray = isinstance(self.index, GrowingIndex) and self.index.stray_collection()
+        if stray:
+            logger.warning(
+                "semantic index %s: a Chroma collection beside the vector table (an interrupted move, or a "
+                "store last opened by an older version); rebuilding it from the store",
+                self.index.name,
+            )
         if (
             interrupted
             or not usable
+            or stray
             or recorded != (model, dim)
             or (self.index.count() == 0 and any(_may_hold_entries(t) for _, t in self.sources))
         ):
@@ -559,7 +591,15 @@ class SemanticIndex:
             open_collection=lambda: ChromaIndex(self.client, name, dim=dim),
             drop_collection=lambda: self._drop_collection(name),
             limit=self.table_limit,
+            existing_count=lambda: self._existing_count(name),
         )
+
+    def _existing_count(self, name: str) -> int:
+        """Return how many vectors the Chroma collection *name* holds, 0 when there is none (not created)."""
+        try:
+            return int(self.client.get_collection(name, embedding_function=None).count())
+        except Exception:  # NotFoundError (or ValueError in older chromadb): no such collection
+            return 0
 
     def _drop_collection(self, name: str) -> None:
         with contextlib.suppress(

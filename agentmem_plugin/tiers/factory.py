@@ -356,19 +356,24 @@ def _index_tiers(
     private = [(n, t) for n, t in named if durable and not t.persistent and t is not long]
     main = [(n, t) for n, t in named if (n, t) not in private]
     cached = as_embedder(embedder)
+    opened = None  # the embedding cache opened here, closed here if no index takes it
     if not isinstance(cached, CachedEmbedder):
-        cached = CachedEmbedder(
-            cached, open_shared_cache(None if where is None else where / "embeddings.sqlite3")
+        opened = open_shared_cache(None if where is None else where / "embeddings.sqlite3")
+        cached = CachedEmbedder(cached, opened)
+    try:
+        index = open_semantic(
+            long,
+            cached,
+            where=where,
+            chroma=chroma,
+            reindex=reindex,
+            embed_text=embed_text,
+            sources=main,
         )
-    index = open_semantic(
-        long,
-        cached,
-        where=where,
-        chroma=chroma,
-        reindex=reindex,
-        embed_text=embed_text,
-        sources=main,
-    )
+    except BaseException:
+        if opened is not None:  # the index that would have closed it was never made
+            opened.close()
+        raise
     indexes = [index]
     wrapped = {"long_term": IndexedTier(long, index)}
     for name, tier in main:

@@ -120,6 +120,10 @@ def open_semantic(
             table=table,
         )
     except BaseException:
+        if (
+            cached is not inner
+        ):  # the cache opened here (a caller's CachedEmbedder stays the caller's)
+            cached.cache.close()
         if claimed is not None:
             release_table(claimed / _VECTOR_TABLE)
             release_index_dir(claimed)

@@ -20,6 +20,7 @@ its lock.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -38,8 +39,23 @@ __all__ = ["DEFAULT_LIMIT", "GrowingIndex", "TableIndex", "VectorIndex", "Vector
 DEFAULT_LIMIT = 1000
 """Vectors a namespace keeps in the shared table before it moves to its own Chroma collection."""
 
+logger = logging.getLogger(__name__)
+
 _SCHEMA_VERSION = 1
 _CHUNK = 500  # keys per statement (SQLite's default limit on host parameters is 32,766; keep statements small)
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename the file *path* (and its ``-wal`` / ``-shm``) to the first free ``<path>.damaged-<n>``."""
+    n = 1
+    while (aside := path.with_name(f"{path.name}.damaged-{n}")).exists():
+        n += 1
+    for suffix in ("-wal", "-shm"):
+        journal = path.with_name(path.name + suffix)
+        if journal.exists():
+            journal.rename(aside.with_name(aside.name + suffix))
+    path.rename(aside)
+    return aside
 
 
 class VectorIndex(Protocol):
@@ -89,41 +105,66 @@ class VectorTable:
     def __init__(self, path: str | PathLike[str] | None = None) -> None:
         self.path = None if path is None else Path(path)
         try:
+            try:
+                self._conn = self._connect()
+            except sqlite3.DatabaseError as exc:
+                if self.path is None or not self.path.exists():
+                    raise
+                aside = _move_aside(
+                    self.path
+                )  # derived data: rebuilt from the store, never deleted
+                logger.warning(
+                    "the vector table %s cannot be read (%s: %s); moved it to %s and starting a new one "
+                    "(the semantic index is rebuilt from the store)",
+                    self.path,
+                    type(exc).__name__,
+                    exc,
+                    aside,
+                )
+                self._conn = self._connect()
+        except sqlite3.Error as exc:
+            raise StorageError(
+                f"the vector table {str(self.path)!r} cannot be opened ({type(exc).__name__}: {exc})"
+            ) from exc
+        self._lock = threading.RLock()
+
+    def _connect(self) -> sqlite3.Connection:
+        """Open the file (or memory) and create or check the schema."""
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            ":memory:" if self.path is None else str(self.path),
+            timeout=30.0,
+            check_same_thread=False,
+            isolation_level=None,
+        )
+        try:
             if self.path is not None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                ":memory:" if self.path is None else str(self.path),
-                timeout=30.0,
-                check_same_thread=False,
-                isolation_level=None,
-            )
-            if self.path is not None:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA synchronous=NORMAL")
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > _SCHEMA_VERSION:
                 raise StorageError(
                     f"the vector table {str(self.path)!r} has schema version {version}, newer than this "
                     f"version of agentmem-plugin reads ({_SCHEMA_VERSION}); upgrade agentmem-plugin"
                 )
             if version < _SCHEMA_VERSION:
-                with self._conn:
-                    self._conn.execute("BEGIN IMMEDIATE")
-                    self._conn.execute(
+                with conn:
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.execute(
                         # A rowid table: a 1.5 KB vector is more than a WITHOUT ROWID (index) page keeps in
                         # place, and each row spilled to an overflow page of its own (4.5 KB a vector, not 1.6).
                         "CREATE TABLE IF NOT EXISTS vectors (collection TEXT NOT NULL, key TEXT NOT NULL, "
                         "vector BLOB NOT NULL, PRIMARY KEY (collection, key))"
                     )
-                    self._conn.execute(
+                    conn.execute(
                         "CREATE TABLE IF NOT EXISTS moved (collection TEXT PRIMARY KEY) WITHOUT ROWID"
                     )
-                    self._conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-        except sqlite3.Error as exc:
-            raise StorageError(
-                f"the vector table {str(self.path)!r} cannot be opened ({type(exc).__name__}: {exc})"
-            ) from exc
-        self._lock = threading.RLock()
+                    conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def _write(self, statements: Callable[[sqlite3.Connection], object]) -> None:
         """Run *statements* in one write transaction."""
@@ -362,6 +403,8 @@ class GrowingIndex:
         open_collection: Returns the Chroma index named *name* (created when missing).
         drop_collection: Deletes the Chroma collection named *name* (ignoring a missing one).
         limit: Vectors kept in the table; the write that passes it moves the index to Chroma.
+        existing_count: Returns how many vectors the Chroma collection named *name* holds, 0 when there is
+            none, without creating it (see :meth:`stray_collection`); None: never asked.
 
     """
 
@@ -374,6 +417,7 @@ class GrowingIndex:
         open_collection: Callable[[], Any],
         drop_collection: Callable[[], None],
         limit: int = DEFAULT_LIMIT,
+        existing_count: Callable[[], int] | None = None,
     ) -> None:
         self.table = table
         self.name = name
@@ -381,26 +425,33 @@ class GrowingIndex:
         self.limit = limit
         self._open_collection = open_collection
         self._drop_collection = drop_collection
+        self._stray_count = existing_count or (lambda: 0)
         self._small = TableIndex(table, name, dim=dim)
         self._large: Any = None
 
-    def _current(self) -> Any:
-        """Return the index holding the vectors now.
+    def _large_index(self) -> Any:
+        """Return the Chroma index (opened on first use)."""
+        if self._large is None:
+            self._large = self._open_collection()
+        return self._large
 
-        Asked of the table on every call: another index object on the same table (a second ``Memory`` on this
-        store) may have moved or cleared this collection.
+    def _on_table(self, op: Callable[[TableIndex], Any]) -> tuple[bool, Any]:
+        """Run *op* on the table part, unless the collection was moved: ``(True, result)`` or ``(False, None)``.
+
+        The moved check and *op* are one step under the table's lock, and a move holds that lock from reading
+        the rows to recording it, so *op* never reads the rows of a collection that is being moved (or was just
+        moved) by another index object on the same store (a second ``Memory`` opened meanwhile).
         """
-        if self.table.is_moved(self.name):
-            if self._large is None:
-                self._large = self._open_collection()
-            return self._large
-        self._large = None
-        return self._small
+        with self.table.locked():
+            if self.table.is_moved(self.name):
+                return False, None
+            self._large = None  # cleared by another index object: back in the table
+            return True, op(self._small)
 
     @property
     def layout(self) -> str:
         """``"table"`` while the vectors are rows of the shared table, ``"collection"`` once moved to Chroma."""
-        return "collection" if self._current() is self._large else "table"
+        return "table" if self._on_table(lambda small: None)[0] else "collection"
 
     @property
     def collection(self) -> Any:
@@ -410,20 +461,20 @@ class GrowingIndex:
             StorageError: the index still lives in the shared table.
 
         """
-        if self._current() is self._small:
+        if self.layout == "table":
             raise StorageError(
                 f"the vector index {self.name!r} is in the shared table, not in Chroma"
             )
-        return self._large.collection
+        return self._large_index().collection
 
     def upsert(self, keys: Sequence[str], vectors: Sequence[Sequence[float]]) -> None:
         """Insert or replace the vectors of *keys*; move to Chroma when the table part passes ``limit``."""
-        current = self._current()
-        if current is self._large:
-            current.upsert(keys, vectors)
-        elif not self._small.upsert(keys, vectors):  # moved since: write to the collection
-            self._current().upsert(keys, vectors)
-        elif keys and self._small.count() > self.limit:
+        on_table, count = self._on_table(
+            lambda small: (small.count() if keys else 0) if small.upsert(keys, vectors) else None
+        )
+        if not on_table or count is None:  # moved (count None: the table refused the rows as moved)
+            self._large_index().upsert(keys, vectors)
+        elif count > self.limit:
             self._move()
 
     def _move(self) -> None:
@@ -437,7 +488,7 @@ class GrowingIndex:
             if self.table.is_moved(self.name):
                 return
             large = self._open_collection()
-            large.clear()  # what an interrupted move left
+            large.clear()  # what an interrupted move (or an older version of this library) left
             keys, matrix = self.table.vectors(self.name, self.dim)
             large.upsert(keys, matrix)
             self.table.record_move(self.name)
@@ -445,31 +496,44 @@ class GrowingIndex:
 
     def delete(self, keys: Sequence[str]) -> None:
         """Remove *keys* (missing ones are ignored)."""
-        current = self._current()
-        if current is self._large:
-            current.delete(keys)
-        elif not self._small.delete(keys):  # moved since
-            self._current().delete(keys)
+        if not self._on_table(lambda small: small.delete(keys))[0]:
+            self._large_index().delete(keys)
 
     def query(self, vector: Sequence[float], k: int) -> list[tuple[str, float]]:
         """Return up to *k* ``(key, cosine similarity)`` pairs, most similar first."""
-        return list(self._current().query(vector, k))
+        on_table, hits = self._on_table(lambda small: small.query(vector, k))
+        return list(hits if on_table else self._large_index().query(vector, k))
 
     def present(self, keys: Sequence[str]) -> set[str]:
         """Return the keys among *keys* that have a vector."""
-        return set(self._current().present(keys))
+        on_table, found = self._on_table(lambda small: small.present(keys))
+        return set(found if on_table else self._large_index().present(keys))
 
     def count(self) -> int:
         """Return the number of vectors."""
-        return int(self._current().count())
+        on_table, n = self._on_table(lambda small: small.count())
+        return int(n if on_table else self._large_index().count())
+
+    def stray_collection(self) -> bool:
+        """Return True when the index is in the table but a Chroma collection of its name holds vectors.
+
+        What an interrupted move leaves, or an older version of this library (a collection per namespace),
+        which may have acknowledged changes into the collection that the table never saw: the caller rebuilds.
+        """
+        return bool(self._on_table(lambda small: None)[0] and self._stray_count() > 0)
 
     def clear(self) -> None:
-        """Drop every vector; the index is back in the table (a rebuild moves it again when it is large)."""
-        if self._current() is self._large:
+        """Drop every vector, in Chroma and in the table; the index is back in the table.
+
+        Under the table's lock, so no write of another index object lands between the two (a rebuild moves the
+        index again when it is large).
+        """
+        with self.table.locked():
             self._drop_collection()
             self._large = None
-        self.table.clear(self.name)
+            self.table.clear(self.name)
 
     def check(self) -> None:
         """Read one vector: raise when the table or the Chroma collection cannot be read."""
-        self._current().check()
+        if not self._on_table(lambda small: small.check())[0]:
+            self._large_index().check()

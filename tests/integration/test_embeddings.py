@@ -489,3 +489,53 @@ def test_a_cached_vector_takes_about_its_own_size_on_disk(tmp_path: Path) -> Non
     cache._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     cache.close()
     assert path.stat().st_size / 2000 < 2400  # two rows a 4 KB page
+
+
+def test_a_failed_open_leaves_no_embedding_cache_open(tmp_path: Path) -> None:
+    """Opening a store with another model fails (EmbeddingError); the shared cache it opened is closed again,
+    so a store made afresh at that path writes its own embeddings.sqlite3 (not the deleted file's inode)."""
+    import shutil
+
+    from agentmem_plugin import Memory, MemoryManager
+    from agentmem_plugin.embeddings import _SHARED_CACHES
+
+    where = tmp_path / "store"
+    with Memory(persistence=True, storage_path=where, embedder=FakeHashEmbedder()) as memory:
+        memory.store("k", "some text")
+    cache = str((where / "embeddings.sqlite3").resolve())
+    with pytest.raises(EmbeddingError, match="reindex=True"):
+        Memory(persistence=True, storage_path=where, embedder=FakeHashEmbedder(name="other"))
+    assert cache not in _SHARED_CACHES
+    managed = tmp_path / "managed"
+    with MemoryManager(storage_path=managed, embedder=FakeHashEmbedder()) as mm:
+        mm.store("k", "some text", memory_type="long_term")
+    with pytest.raises(EmbeddingError, match="reindex=True"):
+        MemoryManager(storage_path=managed, embedder=FakeHashEmbedder(name="other"))
+    assert str((managed / "embeddings.sqlite3").resolve()) not in _SHARED_CACHES
+    shutil.rmtree(where)
+    with Memory(persistence=True, storage_path=where, embedder=FakeHashEmbedder()) as memory:
+        memory.store("k", "some text")
+    assert (where / "embeddings.sqlite3").exists()
+
+
+def test_a_migrated_cache_gives_its_old_pages_back(tmp_path: Path) -> None:
+    path = tmp_path / "embeddings.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE embedding_cache (model TEXT NOT NULL, text_hash BLOB NOT NULL, "
+        "vector BLOB NOT NULL, PRIMARY KEY (model, text_hash)) WITHOUT ROWID"
+    )
+    rng = np.random.default_rng(1)
+    conn.executemany(
+        "INSERT INTO embedding_cache VALUES (?, ?, ?)",
+        [
+            ("m", hashlib.sha256(f"t{i}".encode()).digest(), rng.standard_normal(384).astype("float32").tobytes())
+            for i in range(2000)
+        ],
+    )
+    conn.commit()
+    conn.close()
+    before = path.stat().st_size
+    EmbeddingCache(path).close()
+    after = path.stat().st_size
+    assert before / 2000 > 4000 and after / 2000 < 2400  # 4.7 KB a vector before, about 2 KB after

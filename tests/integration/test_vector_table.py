@@ -318,3 +318,106 @@ def test_a_write_checked_against_the_table_just_before_a_move_is_not_left_behind
     assert table.count("ns-1") == 0
     assert collections_with_vectors(client) == {"ns-1": 7}
     assert mover.query(late, 1)[0][0] == "late"
+
+
+def test_a_read_waits_for_a_move_running_in_another_thread(table: VectorTable, client: Any) -> None:
+    """Deterministic interleaving: while one index object reads the table part (its moved check done), another
+    moves the collection from a second thread. The move must wait for the read (the check and the read are one
+    step under the table's lock): read after the rows left, a count of 0 made a second Memory opening meanwhile
+    rebuild the index and drop the collection the first had just filled."""
+    import threading
+
+    rng = random.Random(10)
+    mover, reader = growing(table, client, limit=5), growing(table, client, limit=5)
+    mover.upsert([f"k{i}" for i in range(5)], [unit(rng) for _ in range(5)])
+    real_count = reader._small.count
+    moving: list[threading.Thread] = []
+
+    def count_during_move() -> int:
+        moving.append(threading.Thread(target=mover.upsert, args=(["k5"], [unit(rng)])))
+        moving[0].start()
+        moving[0].join(0.3)  # the move waits for this read
+        return real_count()
+
+    reader._small.count = count_during_move  # type: ignore[method-assign]
+    assert reader.count() == 5  # the rows as they were: not 0 mid-move
+    moving[0].join(10)
+    reader._small.count = real_count  # type: ignore[method-assign]
+    assert mover.layout == "collection" and reader.count() == 6
+
+
+def test_an_index_object_survives_another_rebuilding_the_collection(
+    table: VectorTable, client: Any
+) -> None:
+    """One index object clears and refills the moved collection (a rebuild: the collection is dropped and made
+    again); the other, holding the old collection, reopens it by name instead of failing with NotFoundError."""
+    rng = random.Random(11)
+    first, second = growing(table, client, limit=3), growing(table, client, limit=3)
+    first.upsert([f"a{i}" for i in range(4)], [unit(rng) for _ in range(4)])
+    assert first.layout == "collection" and first.count() == 4  # first holds the collection object now
+    second.clear()
+    fresh = unit(rng)
+    second.upsert(["b0", "b1", "b2", "b3"], [fresh, unit(rng), unit(rng), unit(rng)])
+    assert second.layout == "collection"
+    assert first.query(fresh, 1)[0][0] == "b0"
+    first.upsert(["c0"], [unit(rng)])
+    assert second.count() == 5 and first.present(["a0", "b0", "c0"]) == {"b0", "c0"}
+
+
+def test_a_damaged_vector_table_is_moved_aside_and_the_index_rebuilt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agentmem_plugin import Memory
+
+    where = tmp_path / "store"
+    with Memory(persistence=True, storage_path=where, embedder=FakeHashEmbedder()) as memory:
+        memory.store_many({"tea": "green tea in the morning", "maps": "old maps of the city"})
+    table = where / "chroma" / "agentmem-vectors.sqlite3"
+    table.write_bytes(b"this is not a database" * 200)
+    for journal in ("-wal", "-shm"):
+        Path(str(table) + journal).unlink(missing_ok=True)
+    with (
+        caplog.at_level("WARNING"),
+        Memory(persistence=True, storage_path=where, embedder=FakeHashEmbedder()) as memory,
+    ):
+        hits = memory.search("old maps of the city", 1, mode="semantic")
+        assert hits[0]["key"] == "maps"
+    assert (where / "chroma" / "agentmem-vectors.sqlite3.damaged-1").read_bytes().startswith(b"this is not")
+    assert any("cannot be read" in r.getMessage() for r in caplog.records)
+
+
+def test_vectors_an_older_version_wrote_to_a_collection_are_not_lost(tmp_path: Path) -> None:
+    """A store opened by an older version (a Chroma collection per namespace) after this one: that version
+    acknowledged its changes into the collection, so the table's rows are stale. The index is rebuilt from the
+    store (the stray collection dropped), and the memory it wrote is found."""
+    from agentmem_plugin import Memory
+
+    where = tmp_path / "store"
+    embedder = FakeHashEmbedder()
+    with Memory(persistence=True, storage_path=where, embedder=embedder) as memory:
+        memory.store("a", "written by this version")
+        name = memory._semantic.index.name
+        tier = memory.tier.inner  # type: ignore[attr-defined]
+    # What the older version did: wrote "b" and its vector into the collection, acknowledged the change.
+    from agentmem_plugin.entry import MemoryEntry
+    from agentmem_plugin.tiers.sqlite import SqliteTier
+
+    tier = SqliteTier(where / "memory.sqlite3", table=tier.table, namespace=tier.namespace)
+    tier.put(MemoryEntry("b", "written by the older version"))
+    tier.ack_changes(tier.changes(100))
+    tier.close()
+    old = make_client(path=where / "chroma")
+    try:
+        ChromaIndex(old, name, dim=embedder.dim).upsert(
+            ["a", "b"], [embedder.vector("written by this version"), embedder.vector("written by the older version")]
+        )
+    finally:
+        old.close()
+    with Memory(persistence=True, storage_path=where, embedder=embedder) as memory:
+        assert memory.search("written by the older version", 1, mode="semantic")[0]["key"] == "b"
+        assert memory._semantic.index.layout == "table"
+    client = make_client(path=where / "chroma")
+    try:
+        assert collections_with_vectors(client).get(name, 0) == 0  # the stray collection was dropped
+    finally:
+        client.close()
