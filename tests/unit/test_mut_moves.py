@@ -258,3 +258,18 @@ def test_a_copy_evicted_from_the_target_and_returned_yields_to_a_newer_write_in_
     assert result.moved == [] and result.refused == ["k"]
     assert held(source) == {}
     assert held(third) == {"k": 9}
+
+
+def test_stale_lists_a_key_rewritten_in_the_source_and_one_taken_back_for_the_third_tier() -> None:
+    # two reasons a moved copy is stale in one move: a write landed in the source meanwhile (a), a newer write of
+    # the key is in the third tier (b); both are reported
+    source = HookedSource(lambda s: s.put(at("a", 9)))
+    source.put_many([at("a", 1), at("b", 1), at("c", 1)])
+    third = tier_with(at("b", 5))
+    target = BufferTier(None)
+    result = move(source.scan(), source, target, others=[third])
+    assert sorted(result.stale) == ["a", "b"]
+    assert [e.key for e in result.moved] == ["c"]
+    assert held(source) == {"a": 9}
+    assert held(target) == {"c": 1}
+    assert held(third) == {"b": 5}
