@@ -391,3 +391,30 @@ def test_a_tampered_key_index_is_an_integrity_error_naming_it(tmp_path: Path) ->
     index.write_bytes(bytes(raw))
     with pytest.raises(IntegrityError, match=r"^the archive's key index fails its checksum \(tampered or truncated\)$"):
         ArchiveTier(tmp_path / "a").keys()
+
+
+def test_a_store_locked_by_another_connection_is_not_reported_read_only(tmp_path: Path) -> None:
+    import sqlite3
+
+    from agentmem_plugin.errors import ReadOnlyStoreError
+
+    path = tmp_path / "locked.db"
+    first = SqliteTier(path)
+    first.put(MemoryEntry("k", "kept"))
+    first.close()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("PRAGMA journal_mode=DELETE")  # a rollback journal: an exclusive lock blocks readers too
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StorageError, match="database is locked") as info:
+            SqliteTier(path, busy_timeout=0.1)
+        assert not isinstance(info.value, ReadOnlyStoreError)  # the file can be written, once the lock goes
+        assert str(path) in str(info.value)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    tier = SqliteTier(path)
+    try:
+        assert tier.get("k").value == "kept"  # type: ignore[union-attr]
+    finally:
+        tier.close()
