@@ -168,6 +168,15 @@ def decompress(
         )
     dctx = zstandard.ZstdDecompressor()
     try:
+        if (
+            declared == 0
+        ):  # python-zstandard answers b"" for such a frame without reading it: read it
+            with dctx.stream_reader(raw) as reader:
+                if reader.read(1):
+                    raise IntegrityError(
+                        f"stored {what} is a corrupt zstandard frame: it declares 0 bytes and holds more"
+                    )
+            return b""
         if declared < 0:  # no declared size: count the output in 1 MiB steps, keeping none of it
             produced = 0
             with dctx.stream_reader(raw) as reader:

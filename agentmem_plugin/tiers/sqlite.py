@@ -627,6 +627,11 @@ class SqliteTier(Tier):
             conn.close()
             if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc).lower():
                 raise ReadOnlyStoreError(f"the store at {str(path)!r} is read-only: {exc}") from exc
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower():
+                raise StorageError(  # a valid file another connection holds: busy, not corrupt
+                    f"the store at {str(path)!r} is busy: another connection held its lock for more than "
+                    f"{busy_timeout} s ({exc}); try again, or raise busy_timeout"
+                ) from exc
             raise StoreCorruptError(
                 f"{str(path)!r} is not a usable SQLite database (left untouched): {exc}"
             ) from exc

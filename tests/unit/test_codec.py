@@ -169,3 +169,17 @@ def test_normalize_scalars_pass_through() -> None:
     for v in (None, True, False, "s", 0, -(2**63), 2**64 - 1, 1.5):
         assert normalize(v) == v
         assert type(normalize(v)) is type(v)
+
+
+def test_a_frame_declaring_zero_bytes_but_holding_data_is_refused() -> None:
+    """python-zstandard returns b"" for a frame whose header says 0 bytes, without reading it: a frame edited
+    to declare 0 while it holds 100 bytes read as an empty value instead of a corrupt one."""
+    from agentmem_plugin.codec import decompress
+
+    frame = bytearray(zstandard.ZstdCompressor().compress(b"x" * 100))
+    assert frame[4] == 0x20  # single segment, a one-byte content size after the descriptor
+    frame[5] = 0
+    assert zstandard.frame_content_size(bytes(frame)) == 0
+    with pytest.raises(IntegrityError, match="corrupt zstandard frame"):
+        decompress(bytes(frame))
+    assert decompress(zstandard.ZstdCompressor().compress(b"")) == b""  # a truly empty frame is fine

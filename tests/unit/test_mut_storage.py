@@ -396,7 +396,7 @@ def test_a_tampered_key_index_is_an_integrity_error_naming_it(tmp_path: Path) ->
 def test_a_store_locked_by_another_connection_is_not_reported_read_only(tmp_path: Path) -> None:
     import sqlite3
 
-    from agentmem_plugin.errors import ReadOnlyStoreError
+    from agentmem_plugin.errors import ReadOnlyStoreError, StoreCorruptError
 
     path = tmp_path / "locked.db"
     first = SqliteTier(path)
@@ -409,6 +409,8 @@ def test_a_store_locked_by_another_connection_is_not_reported_read_only(tmp_path
         with pytest.raises(StorageError, match="database is locked") as info:
             SqliteTier(path, busy_timeout=0.1)
         assert not isinstance(info.value, ReadOnlyStoreError)  # the file can be written, once the lock goes
+        assert not isinstance(info.value, StoreCorruptError)  # and it is a valid store: busy, not corrupt
+        assert "busy" in str(info.value)
         assert str(path) in str(info.value)
     finally:
         other.execute("ROLLBACK")
