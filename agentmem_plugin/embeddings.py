@@ -50,6 +50,7 @@ __all__ = [
     "export_onnx",
     "onnx_cache_dir",
     "open_shared_cache",
+    "open_sqlite",
     "show_progress_default",
 ]
 
@@ -448,6 +449,30 @@ def _unpack(blob: bytes) -> Vector:
     return out.tolist()
 
 
+def open_sqlite(path: Path | None) -> sqlite3.Connection:
+    """Open a SQLite file of derived data (created with its directory; WAL), or an in-memory database for None.
+
+    Autocommit (transactions are begun explicitly), usable from any thread (callers hold their own lock), a
+    30 s busy timeout: the embedding cache and the vector table of ``tiers.vectors`` open their files this way.
+    """
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        ":memory:" if path is None else str(path),
+        timeout=30.0,
+        check_same_thread=False,
+        isolation_level=None,
+    )
+    if path is not None:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            conn.close()
+            raise
+    return conn
+
+
 _CACHE_SCHEMA = 1  # PRAGMA user_version of an embedding cache file (see EmbeddingCache._migrate)
 
 
@@ -463,18 +488,8 @@ class EmbeddingCache:
 
     def __init__(self, path: str | PathLike[str] | None = None) -> None:
         self.path = None if path is None else Path(path)
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            ":memory:" if self.path is None else str(self.path),
-            timeout=30.0,
-            check_same_thread=False,
-            isolation_level=None,
-        )
+        self._conn = open_sqlite(self.path)
         try:
-            if self.path is not None:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA synchronous=NORMAL")
             if self._conn.execute("PRAGMA user_version").fetchone()[0] < _CACHE_SCHEMA:
                 self._migrate()
         except sqlite3.Error as exc:

@@ -52,7 +52,13 @@ from agentmem_plugin.errors import (
 )
 from agentmem_plugin.search import document_text
 from agentmem_plugin.tiers.base import EvictionCallback, Tier, locate_in, storage_errors
-from agentmem_plugin.tiers.vectors import DEFAULT_LIMIT, GrowingIndex, VectorIndex, VectorTable
+from agentmem_plugin.tiers.vectors import (
+    DEFAULT_LIMIT,
+    GrowingIndex,
+    VectorIndex,
+    VectorTable,
+    move_aside,
+)
 from agentmem_plugin.validation import validate_capacity
 
 __all__ = [
@@ -114,7 +120,7 @@ def make_client(
         try:
             return chromadb.PersistentClient(path=str(path), settings=settings)
         except Exception as exc:
-            aside = _move_aside(Path(path))
+            aside = move_aside(Path(path))
             logger.warning(
                 "the semantic index at %s cannot be opened (%s: %s); moved it to %s and starting a new one "
                 "(it is rebuilt from the store)",
@@ -132,15 +138,6 @@ def make_client(
                     f"({type(again).__name__}: {again})"
                 ) from again
     return chromadb.EphemeralClient(settings=settings)
-
-
-def _move_aside(path: Path) -> Path:
-    """Rename the directory *path* to the first free ``<path>.damaged-<n>`` and return the new name."""
-    n = 1
-    while (aside := path.with_name(f"{path.name}.damaged-{n}")).exists():
-        n += 1
-    path.rename(aside)
-    return aside
 
 
 _CLAIMS: dict[

@@ -28,13 +28,22 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from agentmem_plugin.embeddings import check_vectors
+from agentmem_plugin.embeddings import check_vectors, open_sqlite
 from agentmem_plugin.errors import StorageError
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["DEFAULT_LIMIT", "GrowingIndex", "TableIndex", "VectorIndex", "VectorTable"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "GrowingIndex",
+    "TableIndex",
+    "VectorIndex",
+    "VectorTable",
+    "move_aside",
+    "open_table",
+    "release_table",
+]
 
 DEFAULT_LIMIT = 1000
 """Vectors a namespace keeps in the shared table before it moves to its own Chroma collection."""
@@ -45,8 +54,8 @@ _SCHEMA_VERSION = 1
 _CHUNK = 500  # keys per statement (SQLite's default limit on host parameters is 32,766; keep statements small)
 
 
-def _move_aside(path: Path) -> Path:
-    """Rename the file *path* (and its ``-wal`` / ``-shm``) to the first free ``<path>.damaged-<n>``."""
+def move_aside(path: Path) -> Path:
+    """Rename *path* (a file with its ``-wal`` / ``-shm``, or a directory) to the first free ``<path>.damaged-<n>``."""
     n = 1
     while (aside := path.with_name(f"{path.name}.damaged-{n}")).exists():
         n += 1
@@ -110,9 +119,7 @@ class VectorTable:
             except sqlite3.DatabaseError as exc:
                 if self.path is None or not self.path.exists():
                     raise
-                aside = _move_aside(
-                    self.path
-                )  # derived data: rebuilt from the store, never deleted
+                aside = move_aside(self.path)  # derived data: rebuilt from the store, never deleted
                 logger.warning(
                     "the vector table %s cannot be read (%s: %s); moved it to %s and starting a new one "
                     "(the semantic index is rebuilt from the store)",
@@ -130,18 +137,8 @@ class VectorTable:
 
     def _connect(self) -> sqlite3.Connection:
         """Open the file (or memory) and create or check the schema."""
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            ":memory:" if self.path is None else str(self.path),
-            timeout=30.0,
-            check_same_thread=False,
-            isolation_level=None,
-        )
+        conn = open_sqlite(self.path)
         try:
-            if self.path is not None:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > _SCHEMA_VERSION:
                 raise StorageError(

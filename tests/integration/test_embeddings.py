@@ -539,3 +539,19 @@ def test_a_migrated_cache_gives_its_old_pages_back(tmp_path: Path) -> None:
     EmbeddingCache(path).close()
     after = path.stat().st_size
     assert before / 2000 > 4000 and after / 2000 < 2400  # 4.7 KB a vector before, about 2 KB after
+
+
+def test_open_sqlite_makes_the_directory_and_uses_wal(tmp_path: Path) -> None:
+    from agentmem_plugin.embeddings import open_sqlite
+
+    conn = open_sqlite(tmp_path / "new" / "dir" / "derived.sqlite3")
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.isolation_level is None  # autocommit: callers begin their own transactions
+    finally:
+        conn.close()
+    memory = open_sqlite(None)
+    try:
+        assert memory.execute("PRAGMA journal_mode").fetchone()[0] == "memory"
+    finally:
+        memory.close()
