@@ -536,10 +536,8 @@ class SemanticIndex:
             or (self.index.count() == 0 and any(_may_hold_entries(t) for _, t in self.sources))
         ):
             self.reindex()
-            if recorded is not None and recorded != (
-                model,
-                dim,
-            ):  # the old model's vectors are not needed
+            if recorded is not None and recorded != (model, dim):
+                # the old model's vectors are no longer needed
                 self._drop(self._collection_for(*recorded))
         else:
             self._adopt_sources()
@@ -599,9 +597,8 @@ class SemanticIndex:
             return 0
 
     def _drop_collection(self, name: str) -> None:
-        with contextlib.suppress(
-            Exception
-        ):  # a missing collection (or one Chroma cannot read) is gone already
+        # a missing collection (or one Chroma cannot read) is gone already
+        with contextlib.suppress(Exception):
             self.client.delete_collection(name)
 
     def _drop(self, name: str) -> None:
