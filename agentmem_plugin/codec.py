@@ -168,9 +168,8 @@ def decompress(
         )
     dctx = zstandard.ZstdDecompressor()
     try:
-        if (
-            declared == 0
-        ):  # python-zstandard answers b"" for such a frame without reading it: read it
+        # python-zstandard answers b"" for a frame declaring 0 bytes without reading it: read it
+        if declared == 0:
             with dctx.stream_reader(raw) as reader:
                 if reader.read(1):
                     raise IntegrityError(

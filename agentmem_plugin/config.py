@@ -40,8 +40,9 @@ def manager_config_class() -> Any:
     ``embedder`` (``"default"`` or none), ``archive_key`` (secret; also ``AGENTMEM_ARCHIVE_KEY``), ``encrypt``
     (bool or none), ``namespace`` (str, parts joined by ``/``), ``cache_size`` (int >= 0, 256),
     ``consolidation_threshold`` (0 < x <= 1 or none), ``consolidation_interval`` (seconds > 0 or none),
-    ``batch_size`` (int > 0, 500), ``view_cache_size`` (int >= 0, 1024: namespace views kept open), and backend URLs ``short_term`` / ``long_term`` (secrets: they may hold a
-    password), ``semantic`` (a Chroma server, ``http(s)://``) and ``archive`` (``s3://bucket/prefix`` or a directory).
+    ``batch_size`` (int > 0, 500), ``view_cache_size`` (int >= 0, 1024: namespace views kept open), and
+    backend URLs ``short_term`` / ``long_term`` (secrets: they may hold a password), ``semantic`` (a Chroma
+    server, ``http(s)://``) and ``archive`` (``s3://bucket/prefix`` or a directory).
     """
     global _CLASS
     if _CLASS is not None:

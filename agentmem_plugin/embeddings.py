@@ -515,9 +515,8 @@ class EmbeddingCache:
         copied = False
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if (
-                conn.execute("PRAGMA user_version").fetchone()[0] < _CACHE_SCHEMA
-            ):  # not done by another process
+            # not done meanwhile by another process
+            if conn.execute("PRAGMA user_version").fetchone()[0] < _CACHE_SCHEMA:
                 conn.execute(
                     "CREATE TABLE embedding_cache_rows (model TEXT NOT NULL, text_hash BLOB NOT NULL, "
                     "vector BLOB NOT NULL, PRIMARY KEY (model, text_hash))"
@@ -540,9 +539,7 @@ class EmbeddingCache:
         if copied:  # give the old table's pages back (the copy left the file 1.4x its size, mostly free pages)
             try:
                 conn.execute("VACUUM")
-            except (
-                sqlite3.OperationalError
-            ) as exc:  # another connection is reading: the space stays for now
+            except sqlite3.OperationalError as exc:  # another connection is reading: space stays
                 logger.info(
                     "embedding cache %s: not vacuumed after its migration (%s)", self.path, exc
                 )

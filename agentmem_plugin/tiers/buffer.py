@@ -289,9 +289,8 @@ class BufferTier(Tier):
                         "buffer: eviction callback failed; the write of 1 entries was not made"
                     )
                     raise
-            if (
-                victim == key
-            ):  # the newcomer itself: stored and evicted at once (the feed sees both)
+            # victim == key: the newcomer itself, stored and evicted at once (the feed sees both)
+            if victim == key:
                 self._insert(entry)
                 self._remove(victim)
             else:  # _insert(entry) then _remove(victim), for a new key beside a victim, in one pass

@@ -79,9 +79,8 @@ def open_semantic(
 
     inner = as_embedder(embedder)
     claimed: Path | None = None
-    table: VectorTable | None = (
-        None  # a Chroma server keeps a collection per namespace (see tiers/vectors.py)
-    )
+    # None: a Chroma server keeps a collection per namespace (see tiers/vectors.py)
+    table: VectorTable | None = None
     cache_file = None if where is None else where / "embeddings.sqlite3"
     if chroma is not None:  # a server (URL) or a client: a stable collection per table + namespace
         if isinstance(chroma, str):
@@ -120,9 +119,8 @@ def open_semantic(
             table=table,
         )
     except BaseException:
-        if (
-            cached is not inner
-        ):  # the cache opened here (a caller's CachedEmbedder stays the caller's)
+        # the cache opened here (a caller's CachedEmbedder stays the caller's)
+        if cached is not inner:
             cached.cache.close()
         if claimed is not None:
             release_table(claimed / _VECTOR_TABLE)
