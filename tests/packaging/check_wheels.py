@@ -155,7 +155,9 @@ def check(integration: Integration, wheels: dict[str, Path], work: Path) -> list
     venv = work / f"venv-{integration.module}"
     run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
     python = venv / "bin" / "python"
-    run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
+    # --no-compile: pip byte-compiling every installed file (langchain-core, llama-index-core, ...) was about a
+    # third of the check; the blocks compile what they import (their environment lets Python write the .pyc).
+    run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-compile",
          str(wheels["agentmem_plugin"]), str(wheels[integration.distribution])])
     present = run([str(python), "-c", (
         "import importlib.util, sys; "
