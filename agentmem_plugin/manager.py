@@ -1019,11 +1019,24 @@ class MemoryManager:
         keyword_complete = all(len(found) < wide for found in keyword.values())
         radius = self.long_term.context_radius
 
+        read: dict[str, tuple[str, MemoryEntry]] = {}  # neighbours' entries, read with them
+
         def near(keys: list[str]) -> dict[str, list[str]]:
-            return self._neighbors(where, names, keys, radius) if radius else {}
+            return self._neighbors(where, names, keys, radius, read) if radius else {}
 
         def fetch(keys: list[str]) -> list[MemoryEntry]:
-            found = {k: v for k, v in self._locate(keys).items() if v[0] in names}
+            # where a key is read from, as _locate: the first tier that holds it; a neighbour read with its
+            # tier's rows stands unless a tier read before that one holds the key too
+            found = self._locate([k for k in keys if k not in read])
+            ahead: dict[str, list[str]] = {}
+            for k in keys:
+                if k in read:
+                    ahead.setdefault(read[k][0], []).append(k)
+            for name, held in ahead.items():
+                before = MEMORY_TIERS[: MEMORY_TIERS.index(name)]
+                first = locate_in(((n, self._tier(n)) for n in before), held)
+                found.update((k, first.get(k) or read[k]) for k in held)
+            found = {k: v for k, v in found.items() if v[0] in names}
             where.update(found)
             return [entry for _, entry in found.values()]
 
@@ -1088,8 +1101,12 @@ class MemoryManager:
         names: Sequence[str],
         keys: list[str],
         radius: int,
+        read: dict[str, tuple[str, MemoryEntry]],
     ) -> dict[str, list[str]]:
-        """Return the memories stored next to each of *keys*, each looked up in the tier that holds it."""
+        """Return the memories stored next to each of *keys*, each looked up in the tier that holds it.
+
+        The entries of the neighbours not in *where* are read with them, into *read* (``key -> (tier, entry)``).
+        """
         by_tier: dict[str, list[str]] = {}
         for key in keys:
             if key in where:
@@ -1097,7 +1114,9 @@ class MemoryManager:
         near: dict[str, list[str]] = {}
         for name, held in by_tier.items():
             if name in names:
-                near.update(self._tier(name).neighbors(held, radius))
+                found, entries = self._tier(name).neighbor_entries(held, radius, known=where)
+                near.update(found)
+                read.update((k, (name, e)) for k, e in entries.items())
         return near
 
     # -- consolidation ---------------------------------------------------------------------------------------------

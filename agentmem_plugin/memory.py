@@ -481,16 +481,27 @@ class Memory:
         if mode != "hybrid" and not boosted:
             return [plain_hit(e, s, mode, explain) for e, s in (keyword or dense)]
         radius = self.context_radius
+        read: dict[str, MemoryEntry] = {}  # the neighbours' entries, read with them
 
         def near(keys: list[str]) -> dict[str, list[str]]:
-            return self._tier.neighbors(keys, radius) if radius else {}
+            if not radius:
+                return {}
+            known = {e.key for e, _ in (*keyword, *dense)}
+            found, entries = self._tier.neighbor_entries(keys, radius, known=known)
+            read.update(entries)
+            return found
+
+        def fetch(keys: list[str]) -> list[MemoryEntry | None]:
+            rest = [k for k in keys if k not in read]
+            fetched = dict(zip(rest, self._tier.get_many(rest, touch=False), strict=True))
+            return [read.get(k) or fetched.get(k) for k in keys]
 
         ranked = rank_entries(
             query,
             keyword,
             dense,
             neighbors=near if mode == "hybrid" else None,
-            fetch=lambda keys: self._tier.get_many(keys, touch=False),
+            fetch=fetch,
             config=config if mode == "hybrid" else single_side(config, mode),
             now=self._clock(),
             limit=limit,

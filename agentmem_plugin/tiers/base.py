@@ -43,7 +43,7 @@ import contextlib
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -264,6 +264,19 @@ class Tier(ABC):
         default derives it from :meth:`scan`; backends with an insertion id override this.
         """
         return neighbors_in([e.key for e in self.scan()], keys, radius)
+
+    def neighbor_entries(
+        self, keys: Sequence[str], radius: int, *, known: Collection[str] = ()
+    ) -> tuple[dict[str, list[str]], dict[str, MemoryEntry]]:
+        """Return :meth:`neighbors` and the live entries of the neighbours it names, except those in *known*.
+
+        What a hybrid search reads to rank the memories stored next to what it found. The default is
+        :meth:`neighbors` then :meth:`get_many`; the SQLite tier reads both in the same statements.
+        """
+        near = self.neighbors(keys, radius)
+        wanted = [k for k in dict.fromkeys(k for ks in near.values() for k in ks) if k not in known]
+        found = self.get_many(wanted, touch=False) if wanted else []
+        return near, {e.key: e for e in found if e is not None}
 
     # -- helpers for backends ------------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agentmem_plugin.entry import MemoryEntry
@@ -132,6 +132,12 @@ class ForwardingTier(Tier):
     def neighbors(self, keys: Sequence[str], radius: int) -> dict[str, list[str]]:
         """Forward to the inner tier."""
         return self._forward("neighbors", keys, radius)  # type: ignore[no-any-return]
+
+    def neighbor_entries(
+        self, keys: Sequence[str], radius: int, *, known: Collection[str] = ()
+    ) -> tuple[dict[str, list[str]], dict[str, MemoryEntry]]:
+        """Forward to the inner tier."""
+        return self._forward("neighbor_entries", keys, radius, known=known)  # type: ignore[no-any-return]
 
     # -- capabilities and the change feed ---------------------------------------------------------------------
 

@@ -24,17 +24,15 @@ Design:
 
 from __future__ import annotations
 
+import bisect
 import contextlib
-import heapq
 import logging
-import math
 import os
 import re
 import sqlite3
 import time
 import weakref
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
@@ -62,6 +60,7 @@ from agentmem_plugin.tiers.base import (
     namespace_bounds,
     row_to_entry,
 )
+from agentmem_plugin.tiers.postings import KeywordIndex
 
 __all__ = ["SqliteTier", "validate_identifier"]
 
@@ -192,7 +191,7 @@ def _migrations(table: str) -> Any:
         # The shared FTS5 table ranked every match in the store before filtering by namespace, with store-wide
         # BM25 statistics. Each namespace now has its own postings, document frequencies and lengths (keyed
         # by a namespace id), so a search costs what its namespace holds; see docs/storage.md.
-        kw = _KeywordIndex(table)
+        kw = KeywordIndex(table)
         db.executescript(
             f"""
             DROP TRIGGER IF EXISTS "{table}_ai";
@@ -206,7 +205,7 @@ def _migrations(table: str) -> Any:
             CREATE TABLE {kw.df} (
                 ns INTEGER NOT NULL, term TEXT NOT NULL, df INTEGER NOT NULL, PRIMARY KEY (ns, term)
             ) WITHOUT ROWID;
-            CREATE TABLE {kw.post} (
+            CREATE TABLE "{table}_kw_post" (
                 ns INTEGER NOT NULL, term TEXT NOT NULL, doc INTEGER NOT NULL, tf INTEGER NOT NULL,
                 dl INTEGER NOT NULL, PRIMARY KEY (ns, term, doc)
             ) WITHOUT ROWID;
@@ -226,245 +225,18 @@ def _migrations(table: str) -> Any:
             INSERT INTO {kw.queue} (doc, namespace, old) SELECT id, namespace, NULL FROM {t} ORDER BY id;
             """
         )
+        # the queue is applied by 0006, into the blocks it creates (a store that applied 0005 before 0006
+        # existed has its postings in {table}_kw_post: 0006 packs them)
+
+    @migrations(name="0006_keyword_blocks")
+    def keyword_blocks(db: Any) -> None:
+        # One posting per row cost about a microsecond each to read: a term's postings are packed in blocks
+        # now (agentmem_plugin/tiers/postings.py).
+        kw = KeywordIndex(table)
+        kw.create_blocks(db.conn, rows_from=f'"{table}_kw_post"')
         kw.sync(db.conn)
 
     return migrations
-
-
-_K1, _B = 1.2, 0.75  # BM25 parameters, as the buffer tier's SearchIndex
-
-
-def _terms(text: str) -> Counter[str]:
-    return Counter(tokenize(text))
-
-
-class _KeywordIndex:
-    """Per-namespace BM25 postings in plain tables, kept in step with the entries table in its transactions.
-
-    * ``{table}_kw_ns``: one row per namespace that was ever indexed (id, document count, total length);
-    * ``{table}_kw_df``: ``(ns, term) -> df``, the namespace's own document frequencies;
-    * ``{table}_kw_post``: ``(ns, term, doc) -> tf, dl`` (a WITHOUT ROWID b-tree: one term of one namespace
-      is one contiguous range, whatever the other namespaces hold);
-    * ``{table}_kw_queue``: filled by triggers on the entries table (insert, delete, change of the search
-      text) and emptied by :meth:`sync` before the transaction that filled it commits, so every write path,
-      present or future, keeps the index exact.
-
-    Terms are :func:`agentmem_plugin.search.tokenize`'s (Porter stems, stop words dropped), the tokenizer of
-    the buffer tier. Documents with no term are not counted. All identifiers come from the validated table
-    name; terms and namespaces are bound parameters.
-    """
-
-    def __init__(self, table: str) -> None:
-        self.table = table
-        self.ns = f'"{table}_kw_ns"'
-        self.df = f'"{table}_kw_df"'
-        self.post = f'"{table}_kw_post"'
-        self.queue = f'"{table}_kw_queue"'
-        self.rows_examined = (
-            0  # postings rows the last search read (the per-namespace cost, for tests)
-        )
-
-    # -- writes -----------------------------------------------------------------------------------------------
-
-    def namespace_id(self, conn: sqlite3.Connection, namespace: str, *, create: bool) -> int | None:
-        row = conn.execute(f"SELECT id FROM {self.ns} WHERE namespace = ?", (namespace,)).fetchone()
-        if row is not None:
-            return int(row[0])
-        if not create:
-            return None
-        cur = conn.execute(f"INSERT INTO {self.ns} (namespace) VALUES (?)", (namespace,))
-        return int(cur.lastrowid or 0)
-
-    def sync(self, conn: sqlite3.Connection) -> None:
-        """Apply the queued changes to the postings (inside the caller's write transaction)."""
-        events = conn.execute(
-            f"SELECT doc, namespace, old FROM {self.queue} ORDER BY id"
-        ).fetchall()
-        if not events:
-            return
-        conn.execute(f"DELETE FROM {self.queue}")
-        # What the index holds for a document is what its first queued event saw: an insert means nothing,
-        # a delete or an update means the old text (in the old namespace).
-        first: dict[int, tuple[str, str | None]] = {}
-        for doc, namespace, old in events:
-            if doc not in first:
-                first[doc] = (namespace, old)
-        docs = list(first)
-        current: dict[int, tuple[str, str]] = {}
-        t = f'"{self.table}"'
-        for start in range(0, len(docs), _CHUNK):
-            chunk = docs[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))  # placeholders only
-            for doc, namespace, text in conn.execute(
-                f"SELECT id, namespace, search_text FROM {t} WHERE id IN ({marks})", chunk
-            ):
-                current[doc] = (namespace, text)
-        removed: dict[str, list[int]] = {}
-        added: dict[str, list[tuple[int, str]]] = {}
-        for doc, (namespace, old) in first.items():
-            now = current.get(doc)
-            if old is not None:
-                if now == (namespace, old):
-                    continue  # changed and changed back, or rewritten with the same text
-                removed.setdefault(namespace, []).append(doc)
-            if now is not None:
-                added.setdefault(now[0], []).append((doc, now[1]))
-        for namespace, gone in removed.items():
-            self._remove(conn, namespace, gone, {d: first[d][1] or "" for d in gone})
-        for namespace, new in added.items():
-            self._add(conn, namespace, new)
-
-    def _remove(
-        self, conn: sqlite3.Connection, namespace: str, docs: list[int], texts: dict[int, str]
-    ) -> None:
-        ns = self.namespace_id(conn, namespace, create=False)
-        if ns is None:
-            return
-        delete = f"DELETE FROM {self.post} WHERE ns = ? AND term = ? AND doc = ? RETURNING dl"
-        df_delta: Counter[str] = Counter()
-        n_docs = length = 0
-        for doc in docs:
-            found = False
-            for term in _terms(texts[doc]):
-                row = conn.execute(delete, (ns, term, doc)).fetchone()
-                if row is not None:  # only what was indexed counts (robust to a changed tokenizer)
-                    df_delta[term] -= 1
-                    if not found:
-                        found, length = True, length + int(row[0])
-            n_docs += found
-        self._apply(conn, ns, df_delta, -n_docs, -length)
-
-    def _add(self, conn: sqlite3.Connection, namespace: str, docs: list[tuple[int, str]]) -> None:
-        ns = self.namespace_id(conn, namespace, create=True)
-        postings: list[tuple[int, str, int, int, int]] = []
-        df_delta: Counter[str] = Counter()
-        n_docs = length = 0
-        for doc, text in docs:
-            terms = _terms(text)
-            if not terms:
-                continue
-            dl = sum(terms.values())
-            n_docs += 1
-            length += dl
-            for term, tf in terms.items():
-                postings.append((ns or 0, term, doc, tf, dl))
-            df_delta.update(terms.keys())
-        conn.executemany(
-            f"INSERT OR REPLACE INTO {self.post} (ns, term, doc, tf, dl) VALUES (?,?,?,?,?)",
-            postings,
-        )
-        self._apply(conn, ns or 0, df_delta, n_docs, length)
-
-    def _apply(
-        self, conn: sqlite3.Connection, ns: int, df_delta: Counter[str], n_docs: int, length: int
-    ) -> None:
-        if df_delta:
-            conn.executemany(
-                f"INSERT INTO {self.df} (ns, term, df) VALUES (?, ?, ?) "
-                "ON CONFLICT (ns, term) DO UPDATE SET df = df + excluded.df",
-                [(ns, term, d) for term, d in df_delta.items() if d],
-            )
-            gone = [(ns, term) for term, d in df_delta.items() if d < 0]
-            if gone:
-                conn.executemany(
-                    f"DELETE FROM {self.df} WHERE ns = ? AND term = ? AND df <= 0", gone
-                )
-        if n_docs or length:
-            conn.execute(
-                f"UPDATE {self.ns} SET docs = docs + ?, length = length + ? WHERE id = ?",
-                (n_docs, length, ns),
-            )
-
-    def clear_namespace(self, conn: sqlite3.Connection, namespace: str) -> None:
-        """Drop the whole index of *namespace* after every entry of it was deleted (in the same transaction)."""
-        conn.execute(f"DELETE FROM {self.queue} WHERE namespace = ?", (namespace,))
-        ns = self.namespace_id(conn, namespace, create=False)
-        if ns is not None:
-            conn.execute(f"DELETE FROM {self.post} WHERE ns = ?", (ns,))
-            conn.execute(f"DELETE FROM {self.df} WHERE ns = ?", (ns,))
-            conn.execute(f"UPDATE {self.ns} SET docs = 0, length = 0 WHERE id = ?", (ns,))
-
-    # -- search -----------------------------------------------------------------------------------------------
-
-    def search(
-        self, conn: sqlite3.Connection, namespace: str, query_terms: Sequence[str], k: int
-    ) -> list[tuple[int, float]]:
-        """Return the top *k* ``(doc, BM25 score)`` of *namespace*, best first (ties: lower doc id first).
-
-        Exact BM25 with the namespace's own N, average length and document frequencies, computed with
-        MaxScore pruning: terms are read rarest first, and once the best *k* so far beat what the remaining
-        (commoner) terms could add to any other document, those terms are only looked up for the documents
-        still in contention instead of being read whole.
-        """
-        self.rows_examined = 0
-        row = conn.execute(
-            f"SELECT id, docs, length FROM {self.ns} WHERE namespace = ?", (namespace,)
-        ).fetchone()
-        if row is None or not row[1]:
-            return []
-        ns, n, total = int(row[0]), int(row[1]), int(row[2])
-        avg = total / n or 1.0
-        terms: list[tuple[str, float, int]] = []
-        for term in dict.fromkeys(query_terms):
-            found = conn.execute(
-                f"SELECT df FROM {self.df} WHERE ns = ? AND term = ?", (ns, term)
-            ).fetchone()
-            if found is not None:
-                df = int(found[0])
-                terms.append((term, math.log(1.0 + (n - df + 0.5) / (df + 0.5)), df))
-        if not terms:
-            return []
-        terms.sort(key=lambda x: x[2])  # rarest (highest idf) first
-        bounds = [idf * (_K1 + 1.0) for _, idf, _ in terms]
-        # Each row's BM25 term is computed by SQLite, the same IEEE operations in the same order as
-        # idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avg)) in Python, so the scores are the same floats;
-        # Python only adds them up, term by term (rarest first), as before.
-        scan = (
-            f"SELECT doc, ? * tf * ? / (tf + ? * (? + ? * dl / ?)) FROM {self.post} "
-            "WHERE ns = ? AND term = ?"
-        )
-        weights = (_K1 + 1.0, _K1, 1.0 - _B, _B, avg, ns)
-        acc: dict[int, float] = {}
-        examined = 0
-        split = len(terms)
-        for i, (term, idf, _) in enumerate(terms):
-            remaining = sum(bounds[i:])
-            if len(acc) >= k and remaining < heapq.nlargest(k, acc.values())[-1]:
-                split = i
-                break
-            found = dict(conn.execute(scan, (idf, *weights, term)))
-            examined += len(found)
-            _accumulate(acc, found)
-        if split < len(terms):
-            remaining = sum(bounds[split:])
-            theta = heapq.nlargest(k, acc.values())[-1]
-            contenders = [d for d, s in acc.items() if s + remaining >= theta]
-            for term, idf, _ in terms[split:]:
-                for start in range(0, len(contenders), _CHUNK):
-                    chunk = contenders[start : start + _CHUNK]
-                    marks = ",".join("?" * len(chunk))  # placeholders only
-                    for doc, score in conn.execute(
-                        f"{scan} AND doc IN ({marks})", (idf, *weights, term, *chunk)
-                    ):
-                        acc[doc] += score
-                        examined += 1
-            pool: Iterable[tuple[int, float]] = [(d, acc[d]) for d in contenders]
-        else:
-            pool = acc.items()
-        self.rows_examined = examined
-        return heapq.nsmallest(k, pool, key=lambda ds: (-ds[1], ds[0]))
-
-
-def _accumulate(acc: dict[int, float], found: dict[int, float]) -> None:
-    """Add one term's scores *found* into *acc* (``acc[doc] += score``), in bulk.
-
-    The sums are the ones a row-by-row loop makes: each document's terms are still added in the same order, and
-    float addition commutes exactly. Only the documents already in *acc* are added in Python; the others are
-    copied by ``dict.update``, keeping *acc*'s order (first seen first).
-    """
-    for doc in found.keys() & acc.keys():
-        found[doc] += acc[doc]
-    acc.update(found)
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout: float) -> str:
@@ -578,7 +350,7 @@ class SqliteTier(Tier):
         with self._lock:
             self.db = Database(self._conn, execute_plugins=False)
         self._q = self._statements()
-        self._kw = _KeywordIndex(self.table)
+        self._kw = KeywordIndex(self.table)
         self._migrate()
 
     # -- opening ------------------------------------------------------------------------------------------------
@@ -957,7 +729,7 @@ class SqliteTier(Tier):
         """BM25 over this namespace's own postings and statistics (higher is better).
 
         Costs what the namespace holds: the postings of the query's terms in this namespace, pruned (see
-        :class:`_KeywordIndex`); other namespaces are never read and never change the ranking.
+        :class:`~agentmem_plugin.tiers.postings.KeywordIndex`); other namespaces are never read and never change the ranking.
         """
         terms = tokenize(query)
         if not terms or limit <= 0:
@@ -1147,31 +919,96 @@ class SqliteTier(Tier):
         }
 
     def neighbors(self, keys: Sequence[str], radius: int) -> dict[str, list[str]]:
-        """For each live key, the keys inserted up to *radius* rows before and after it (insertion order)."""
+        """For each live key, the keys inserted up to *radius* rows before and after it (insertion order).
+
+        Two statements for all *keys*: their row ids, then every live row of the namespace within *radius* ids
+        of one (a ``VALUES`` list of windows joined to the ``(namespace, id)`` index). Where other namespaces'
+        rows sit between a key and its neighbours the window holds fewer than *radius* of them on a side; that
+        key alone is then looked up row by row.
+        """
+        return self._neighbor_rows(keys, radius, None)[0]
+
+    def neighbor_entries(
+        self, keys: Sequence[str], radius: int, *, known: Collection[str] = ()
+    ) -> tuple[dict[str, list[str]], dict[str, MemoryEntry]]:
+        """:meth:`neighbors`, with the neighbours' entries read by the same statements (except *known*)."""
+        return self._neighbor_rows(keys, radius, known)
+
+    def _neighbor_rows(
+        self, keys: Sequence[str], radius: int, known: Collection[str] | None
+    ) -> tuple[dict[str, list[str]], dict[str, MemoryEntry]]:
         t = f'"{self.table}"'
-        out: dict[str, list[str]] = {}
+        live = "(expires_at IS NULL OR expires_at > ?)"
+        cols = "id, key" if known is None else f"id, {_COLUMNS}"
+        t_cols = ", ".join(f"t.{c}" for c in cols.split(", "))
+        radius = max(radius, 0)
+        near: dict[str, list[str]] = {}
         with self._lock:
             self._check_open()
             now = self.clock()
             conn = self._conn
-            for key in keys:
-                live = "AND (expires_at IS NULL OR expires_at > ?)"
-                row = conn.execute(
-                    f"SELECT id FROM {t} WHERE namespace = ? AND key = ? {live}",
-                    (self.namespace, key, now),
-                ).fetchone()
-                if row is None:  # absent or expired: no neighbours
-                    continue
-                before = conn.execute(
-                    f"SELECT key FROM {t} WHERE namespace = ? AND id < ? {live} ORDER BY id DESC LIMIT ?",
-                    (self.namespace, row[0], now, radius),
-                ).fetchall()
-                after = conn.execute(
-                    f"SELECT key FROM {t} WHERE namespace = ? AND id > ? {live} ORDER BY id LIMIT ?",
-                    (self.namespace, row[0], now, radius),
-                ).fetchall()
-                out[key] = [r[0] for r in reversed(before)] + [r[0] for r in after]
-        return out
+            ids: dict[str, int] = {}
+            wanted = list(dict.fromkeys(keys))
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))  # placeholders only
+                ids.update(
+                    conn.execute(
+                        f"SELECT key, id FROM {t} WHERE namespace = ? AND key IN ({marks}) AND {live}",
+                        (self.namespace, *chunk, now),
+                    ).fetchall()
+                )
+            anchors = sorted(ids.values())
+            rows: dict[int, Any] = {}  # id -> (key, the entry's columns...) of every row read
+            for start in range(0, len(anchors), _CHUNK):
+                part = anchors[start : start + _CHUNK]
+                windows = ",".join("(?, ?)" for _ in part)  # placeholders only
+                bounds = [b for a in part for b in (a - radius, a + radius)]
+                for row in conn.execute(
+                    f"WITH w(lo, hi) AS (VALUES {windows}) SELECT {t_cols} FROM w "
+                    f"JOIN {t} AS t ON t.namespace = ? AND t.id BETWEEN w.lo AND w.hi "
+                    f"WHERE {live.replace('expires_at', 't.expires_at')}",
+                    (*bounds, self.namespace, now),
+                ):
+                    rows[row[0]] = row[1:]
+            order = sorted(rows)
+            for key in wanted:
+                anchor = ids.get(key)
+                if anchor is None:
+                    continue  # absent or expired: no neighbours
+                at = bisect.bisect_left(order, anchor)
+                before = order[max(0, at - radius) : at]
+                after = order[at + 1 : at + 1 + radius]
+                # a side is certain when it has radius rows inside the key's own window (ids are unique, so
+                # rows within radius ids of the key are the nearest ones), else it is looked up
+                if len([i for i in before if i >= anchor - radius]) < radius:
+                    found = conn.execute(
+                        f"SELECT {cols} FROM {t} WHERE namespace = ? AND id < ? AND {live} "
+                        "ORDER BY id DESC LIMIT ?",
+                        (self.namespace, anchor, now, radius),
+                    ).fetchall()[::-1]
+                    rows.update((r[0], r[1:]) for r in found)
+                    before = [r[0] for r in found]
+                if len([i for i in after if i <= anchor + radius]) < radius:
+                    found = conn.execute(
+                        f"SELECT {cols} FROM {t} WHERE namespace = ? AND id > ? AND {live} ORDER BY id LIMIT ?",
+                        (self.namespace, anchor, now, radius),
+                    ).fetchall()
+                    rows.update((r[0], r[1:]) for r in found)
+                    after = [r[0] for r in found]
+                near[key] = [rows[i][0] for i in (*before, *after)]
+            entries: dict[str, MemoryEntry] = {}
+            if known is not None:
+                named = {k for ks in near.values() for k in ks}
+                for row in rows.values():
+                    if row[0] in named and row[0] not in known and row[0] not in entries:
+                        entry = row_to_entry(row)
+                        pending = self._pending.get(entry.key)
+                        if pending is not None:  # reads not flushed yet, as get_many counts them
+                            entry.access_count += pending[0]
+                            entry.last_accessed = pending[1]
+                        entries[entry.key] = entry
+        return near, entries
 
     def index_meta(self) -> tuple[str, int] | None:
         """Return the (model, dimension) of this namespace's semantic index, or None."""

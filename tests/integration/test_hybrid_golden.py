@@ -1,12 +1,14 @@
 """Hybrid search gives exactly what it gave before it was made faster (issue 16 item 2).
 
 The speed work on the search path (BM25 pruning, the ranking's entity overlap, neighbour and candidate
-fetches) must not change a single hit, order or score. ``data/hybrid_golden.json`` holds what commit 0d9bd1f
-(before that work) returned on a fixed corpus for ``Memory.search`` (hybrid, explained), the SQLite tier's
-keyword search at the hybrid depth, and ``MemoryManager.search`` (hybrid, over short- and long-term). It was
-written by that commit's code::
+fetches; then the keyword postings in blocks and the neighbours read with their rows) must not change a single
+hit, order or score. ``data/hybrid_golden.json`` holds what the code before that work returned on a fixed corpus
+for ``Memory.search`` (hybrid, explained), the SQLite tier's keyword search at the hybrid depth, and
+``MemoryManager.search`` (hybrid, over short- and long-term). It was first written by commit 0d9bd1f; since the
+clock is frozen during the searches (see :class:`Clock`) it is written by c224ce4, the last commit before the
+blocks, whose results were 0d9bd1f's (this test, at that commit)::
 
-    git worktree add /tmp/wt-before 0d9bd1f
+    git worktree add /tmp/wt-before c224ce4
     PYTHONPATH=/tmp/wt-before .venv/bin/python tests/integration/test_hybrid_golden.py --write
 
 Meaning does not matter, so the embedder is a FAKE one (hashed bag of words, as in test_search_ranking.py);
@@ -146,13 +148,19 @@ class FakeBagOfWordsEmbedder:
 
 
 class Clock:
-    """A clock that ticks one second per call (created_at differ, deterministically)."""
+    """A clock that ticks one second per call (created_at differ, deterministically) until it is frozen.
+
+    It is frozen before the searches: a search reads the time for recency and expiry, and how many times it
+    reads it is no part of what it returns.
+    """
 
     def __init__(self) -> None:
         self.now = 1_000_000.0
+        self.frozen = False
 
     def __call__(self) -> float:
-        self.now += 1.0
+        if not self.frozen:
+            self.now += 1.0
         return self.now
 
 
@@ -257,6 +265,7 @@ def run() -> dict[str, Any]:
                 manager.store(key, value, metadata=metadata or None, tags=tags or None)
             memory.delete("k0100")  # a hole in the insertion order: neighbours step over it
             manager.delete("k0100")
+            memory_clock.frozen = manager_clock.frozen = True
             for query, boosts in queries():
                 hits = memory.search(query, limit=10, mode="hybrid", explain=True, **boosts)
                 out["memory"].append(
@@ -294,7 +303,10 @@ def _float32_close(want: Any, got: Any) -> Any:
     if isinstance(want, list):
         return [_float32_close(w, g) for w, g in zip(want, got, strict=False)] + want[len(got) :]
     if isinstance(want, dict):
-        return {k: _float32_close(v, got.get(k) if isinstance(got, dict) else None) for k, v in want.items()}
+        return {
+            k: _float32_close(v, got.get(k) if isinstance(got, dict) else None)
+            for k, v in want.items()
+        }
     return want
 
 
@@ -310,7 +322,9 @@ def test_hybrid_search_returns_what_it_returned_before_the_speed_work() -> None:
             if part == "keyword":
                 assert got == want, where
             else:
-                assert [h[0] for h in got] == [h[0] for h in want], where  # the same hits in the same order
+                assert [h[0] for h in got] == [h[0] for h in want], (
+                    where
+                )  # the same hits in the same order
                 assert got == _float32_close(want, got), where
 
 

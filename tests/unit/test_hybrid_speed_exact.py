@@ -19,7 +19,9 @@ import pytest
 from agentmem_plugin.entry import MemoryEntry
 from agentmem_plugin.ranking import Candidate, RankingConfig, _entity_finder, query_entities, rank
 from agentmem_plugin.search import STOP_WORDS, tokenize, words
-from agentmem_plugin.tiers.sqlite import _B, _K1, SqliteTier
+from agentmem_plugin.tiers.postings import B as _B
+from agentmem_plugin.tiers.postings import K1 as _K1
+from agentmem_plugin.tiers.sqlite import SqliteTier
 
 SUFFIXES = [
     "s",
