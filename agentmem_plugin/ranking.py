@@ -55,6 +55,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import repeat
 from typing import Any, Literal, Protocol, TypeVar
 
 from agentmem_plugin.errors import InvalidArgumentError
@@ -380,21 +381,121 @@ def _sources(
     near: Mapping[str, Sequence[str]], groups: Mapping[str, str | None], mode: ContextMode
 ) -> dict[str, set[str]]:
     """Return, for every memory next to another, the memories it may take context from (see :func:`rank`)."""
-    around: dict[str, list[str]] = {}
+    out: dict[
+        str, set[str]
+    ] = {}  # a memory's sources: its neighbours, and the memories it neighbours
     for key, others in near.items():
+        mine = out.get(key)
+        if mine is None:
+            out[key] = mine = set()
+        mine.update(others)
         for other in others:
-            around.setdefault(other, []).append(key)
-    out: dict[str, set[str]] = {}
-    for key in set(around) | set(near):
-        sources = set(around.get(key, ())) | set(near.get(key, ()))
-        if mode == "session":
-            own_group = groups.get(key)
-            sources = {s for s in sources if _same_session(own_group, groups.get(s))}
-        out[key] = sources
+            theirs = out.get(other)
+            if theirs is None:
+                out[other] = theirs = set()
+            theirs.add(key)
+    if mode == "session":
+        group_of = groups.get
+        for key, sources in out.items():
+            own = group_of(key)
+            if own is not None:  # an unknown session shares context with any (_same_session)
+                out[key] = {s for s in sources if (g := group_of(s)) is None or g == own}
     return out
 
 
 _WIDEN = 1e-9  # relative slack on the bounds below, far above the rounding of a few float additions
+
+
+def _plain_terms(
+    query: str,
+    by_key: Mapping[str, Candidate],
+    cfg: RankingConfig,
+    now: float | None,
+    keyword_complete: bool,
+) -> tuple[dict[str, float], dict[str, float], dict[str, tuple[float, float | None, float | None]]]:
+    """Return the scaled sides and, per candidate, the terms of its own score that need no text.
+
+    ``(bm25_norm, cos_norm, {key: (fused, recency, importance)})``: everything of a candidate's own score but
+    the entity overlap, which reads its text (see :func:`rank`).
+    """
+    bm25 = {k: c.bm25 for k, c in by_key.items() if c.bm25 is not None and c.bm25 > 0}
+    cosine = {k: c.cosine for k, c in by_key.items() if c.cosine is not None}
+    bm25_n = _normalise_bm25(
+        bm25, cfg.bm25_norm, len(set(tokenize(query))), cfg.length_k, keyword_complete
+    )
+    cos_n = _normalise_cosine(cosine, cfg.cos_norm)
+    w = cfg.keyword_weight
+    if cfg.adaptive_weight > 0 and bm25_n and cos_n:
+        conf_k, conf_c = _confidence(bm25_n), _confidence(cos_n)
+        if conf_k + conf_c > 0:
+            w = (1.0 - cfg.adaptive_weight) * w + cfg.adaptive_weight * conf_k / (conf_k + conf_c)
+    if cfg.semantic_gate is not None and (not cosine or max(cosine.values()) < cfg.semantic_gate):
+        w = 1.0 if bm25 else w  # no real semantic match: rank by keywords
+    if cfg.recency_weight > 0 and now is None:
+        now = max((c.created_at for c in by_key.values() if c.created_at is not None), default=None)
+    plain: dict[str, tuple[float, float | None, float | None]] = {}
+    for key, c in by_key.items():
+        fused = w * bm25_n.get(key, 0.0) + (1.0 - w) * cos_n.get(key, 0.0)
+        recency = importance = None
+        if cfg.recency_weight > 0 and now is not None and c.created_at is not None:
+            age = max(now - c.created_at, 0.0)
+            recency = cfg.recency_weight * 0.5 ** (age / cfg.recency_half_life)
+        if cfg.importance_weight > 0:
+            importance = cfg.importance_weight * _importance(c)
+        plain[key] = (fused, recency, importance)
+    return bm25_n, cos_n, plain
+
+
+def _anchors_that_matter(
+    query: str,
+    found: Mapping[str, Candidate],
+    around: list[str],
+    cfg: RankingConfig,
+    now: float,
+    limit: int,
+    keyword_complete: bool,
+) -> list[str]:
+    """Return the memories of *around* whose neighbours may change the best *limit* of :func:`rank`.
+
+    *found* are the candidates either side found (no neighbour among them yet). Looking up a memory's
+    neighbours can change the top only through context: the memory's own context (from neighbours that are
+    not candidates, whose own score is at most ``U = entity_weight + recency_weight + importance_weight``, or
+    from candidates whose neighbours are not looked up, at most their bound ``H``), and the context it gives
+    its neighbours. With ``M`` the largest of ``U`` and those bounds, a memory ``a`` is left out when both
+    ``H(a) + context_weight * M`` and ``M + context_weight * H(a)`` stay under the *limit*-th best lower
+    bound of a found candidate's final score (found candidates are always shown, and context only adds): then
+    neither ``a`` nor anything lifted by ``a`` can be among the best, and no score among them changes. The
+    memories are tried from the lowest bound up; bounds are widened as in :func:`_within_reach`.
+    Valid only without session pooling or de-duplication (they read every candidate), and with a fixed *now*.
+    """
+    _, _, plain = _plain_terms(query, found, cfg, now, keyword_complete)
+    entity = cfg.entity_weight if cfg.entity_weight > 0 and query_entities(query) else 0.0
+
+    def widen_up(x: float) -> float:
+        return x + abs(x) * _WIDEN + _WIDEN
+
+    high: dict[str, float] = {}
+    low: list[float] = []
+    for key, (fused, recency, importance) in plain.items():
+        base = fused + (recency or 0.0) + (importance or 0.0)
+        high[key] = widen_up(base + entity)
+        low.append(base - abs(base) * _WIDEN - _WIDEN)
+    if len(low) < limit:
+        return around
+    bar = heapq.nlargest(limit, low)[-1]
+    weight = cfg.context_weight
+    looked_up = set(around)
+    bound = widen_up(entity + cfg.recency_weight + cfg.importance_weight)
+    bound = max([bound, *(h for k, h in high.items() if k not in looked_up)])
+    dropped: set[str] = set()
+    for key in sorted(around, key=lambda k: high.get(k, bound)):
+        h = high.get(key, bound)
+        m = max(bound, h)
+        if not (h + weight * m < bar and m + weight * h < bar):
+            break
+        dropped.add(key)
+        bound = m
+    return [k for k in around if k not in dropped]
 
 
 def _within_reach(
@@ -422,12 +523,18 @@ def _within_reach(
     weight = cfg.context_weight
     final_low: dict[str, float] = {}
     final_high: dict[str, float] = {}
+    low_of, high_of, zero = low.get, high.get, repeat(0.0)
     for key in set(plain) | set(sources_of):
-        sources = sources_of.get(key, ())
-        ctx_low = weight * max((low.get(s, 0.0) for s in sources), default=0.0)
-        ctx_high = weight * max((high.get(s, 0.0) for s in sources), default=0.0)
-        final_low[key] = (low.get(key, 0.0) + ctx_low) * (1.0 - _WIDEN)
-        final_high[key] = (high.get(key, 0.0) + ctx_high) * (1.0 + _WIDEN) + _WIDEN
+        sources = sources_of.get(key)
+        if (
+            sources
+        ):  # the best bound among the sources (map: the same max, without a generator frame)
+            ctx_low = weight * max(map(low_of, sources, zero))
+            ctx_high = weight * max(map(high_of, sources, zero))
+        else:
+            ctx_low = ctx_high = weight * 0.0
+        final_low[key] = (low_of(key, 0.0) + ctx_low) * (1.0 - _WIDEN)
+        final_high[key] = (high_of(key, 0.0) + ctx_high) * (1.0 + _WIDEN) + _WIDEN
     shown = [s for key, s in final_low.items() if key in found or s > 0]
     if len(shown) < limit:
         return set(final_high)
@@ -495,35 +602,9 @@ def rank(
     if not by_key or limit == 0:
         return []
     cfg = config
-    bm25 = {k: c.bm25 for k, c in by_key.items() if c.bm25 is not None and c.bm25 > 0}
-    cosine = {k: c.cosine for k, c in by_key.items() if c.cosine is not None}
-    bm25_n = _normalise_bm25(
-        bm25, cfg.bm25_norm, len(set(tokenize(query))), cfg.length_k, keyword_complete
-    )
-    cos_n = _normalise_cosine(cosine, cfg.cos_norm)
-    w = cfg.keyword_weight
-    if cfg.adaptive_weight > 0 and bm25_n and cos_n:
-        conf_k, conf_c = _confidence(bm25_n), _confidence(cos_n)
-        if conf_k + conf_c > 0:
-            w = (1.0 - cfg.adaptive_weight) * w + cfg.adaptive_weight * conf_k / (conf_k + conf_c)
-    if cfg.semantic_gate is not None and (not cosine or max(cosine.values()) < cfg.semantic_gate):
-        w = 1.0 if bm25 else w  # no real semantic match: rank by keywords
+    bm25_n, cos_n, plain = _plain_terms(query, by_key, cfg, now, keyword_complete)
     entities = query_entities(query) if cfg.entity_weight > 0 else set()
     found_in = _entity_finder(entities)
-    if cfg.recency_weight > 0 and now is None:
-        now = max((c.created_at for c in by_key.values() if c.created_at is not None), default=None)
-
-    # The terms of each candidate's own score that cost nothing to compute (entity overlap reads the text).
-    plain: dict[str, tuple[float, float | None, float | None]] = {}
-    for key, c in by_key.items():
-        fused = w * bm25_n.get(key, 0.0) + (1.0 - w) * cos_n.get(key, 0.0)
-        recency = importance = None
-        if cfg.recency_weight > 0 and now is not None and c.created_at is not None:
-            age = max(now - c.created_at, 0.0)
-            recency = cfg.recency_weight * 0.5 ** (age / cfg.recency_half_life)
-        if cfg.importance_weight > 0:
-            importance = cfg.importance_weight * _importance(c)
-        plain[key] = (fused, recency, importance)
     groups = {key: group_of(c) for key, c in by_key.items()}
     found = {k for k, c in by_key.items() if c.bm25 is not None or c.cosine is not None}
     spread = cfg.context_mode != "off" and cfg.context_weight > 0 and neighbors is not None
@@ -694,23 +775,11 @@ def rank_entries(
     entries: dict[str, _E] = {}
     for entry, _ in (*keyword, *dense):
         entries.setdefault(entry.key, entry)
-    near: Mapping[str, Sequence[str]] = {}
-    if neighbors is not None and config.context_mode != "off" and config.context_weight > 0:
-        if context_candidates is None:
-            around = list(entries)
-        else:
-            best = [e.key for e, _ in (*keyword[:context_candidates], *dense[:context_candidates])]
-            around = list(dict.fromkeys(best))
-        near = neighbors(around)
-        missing = sorted({k for ks in near.values() for k in ks if k not in entries})
-        if missing and fetch is not None:
-            for near_entry in fetch(missing):
-                if near_entry is not None:
-                    entries.setdefault(near_entry.key, near_entry)
     bm25 = {e.key: s for e, s in keyword}
     cosine = {e.key: s for e, s in dense}
-    candidates = [
-        Candidate(
+
+    def candidate(key: str, e: _E) -> Candidate:
+        return Candidate(
             key,
             text=document_text("", e.value, e.tags),
             bm25=bm25.get(key),
@@ -718,11 +787,34 @@ def rank_entries(
             created_at=e.created_at,
             metadata=e.metadata,
         )
-        for key, e in entries.items()
-    ]
+
+    candidates = {key: candidate(key, e) for key, e in entries.items()}
+    near: Mapping[str, Sequence[str]] = {}
+    if neighbors is not None and config.context_mode != "off" and config.context_weight > 0:
+        if context_candidates is None:
+            around = list(entries)
+        else:
+            best = [e.key for e, _ in (*keyword[:context_candidates], *dense[:context_candidates])]
+            around = list(dict.fromkeys(best))
+        if (
+            limit is not None
+            and config.session_weight == 0
+            and config.dedup_threshold is None
+            and (now is not None or config.recency_weight == 0)
+        ):  # only the neighbours that can change the top are read (and ranked)
+            around = _anchors_that_matter(
+                query, candidates, around, config, now or 0.0, limit, keyword_complete
+            )
+        near = neighbors(around) if around else {}
+        missing = sorted({k for ks in near.values() for k in ks if k not in entries})
+        if missing and fetch is not None:
+            for near_entry in fetch(missing):
+                if near_entry is not None and near_entry.key not in entries:
+                    entries[near_entry.key] = near_entry
+                    candidates[near_entry.key] = candidate(near_entry.key, near_entry)
     hits = rank(
         query,
-        candidates,
+        candidates.values(),
         neighbors=near,
         config=config,
         now=now,

@@ -47,7 +47,15 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from agentmem_plugin.codec import decode_json, decode_value, encode_json, encode_value
+import orjson
+
+from agentmem_plugin.codec import (
+    decode_json,
+    decode_value,
+    encode_json,
+    encode_value,
+    is_compressed,
+)
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import AgentMemError, StorageError
 from agentmem_plugin.search import document_text
@@ -545,15 +553,22 @@ def row_to_entry(row: Sequence[Any]) -> MemoryEntry:
     ) = row[:ROW_FIELDS]
     entry = object.__new__(MemoryEntry)
     entry.key = key
-    entry.value = decode_value(value, what=f"value of key {key!r}")
+    try:  # the usual row: plain JSON, decoded without naming what (a search decodes hundreds of rows)
+        if is_compressed(value):
+            raise ValueError("compressed")
+        entry.value = orjson.loads(value)
+        entry.tags = tuple(orjson.loads(tags))
+        entry.metadata = orjson.loads(metadata) if metadata != "{}" else {}
+    except ValueError:  # compressed, or damaged: the codec's path, whose errors name the key
+        entry.value = decode_value(value, what=f"value of key {key!r}")
+        entry.tags = tuple(decode_json(tags, what=f"tags of key {key!r}"))
+        entry.metadata = (
+            decode_json(metadata, what=f"metadata of key {key!r}") if metadata != "{}" else {}
+        )
     entry.created_at = created_at
     entry.expires_at = expires_at
     entry.ttl = ttl
     entry.priority = priority
-    entry.tags = tuple(decode_json(tags, what=f"tags of key {key!r}"))
-    entry.metadata = (
-        decode_json(metadata, what=f"metadata of key {key!r}") if metadata != "{}" else {}
-    )
     entry.access_count = access_count
     entry.last_accessed = last
     entry.version = version

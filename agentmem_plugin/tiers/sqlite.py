@@ -966,7 +966,7 @@ class SqliteTier(Tier):
                 bounds = [b for a in part for b in (a - radius, a + radius)]
                 for row in conn.execute(
                     f"WITH w(lo, hi) AS (VALUES {windows}) SELECT {t_cols} FROM w "
-                    f"JOIN {t} AS t ON t.namespace = ? AND t.id BETWEEN w.lo AND w.hi "
+                    f"JOIN {t} AS t ON +t.namespace = ? AND t.id BETWEEN w.lo AND w.hi "
                     f"WHERE {live.replace('expires_at', 't.expires_at')}",
                     (*bounds, self.namespace, now),
                 ):
