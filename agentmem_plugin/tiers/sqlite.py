@@ -922,7 +922,7 @@ class SqliteTier(Tier):
         """For each live key, the keys inserted up to *radius* rows before and after it (insertion order).
 
         Two statements for all *keys*: their row ids, then every live row of the namespace within *radius* ids
-        of one (a ``VALUES`` list of windows joined to the ``(namespace, id)`` index). Where other namespaces'
+        of one (a ``VALUES`` list of windows, each a range of the rowid). Where other namespaces'
         rows sit between a key and its neighbours the window holds fewer than *radius* of them on a side; that
         key alone is then looked up row by row.
         """
