@@ -729,6 +729,26 @@ class _Stored(Protocol):
 _E = TypeVar("_E", bound=_Stored)
 
 
+def _stored_candidate(key: str, e: _Stored, bm25: float | None, cosine: float | None) -> Candidate:
+    """Return ``Candidate(key, text of e, bm25, cosine, e.created_at, e.metadata)``, built faster.
+
+    The fields ``Candidate(...)`` would set, without the frozen ``__init__``'s ``object.__setattr__`` per
+    field (2.3 against 0.9 us; a search builds hundreds): an equal object with the same fields (a test checks
+    it against the constructor).
+    """
+    c = object.__new__(Candidate)
+    c.__dict__.update(
+        key=key,
+        text=document_text("", e.value, e.tags),
+        bm25=bm25,
+        cosine=cosine,
+        created_at=e.created_at,
+        metadata=e.metadata,
+        importance=None,
+    )
+    return c
+
+
 def rank_entries(
     query: str,
     keyword: Sequence[tuple[_E, float]],
@@ -779,14 +799,7 @@ def rank_entries(
     cosine = {e.key: s for e, s in dense}
 
     def candidate(key: str, e: _E) -> Candidate:
-        return Candidate(
-            key,
-            text=document_text("", e.value, e.tags),
-            bm25=bm25.get(key),
-            cosine=cosine.get(key),
-            created_at=e.created_at,
-            metadata=e.metadata,
-        )
+        return _stored_candidate(key, e, bm25.get(key), cosine.get(key))
 
     candidates = {key: candidate(key, e) for key, e in entries.items()}
     near: Mapping[str, Sequence[str]] = {}

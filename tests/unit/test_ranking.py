@@ -244,3 +244,26 @@ def test_bad_arguments() -> None:
 def test_ablations_are_valid_configs() -> None:
     for options in ABLATIONS.values():
         DEFAULT_CONFIG.with_(**options)
+
+
+def test_the_fast_candidate_of_a_stored_memory_is_the_constructors() -> None:
+    import dataclasses
+
+    from agentmem_plugin.entry import MemoryEntry
+    from agentmem_plugin.ranking import _stored_candidate
+    from agentmem_plugin.search import document_text
+
+    entry = MemoryEntry("k", {"a": ["Ana", 3]}, tags=["t"], metadata={"session": "s1"})
+    fast = _stored_candidate("k", entry, 2.5, None)
+    slow = Candidate(
+        "k",
+        text=document_text("", entry.value, entry.tags),
+        bm25=2.5,
+        cosine=None,
+        created_at=entry.created_at,
+        metadata=entry.metadata,
+    )
+    assert fast == slow and vars(fast) == vars(slow)
+    assert set(vars(fast)) == {
+        f.name for f in dataclasses.fields(Candidate)
+    }  # a new field: add it there
