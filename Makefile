@@ -70,9 +70,9 @@ CORE_PROCESS_TESTS := $(addprefix tests/integration/,test_manager_concurrency.py
 	test_backup_safety.py test_manager.py test_sqlite_processes.py test_jsonfile_processes.py)
 CORE_PARTS := test-core-processes test-core-integration test-core-unit
 # In the order of their time (longest first), so that no long job starts last.
-TEST_JOBS := test-core-processes test-core-integration test-examples-notebooks test-core-unit \
-	test-examples-blocks test-integration-langgraph test-integration-langchain test-packaging \
-	test-integration-llamaindex test-integration-mcp
+TEST_JOBS := test-core-integration test-core-processes test-core-unit test-examples-notebooks \
+	test-integration-langchain test-packaging test-integration-langgraph test-integration-llamaindex \
+	test-integration-mcp test-examples-blocks
 TEST_JOBS += $(filter-out $(TEST_JOBS),$(addprefix test-integration-,$(notdir $(INTEGRATIONS))))
 # One thread per job for torch's (and numpy's) OpenMP pool: its default, a thread per core, only spins against the
 # other job on a 2-core machine. 200 stores with the real embedder beside another job: 12 s CPU with one thread,
@@ -81,8 +81,8 @@ TEST_TARGETS := test test-core test-examples test-integrations $(CORE_PARTS) $(T
 $(TEST_TARGETS): export OMP_NUM_THREADS ?= 1
 # Python may write its .pyc files during the tests even where $PYTHONDONTWRITEBYTECODE is set (an empty value is
 # unset): without them every pytest process re-did its assertion rewriting of the ~390 plugin modules it loads
-# (langsmith's, hypothesis's, ...; 2.5 s CPU a process), and every subprocess, spawned worker, kernel and server
-# compiled agentmem_plugin and the integrations from source again (mcp job: 31 s CPU with, 27 s without).
+# (langsmith's, hypothesis's, ...; 3.3 s CPU a process), and every subprocess, spawned worker, kernel and server
+# compiled agentmem_plugin and the integrations from source again (the mcp job: 31 s CPU without them, 27 s with).
 $(TEST_TARGETS): export PYTHONDONTWRITEBYTECODE :=
 test: $(VENV)/.installed-dev
 	@$(MAKE) --no-print-directory --output-sync=target --keep-going --jobs=$(JOBS) $(TEST_JOBS)
