@@ -381,9 +381,8 @@ def _sources(
     near: Mapping[str, Sequence[str]], groups: Mapping[str, str | None], mode: ContextMode
 ) -> dict[str, set[str]]:
     """Return, for every memory next to another, the memories it may take context from (see :func:`rank`)."""
-    out: dict[
-        str, set[str]
-    ] = {}  # a memory's sources: its neighbours, and the memories it neighbours
+    # a memory's sources: its neighbours, and the memories it neighbours
+    out: dict[str, set[str]] = {}
     for key, others in near.items():
         mine = out.get(key)
         if mine is None:
@@ -398,8 +397,8 @@ def _sources(
         group_of = groups.get
         for key, sources in out.items():
             own = group_of(key)
-            if own is not None:  # an unknown session shares context with any (_same_session)
-                out[key] = {s for s in sources if (g := group_of(s)) is None or g == own}
+            if own is not None:  # a memory of no known session keeps every source
+                out[key] = {s for s in sources if _same_session(own, group_of(s))}
     return out
 
 
@@ -526,9 +525,8 @@ def _within_reach(
     low_of, high_of, zero = low.get, high.get, repeat(0.0)
     for key in set(plain) | set(sources_of):
         sources = sources_of.get(key)
-        if (
-            sources
-        ):  # the best bound among the sources (map: the same max, without a generator frame)
+        if sources:
+            # the best bound among the sources (map: the same max, without a generator frame)
             ctx_low = weight * max(map(low_of, sources, zero))
             ctx_high = weight * max(map(high_of, sources, zero))
         else:
@@ -814,7 +812,8 @@ def rank_entries(
             and config.session_weight == 0
             and config.dedup_threshold is None
             and (now is not None or config.recency_weight == 0)
-        ):  # only the neighbours that can change the top are read (and ranked)
+        ):
+            # only the neighbours that can change the top are read (and ranked)
             around = _anchors_that_matter(
                 query, candidates, around, config, now or 0.0, limit, keyword_complete
             )

@@ -118,9 +118,8 @@ class KeywordIndex:
         self.df = f'"{table}_kw_df"'
         self.blocks = f'"{table}_kw_blocks"'
         self.queue = f'"{table}_kw_queue"'
-        self.rows_examined = (
-            0  # postings the last search decoded (the per-namespace cost, for tests)
-        )
+        # postings the last search decoded (the per-namespace cost, for tests)
+        self.rows_examined = 0
         self.blocks_read = 0  # blocks the last search read
         b = self.blocks
         self._sql = {
@@ -334,9 +333,8 @@ class KeywordIndex:
                     break
             block_id, key, blob = int(row[0]), int(row[1]), row[2]
             end = len(docs)
-            if i + 1 < len(
-                docs
-            ):  # more documents: those before the next block's first are this block's
+            # more documents: those before the next block's first are this block's
+            if i + 1 < len(docs):
                 after = conn.execute(self._sql["next"], (ns, term, key)).fetchone()
                 if after is not None:
                     end = max(bisect.bisect_left(docs, after[0]), i + 1)

@@ -277,20 +277,25 @@ def random_ranking_case(rng: random.Random) -> tuple[str, list[Candidate], dict[
     return query, candidates, near
 
 
-@pytest.mark.parametrize("seed", range(60))
-def test_ranking_the_best_few_equals_the_head_of_the_whole_ranking(seed: int) -> None:
-    rng = random.Random(seed)
-    query, candidates, near = random_ranking_case(rng)
-    config = RankingConfig(
+def random_config(rng: random.Random, *, modes: list[str], context: list[float]) -> RankingConfig:
+    """A ranking config drawn from *rng* (context mode from *modes*, context weight from *context*)."""
+    return RankingConfig(
         entity_weight=rng.choice([0.1, 0.3, 1.0]),
-        context_mode=rng.choice(["session", "always", "off"]),
-        context_weight=rng.choice([0.5, 0.0, 2.0]),
+        context_mode=rng.choice(modes),  # type: ignore[arg-type]
+        context_weight=rng.choice(context),
         recency_weight=rng.choice([0.0, 0.1]),
         importance_weight=rng.choice([0.0, 0.2]),
         keyword_weight=rng.random(),
         cos_norm=rng.choice(["minmax", "raw"]),
         bm25_norm=rng.choice(["minmax", "max", "length"]),
     )
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_ranking_the_best_few_equals_the_head_of_the_whole_ranking(seed: int) -> None:
+    rng = random.Random(seed)
+    query, candidates, near = random_ranking_case(rng)
+    config = random_config(rng, modes=["session", "always", "off"], context=[0.5, 0.0, 2.0])
     whole = rank(query, candidates, neighbors=near, config=config, limit=None)
     for limit in (1, 3, 10, 50):
         got = rank(query, candidates, neighbors=near, config=config, limit=limit)
@@ -328,16 +333,7 @@ def pruned_ranking_case(seed: int) -> int:
     def fetch(keys: list[str]) -> list[MemoryEntry | None]:
         return [by_key.get(k) for k in keys]
 
-    config = RankingConfig(
-        entity_weight=rng.choice([0.1, 0.3, 1.0]),
-        context_mode=rng.choice(["session", "always"]),
-        context_weight=rng.choice([0.5, 0.2, 2.0]),
-        recency_weight=rng.choice([0.0, 0.1]),
-        importance_weight=rng.choice([0.0, 0.2]),
-        keyword_weight=rng.random(),
-        cos_norm=rng.choice(["minmax", "raw"]),
-        bm25_norm=rng.choice(["minmax", "max", "length"]),
-    )
+    config = random_config(rng, modes=["session", "always"], context=[0.5, 0.2, 2.0])
     run: dict[str, Any] = {
         "neighbors": neighbors,
         "fetch": fetch,
