@@ -35,6 +35,7 @@ from agentmem_plugin.errors import (
 )
 
 __all__ = [
+    "BESIDE_THREADS",
     "DEFAULT_MODEL_NAME",
     "SHOW_PROGRESS_ENV",
     "CachedEmbedder",
@@ -47,6 +48,7 @@ __all__ = [
     "as_embedder",
     "check_vectors",
     "default_embedder",
+    "embed_query_beside",
     "export_onnx",
     "onnx_cache_dir",
     "open_shared_cache",
@@ -426,6 +428,75 @@ def as_embedder(obj: Any) -> Embedder:
         f"cannot use {type(obj).__name__} as an embedder: pass 'default', an Embedder, a LangChain Embeddings "
         "object or a callable(list[str]) -> vectors"
     )
+
+
+# -- a query embedded beside other work ---------------------------------------------------------------------------
+
+BESIDE_THREADS = 4
+"""How many query embeddings may run on helper threads at once (more searches at once embed in their own thread)."""
+
+
+class _Helpers:
+    """Helper threads for :func:`embed_query_beside`, made on first use and again in a forked child."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        # a forked child has none of the parent's threads: a new pool, and every helper free
+        self._pool: Any = None
+        self._free = threading.BoundedSemaphore(BESIDE_THREADS)
+
+    def start(self, fn: Callable[[str], Vector], text: str) -> Callable[[], Vector]:
+        """Run ``fn(text)`` on a free helper thread; return what waits for its result (see the function below)."""
+        if not self._free.acquire(blocking=False):
+            return lambda: fn(
+                text
+            )  # every helper busy: the caller embeds when it asks for the vector
+        try:
+            with self._lock:
+                if self._pool is None:
+                    from concurrent.futures import ThreadPoolExecutor
+
+                    self._pool = ThreadPoolExecutor(
+                        BESIDE_THREADS, thread_name_prefix="agentmem-embed"
+                    )
+                future = self._pool.submit(self._run, fn, text)
+        except RuntimeError:  # no new threads at interpreter shutdown: embed in the caller
+            self._free.release()
+            return lambda: fn(text)
+        return future.result  # type: ignore[no-any-return]
+
+    def _run(self, fn: Callable[[str], Vector], text: str) -> Vector:
+        try:
+            return fn(text)
+        finally:
+            self._free.release()
+
+
+_HELPERS = _Helpers()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_HELPERS._reset)
+
+
+def embed_query_beside(embedder: Embedder, text: str) -> Callable[[], Vector]:
+    """Start embedding the query *text* on a helper thread; return a function that waits for its vector.
+
+    A hybrid search runs its keyword side while the model encodes the query (the encode releases the GIL, and
+    the keyword side is mostly SQLite, which does too), so the two cost about the longer of them rather than
+    their sum. The embedder is called once, from a helper thread, while the caller keeps its own thread; when
+    every helper is busy (:data:`BESIDE_THREADS` searches at once) the returned function embeds in the
+    caller's thread instead. Errors of the embedder are raised by the returned function.
+
+    Example:
+        >>> embedder = CallableEmbedder(lambda texts: [[1.0, float(len(t))] for t in texts], name="fake")
+        >>> vector = embed_query_beside(embedder, "tea")
+        >>> [round(x, 3) for x in vector()]
+        [0.316, 0.949]
+
+    """
+    return _HELPERS.start(embedder.embed_query, text)
 
 
 # -- cache ------------------------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from typing import Any
 from agentmem_plugin.backup import read_backup, write_backup
 from agentmem_plugin.cache import ReadCache
 from agentmem_plugin.codec import normalize
+from agentmem_plugin.embeddings import embed_query_beside
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import (
     AgentMemError,
@@ -1001,8 +1002,14 @@ class MemoryManager:
                 {**plain_hit(e, sim, mode, explain), "tier": name} for name, e, sim in nearest
             ], len(nearest) < depth
         wide = max(depth * 5, HYBRID_CANDIDATES)
-        keyword = self._keyword(query, wide, names) if mode != "semantic" else {}
-        located = self._dense(query, wide, names) if mode != "keyword" else []
+        if mode == "hybrid":
+            # the keyword side runs while the query is embedded (see embed_query_beside)
+            vector = self._start_query_vector(query)
+            keyword = self._keyword(query, wide, names)
+            located = self._nearest(vector(), wide, names)
+        else:
+            keyword = self._keyword(query, wide, names) if mode != "semantic" else {}
+            located = self._dense(query, wide, names) if mode != "keyword" else []
         where: dict[str, tuple[str, MemoryEntry]] = {}
         bm25: dict[str, tuple[MemoryEntry, float]] = {}
         for name, found in keyword.items():
@@ -1079,10 +1086,20 @@ class MemoryManager:
         self, query: str, depth: int, names: Sequence[str]
     ) -> list[tuple[str, MemoryEntry, float]]:
         """Return the *depth* memories nearest to *query* in meaning, over every index: ``(tier, entry, cosine)``."""
+        return self._nearest(self._start_query_vector(query)(), depth, names)
+
+    def _start_query_vector(self, query: str) -> Callable[[], Sequence[float]]:
+        """Bring every index up to date, then start embedding *query* (see :func:`embed_query_beside`)."""
         indexes = self.tiers.semantic
         for index in indexes:
             index.sync()
-        vector = indexes[0].embedder.embed_query(query)
+        return embed_query_beside(indexes[0].embedder, query)
+
+    def _nearest(
+        self, vector: Sequence[float], depth: int, names: Sequence[str]
+    ) -> list[tuple[str, MemoryEntry, float]]:
+        """Return the *depth* memories nearest to *vector* over every index: ``(tier, entry, cosine)``."""
+        indexes = self.tiers.semantic
         found = [
             hit for index in indexes for hit in index.search_located(vector, depth, only=names)
         ]

@@ -16,6 +16,7 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, ParamSpec, TypeVar
 
+from agentmem_plugin.embeddings import embed_query_beside
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import (
     AgentMemError,
@@ -476,8 +477,16 @@ class Memory:
             return []
         boosted = has_boosts(config)
         depth = max(limit * 5, HYBRID_CANDIDATES) if mode == "hybrid" or boosted else limit
-        keyword = self._tier.keyword_search(query, depth) if mode != "semantic" else []
-        dense = self._dense(query, depth) if mode != "keyword" else []
+        if mode == "hybrid":
+            # the keyword side runs while the query is embedded (see embed_query_beside)
+            assert self._semantic is not None
+            self._semantic.sync()
+            vector = embed_query_beside(self._semantic.embedder, query)
+            keyword = self._tier.keyword_search(query, depth)
+            dense = self._vector_hits(vector(), depth)
+        else:
+            keyword = self._tier.keyword_search(query, depth) if mode != "semantic" else []
+            dense = self._dense(query, depth) if mode != "keyword" else []
         if mode != "hybrid" and not boosted:
             return [plain_hit(e, s, mode, explain) for e, s in (keyword or dense)]
         radius = self.context_radius
