@@ -280,8 +280,11 @@ def query_entities(query: str) -> set[str]:
 
 def group_of(candidate: Candidate) -> str | None:
     """Return the session a candidate belongs to (its first :data:`GROUP_FIELDS` metadata value), or None."""
+    metadata = candidate.metadata
+    if not metadata:
+        return None
     for name in GROUP_FIELDS:
-        value = candidate.metadata.get(name)
+        value = metadata.get(name)
         if value is not None and value != "":
             return str(value)
     return None
@@ -515,24 +518,30 @@ def _within_reach(
     """
     low: dict[str, float] = {}
     high: dict[str, float] = {}
+    entity = cfg.entity_weight
+    down, up = 1.0 - _WIDEN, 1.0 + _WIDEN
     for key, (fused, recency, importance) in plain.items():
         base = fused + (recency or 0.0) + (importance or 0.0)
-        low[key] = base * (1.0 - _WIDEN)
-        high[key] = (base + cfg.entity_weight) * (1.0 + _WIDEN) + _WIDEN
+        low[key] = base * down
+        high[key] = (base + entity) * up + _WIDEN
     weight = cfg.context_weight
+    none = weight * 0.0  # the context of a memory without sources
     final_low: dict[str, float] = {}
     final_high: dict[str, float] = {}
     low_of, high_of, zero = low.get, high.get, repeat(0.0)
-    for key in set(plain) | set(sources_of):
-        sources = sources_of.get(key)
+    for key, own_low in low.items():
+        if key not in sources_of:
+            final_low[key] = (own_low + none) * down
+            final_high[key] = (high[key] + none) * up + _WIDEN
+    for key, sources in sources_of.items():
         if sources:
             # the best bound among the sources (map: the same max, without a generator frame)
             ctx_low = weight * max(map(low_of, sources, zero))
             ctx_high = weight * max(map(high_of, sources, zero))
         else:
-            ctx_low = ctx_high = weight * 0.0
-        final_low[key] = (low_of(key, 0.0) + ctx_low) * (1.0 - _WIDEN)
-        final_high[key] = (high_of(key, 0.0) + ctx_high) * (1.0 + _WIDEN) + _WIDEN
+            ctx_low = ctx_high = none
+        final_low[key] = (low_of(key, 0.0) + ctx_low) * down
+        final_high[key] = (high_of(key, 0.0) + ctx_high) * up + _WIDEN
     shown = [s for key, s in final_low.items() if key in found or s > 0]
     if len(shown) < limit:
         return set(final_high)
@@ -735,9 +744,12 @@ def _stored_candidate(key: str, e: _Stored, bm25: float | None, cosine: float | 
     it against the constructor).
     """
     c = object.__new__(Candidate)
+    value, tags = e.value, e.tags
+    # a string without tags: document_text("", value, ()) without its calls
+    text = " " + value if type(value) is str and not tags else document_text("", value, tags)
     c.__dict__.update(
         key=key,
-        text=document_text("", e.value, e.tags),
+        text=text,
         bm25=bm25,
         cosine=cosine,
         created_at=e.created_at,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from agentmem_plugin.errors import InvalidArgumentError
@@ -246,14 +248,19 @@ def test_ablations_are_valid_configs() -> None:
         DEFAULT_CONFIG.with_(**options)
 
 
-def test_the_fast_candidate_of_a_stored_memory_is_the_constructors() -> None:
+@pytest.mark.parametrize(
+    ("value", "tags"),
+    [({"a": ["Ana", 3]}, ["t"]), ("Ana paints", []), ("Ana paints", ["art"]), ("", []), (7, [])],
+    ids=["dict-tags", "str", "str-tags", "empty-str", "int"],
+)
+def test_the_fast_candidate_of_a_stored_memory_is_the_constructors(value: Any, tags: list[str]) -> None:
     import dataclasses
 
     from agentmem_plugin.entry import MemoryEntry
     from agentmem_plugin.ranking import _stored_candidate
     from agentmem_plugin.search import document_text
 
-    entry = MemoryEntry("k", {"a": ["Ana", 3]}, tags=["t"], metadata={"session": "s1"})
+    entry = MemoryEntry("k", value, tags=tags, metadata={"session": "s1"})
     fast = _stored_candidate("k", entry, 2.5, None)
     slow = Candidate(
         "k",
