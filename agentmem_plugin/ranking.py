@@ -633,30 +633,21 @@ def rank(
             needed.update(s for s in sources_of.get(key, ()) if s in by_key)
         exact = [k for k in by_key if k in needed]
 
-    parts: dict[str, dict[str, float | None]] = {}
+    # a memory's own score now; the dict of its components (RankedHit.components) only if it is returned
+    terms: dict[str, tuple[float, float | None, float | None, float | None]] = {}
     own: dict[str, float] = {}
     for key in exact:
-        c = by_key[key]
         fused, recency, importance = plain[key]
-        comp: dict[str, float | None] = {
-            "bm25": c.bm25,
-            "cosine": c.cosine,
-            "bm25_norm": bm25_n.get(key, 0.0),
-            "cos_norm": cos_n.get(key, 0.0),
-            "fused": fused,
-        }
         total = fused
+        boost = None
         if entities:
-            boost = cfg.entity_weight * len(found_in(c.text)) / len(entities)
-            comp["entity"] = boost
+            boost = cfg.entity_weight * len(found_in(by_key[key].text)) / len(entities)
             total += boost
         if recency is not None:
-            comp["recency"] = recency
             total += recency
         if importance is not None:
-            comp["importance"] = importance
             total += importance
-        parts[key] = comp
+        terms[key] = (fused, boost, recency, importance)
         own[key] = total
 
     context: dict[str, float] = {}
@@ -670,17 +661,14 @@ def rank(
             best = max((own.get(s, 0.0) for s in sources), default=0.0)
             if best > 0:
                 context[key] = cfg.context_weight * best
-    for key, share in context.items():
-        comp = parts.setdefault(
-            key, {"bm25": None, "cosine": None, "bm25_norm": 0.0, "cos_norm": 0.0, "fused": 0.0}
-        )
-        comp["context"] = share
+    for key in context:
         own.setdefault(key, 0.0)
     if reach is not None:  # the exact scores of the sources outside the reach are not final scores
         own = {key: s for key, s in own.items() if key in reach}
 
     base = {key: own[key] + context.get(key, 0.0) for key in own}
     final = dict(base)
+    session_of: dict[str, float] = {}
     if cfg.session_weight > 0:
         g = cfg.session_weight
         best_of: dict[str, float] = {}
@@ -691,8 +679,40 @@ def rank(
         for key, s in base.items():
             grp = groups.get(key)
             session = best_of.get(grp, s) if grp is not None else s
-            parts[key]["session"] = session
+            session_of[key] = session
             final[key] = (1.0 - g) * s + g * session
+
+    def components(key: str) -> dict[str, float | None]:
+        held = terms.get(key)
+        if held is None:  # lifted by context alone
+            comp: dict[str, float | None] = {
+                "bm25": None,
+                "cosine": None,
+                "bm25_norm": 0.0,
+                "cos_norm": 0.0,
+                "fused": 0.0,
+            }
+        else:
+            c = by_key[key]
+            fused, boost, recency, importance = held
+            comp = {
+                "bm25": c.bm25,
+                "cosine": c.cosine,
+                "bm25_norm": bm25_n.get(key, 0.0),
+                "cos_norm": cos_n.get(key, 0.0),
+                "fused": fused,
+            }
+            if boost is not None:
+                comp["entity"] = boost
+            if recency is not None:
+                comp["recency"] = recency
+            if importance is not None:
+                comp["importance"] = importance
+        if key in context:
+            comp["context"] = context[key]
+        if key in session_of:
+            comp["session"] = session_of[key]
+        return comp
 
     order = sorted(
         (k for k, s in final.items() if s > 0 or k in found), key=lambda k: (-final[k], k)
@@ -715,7 +735,7 @@ def rank(
         order = kept
     if limit is not None:
         order = order[:limit]
-    return [RankedHit(key, final[key], parts[key]) for key in order]
+    return [RankedHit(key, final[key], components(key)) for key in order]
 
 
 class _Stored(Protocol):
