@@ -440,20 +440,20 @@ class _Helpers:
     """Helper threads for :func:`embed_query_beside`, made on first use and again in a forked child."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._reset()
 
     def _reset(self) -> None:
-        # a forked child has none of the parent's threads: a new pool, and every helper free
+        # a forked child has none of the parent's threads: a new pool, every helper free, and a new lock (the
+        # parent's may have been held by another thread at the fork)
+        self._lock = threading.Lock()
         self._pool: Any = None
         self._free = threading.BoundedSemaphore(BESIDE_THREADS)
 
     def start(self, fn: Callable[[str], Vector], text: str) -> Callable[[], Vector]:
         """Run ``fn(text)`` on a free helper thread; return what waits for its result (see the function below)."""
         if not self._free.acquire(blocking=False):
-            return lambda: fn(
-                text
-            )  # every helper busy: the caller embeds when it asks for the vector
+            # every helper busy: the caller embeds when it asks for the vector
+            return lambda: fn(text)
         try:
             with self._lock:
                 if self._pool is None:

@@ -75,11 +75,21 @@ def test_with_every_helper_busy_the_caller_embeds_itself() -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_a_forked_child_gets_helpers_of_its_own() -> None:
-    embed_query_beside(
-        ThreadRecordingEmbedder(), "made in the parent"
-    )()  # the parent's pool exists
-    pid = os.fork()
+@pytest.mark.parametrize("held", [False, True], ids=["idle", "lock-held-at-fork"])
+def test_a_forked_child_gets_helpers_of_its_own(held: bool) -> None:
+    from agentmem_plugin import embeddings
+
+    # the parent's pool exists
+    embed_query_beside(ThreadRecordingEmbedder(), "made in the parent")()
+    lock = embeddings._HELPERS._lock
+    if held:  # as if another thread were starting a helper at the fork
+        lock.acquire()
+    pid = -1
+    try:
+        pid = os.fork()
+    finally:
+        if held and pid != 0:
+            lock.release()
     if pid == 0:  # the child: its copy of the pool has no threads; a new one must serve it
         code = 1
         try:
