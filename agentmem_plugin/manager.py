@@ -924,7 +924,9 @@ class MemoryManager:
         What a search finds does not depend on where a memory sits: a read, a promotion, a consolidation or an
         archive move never changes it. Keyword search ranks each tier's BM25 hits (divided by the tier's best
         score, so tiers compete on rank); semantic search asks the namespace's one vector index, keyed by memory
-        key, whatever tier holds each memory; hybrid (the default with an embedder) fuses the two.
+        key, whatever tier holds each memory; hybrid (the default with an embedder) fuses the two, its query
+        embedded on a helper thread while the keyword side runs
+        (:func:`~agentmem_plugin.embeddings.embed_query_beside`).
 
         Args:
             query: Free text (empty: ``[]``).
