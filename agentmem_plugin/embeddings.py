@@ -16,6 +16,7 @@ Anything else raises :class:`~agentmem_plugin.errors.EmbeddingError` before anyt
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import logging
 import math
@@ -194,6 +195,10 @@ class _LocalModel:
 
     _path: str | None
     _name: str
+
+    query_thread_safe = True
+    """Its queries may be embedded on a helper thread (see :func:`embed_query_beside`): the model is read only,
+    takes no lock a caller could hold, and needs no thread-bound resource."""
 
     @property
     def name(self) -> str:
@@ -462,7 +467,8 @@ class _Helpers:
                     self._pool = ThreadPoolExecutor(
                         BESIDE_THREADS, thread_name_prefix="agentmem-embed"
                     )
-                future = self._pool.submit(self._run, fn, text)
+                # the caller's context variables (tracing spans, callbacks) go with the call
+                future = self._pool.submit(contextvars.copy_context().run, self._run, fn, text)
         except RuntimeError:  # no new threads at interpreter shutdown: embed in the caller
             self._free.release()
             return lambda: fn(text)
@@ -483,19 +489,27 @@ if hasattr(os, "register_at_fork"):
 def embed_query_beside(embedder: Embedder, text: str) -> Callable[[], Vector]:
     """Start embedding the query *text* on a helper thread; return a function that waits for its vector.
 
-    A hybrid search runs its keyword side while the model encodes the query (the encode releases the GIL, and
-    the keyword side is mostly SQLite, which does too), so the two cost about the longer of them rather than
-    their sum. The embedder is called once, from a helper thread, while the caller keeps its own thread; when
-    every helper is busy (:data:`BESIDE_THREADS` searches at once) the returned function embeds in the
-    caller's thread instead. Errors of the embedder are raised by the returned function.
+    A hybrid search runs its keyword side in its own thread meanwhile. Only an embedder that declares
+    ``query_thread_safe = True`` is called from a helper: the library's local models do (and a
+    :class:`CachedEmbedder` when its inner embedder does). It must be safe to call from any thread, need no
+    thread-bound resource, and take no lock its caller may hold while searching; the caller's context variables
+    go with the call. Any other embedder is called in the caller's thread when the returned function runs, as
+    before. When every helper is busy (:data:`BESIDE_THREADS` searches at once) the caller embeds too. Errors
+    of the embedder are raised by the returned function.
+
+    What it is worth depends on the embedder: the torch MiniLM holds the GIL for most of its encode, so at
+    100,000 memories a hybrid search gains about 0.3 ms on a quiet machine and 4 ms on a loaded one
+    (docs/benchmarks.md); an embedder that waits on native code or I/O hides the whole keyword side.
 
     Example:
         >>> embedder = CallableEmbedder(lambda texts: [[1.0, float(len(t))] for t in texts], name="fake")
-        >>> vector = embed_query_beside(embedder, "tea")
+        >>> vector = embed_query_beside(embedder, "tea")  # not declared thread-safe: embedded by vector()
         >>> [round(x, 3) for x in vector()]
         [0.316, 0.949]
 
     """
+    if getattr(embedder, "query_thread_safe", False) is not True:
+        return lambda: embedder.embed_query(text)
     return _HELPERS.start(embedder.embed_query, text)
 
 
@@ -728,6 +742,11 @@ class CachedEmbedder:
     def dim(self) -> int:
         """The inner embedder's dimension."""
         return self.inner.dim
+
+    @property
+    def query_thread_safe(self) -> bool:
+        """The inner embedder's declaration (see :func:`embed_query_beside`); the cache is thread-safe."""
+        return getattr(self.inner, "query_thread_safe", False) is True
 
     def embed_documents(self, texts: Sequence[str]) -> list[Vector]:
         """Return one vector per text, embedding only texts not seen before (each distinct text once)."""

@@ -1088,7 +1088,10 @@ class MemoryManager:
         self, query: str, depth: int, names: Sequence[str]
     ) -> list[tuple[str, MemoryEntry, float]]:
         """Return the *depth* memories nearest to *query* in meaning, over every index: ``(tier, entry, cosine)``."""
-        return self._nearest(self._start_query_vector(query)(), depth, names)
+        indexes = self.tiers.semantic
+        for index in indexes:
+            index.sync()
+        return self._nearest(indexes[0].embedder.embed_query(query), depth, names)
 
     def _start_query_vector(self, query: str) -> Callable[[], Sequence[float]]:
         """Bring every index up to date, then start embedding *query* (see :func:`embed_query_beside`)."""

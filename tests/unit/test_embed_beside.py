@@ -18,8 +18,14 @@ from tests.conftest import FakeHashEmbedder
 WAIT = 10.0  # seconds; a wait that runs out fails the test (nothing here waits that long when it works)
 
 
-class ThreadRecordingEmbedder(FakeHashEmbedder):
-    """The FAKE hash embedder, recording the thread of each query; *gate*, when given, holds every query."""
+class SafeFakeEmbedder(FakeHashEmbedder):
+    """The FAKE hash embedder, declared safe to call from a helper thread."""
+
+    query_thread_safe = True
+
+
+class ThreadRecordingEmbedder(SafeFakeEmbedder):
+    """The FAKE hash embedder (declared thread-safe), recording the thread of each query; *gate* holds queries."""
 
     def __init__(self, gate: threading.Event | None = None) -> None:
         super().__init__()
@@ -43,7 +49,7 @@ def test_the_vector_comes_from_a_helper_thread() -> None:
 
 
 def test_the_embedder_error_is_raised_by_the_returned_function() -> None:
-    class Failing(FakeHashEmbedder):
+    class Failing(SafeFakeEmbedder):
         def embed_query(self, text: str) -> list[float]:
             raise EmbeddingError(f"cannot embed {text!r}")
 
@@ -97,16 +103,68 @@ def test_a_forked_child_gets_helpers_of_its_own(held: bool) -> None:
             result: list[Any] = []
 
             def run() -> None:
-                result.append(embed_query_beside(FakeHashEmbedder(), "child")())
+                child = ThreadRecordingEmbedder()
+                result.append(embed_query_beside(child, "child")())
+                result.append(child.threads[0] != threading.get_ident())  # a helper ran it
                 done.set()
 
             threading.Thread(target=run, daemon=True).start()
-            if done.wait(WAIT) and result == [FakeHashEmbedder().vector("child")]:
+            if done.wait(WAIT) and result == [FakeHashEmbedder().vector("child"), True]:
                 code = 0
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_an_embedder_not_declared_thread_safe_runs_in_the_callers_thread_when_asked() -> None:
+    embedder = ThreadRecordingEmbedder()
+    embedder.query_thread_safe = False  # type: ignore[misc]
+    vector = embed_query_beside(embedder, "tea")
+    assert not embedder.threads  # nothing ran yet: the vector is embedded when asked for
+    assert vector() == FakeHashEmbedder().vector("tea")
+    assert embedder.threads == [threading.get_ident()]
+
+
+def test_a_cached_embedder_declares_what_its_inner_embedder_declares() -> None:
+    from agentmem_plugin.embeddings import CachedEmbedder, SentenceTransformerEmbedder
+
+    assert CachedEmbedder(SafeFakeEmbedder()).query_thread_safe is True
+    assert CachedEmbedder(FakeHashEmbedder()).query_thread_safe is False
+    assert SentenceTransformerEmbedder.query_thread_safe is True  # the local models declare it
+
+    inner = ThreadRecordingEmbedder()
+    embed_query_beside(CachedEmbedder(inner), "through the cache")()
+    assert inner.threads[0] != threading.get_ident()
+
+
+def test_the_callers_context_variables_go_to_the_helper() -> None:
+    import contextvars
+
+    request: contextvars.ContextVar[str] = contextvars.ContextVar("request")
+
+    class ContextReading(ThreadRecordingEmbedder):
+        def embed_query(self, text: str) -> list[float]:
+            return super().embed_query(f"{text} for {request.get('nobody')}")
+
+    embedder = ContextReading()
+    token = request.set("req-42")
+    try:
+        vector = embed_query_beside(embedder, "tea")()
+    finally:
+        request.reset(token)
+    assert embedder.threads[0] != threading.get_ident()
+    assert vector == FakeHashEmbedder().vector("tea for req-42")
+
+
+def test_manager_semantic_search_embeds_in_the_callers_thread(tmp_path: Path) -> None:
+    embedder = ThreadRecordingEmbedder()
+    manager = MemoryManager(storage_path=tmp_path, embedder=embedder, enable_logging=False)
+    for k, v in TEXTS:
+        manager.store(k, v, memory_type="long_term")
+    assert manager.search("where is the bakery", mode="semantic")
+    assert embedder.threads[-1] == threading.get_ident()  # no keyword side to run beside it
+    manager.close()
 
 
 def _keyword_waits_for_the_embedding(monkeypatch: pytest.MonkeyPatch, embedder: Any) -> list[str]:
