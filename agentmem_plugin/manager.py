@@ -925,8 +925,8 @@ class MemoryManager:
         archive move never changes it. Keyword search ranks each tier's BM25 hits (divided by the tier's best
         score, so tiers compete on rank); semantic search asks the namespace's one vector index, keyed by memory
         key, whatever tier holds each memory; hybrid (the default with an embedder) fuses the two, its query
-        embedded on a helper thread while the keyword side runs
-        (:func:`~agentmem_plugin.embeddings.embed_query_beside`).
+        embedded on a helper thread while the keyword side runs when the embedder declares it safe, as the
+        local models do (:func:`~agentmem_plugin.embeddings.embed_query_beside`).
 
         Args:
             query: Free text (empty: ``[]``).

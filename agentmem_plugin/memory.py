@@ -442,7 +442,8 @@ class Memory:
         scaled BM25 and cosine fused, a boost for the query's names and numbers found in a memory, and temporal
         contiguity between memories stored next to each other in the same session (metadata ``session``,
         ``session_id``, ``conversation_id`` or ``thread_id``). Its query is embedded on a helper thread while the
-        keyword side runs (:func:`~agentmem_plugin.embeddings.embed_query_beside`).
+        keyword side runs when the embedder declares it safe, as the local models do
+        (:func:`~agentmem_plugin.embeddings.embed_query_beside`).
 
         Args:
             query: Free text; an empty or whitespace query returns ``[]`` (as does an all-stop-word query in
