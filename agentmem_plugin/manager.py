@@ -46,7 +46,7 @@ from typing import Any
 from agentmem_plugin.backup import read_backup, write_backup
 from agentmem_plugin.cache import ReadCache
 from agentmem_plugin.codec import normalize
-from agentmem_plugin.embeddings import embed_query_beside
+from agentmem_plugin.embeddings import Embedder, embed_query_beside
 from agentmem_plugin.entry import Clock, MemoryEntry
 from agentmem_plugin.errors import (
     AgentMemError,
@@ -1088,17 +1088,18 @@ class MemoryManager:
         self, query: str, depth: int, names: Sequence[str]
     ) -> list[tuple[str, MemoryEntry, float]]:
         """Return the *depth* memories nearest to *query* in meaning, over every index: ``(tier, entry, cosine)``."""
-        indexes = self.tiers.semantic
-        for index in indexes:
-            index.sync()
-        return self._nearest(indexes[0].embedder.embed_query(query), depth, names)
+        return self._nearest(self._synced_embedder().embed_query(query), depth, names)
 
     def _start_query_vector(self, query: str) -> Callable[[], Sequence[float]]:
         """Bring every index up to date, then start embedding *query* (see :func:`embed_query_beside`)."""
+        return embed_query_beside(self._synced_embedder(), query)
+
+    def _synced_embedder(self) -> Embedder:
+        """Bring every semantic index up to date; return the embedder they share."""
         indexes = self.tiers.semantic
         for index in indexes:
             index.sync()
-        return embed_query_beside(indexes[0].embedder, query)
+        return indexes[0].embedder
 
     def _nearest(
         self, vector: Sequence[float], depth: int, names: Sequence[str]
