@@ -508,9 +508,14 @@ def embed_query_beside(embedder: Embedder, text: str) -> Callable[[], Vector]:
         [0.316, 0.949]
 
     """
-    if getattr(embedder, "query_thread_safe", False) is not True:
+    if not _declares_thread_safe(embedder):
         return lambda: embedder.embed_query(text)
     return _HELPERS.start(embedder.embed_query, text)
+
+
+def _declares_thread_safe(embedder: object) -> bool:
+    """Whether *embedder* declares ``query_thread_safe = True`` (an undeclared embedder is not)."""
+    return getattr(embedder, "query_thread_safe", False) is True
 
 
 # -- cache ------------------------------------------------------------------------------------------------------
@@ -746,7 +751,7 @@ class CachedEmbedder:
     @property
     def query_thread_safe(self) -> bool:
         """The inner embedder's declaration (see :func:`embed_query_beside`); the cache is thread-safe."""
-        return getattr(self.inner, "query_thread_safe", False) is True
+        return _declares_thread_safe(self.inner)
 
     def embed_documents(self, texts: Sequence[str]) -> list[Vector]:
         """Return one vector per text, embedding only texts not seen before (each distinct text once)."""
